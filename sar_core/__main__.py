@@ -1,0 +1,7 @@
+"""python -m sar_core ..."""
+
+import sys
+
+from sar_core.cli import main
+
+sys.exit(main())

@@ -1,0 +1,285 @@
+"""Number formats and bit flips, bit-exact. Bit 0 is the least significant bit, everywhere.
+
+float32 (IEEE 754 binary32): bit 31 sign, bits 30..23 exponent, bits 22..0 mantissa.
+float16 (binary16): bit 15 sign, 14..10 exponent, 9..0 mantissa.
+bfloat16: bit 15 sign, 14..7 exponent, 6..0 mantissa (the top 16 bits of a float32).
+int8: symmetric quantization w ~ q * s, q two's complement in [-128, 127], bit 7 the sign
+(weight -128), s = max|w| / 127 per tensor or per output channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sar_core.validate import check_choice, check_float, check_int
+
+
+@dataclass(frozen=True)
+class NumberFormat:
+    """Layout of a storage format: total width and field sizes (integers have no exponent)."""
+
+    name: str
+    width: int
+    exponent_bits: int  # 0 for int8
+    mantissa_bits: int  # 0 for int8
+    kind: str  # "float" or "int"
+
+
+FORMATS: dict[str, NumberFormat] = {
+    "float32": NumberFormat("float32", 32, 8, 23, "float"),
+    "float16": NumberFormat("float16", 16, 5, 10, "float"),
+    "bfloat16": NumberFormat("bfloat16", 16, 8, 7, "float"),
+    "int8": NumberFormat("int8", 8, 0, 0, "int"),
+}
+FORMAT_NAMES = tuple(FORMATS)
+BIT_GROUPS = ("all", "sign", "exponent", "mantissa", "msb", "lsb")
+_UINT = {32: np.uint32, 16: np.uint16, 8: np.uint8}
+
+
+def get_format(name: str) -> NumberFormat:
+    """Look up a format by name (float32, float16, bfloat16, int8)."""
+    check_choice("format", name, FORMAT_NAMES)
+    return FORMATS[name]
+
+
+def bit_fields(fmt: str) -> list[str]:
+    """Field of every bit, indexed by bit position (index 0 = LSB): sign/exponent/mantissa/integer."""
+    f = get_format(fmt)
+    if f.kind == "int":
+        return ["integer"] * (f.width - 1) + ["sign"]
+    return ["mantissa"] * f.mantissa_bits + ["exponent"] * f.exponent_bits + ["sign"]
+
+
+def bit_field(fmt: str, bit: int) -> str:
+    """Field that bit ``bit`` of format ``fmt`` belongs to."""
+    f = get_format(fmt)
+    check_int("bit", bit, low=0, high=f.width - 1)
+    return bit_fields(fmt)[bit]
+
+
+def parse_bits(spec: str | int | Iterable[int] | None, fmt: str) -> tuple[int, ...]:
+    """Bit positions from a spec: None/"all", a group name, "0-7", "30,31", an int or a list.
+
+    Groups: sign (top bit), exponent, mantissa (floats only), msb (top bit), lsb (bit 0).
+    Returns sorted distinct positions; raises ValueError on empty or out-of-range selections.
+    """
+    f = get_format(fmt)
+    top = f.width - 1
+    if spec is None:
+        return tuple(range(f.width))
+    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+        return (check_int("bits", int(spec), low=0, high=top),)
+    if isinstance(spec, str):
+        s = spec.strip().lower()
+        if s == "":
+            raise ValueError(f"Invalid bits='': select at least one bit position in 0..{top}")
+        fields = bit_fields(fmt)
+        if s == "all":
+            return tuple(range(f.width))
+        if s in ("sign", "msb"):
+            return (top,)
+        if s == "lsb":
+            return (0,)
+        if s in ("exponent", "mantissa"):
+            if f.kind == "int":
+                raise ValueError(
+                    f"Invalid bits={spec!r} for format 'int8': int8 has no {s} field; "
+                    f"use sign, msb, lsb, all, or positions in 0..{top}"
+                )
+            return tuple(i for i, name in enumerate(fields) if name == s)
+        out: set[int] = set()
+        for part in s.split(","):
+            part = part.strip()
+            try:
+                if "-" in part[1:]:
+                    a, b = part.split("-", 1)
+                    lo, hi = int(a), int(b)
+                    if lo > hi:
+                        lo, hi = hi, lo
+                    out.update(range(lo, hi + 1))
+                else:
+                    out.add(int(part))
+            except ValueError:
+                raise ValueError(
+                    f"Invalid bits={spec!r}: expected a group ({', '.join(BIT_GROUPS)}), "
+                    f"a range like 0-7, or a list like 30,31 with positions in 0..{top}"
+                ) from None
+        spec = sorted(out)
+    try:
+        positions = sorted({int(b) for b in spec})  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ValueError(f"Invalid bits={spec!r}: expected bit positions in 0..{top}") from None
+    if not positions:
+        raise ValueError(f"Invalid bits=[]: select at least one bit position in 0..{top}")
+    for b in positions:
+        if b < 0 or b > top:
+            raise ValueError(f"Invalid bits={spec!r}: position {b} is outside 0..{top} for {fmt}")
+    return tuple(positions)
+
+
+def int8_scale(w: np.ndarray, granularity: str = "tensor") -> np.ndarray:
+    """Symmetric int8 scale s = max|w| / 127, per tensor (shape ()) or per output channel (axis 0)."""
+    check_choice("granularity", granularity, ("tensor", "channel"))
+    w = np.asarray(w, dtype=np.float32)
+    if granularity == "tensor" or w.ndim == 0:
+        m = np.max(np.abs(w)) if w.size else np.float32(0)
+        s = np.asarray(m / 127.0, dtype=np.float32)
+    else:
+        m = np.max(np.abs(w.reshape(w.shape[0], -1)), axis=1)
+        s = (m / 127.0).astype(np.float32).reshape((-1,) + (1,) * (w.ndim - 1))
+    return np.where(s > 0, s, np.float32(1.0)).astype(np.float32)  # all-zero tensor: any scale
+
+
+def encode(values: np.ndarray, fmt: str, scale: np.ndarray | float | None = None) -> np.ndarray:
+    """Stored bit patterns of ``values`` in ``fmt`` as unsigned integers (always a fresh array).
+
+    Floats round to nearest-even; int8 computes q = clip(round(w / scale), -127, 127).
+    """
+    f = get_format(fmt)
+    x = np.array(values, dtype=np.float32, copy=True)
+    if f.name == "float32":
+        return x.view(np.uint32).copy()
+    if f.name == "float16":
+        with np.errstate(over="ignore"):
+            return x.astype(np.float16).view(np.uint16).copy()
+    if f.name == "bfloat16":
+        t = torch.from_numpy(x).to(torch.bfloat16).view(torch.int16)
+        return t.numpy().view(np.uint16).copy()
+    if scale is None:
+        raise ValueError("Invalid scale=None: int8 encoding needs a scale (see int8_scale)")
+    q = np.clip(np.rint(x / np.asarray(scale, dtype=np.float32)), -127, 127).astype(np.int8)
+    return q.view(np.uint8).copy()
+
+
+def decode(codes: np.ndarray, fmt: str, scale: np.ndarray | float | None = None) -> np.ndarray:
+    """Values (float32) of stored bit patterns ``codes`` in ``fmt``."""
+    f = get_format(fmt)
+    c = np.ascontiguousarray(codes, dtype=_UINT[f.width])
+    if f.name == "float32":
+        return c.view(np.float32).copy()
+    if f.name == "float16":
+        return c.view(np.float16).astype(np.float32)
+    if f.name == "bfloat16":
+        return (c.astype(np.uint32) << 16).view(np.float32)  # bfloat16 = top half of a float32
+    if scale is None:
+        raise ValueError("Invalid scale=None: int8 decoding needs a scale (see int8_scale)")
+    return (c.view(np.int8).astype(np.float32) * np.asarray(scale, dtype=np.float32)).astype(
+        np.float32
+    )
+
+
+def round_trip(values: np.ndarray, fmt: str, scale: np.ndarray | float | None = None) -> np.ndarray:
+    """What ``values`` become once stored in ``fmt`` (quantization alone, no flips)."""
+    return decode(encode(values, fmt, scale), fmt, scale)
+
+
+def flip_codes(codes: np.ndarray, bit: int) -> np.ndarray:
+    """Flip bit ``bit`` of every code (a new array)."""
+    width = codes.dtype.itemsize * 8
+    check_int("bit", bit, low=0, high=width - 1)
+    return codes ^ codes.dtype.type(1 << bit)
+
+
+def to_bitstring(code: int, width: int) -> str:
+    """Bits of ``code``, most significant first (so bit 0 is the last character)."""
+    return format(int(code), f"0{width}b")
+
+
+@dataclass(frozen=True)
+class FlipResult:
+    """One bit flip of one value: before/after values and bit strings (MSB first)."""
+
+    format: str
+    bit: int
+    field: str
+    value_before: float
+    value_after: float
+    bits_before: str
+    bits_after: str
+    scale: float | None
+
+    @property
+    def abs_change(self) -> float:
+        """|after - before| (inf when the result is not finite)."""
+        return float(abs(np.float64(self.value_after) - np.float64(self.value_before)))
+
+    @property
+    def relative_change(self) -> float:
+        """|after - before| / |before| (inf when before is 0 and the value moved)."""
+        d = self.abs_change
+        b = abs(self.value_before)
+        if b == 0:
+            return 0.0 if d == 0 else float("inf")
+        return d / b
+
+    def to_dict(self) -> dict:
+        """JSON-friendly view (non-finite numbers as strings 'inf', '-inf', 'nan')."""
+        return {
+            "format": self.format,
+            "bit": self.bit,
+            "field": self.field,
+            "value_before": _jsonable(self.value_before),
+            "value_after": _jsonable(self.value_after),
+            "bits_before": self.bits_before,
+            "bits_after": self.bits_after,
+            "scale": self.scale,
+            "relative_change": _jsonable(self.relative_change),
+        }
+
+
+def _jsonable(x: float) -> float | str:
+    x = float(x)
+    if np.isfinite(x):
+        return x
+    return "nan" if np.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def flip_value(value: float, fmt: str, bit: int, scale: float | None = None) -> FlipResult:
+    """Store ``value`` in ``fmt``, flip bit ``bit``, and report the effect.
+
+    For int8 the scale defaults to |value| / 127 (the value is then the tensor's maximum).
+    """
+    f = get_format(fmt)
+    value = check_float("value", value)
+    check_int("bit", bit, low=0, high=f.width - 1)
+    s = None
+    if f.kind == "int":
+        if scale is None:
+            scale = abs(value) / 127.0 if value != 0 else 1.0
+        s = check_float("scale", scale, low=0.0, low_open=True)
+    arr = np.array([value], dtype=np.float32)
+    before = encode(arr, fmt, s)
+    after = flip_codes(before, bit)
+    return FlipResult(
+        format=fmt,
+        bit=bit,
+        field=bit_field(fmt, bit),
+        value_before=float(decode(before, fmt, s)[0]),
+        value_after=float(decode(after, fmt, s)[0]),
+        bits_before=to_bitstring(before[0], f.width),
+        bits_after=to_bitstring(after[0], f.width),
+        scale=s,
+    )
+
+
+def delta_per_bit(weights: np.ndarray, fmt: str, granularity: str = "tensor") -> np.ndarray:
+    """Median |delta w| caused by flipping each bit position of every weight; shape (width,).
+
+    Non-finite results count as inf in the median (so a catastrophic bit shows inf).
+    """
+    f = get_format(fmt)
+    w = np.asarray(weights, dtype=np.float32)
+    s = int8_scale(w, granularity) if f.kind == "int" else None
+    codes = encode(w, fmt, s)
+    base = decode(codes, fmt, s).astype(np.float64)
+    out = np.empty(f.width, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for b in range(f.width):
+            d = np.abs(decode(flip_codes(codes, b), fmt, s).astype(np.float64) - base)
+            d[~np.isfinite(d)] = np.inf
+            out[b] = float(np.median(d)) if d.size else 0.0
+    return out

@@ -1,0 +1,184 @@
+"""Bundled datasets (no downloads), deterministic stratified splits, validated CSV upload."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from sklearn import datasets as skd
+from sklearn.model_selection import train_test_split
+
+from sar_core import limits
+from sar_core.validate import check_choice, check_float, check_int
+
+DATASETS = ("digits", "moons", "circles", "blobs", "iris", "wine", "breast_cancer")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A standardised train/test split. X: (N, D) float32, y: (N,) int64."""
+
+    name: str
+    X_train: np.ndarray = field(repr=False)
+    y_train: np.ndarray = field(repr=False)
+    X_test: np.ndarray = field(repr=False)
+    y_test: np.ndarray = field(repr=False)
+    n_classes: int
+    image_shape: tuple[int, ...] | None = None  # (C, H, W) when rows are flattened images
+    seed: int = 0
+
+    @property
+    def n_features(self) -> int:
+        """Number of input features D."""
+        return int(self.X_train.shape[1])
+
+    def describe(self) -> dict:
+        """Small JSON-friendly summary (stored in checkpoints)."""
+        return {
+            "name": self.name,
+            "n_train": int(len(self.y_train)),
+            "n_test": int(len(self.y_test)),
+            "n_features": self.n_features,
+            "n_classes": self.n_classes,
+            "image_shape": list(self.image_shape) if self.image_shape else None,
+            "seed": self.seed,
+        }
+
+
+def _raw(name: str, seed: int, n_samples: int) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+    if name == "digits":
+        d = skd.load_digits()
+        return d.data, d.target, (1, 8, 8)
+    if name == "moons":
+        X, y = skd.make_moons(n_samples=n_samples, noise=0.2, random_state=seed)
+        return X, y, None
+    if name == "circles":
+        X, y = skd.make_circles(n_samples=n_samples, noise=0.1, factor=0.5, random_state=seed)
+        return X, y, None
+    if name == "blobs":
+        X, y = skd.make_blobs(
+            n_samples=n_samples, centers=4, n_features=2, cluster_std=1.5, random_state=seed
+        )
+        return X, y, None
+    loader = {"iris": skd.load_iris, "wine": skd.load_wine, "breast_cancer": skd.load_breast_cancer}
+    d = loader[name]()
+    return d.data, d.target, None
+
+
+def load_dataset(
+    name: str, *, seed: int = 0, test_fraction: float = 0.2, n_samples: int = 1000
+) -> Dataset:
+    """Load a bundled dataset with a stratified split by ``seed``; standardised on train only."""
+    check_choice("dataset", name, DATASETS)
+    seed = check_int("seed", seed, low=0, high=2**32 - 1)
+    test_fraction = check_float("test_fraction", test_fraction, low=0.05, high=0.5)
+    n_samples = check_int("n_samples", n_samples, low=50, high=limits.MAX_CSV_ROWS)
+    X, y, image_shape = _raw(name, seed, n_samples)
+    return make_dataset(name, X, y, seed=seed, test_fraction=test_fraction, image_shape=image_shape)
+
+
+def make_dataset(
+    name: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    image_shape: tuple[int, ...] | None = None,
+) -> Dataset:
+    """Split (stratified, seeded) and standardise with train statistics; labels become 0..K-1."""
+    X = np.asarray(X, dtype=np.float64)
+    classes, y_idx = np.unique(np.asarray(y), return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(f"Invalid labels: found {len(classes)} class; need at least 2 classes")
+    Xtr, Xte, ytr, yte = train_test_split(
+        X, y_idx, test_size=test_fraction, random_state=seed, stratify=y_idx
+    )
+    mu = Xtr.mean(axis=0)
+    sd = Xtr.std(axis=0)
+    sd[sd == 0] = 1.0  # constant features (blank digit pixels) stay 0 after centring
+    return Dataset(
+        name=name,
+        X_train=((Xtr - mu) / sd).astype(np.float32),
+        y_train=ytr.astype(np.int64),
+        X_test=((Xte - mu) / sd).astype(np.float32),
+        y_test=yte.astype(np.int64),
+        n_classes=int(len(classes)),
+        image_shape=tuple(image_shape) if image_shape else None,
+        seed=seed,
+    )
+
+
+def load_csv(
+    source: str | Path | bytes,
+    *,
+    label_column: str | None = None,
+    name: str = "csv",
+    seed: int = 0,
+    test_fraction: float = 0.2,
+) -> Dataset:
+    """Dataset from a CSV: numeric feature columns plus one label column (default: the last).
+
+    Size, column, row and class caps apply; NaN, non-numeric features and single-class labels
+    are rejected with a ValueError naming the problem.
+    """
+    import pandas as pd
+
+    if isinstance(source, (bytes, bytearray)):
+        raw = bytes(source)
+    else:
+        p = Path(source)
+        if not p.is_file():
+            raise ValueError(f"Invalid csv path={str(source)!r}: no such file")
+        if p.stat().st_size > limits.MAX_CSV_BYTES:
+            raise ValueError(
+                f"Invalid csv size={p.stat().st_size} bytes: the cap is {limits.MAX_CSV_BYTES} bytes"
+            )
+        raw = p.read_bytes()
+    if len(raw) > limits.MAX_CSV_BYTES:
+        raise ValueError(
+            f"Invalid csv size={len(raw)} bytes: the cap is {limits.MAX_CSV_BYTES} bytes"
+        )
+    if not raw.strip():
+        raise ValueError("Invalid csv: the file is empty; expected a header and numeric rows")
+    try:
+        df = pd.read_csv(io.BytesIO(raw))
+    except Exception as e:  # pandas raises many parser error types
+        raise ValueError(f"Invalid csv: could not parse ({type(e).__name__}: {e})") from None
+    if df.shape[1] > limits.MAX_CSV_COLUMNS:
+        raise ValueError(
+            f"Invalid csv columns={df.shape[1]}: the cap is {limits.MAX_CSV_COLUMNS} columns"
+        )
+    if df.shape[1] < 2:
+        raise ValueError(f"Invalid csv columns={df.shape[1]}: need at least 1 feature and 1 label")
+    if len(df) > limits.MAX_CSV_ROWS:
+        raise ValueError(f"Invalid csv rows={len(df)}: the cap is {limits.MAX_CSV_ROWS} rows")
+    if len(df) < 10:
+        raise ValueError(f"Invalid csv rows={len(df)}: need at least 10 rows")
+    label = label_column if label_column is not None else df.columns[-1]
+    check_choice("label_column", label, list(df.columns))
+    features = df.drop(columns=[label])
+    bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    if bad:
+        raise ValueError(f"Invalid csv feature column {bad[0]!r}: values must be numeric")
+    if features.isna().any().any() or df[label].isna().any():
+        col = next(c for c in df.columns if df[c].isna().any())
+        raise ValueError(f"Invalid csv column {col!r}: contains missing/NaN values")
+    X = features.to_numpy(dtype=np.float64)
+    if not np.isfinite(X).all():
+        raise ValueError("Invalid csv: features contain inf values")
+    y = df[label].to_numpy()
+    n_classes = len(np.unique(y))
+    if n_classes < 2:
+        raise ValueError(f"Invalid csv label column {label!r}: found {n_classes} class; need >= 2")
+    if n_classes > limits.MAX_CLASSES:
+        raise ValueError(f"Invalid csv classes={n_classes}: the cap is {limits.MAX_CLASSES}")
+    counts = np.unique(y, return_counts=True)[1]
+    if counts.min() < 2:
+        raise ValueError(
+            f"Invalid csv label column {label!r}: every class needs at least 2 rows for a "
+            "stratified split"
+        )
+    return make_dataset(name, X, y, seed=seed, test_fraction=test_fraction)

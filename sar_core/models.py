@@ -1,0 +1,137 @@
+"""Small models built from a frozen spec: an MLP and a CNN for 8x8 images."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from sar_core import limits
+from sar_core.validate import check_choice, check_int
+
+ARCHS = ("mlp", "cnn")
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture of a model; with the seed it fixes the initial weights."""
+
+    arch: str = "mlp"  # "mlp" or "cnn"
+    n_features: int = 64  # flattened input size D
+    n_classes: int = 10
+    widths: tuple[int, ...] = (128, 64)  # MLP hidden widths, or CNN conv channels
+    activation: str = "relu"
+    image_shape: tuple[int, ...] | None = None  # (C, H, W); required for the CNN
+
+    def __post_init__(self) -> None:
+        check_choice("arch", self.arch, ARCHS)
+        check_choice("activation", self.activation, tuple(ACTIVATIONS))
+        check_int("n_features", self.n_features, low=1, high=100_000)
+        check_int("n_classes", self.n_classes, low=2, high=limits.MAX_CLASSES)
+        widths = tuple(self.widths)
+        if not widths or len(widths) > limits.MAX_DEPTH:
+            raise ValueError(
+                f"Invalid widths={list(widths)}: need 1 to {limits.MAX_DEPTH} hidden layers"
+            )
+        for w in widths:
+            check_int("widths[i]", w, low=1, high=limits.MAX_WIDTH)
+        object.__setattr__(self, "widths", widths)
+        if self.image_shape is not None:
+            object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
+        if self.arch == "cnn":
+            if self.image_shape is None or len(self.image_shape) != 3:
+                raise ValueError(
+                    f"Invalid image_shape={self.image_shape}: arch 'cnn' needs (C, H, W); "
+                    "use a dataset with images (digits) or arch 'mlp'"
+                )
+            c, h, w = self.image_shape
+            if c * h * w != self.n_features:
+                raise ValueError(
+                    f"Invalid image_shape={self.image_shape}: C*H*W must equal n_features="
+                    f"{self.n_features}"
+                )
+            if len(widths) > 3 or min(h, w) < 2 ** len(widths):
+                raise ValueError(
+                    f"Invalid widths={list(widths)}: a CNN on {h}x{w} images takes at most "
+                    f"{min(3, (min(h, w)).bit_length() - 1)} conv layers"
+                )
+
+    def to_dict(self) -> dict:
+        """JSON-friendly dict (tuples as lists)."""
+        d = asdict(self)
+        d["widths"] = list(self.widths)
+        d["image_shape"] = list(self.image_shape) if self.image_shape else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelSpec:
+        """Inverse of ``to_dict``; unknown keys are rejected."""
+        if not isinstance(d, dict):
+            raise ValueError(f"Invalid spec={d!r}: expected a JSON object")
+        allowed = set(cls.__dataclass_fields__)
+        extra = set(d) - allowed
+        if extra:
+            raise ValueError(
+                f"Invalid spec keys {sorted(extra)}: allowed keys are {sorted(allowed)}"
+            )
+        d = dict(d)
+        if "widths" in d:
+            if not isinstance(d["widths"], (list, tuple)):
+                raise ValueError(f"Invalid spec widths={d['widths']!r}: expected a list of ints")
+            d["widths"] = tuple(d["widths"])
+        if d.get("image_shape") is not None:
+            d["image_shape"] = tuple(d["image_shape"])
+        return cls(**d)
+
+
+def build_model(spec: ModelSpec, seed: int = 0) -> nn.Module:
+    """Model for ``spec`` with initial weights fixed by ``seed`` (global RNG state untouched)."""
+    seed = check_int("seed", seed, low=0, high=2**63 - 1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        layers = _mlp_layers(spec) if spec.arch == "mlp" else _cnn_layers(spec)
+        model = nn.Sequential(OrderedDict(layers))
+    return model.eval()
+
+
+def _mlp_layers(spec: ModelSpec) -> list[tuple[str, nn.Module]]:
+    act = ACTIVATIONS[spec.activation]
+    layers: list[tuple[str, nn.Module]] = []
+    d = spec.n_features
+    for i, w in enumerate(spec.widths, start=1):
+        layers += [(f"fc{i}", nn.Linear(d, w)), (f"act{i}", act())]
+        d = w
+    layers.append(("out", nn.Linear(d, spec.n_classes)))
+    return layers
+
+
+def _cnn_layers(spec: ModelSpec) -> list[tuple[str, nn.Module]]:
+    act = ACTIVATIONS[spec.activation]
+    c, h, w = spec.image_shape  # type: ignore[misc]
+    layers: list[tuple[str, nn.Module]] = [
+        ("unflatten", nn.Unflatten(1, (c, h, w)))
+    ]  # (B,D)->(B,C,H,W)
+    for i, ch in enumerate(spec.widths, start=1):
+        layers += [
+            (f"conv{i}", nn.Conv2d(c, ch, kernel_size=3, padding=1)),
+            (f"act{i}", act()),
+            (f"pool{i}", nn.MaxPool2d(2)),
+        ]
+        c, h, w = ch, h // 2, w // 2
+    layers += [("flatten", nn.Flatten()), ("out", nn.Linear(c * h * w, spec.n_classes))]
+    return layers
+
+
+def layer_names(model: nn.Module) -> list[str]:
+    """Names of modules that own parameters (the 'layers' a fault model can target)."""
+    return [
+        n for n, m in model.named_modules() if n and any(True for _ in m.parameters(recurse=False))
+    ]
+
+
+def n_parameters(model: nn.Module) -> int:
+    """Total number of parameters."""
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,300 @@
+"""One train() for every method: same split, same seed, same initial weights; only the optimizer differs.
+
+Methods: sgd, adam, sam, asam, sar, and fat (fault-aware training: each step takes the gradient at
+a freshly sampled faulty copy of the weights and applies it to the clean weights).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from sar_core import limits
+from sar_core.calibrate import Calibration, calibrate_rho
+from sar_core.data import Dataset
+from sar_core.evaluate import as_tensors, evaluate
+from sar_core.faults import FaultModel, Injector
+from sar_core.models import ModelSpec, build_model
+from sar_core.optim import ASAM, GEOMETRIES, SAM, SAR, SAR_DEFAULT_GEOMETRY, SAR_DEFAULT_RHO
+from sar_core.validate import check_choice, check_float, check_int
+
+METHODS = ("sgd", "adam", "sam", "asam", "sar", "fat")
+DEFAULT_RHO = {"sam": 0.05, "asam": 0.5, "sar": SAR_DEFAULT_RHO}
+DEFAULT_TARGET = FaultModel(format="int8", ber=0.01)  # SAR's / FAT's fault model when none is given
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one training run (JSON-serialisable via to_dict)."""
+
+    method: str = "sgd"  # sgd | adam | sam | asam | sar | fat
+    epochs: int = 30
+    lr: float | None = None  # None: 0.05 (SGD-based methods), 0.002 (adam)
+    batch_size: int = 64
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    rho: float | None = None  # None: 0.05 sam, 0.5 asam, SAR preset; ignored by sgd/adam/fat
+    geometry: str | None = None  # sar only; None: SAR preset (elementwise)
+    eta: float = 0.01  # offset in T = |w| + eta
+    rho_mode: str = "fixed"  # sar: "fixed" or "calibrated" to fault_model
+    calibrate_every: int = 5  # epochs between recalibrations (rho_mode="calibrated")
+    fault_model: FaultModel | None = None  # sar/fat target; None: int8, BER 1%
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("method", self.method, METHODS)
+        check_int("epochs", self.epochs, low=1, high=limits.MAX_EPOCHS)
+        if self.lr is not None:
+            check_float("lr", self.lr, low=0.0, high=10.0, low_open=True)
+        check_int("batch_size", self.batch_size, low=1, high=65536)
+        check_float("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        check_float("weight_decay", self.weight_decay, low=0.0, high=1.0)
+        if self.rho is not None:
+            check_float("rho", self.rho, low=0.0, high=100.0)
+        if self.geometry is not None:
+            check_choice("geometry", self.geometry, GEOMETRIES)
+        check_float("eta", self.eta, low=0.0)
+        check_choice("rho_mode", self.rho_mode, ("fixed", "calibrated"))
+        check_int("calibrate_every", self.calibrate_every, low=1, high=limits.MAX_EPOCHS)
+        check_int("seed", self.seed, low=0, high=2**32 - 1)
+        if self.fault_model is not None and not isinstance(self.fault_model, FaultModel):
+            raise ValueError(f"Invalid fault_model={self.fault_model!r}: expected a FaultModel")
+
+    @property
+    def effective_lr(self) -> float:
+        """Learning rate actually used."""
+        return self.lr if self.lr is not None else (0.002 if self.method == "adam" else 0.05)
+
+    @property
+    def effective_rho(self) -> float | None:
+        """Radius used by SAM-family methods (initial value when calibrated)."""
+        if self.method not in DEFAULT_RHO:
+            return None
+        return self.rho if self.rho is not None else DEFAULT_RHO[self.method]
+
+    @property
+    def effective_geometry(self) -> str | None:
+        """Neighbourhood geometry of SAM-family methods."""
+        return {"sam": "plain", "asam": "elementwise"}.get(
+            self.method, self.geometry or SAR_DEFAULT_GEOMETRY if self.method == "sar" else None
+        )
+
+    @property
+    def target(self) -> FaultModel | None:
+        """Fault model SAR/FAT train against."""
+        if self.method in ("sar", "fat"):
+            return self.fault_model or DEFAULT_TARGET
+        return None
+
+    def to_dict(self) -> dict:
+        """JSON-friendly dict with the effective values filled in."""
+        d = asdict(self)
+        d["fault_model"] = self.target.to_dict() if self.target else None
+        d.update(lr=self.effective_lr, rho=self.effective_rho, geometry=self.effective_geometry)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """Inverse of ``to_dict``."""
+        allowed = set(cls.__dataclass_fields__)
+        if not isinstance(d, dict) or set(d) - allowed:
+            raise ValueError(f"Invalid train config {d!r}: allowed keys are {sorted(allowed)}")
+        d = dict(d)
+        if d.get("fault_model") is not None:
+            d["fault_model"] = FaultModel.from_dict(d["fault_model"])
+        return cls(**d)
+
+
+@dataclass
+class TrainResult:
+    """A trained model (on CPU, eval mode) with its per-epoch history."""
+
+    model: nn.Module
+    spec: ModelSpec
+    config: TrainConfig
+    history: list[dict] = field(default_factory=list)
+    calibrations: list[Calibration] = field(default_factory=list)
+    stopped: bool = False  # cancelled before the last epoch
+
+    @property
+    def clean_accuracy(self) -> float:
+        """Test accuracy after the last completed epoch."""
+        return self.history[-1]["test_acc"] if self.history else float("nan")
+
+    @property
+    def train_seconds(self) -> float:
+        """Wall time of all epochs."""
+        return float(sum(h["seconds"] for h in self.history))
+
+
+def spec_for(
+    data: Dataset,
+    arch: str = "mlp",
+    widths: tuple[int, ...] | None = None,
+    activation: str = "relu",
+) -> ModelSpec:
+    """Model spec matching a dataset (CNN widths default to (8, 16), MLP to (128, 64))."""
+    if widths is None:
+        widths = (8, 16) if arch == "cnn" else (128, 64)
+    return ModelSpec(
+        arch=arch,
+        n_features=data.n_features,
+        n_classes=data.n_classes,
+        widths=tuple(widths),
+        activation=activation,
+        image_shape=data.image_shape,
+    )
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    lr, wd = cfg.effective_lr, cfg.weight_decay
+    if cfg.method == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+    base = dict(lr=lr, momentum=cfg.momentum, weight_decay=wd)
+    if cfg.method in ("sgd", "fat"):
+        return torch.optim.SGD(model.parameters(), **base)
+    if cfg.method == "sam":
+        return SAM(model.parameters(), torch.optim.SGD, rho=cfg.effective_rho, eta=cfg.eta, **base)
+    if cfg.method == "asam":
+        return ASAM(model.parameters(), torch.optim.SGD, rho=cfg.effective_rho, eta=cfg.eta, **base)
+    return SAR(
+        model.parameters(),
+        torch.optim.SGD,
+        rho=cfg.effective_rho,
+        geometry=cfg.effective_geometry,
+        eta=cfg.eta,
+        fault_model=cfg.target,
+        **base,
+    )
+
+
+def _fat_grads(model: nn.Module, xb, yb, fm: FaultModel, rng: np.random.Generator) -> float:
+    """Gradient at a sampled faulty copy of the weights, written into the clean weights' .grad."""
+    inj = Injector(model, fm)
+    faulty = inj.apply(inj.sample(rng))
+    faulty = {n: t.detach().requires_grad_(True) for n, t in faulty.items()}
+    logits = functional_call(model, faulty, (xb,))
+    finite = torch.isfinite(logits).all(
+        dim=1
+    )  # rows destroyed by a catastrophic flip carry no signal
+    loss = F.cross_entropy(logits[finite], yb[finite]) if finite.any() else logits.sum() * 0
+    grads = torch.autograd.grad(loss, list(faulty.values()), allow_unused=True)
+    for (_, p), g in zip(model.named_parameters(), grads):
+        p.grad = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0) if g is not None else None
+    return float(loss)
+
+
+def train(
+    spec: ModelSpec,
+    data: Dataset,
+    config: TrainConfig,
+    *,
+    on_epoch: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    device: str | torch.device | None = None,
+) -> TrainResult:
+    """Train a fresh model (initial weights from ``config.seed``) and return it with its history.
+
+    ``on_epoch`` receives each epoch's record; ``should_stop`` is polled between batches and ends
+    training early (the result then has ``stopped=True`` and the epochs completed so far).
+    """
+    if spec.n_features != data.n_features or spec.n_classes != data.n_classes:
+        raise ValueError(
+            f"Invalid spec: n_features={spec.n_features}, n_classes={spec.n_classes} do not match "
+            f"dataset {data.name!r} ({data.n_features} features, {data.n_classes} classes)"
+        )
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = build_model(spec, config.seed).to(dev)
+    opt = _optimizer(model, config)
+    Xtr, ytr = as_tensors(data.X_train, data.y_train, dev)
+    Xte, yte = as_tensors(data.X_test, data.y_test, dev)
+    gen = torch.Generator().manual_seed(config.seed)  # batch order, same for every method
+    fat_rng = np.random.default_rng([config.seed, 1])
+    result = TrainResult(model=model, spec=spec, config=config)
+    n = Xtr.shape[0]
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        if (
+            config.method == "sar"
+            and config.rho_mode == "calibrated"
+            and ((epoch - 1) % config.calibrate_every == 0)
+        ):
+            sub = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed + epoch))[
+                :512
+            ]
+            cal = calibrate_rho(
+                model,
+                Xtr[sub],
+                ytr[sub],
+                config.target,
+                geometry=opt.param_groups[0]["geometry"],
+                eta=config.eta,
+                seed=config.seed + epoch,
+            )
+            opt.set_rho(cal.rho)  # type: ignore[attr-defined]
+            result.calibrations.append(cal)
+        model.train()
+        perm = torch.randperm(n, generator=gen).to(dev)
+        tot_loss, tot_correct = 0.0, 0
+        for i in range(0, n, config.batch_size):
+            if should_stop is not None and should_stop():
+                result.stopped = True
+                break
+            idx = perm[i : i + config.batch_size]
+            xb, yb = Xtr[idx], ytr[idx]
+
+            def closure(xb=xb, yb=yb):
+                opt.zero_grad()
+                out = model(xb)
+                loss = F.cross_entropy(out, yb)
+                loss.backward()
+                return loss, out
+
+            if isinstance(opt, SAM):
+                opt.zero_grad()
+                loss, out = closure()
+                opt.first_step(zero_grad=True)
+                closure()
+                opt.second_step(zero_grad=True)
+            elif config.method == "fat":
+                opt.zero_grad()
+                with torch.no_grad():
+                    out = model(xb)
+                loss = torch.tensor(_fat_grads(model, xb, yb, config.target, fat_rng))
+                opt.step()
+            else:
+                loss, out = closure()
+                opt.step()
+            tot_loss += float(loss.detach()) * len(idx)
+            tot_correct += int((out.argmax(1) == yb).sum())
+        if result.stopped:
+            break
+        model.eval()
+        rec = {
+            "epoch": epoch,
+            "method": config.method,
+            "train_loss": tot_loss / n,
+            "train_acc": tot_correct / n,
+            "test_acc": evaluate(model, Xte, yte).accuracy,
+            "test_loss": evaluate(model, Xte, yte).loss,
+            "rho": opt.param_groups[0].get("rho"),
+            "seconds": time.perf_counter() - t0,
+        }
+        result.history.append(rec)
+        if on_epoch is not None:
+            on_epoch(dict(rec))
+    model.eval()
+    result.model = model.cpu()
+    return result
+
+
+def with_method(config: TrainConfig, method: str, **changes) -> TrainConfig:
+    """Copy of a config for another method (everything else, seed included, kept)."""
+    return replace(config, method=method, **changes)
