@@ -1,0 +1,101 @@
+"""Shared fixtures: bundled data, demo checkpoints, tiny models, parameter digests, in-process CLI."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+# Tiny models on a shared 2-core machine: one intra-op thread is 10-50x faster than two threads
+# fighting over busy cores, and it keeps the suite's timing stable.
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT / "assets"
+DEMO_CHECKPOINTS = sorted(ASSETS.glob("digits_*.safetensors"))
+
+
+def state_digest(model: nn.Module) -> dict[str, str]:
+    """sha256 of every parameter and buffer (bytes, dtype and shape): equal iff bit-identical."""
+    out = {}
+    for name, t in model.state_dict(keep_vars=False).items():
+        a = t.detach().cpu().contiguous()
+        h = hashlib.sha256(a.numpy().view(np.uint8).tobytes())
+        h.update(f"{a.dtype}{tuple(a.shape)}".encode())
+        out[name] = h.hexdigest()
+    return out
+
+
+def tiny_linear(weight: np.ndarray, bias: np.ndarray) -> nn.Module:
+    """A one-layer model named like sar_core's ('out') with the given weights."""
+    w = np.asarray(weight, dtype=np.float32)
+    lin = nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(w))
+        lin.bias.copy_(torch.from_numpy(np.asarray(bias, dtype=np.float32)))
+    return nn.Sequential(OrderedDict(out=lin)).eval()
+
+
+@pytest.fixture(scope="session")
+def digest():
+    """The state_digest function."""
+    return state_digest
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """Bundled digits, split seed 0 (what the demo checkpoints were trained on)."""
+    from sar_core.data import load_dataset
+
+    return load_dataset("digits", seed=0)
+
+
+@pytest.fixture(scope="session")
+def digits_small(digits):
+    """A 64-row slice of the digits test split (fast campaigns)."""
+    return digits.X_test[:64], digits.y_test[:64]
+
+
+@pytest.fixture(scope="session")
+def demo_paths():
+    """Paths of the bundled demo checkpoints."""
+    assert len(DEMO_CHECKPOINTS) >= 6, f"demo checkpoints missing from {ASSETS}"
+    return {p.stem: p for p in DEMO_CHECKPOINTS}
+
+
+@pytest.fixture(scope="session")
+def demo(demo_paths):
+    """Loaded demo checkpoints by stem, e.g. demo['digits_mlp_sar']."""
+    from sar_core.io import load_checkpoint
+
+    return {k: load_checkpoint(p) for k, p in demo_paths.items()}
+
+
+@pytest.fixture(scope="session")
+def trained(digits):
+    """digits MLP trained with sgd and with sar (30 epochs, seed 0), shared by several tests."""
+    from sar_core.training import TrainConfig, spec_for, train
+
+    spec = spec_for(digits, "mlp")
+    return {
+        m: train(spec, digits, TrainConfig(method=m, epochs=30, seed=0)) for m in ("sgd", "sar")
+    }
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``sar_core.cli.main(argv)`` in-process; returns (exit code, stdout, stderr)."""
+    from sar_core.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        rc = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return run
