@@ -188,7 +188,7 @@ def _fat_grads(model: nn.Module, xb, yb, fm: FaultModel, rng: np.random.Generato
     grads = torch.autograd.grad(loss, list(faulty.values()), allow_unused=True)
     for (_, p), g in zip(model.named_parameters(), grads):
         p.grad = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0) if g is not None else None
-    return float(loss)
+    return float(loss.detach())
 
 
 def train(
