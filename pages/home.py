@@ -1,0 +1,84 @@
+"""Home: what SAR is, one picture, the demo models under faults, links to every page."""
+
+import pandas as pd
+import streamlit as st
+
+from sar_core.plots.robustness import sweep_figure
+from sar_core.plots.style import method_label
+from ui.compute import HOME_FAULT, home_results
+from ui.widgets import fault_label, fmt_pct
+
+st.title("SAR Lab")
+st.markdown(
+    "A soft error flips a stored bit of a weight, and a network's accuracy can collapse. "
+    "**SAR** (sharpness-aware minimization for robustness against bit-flip errors, Zhou et al., "
+    "2024) trains toward a *flat* minimum, where small moves of the weights barely change the "
+    "loss. Here it is a SAM-family optimizer whose neighbourhood is scaled to the weights "
+    "(|w| + η), because a bit flip moves a weight in proportion to its size. It changes only "
+    "training: same architecture, same inference cost. "
+    "This lab lets you train SAR next to SGD, Adam, SAM, ASAM and fault-aware training, look at "
+    "their loss landscapes, and flip chosen bits at chosen rates while the accuracy is measured "
+    "with confidence intervals."
+)
+
+with st.spinner("Measuring the demo models under bit flips (once per server)..."):
+    res = home_results()
+
+left, right = st.columns([3, 2], gap="large")
+with left:
+    st.plotly_chart(
+        sweep_figure(
+            res["curves"],
+            title="Demo CNNs on digits, int8 weights: accuracy vs bit error rate",
+        ),
+        key="home_sweep",
+    )
+    st.caption(
+        "Same fault patterns hit every model (paired trials); bands are 95% confidence "
+        "intervals, dotted lines the accuracy without faults."
+    )
+with right:
+    st.subheader("Demo models")
+    st.markdown(f"Bundled checkpoints on *digits*, measured under **{fault_label(HOME_FAULT)}**.")
+    table = pd.DataFrame(
+        [
+            {
+                "model": r["model"].replace("demo · ", ""),
+                "method": method_label(r["method"]),
+                "clean": fmt_pct(r["clean_accuracy"]),
+                "under faults": fmt_pct(r["mean_accuracy"]),
+                "95% CI": f"{100 * r['ci95'][0]:.1f}–{100 * r['ci95'][1]:.1f}",
+                "vs SGD (pt)": f"{100 * r['paired_difference']:+.1f}",
+                "trials": r["trials"],
+            }
+            for r in res["rows"]
+        ]
+    )
+    st.dataframe(table, hide_index=True, key="home_table")
+
+st.subheader("Explore")
+c1, c2, c3 = st.columns(3)
+c1.page_link("pages/train.py", label="Train — SAR vs baselines, live curves, ρ sweep")
+c1.page_link("pages/landscape.py", label="Loss landscape — slices, surfaces, sharpness")
+c2.page_link("pages/bit_flips.py", label="Bit flips (live) — choose bits, sweep the BER")
+c2.page_link("pages/bit_anatomy.py", label="Bit anatomy — flip one bit of one value")
+c3.page_link("pages/robustness.py", label="Robustness report — sensitivity and the double win")
+
+st.subheader("Glossary")
+g1, g2 = st.columns(2)
+g1.markdown(
+    "- **Bit error rate (BER)** — the probability that any one stored bit is flipped; "
+    "at BER 1e-3 about one bit in a thousand flips.\n"
+    "- **Sharpness** — how fast the loss rises when the weights move; a flat minimum is one "
+    "where the loss stays low in a whole neighbourhood (measured by the top Hessian "
+    "eigenvalue, its trace, or the worst loss within radius ρ).\n"
+    "- **ρ (rho)** — the radius of the neighbourhood SAM and SAR look at during training."
+)
+g2.markdown(
+    "- **Sign / exponent / mantissa** — the three fields of a float: float32 has bit 31 sign, "
+    "bits 30–23 exponent, bits 22–0 mantissa. A flip of the exponent's top bit can turn 0.1 "
+    "into 3e37; a mantissa flip changes the value by a fraction of itself.\n"
+    "- **int8** — a weight stored as q·s with q in [-128, 127]; a flip of bit b moves q by "
+    "±2^b, so the damage is bounded.\n"
+    "- **Bit 0 = LSB** — bit positions count from the least significant bit, everywhere."
+)

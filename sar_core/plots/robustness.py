@@ -1,0 +1,248 @@
+"""Robustness figures: accuracy under faults against BER / flip count, bit x layer sensitivity,
+sharpness against robustness, and the clean-vs-faulty "double win" bars."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from sar_core.plots.bits import add_field_strip
+from sar_core.plots.style import method_color, method_label
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def curve_label(curve: Mapping) -> str:
+    """Legend name of a curve: its ``label`` or the method's display name."""
+    return curve.get("label") or method_label(curve.get("method", ""))
+
+
+def sweep_figure(
+    curves: Sequence[Mapping],
+    *,
+    x_title: str = "bit error rate (log scale)",
+    log_x: bool = True,
+    title: str | None = None,
+    clean_lines: bool = True,
+) -> go.Figure:
+    """Mean accuracy (%) with a 95% CI band per model against the fault level.
+
+    ``curves``: dicts with ``label``, ``method``, ``x`` (levels), ``mean``, ``lo``, ``hi``
+    (accuracies in [0, 1]) and optionally ``clean`` (accuracy without faults, a dotted line).
+    """
+    fig = go.Figure()
+    for i, c in enumerate(curves):
+        label = curve_label(c)
+        color = method_color(c.get("method", ""), i)
+        x = list(c["x"])
+        if len(x) > 1:
+            fig.add_trace(
+                go.Scatter(
+                    x=x + x[::-1],
+                    y=[100 * v for v in c["hi"]] + [100 * v for v in c["lo"]][::-1],
+                    fill="toself",
+                    fillcolor=_rgba(color, 0.18),
+                    line=dict(width=0),
+                    hoverinfo="skip",
+                    legendgroup=label,
+                    showlegend=False,
+                    name=f"{label} 95% CI",
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=[100 * v for v in c["mean"]],
+                error_y=(
+                    dict(
+                        type="data",
+                        symmetric=False,
+                        array=[100 * (h - m) for h, m in zip(c["hi"], c["mean"])],
+                        arrayminus=[100 * (m - lo) for lo, m in zip(c["lo"], c["mean"])],
+                        color=color,
+                    )
+                    if len(x) == 1
+                    else None
+                ),
+                mode="lines+markers",
+                name=label,
+                legendgroup=label,
+                line=dict(color=color, width=3),
+                marker=dict(size=7),
+                hovertemplate="%{x:.3g}<br>mean accuracy %{y:.1f}%<extra>" + label + "</extra>",
+            )
+        )
+        if clean_lines and c.get("clean") is not None and x:
+            fig.add_trace(
+                go.Scatter(
+                    x=[min(x), max(x)],
+                    y=[100 * c["clean"]] * 2,
+                    mode="lines",
+                    line=dict(color=color, width=1, dash="dot"),
+                    name=f"{label} without faults",
+                    legendgroup=label,
+                    showlegend=False,
+                    hovertemplate=f"{label} without faults: %{{y:.1f}}%<extra></extra>",
+                )
+            )
+    fig.update_layout(
+        title=dict(text=title or "Accuracy under bit flips (mean and 95% CI, paired trials)"),
+        xaxis=dict(title=dict(text=x_title), type="log" if log_x else "linear"),
+        yaxis=dict(title=dict(text="test accuracy (%)"), rangemode="tozero"),
+        legend=dict(title=dict(text="model"), orientation="h", yanchor="top", y=-0.18, x=0),
+        height=440,
+        margin=dict(t=60, b=40),
+    )
+    return fig
+
+
+def sensitivity_heatmap(
+    accuracy: Sequence[Sequence[float]],
+    *,
+    bits: Sequence[int],
+    layers: Sequence[str],
+    fmt: str,
+    reference: float | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Per-layer x per-bit heatmap of the accuracy drop (points) when only that site class flips.
+
+    ``accuracy[l][b]``: mean accuracy in [0, 1] for layer ``layers[l]`` and bit ``bits[b]``;
+    ``reference``: accuracy without faults (the drop is reference - accuracy; default: max).
+    """
+    acc = np.asarray(accuracy, dtype=np.float64) * 100
+    ref = 100 * reference if reference is not None else float(np.nanmax(acc))
+    drop = ref - acc
+    fig = go.Figure(
+        go.Heatmap(
+            z=drop,
+            x=list(bits),
+            y=list(layers),
+            colorscale="Reds",
+            zmin=0,
+            colorbar=dict(title=dict(text="accuracy<br>drop (pt)")),
+            text=np.round(acc, 1),
+            hovertemplate=(
+                "layer %{y}, bit %{x}<br>accuracy %{text}%<br>drop %{z:.1f} pt<extra></extra>"
+            ),
+            xgap=1,
+            ygap=1,
+        )
+    )
+    add_field_strip(fig, fmt)
+    fig.update_layout(
+        title=dict(text=title or f"Which bit of which layer hurts? ({fmt})", y=0.97),
+        xaxis=dict(
+            title=dict(text="bit position (0 = least significant; strip: field)"),
+            dtick=1 if len(bits) <= 16 else 2,
+            range=[-0.5, max(bits) + 0.5] if bits else None,
+        ),
+        yaxis=dict(title=dict(text="layer")),
+        height=180 + 45 * len(layers),
+        margin=dict(t=80),
+    )
+    return fig
+
+
+def sharpness_scatter(
+    points: Sequence[Mapping],
+    *,
+    x_title: str,
+    y_title: str = "accuracy under faults (%)",
+    log_x: bool = False,
+    title: str | None = None,
+) -> go.Figure:
+    """One marker per model: sharpness (x) against accuracy under faults (y, with 95% CI bars).
+
+    ``points``: dicts with ``label``, ``method``, ``x``, ``y`` and optionally ``lo``, ``hi``
+    (accuracies in [0, 1]).
+    """
+    fig = go.Figure()
+    shown: set[str] = set()
+    for i, p in enumerate(points):
+        method = p.get("method", "")
+        name = method_label(method)
+        err = None
+        if p.get("lo") is not None and p.get("hi") is not None:
+            err = dict(
+                type="data",
+                symmetric=False,
+                array=[100 * (p["hi"] - p["y"])],
+                arrayminus=[100 * (p["y"] - p["lo"])],
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=[p["x"]],
+                y=[100 * p["y"]],
+                error_y=err,
+                mode="markers+text",
+                text=[p.get("label", name)],
+                textposition="top center",
+                marker=dict(size=13, color=method_color(method, i), line=dict(width=1)),
+                name=name,
+                legendgroup=name,
+                showlegend=name not in shown,
+                hovertemplate=(
+                    f"{p.get('label', name)}<br>{x_title}: %{{x:.3g}}<br>"
+                    "accuracy %{y:.1f}%<extra></extra>"
+                ),
+            )
+        )
+        shown.add(name)
+    fig.update_layout(
+        title=dict(text=title or "Flatter minimum, more robust? (one point per model)"),
+        xaxis=dict(title=dict(text=x_title), type="log" if log_x else "linear"),
+        yaxis=dict(title=dict(text=y_title)),
+        legend=dict(title=dict(text="method")),
+        height=440,
+    )
+    return fig
+
+
+def double_win_figure(rows: Sequence[Mapping], *, fault_label: str) -> go.Figure:
+    """Clean accuracy and accuracy under faults per model, as grouped bars (%).
+
+    ``rows``: dicts with ``label``, ``method``, ``clean_accuracy``, ``mean_accuracy``, ``ci95``.
+    """
+    labels = [r["label"] for r in rows]
+    colors = [method_color(r.get("method", ""), i) for i, r in enumerate(rows)]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            x=labels,
+            y=[100 * r["clean_accuracy"] for r in rows],
+            name="clean",
+            marker=dict(color=[_rgba(c, 0.35) for c in colors], line=dict(color=colors, width=2)),
+            hovertemplate="%{x}<br>clean %{y:.1f}%<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Bar(
+            x=labels,
+            y=[100 * r["mean_accuracy"] for r in rows],
+            error_y=dict(
+                type="data",
+                symmetric=False,
+                array=[100 * (r["ci95"][1] - r["mean_accuracy"]) for r in rows],
+                arrayminus=[100 * (r["mean_accuracy"] - r["ci95"][0]) for r in rows],
+            ),
+            name=f"under faults ({fault_label})",
+            marker=dict(color=colors),
+            hovertemplate="%{x}<br>under faults %{y:.1f}%<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title=dict(text="Clean accuracy and accuracy under faults"),
+        barmode="group",
+        xaxis=dict(title=dict(text="model")),
+        yaxis=dict(title=dict(text="test accuracy (%)")),
+        legend=dict(orientation="h", yanchor="top", y=-0.25, x=0),
+        height=420,
+    )
+    return fig

@@ -1,0 +1,250 @@
+"""Cached analyses called by the pages. Models are passed as ``_models`` (not hashed) together
+with their content digests (hashed), so a result is reused only for byte-identical models.
+
+Nothing here trains, mutates or switches the mode of a model: sar_core's analyses are functional.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import streamlit as st
+
+from sar_core import limits
+from sar_core.bits import delta_per_bit
+from sar_core.campaign import check_bers, compare, iter_sweep
+from sar_core.evaluate import as_tensors, logits_of
+from sar_core.faults import FaultModel, count_sites, parameter_shapes
+from sar_core.models import n_parameters
+from sar_core.validate import check_int
+from ui.cache import dataset
+from ui.registry import Entry, check_comparable, demo_entries
+
+HOME_FAULT = FaultModel(format="int8", ber=0.03)  # shown on the landing page
+HOME_BERS = (0.01, 0.02, 0.03, 0.05)  # the landing page's CNN curve (HOME_FAULT's BER included)
+HOME_TRIALS = {"mlp": 30, "cnn": 10}  # the CNN forward pass is ~6x slower on CPU
+
+
+def _keys(entries: Sequence[Entry]) -> tuple[str, ...]:
+    return tuple(e.key for e in entries)
+
+
+# --- paired campaigns ------------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _paired(keys, _models, data_key, fm_dict, trials, seed) -> list[dict]:
+    data = dataset(*data_key)
+    fm = FaultModel.from_dict(fm_dict)
+    res = compare(_models, data.X_test, data.y_test, fm, trials=trials, seed=seed)
+    out = []
+    for r, d in zip(res["results"], res["paired_difference"]):
+        s = r.summary()
+        s["paired_difference"] = d
+        out.append(s)
+    return out
+
+
+def paired_campaign(
+    entries: Sequence[Entry], fm: FaultModel, *, trials: int, seed: int
+) -> list[dict]:
+    """Per-model summaries (and paired difference vs the first) under identical fault patterns."""
+    check_comparable(entries)
+    return _paired(
+        _keys(entries), [e.model for e in entries], entries[0].data_key, fm.to_dict(), trials, seed
+    )
+
+
+# --- home ------------------------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _home(keys: tuple[str, ...]) -> dict:
+    demos = demo_entries()
+    rows, curves = [], []
+    for arch in ("mlp", "cnn"):
+        group = [e for e in demos if e.arch == arch and e.data_key[0] == "digits"]
+        if not group:
+            continue
+        trials = HOME_TRIALS[arch]
+        if arch == "cnn":  # the picture: a BER sweep; the table reads its HOME_FAULT level
+            data = check_comparable(group)
+            per = [{"mean": [], "lo": [], "hi": []} for _ in group]
+            for level, summaries in iter_sweep(
+                [e.model for e in group],
+                data.X_test,
+                data.y_test,
+                HOME_FAULT,
+                bers=HOME_BERS,
+                trials=trials,
+                seed=0,
+            ):
+                for p, s in zip(per, summaries):
+                    p["mean"].append(s["mean_accuracy"])
+                    p["lo"].append(s["ci95"][0])
+                    p["hi"].append(s["ci95"][1])
+                if level == HOME_FAULT.ber:
+                    at_fault = summaries
+            for e, p, s in zip(group, per, at_fault):
+                curves.append(
+                    {
+                        "label": e.name.replace("demo · ", ""),
+                        "method": e.method,
+                        "x": list(HOME_BERS),
+                        "clean": s["clean_accuracy"],
+                        **p,
+                    }
+                )
+        else:
+            at_fault = paired_campaign(group, HOME_FAULT, trials=trials, seed=0)
+        for e, s in zip(group, at_fault):
+            rows.append(
+                {
+                    "model": e.name,
+                    "method": e.method,
+                    "clean_accuracy": s["clean_accuracy"],
+                    "mean_accuracy": s["mean_accuracy"],
+                    "ci95": s["ci95"],
+                    "paired_difference": s["paired_difference"]["mean"],
+                    "trials": s["trials"],
+                }
+            )
+    return {"rows": rows, "curves": curves}
+
+
+def home_results() -> dict:
+    """Demo models' clean / faulty accuracy (table) and CNN accuracy vs BER (figure), cached."""
+    return _home(_keys(demo_entries()))
+
+
+# --- live sweeps -----------------------------------------------------------------------------
+
+
+def sweep_iter(
+    entries: Sequence[Entry],
+    fm: FaultModel,
+    *,
+    bers: Sequence[float] | None = None,
+    counts: Sequence[int] | None = None,
+    trials: int,
+    seed: int,
+) -> Iterator[tuple[float, list[dict]]]:
+    """Validated live sweep (same patterns for every model): yields (level, per-model summaries)."""
+    data = check_comparable(entries)
+    if bers is not None:
+        check_bers(bers)
+    else:
+        n_sites = count_sites(parameter_shapes(entries[0].model), fm)
+        if not counts:
+            raise ValueError("Invalid counts=[]: give at least one flip count")
+        for c in counts:
+            check_int("count", c, low=1, high=min(n_sites, limits.MAX_FLIP_COUNT))
+    return iter_sweep(
+        [e.model for e in entries],
+        data.X_test,
+        data.y_test,
+        fm,
+        bers=bers,
+        counts=counts,
+        trials=trials,
+        seed=seed,
+    )
+
+
+def log_levels(low: float, high: float, points: int, *, integer: bool = False) -> list[float]:
+    """``points`` log-spaced levels from low to high (distinct integers when ``integer``)."""
+    vals = [high] if points == 1 or low == high else list(np.geomspace(low, high, points))
+    if integer:
+        return sorted({max(1, int(round(v))) for v in vals})
+    return [float(f"{v:.3g}") for v in vals]
+
+
+# --- bit x layer sensitivity -----------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=2048)
+def _cell(key, _model, data_key, fm_dict, trials, seed) -> float:
+    data = dataset(*data_key)
+    res = compare(
+        [_model], data.X_test, data.y_test, FaultModel.from_dict(fm_dict), trials=trials, seed=seed
+    )
+    return float(np.mean(res["results"][0].accuracy))
+
+
+def bit_layer_grid(
+    entry: Entry,
+    fm: FaultModel,
+    *,
+    layers: Sequence[str],
+    trials: int,
+    seed: int,
+    progress: Callable[[float], None] | None = None,
+) -> dict:
+    """Mean accuracy when faults hit only one (layer, bit) pair, for every pair; cached per cell."""
+    from dataclasses import replace
+
+    bits = list(fm.bits)
+    acc = []
+    total, done = len(layers) * len(bits), 0
+    for lay in layers:
+        row = []
+        for b in bits:
+            sub = replace(fm, layers=(lay,), bits=(b,))
+            row.append(_cell(entry.key, entry.model, entry.data_key, sub.to_dict(), trials, seed))
+            done += 1
+            if progress is not None:
+                progress(done / total)
+        acc.append(row)
+    return {"bits": bits, "layers": list(layers), "accuracy": acc}
+
+
+# --- per-bit weight change -------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _delta(key, _model, fmt, params) -> list[float]:
+    named = dict(_model.named_parameters())
+    w = np.concatenate([named[p].detach().cpu().numpy().ravel() for p in params])
+    return [float(v) for v in delta_per_bit(w, fmt)]
+
+
+def weight_delta_per_bit(entry: Entry, fmt: str, params: Sequence[str]) -> list[float]:
+    """Median |dw| per flipped bit position over the chosen parameters of a model."""
+    if not params:
+        raise ValueError("Invalid parameters=[]: select at least one parameter tensor")
+    return _delta(entry.key, entry.model, fmt, tuple(params))
+
+
+def weight_names(entry: Entry, *, weights_only: bool = True) -> list[str]:
+    """Parameter names of a model (weights only: tensors with 2+ dimensions)."""
+    return [n for n, p in entry.model.named_parameters() if p.ndim >= 2 or not weights_only]
+
+
+def weight_values(entry: Entry, param: str) -> np.ndarray:
+    """A copy of one parameter tensor as a flat float32 array."""
+    named = dict(entry.model.named_parameters())
+    if param not in named:
+        raise ValueError(f"Invalid parameter={param!r}: choose one of {', '.join(named)}")
+    return named[param].detach().cpu().numpy().astype(np.float32).ravel().copy()
+
+
+# --- inference cost --------------------------------------------------------------------------
+
+
+def inference_cost(entry: Entry, *, repeats: int = 15) -> dict:
+    """Parameters and the measured median latency (ms) of one forward pass over the test set."""
+    data = dataset(*entry.data_key)
+    X, _ = as_tensors(data.X_test, data.y_test)
+    logits_of(entry.model, None, X)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        logits_of(entry.model, None, X)
+        times.append(time.perf_counter() - t0)
+    return {
+        "parameters": n_parameters(entry.model),
+        "latency_ms": 1000 * float(np.median(times)),
+        "test_samples": int(len(data.y_test)),
+    }

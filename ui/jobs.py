@@ -1,0 +1,98 @@
+"""Long jobs with live output: per-session job records, interrupt detection, the training loop.
+
+Stop works through Streamlit's own interrupt: a click on Stop (or on any widget) while a script
+runs makes Streamlit abandon that run at the next ``st.*`` call (``runner.fastReruns``) and rerun
+the page. A job record left in state "running" on the next run was therefore interrupted, and
+is marked "stopped"; everything it finished before (epochs, models, sweep levels) is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import streamlit as st
+
+from sar_core.data import Dataset
+from sar_core.models import ModelSpec
+from sar_core.plots.training import training_curves_figure
+from sar_core.training import TrainConfig, train
+from ui import registry
+from ui.widgets import LiveChart
+
+
+def job(name: str) -> dict | None:
+    """This session's record of job ``name``.
+
+    Call it before starting a job in this run: a record still 'running' then belongs to an
+    earlier run that was interrupted, and becomes 'stopped'.
+    """
+    rec = st.session_state.get(f"job_{name}")
+    if rec is not None and rec.get("status") == "running":
+        rec["status"] = "stopped"
+    return rec
+
+
+def start_job(name: str, **fields) -> dict:
+    """A fresh job record in state 'running' (replaces the previous one)."""
+    rec = {"status": "running", **fields}
+    st.session_state[f"job_{name}"] = rec
+    return rec
+
+
+def stop_button(slot, *, live: bool, key: str, phase: str = "") -> None:
+    """Stop button in ``slot``: enabled while a job runs (a click interrupts it), else disabled.
+
+    ``phase`` keeps keys unique when the slot is redrawn several times in one run.
+    """
+    slot.button(
+        "Stop",
+        key=f"{key}_{'live' if live else 'idle'}{phase}",
+        disabled=not live,
+        icon=":material/stop_circle:",
+        help="Stops the running job; finished parts are kept.",
+    )
+
+
+def train_runs(
+    rec: dict,
+    spec: ModelSpec,
+    data: Dataset,
+    plans: Sequence[dict],
+    *,
+    progress_text: str = "Training",
+) -> None:
+    """Train every plan (dicts with label, method, config, name, color?) with live curves.
+
+    Appends to ``rec["runs"]`` as it goes; each finished model joins the user's registry.
+    """
+    chart = LiveChart()
+    bar = st.progress(0.0, text=progress_text)
+    total = sum(p["config"].epochs for p in plans)
+    done = 0
+    for plan in plans:
+        run = {
+            "label": plan["label"],
+            "method": plan["method"],
+            "history": [],
+            "color": plan.get("color"),
+            "model": None,
+        }
+        rec["runs"].append(run)
+        cfg: TrainConfig = plan["config"]
+
+        def on_epoch(r: dict, run=run, cfg=cfg) -> None:
+            nonlocal done
+            run["history"].append(r)
+            done += 1
+            bar.progress(
+                min(done / total, 1.0),
+                text=f"{progress_text}: {run['label']} epoch {r['epoch']}/{cfg.epochs} "
+                f"(test accuracy {100 * r['test_acc']:.1f}%)",
+            )
+            chart.draw(training_curves_figure(rec["runs"]))
+
+        result = train(spec, data, cfg, on_epoch=on_epoch)
+        run["model"] = registry.add_trained(result, data, plan["name"]).name
+    chart.draw(training_curves_figure(rec["runs"]), force=True)
+    bar.empty()
+    chart.slot.empty()

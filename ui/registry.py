@@ -1,0 +1,199 @@
+"""The model registry a page chooses from: shared demo models plus this user's own models.
+
+Per-user models (trained here or uploaded) live in ``st.session_state`` only, never in a module
+global, so two browser sessions never see each other's models. Every entry carries its
+checkpoint bytes (for download) and a content digest (the cache key for analyses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+
+from sar_core.data import DATASETS, Dataset
+from sar_core.io import Checkpoint, checkpoint_bytes, load_checkpoint
+from sar_core.models import layer_names, n_parameters
+from sar_core.plots.style import method_label
+from sar_core.training import METHODS
+from ui.cache import LoadedCheckpoint, dataset, demo_checkpoint, demo_paths, digest_of
+
+STATE_KEY = "sar_registry"  # session_state: name -> Entry (this user's models)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One selectable model."""
+
+    name: str
+    source: str  # "demo" | "trained" | "uploaded"
+    loaded: LoadedCheckpoint
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """The checkpoint (model, spec, meta)."""
+        return self.loaded.checkpoint
+
+    @property
+    def model(self):
+        """The model (read-only for every analysis)."""
+        return self.loaded.checkpoint.model
+
+    @property
+    def method(self) -> str:
+        """Training method recorded in the checkpoint."""
+        return self.loaded.checkpoint.method
+
+    @property
+    def key(self) -> str:
+        """Content digest: the cache key of this model's analyses."""
+        return self.loaded.digest
+
+    @property
+    def data_key(self) -> tuple[str, int]:
+        """(dataset name, split seed) the model was trained on."""
+        d = self.loaded.checkpoint.meta["dataset"]
+        return str(d.get("name")), int(d.get("seed", 0))
+
+    @property
+    def arch(self) -> str:
+        """Architecture name (mlp / cnn)."""
+        return self.loaded.checkpoint.spec.arch
+
+    def describe(self) -> dict:
+        """One table row about this model."""
+        meta = self.loaded.checkpoint.meta
+        cfg = meta.get("config", {})
+        return {
+            "model": self.name,
+            "source": self.source,
+            "method": method_label(self.method),
+            "dataset": self.data_key[0],
+            "architecture": f"{self.arch} {list(self.loaded.checkpoint.spec.widths)}",
+            "parameters": n_parameters(self.model),
+            "epochs": cfg.get("epochs"),
+            "rho": cfg.get("rho"),
+            "clean accuracy": meta.get("metrics", {}).get("clean_accuracy"),
+        }
+
+
+def _demo_name(path: Path, ck: Checkpoint) -> str:
+    d = ck.meta["dataset"].get("name", "?")
+    return f"demo · {d} {ck.spec.arch.upper()} · {method_label(ck.method)}"
+
+
+def demo_entries() -> list[Entry]:
+    """The bundled demo models (shared, cached, read-only)."""
+    out = []
+    for p in demo_paths():
+        loaded = demo_checkpoint(p)
+        out.append(Entry(_demo_name(p, loaded.checkpoint), "demo", loaded))
+    order = {m: i for i, m in enumerate(METHODS)}  # SGD first: the baseline of paired differences
+    return sorted(out, key=lambda e: (e.data_key, e.arch != "mlp", order.get(e.method, 99)))
+
+
+def user_entries() -> dict[str, Entry]:
+    """This session's own models (created on first use)."""
+    if STATE_KEY not in st.session_state:
+        st.session_state[STATE_KEY] = {}
+    return st.session_state[STATE_KEY]
+
+
+def all_entries() -> dict[str, Entry]:
+    """Demo models followed by this session's models, by name."""
+    out = {e.name: e for e in demo_entries()}
+    out.update(user_entries())
+    return out
+
+
+def unique_name(base: str) -> str:
+    """``base`` or ``base (2)``, ``base (3)``... so names never collide."""
+    taken = set(all_entries())
+    if base not in taken:
+        return base
+    i = 2
+    while f"{base} ({i})" in taken:
+        i += 1
+    return f"{base} ({i})"
+
+
+def add_checkpoint(name: str, source: str, data: bytes, ck: Checkpoint) -> Entry:
+    """Register a model in this session under a unique name derived from ``name``."""
+    entry = Entry(unique_name(name), source, LoadedCheckpoint(ck, data, digest_of(data)))
+    user_entries()[entry.name] = entry
+    return entry
+
+
+def add_trained(result, data: Dataset, name: str) -> Entry:
+    """Register a TrainResult (model and history) as a checkpoint in this session."""
+    cfg = result.config
+    meta = {
+        "method": cfg.method,
+        "config": cfg.to_dict(),
+        "dataset": data.describe(),
+        "seed": cfg.seed,
+        "metrics": {"clean_accuracy": result.clean_accuracy, "train_seconds": result.train_seconds},
+        "history": result.history,
+        "calibrations": [c.to_dict() for c in result.calibrations],
+    }
+    raw = checkpoint_bytes(result.model, result.spec, meta)
+    # rebuild from the bytes so the registered model is exactly what a download contains
+    return add_checkpoint(name, "trained", raw, load_checkpoint(raw))
+
+
+def add_upload(raw: bytes, filename: str) -> Entry:
+    """Validate uploaded checkpoint bytes and register them; ValueError when they are invalid."""
+    ck = load_checkpoint(raw)  # raises ValueError with the reason
+    name = ck.meta["dataset"].get("name")
+    if name not in DATASETS:
+        raise ValueError(
+            f"Invalid checkpoint dataset={name!r}: the dashboard evaluates models on the bundled "
+            f"datasets ({', '.join(DATASETS)}); use the CLI with --csv for this one"
+        )
+    stem = Path(filename).stem or "uploaded"
+    return add_checkpoint(f"upload · {stem}", "uploaded", raw, ck)
+
+
+def remove(name: str) -> None:
+    """Forget one of this session's models."""
+    user_entries().pop(name, None)
+
+
+def get(names: Sequence[str]) -> list[Entry]:
+    """Entries by name (unknown names raise ValueError)."""
+    pool = all_entries()
+    missing = [n for n in names if n not in pool]
+    if missing:
+        raise ValueError(f"Invalid model={missing[0]!r}: not in the registry of this session")
+    return [pool[n] for n in names]
+
+
+def check_comparable(entries: Sequence[Entry]) -> Dataset:
+    """The shared test data of ``entries``; ValueError unless they share dataset and architecture.
+
+    Paired fault campaigns need one architecture (the same fault sites) and one dataset split.
+    """
+    if not entries:
+        raise ValueError("Invalid models=[]: select at least one model")
+    first = entries[0]
+    for e in entries[1:]:
+        if e.data_key != first.data_key:
+            raise ValueError(
+                f"Invalid models: {e.name!r} was trained on {e.data_key[0]} (seed {e.data_key[1]})"
+                f" but {first.name!r} on {first.data_key[0]} (seed {first.data_key[1]}); compare "
+                "models of one dataset"
+            )
+        if e.checkpoint.spec != first.checkpoint.spec:
+            raise ValueError(
+                f"Invalid models: {e.name!r} ({e.arch} {list(e.checkpoint.spec.widths)}) and "
+                f"{first.name!r} ({first.arch} {list(first.checkpoint.spec.widths)}) differ in "
+                "architecture; a paired comparison needs identical architectures"
+            )
+    return dataset(*first.data_key)
+
+
+def layers_of(entry: Entry) -> list[str]:
+    """Names of the layers that own parameters (what a fault model can target)."""
+    return layer_names(entry.model)
