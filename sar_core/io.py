@@ -54,6 +54,8 @@ def jsonable(obj: Any) -> Any:
         return [jsonable(v) for v in obj]
     if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "ndim", 1) == 0:
         obj = obj.item()
+    elif hasattr(obj, "tolist") and callable(obj.tolist):  # numpy arrays, tensors
+        return jsonable(obj.tolist())
     if isinstance(obj, float) and not math.isfinite(obj):
         return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
     if hasattr(obj, "to_dict"):
