@@ -1,0 +1,309 @@
+"""Loss-landscape figures (plotly): 1D overlays, contours on one colour scale, surfaces,
+interpolation and fault-direction slices. Non-finite losses are drawn as gaps, with a note."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from sar_core.plots.style import method_color, method_label
+
+ALPHA_AXIS = "α (step along direction 1, in filter-normalized units)"
+BETA_AXIS = "β (step along direction 2, in filter-normalized units)"
+LOSS_AXIS = "test loss (cross-entropy, nats)"
+COLORSCALE = "Viridis"
+
+
+def _finite(values: Sequence, log: bool = False) -> list[float | None]:
+    """Floats with non-finite (and, on a log axis, non-positive) entries replaced by None."""
+    out: list[float | None] = []
+    for v in values:
+        x = _as_float(v)
+        ok = x is not None and math.isfinite(x) and (x > 0 or not log)
+        out.append((math.log10(x) if log else x) if ok else None)
+    return out
+
+
+def _as_float(v) -> float | None:
+    if isinstance(v, str):  # JSON round trip writes inf as "inf"
+        v = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}.get(v)
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _gaps(values: Sequence, log: bool = False) -> int:
+    return sum(v is None for v in _finite(values, log))
+
+
+def _note(fig: go.Figure, n_gaps: int, total: int, log: bool = False) -> None:
+    if n_gaps:
+        what = "not finite or ≤ 0 (log scale)" if log else "not finite (loss overflowed)"
+        fig.add_annotation(
+            text=f"{n_gaps} of {total} points {what}: shown as gaps",
+            xref="paper",
+            yref="paper",
+            x=0.0,
+            y=-0.22,
+            showarrow=False,
+            xanchor="left",
+            font={"size": 11, "color": "#555555"},
+        )
+
+
+def _name(entry: dict, i: int) -> str:
+    label, method = entry.get("label"), entry.get("method")
+    name = method_label(method) if method else f"model {i + 1}"
+    return f"{name} — {label}" if label and label != name else name
+
+
+def slice_1d_figure(
+    curves: Sequence[dict],
+    *,
+    log_y: bool = False,
+    fault_alpha: float | None = None,
+    title: str = "1D loss slice along a filter-normalized random direction",
+) -> go.Figure:
+    """Several models' L(w + α d) overlaid; curves: dicts with label, method, alphas, loss."""
+    fig = go.Figure()
+    gaps = total = 0
+    for i, c in enumerate(curves):
+        y = _finite(c["loss"])
+        gaps += _gaps(c["loss"], log_y)
+        total += len(y)
+        fig.add_trace(
+            go.Scatter(
+                x=list(c["alphas"]),
+                y=y,
+                mode="lines",
+                name=_name(c, i),
+                line={"color": method_color(c.get("method", ""), i), "width": 2.5},
+                connectgaps=False,
+            )
+        )
+    if fault_alpha is not None:
+        fig.add_vline(x=fault_alpha, line_dash="dot", annotation_text="sampled fault")
+    fig.update_layout(
+        title=title, xaxis_title=ALPHA_AXIS, yaxis_title=LOSS_AXIS, legend_title="method"
+    )
+    if log_y:
+        fig.update_yaxes(type="log")
+    _note(fig, gaps, total, log_y)
+    return fig
+
+
+def _z(grid: dict, log_z: bool) -> list[list[float | None]]:
+    return [_finite(row, log_z) for row in grid["loss"]]
+
+
+def color_range(grids: Sequence[dict], *, log_z: bool = False) -> tuple[float, float]:
+    """(zmin, zmax) over the finite values of all grids (log10 of the loss when log_z)."""
+    vals = [v for g in grids for row in _z(g, log_z) for v in row if v is not None]
+    if not vals:
+        return (0.0, 1.0)
+    lo, hi = min(vals), max(vals)
+    return (lo, hi if hi > lo else lo + 1.0)
+
+
+def _contour(grid: dict, zmin: float, zmax: float, log_z: bool, **kw) -> go.Contour:
+    size = (zmax - zmin) / 20
+    return go.Contour(
+        x=list(grid["alphas"]),
+        y=list(grid["betas"]),
+        z=_z(grid, log_z),
+        zmin=zmin,
+        zmax=zmax,
+        autocontour=False,
+        contours={"start": zmin, "end": zmax, "size": size},  # same levels in every panel
+        colorscale=COLORSCALE,
+        colorbar={"title": "log10 loss" if log_z else "loss"},
+        connectgaps=False,
+        **kw,
+    )
+
+
+def contour_figures(grids: Sequence[dict], *, log_z: bool = False) -> list[go.Figure]:
+    """One contour per model, all on the same colour scale and contour levels (same zmin/zmax)."""
+    zmin, zmax = color_range(grids, log_z=log_z)
+    figs = []
+    for i, g in enumerate(grids):
+        fig = go.Figure(_contour(g, zmin, zmax, log_z, name=_name(g, i)))
+        _center_marker(fig, g, i)
+        fig.update_layout(
+            title=f"{_name(g, i)}: loss on a random 2D plane",
+            xaxis_title=ALPHA_AXIS,
+            yaxis_title=BETA_AXIS,
+        )
+        n = sum(len(r) for r in g["loss"])
+        _note(fig, sum(_gaps(r, log_z) for r in g["loss"]), n, log_z)
+        figs.append(fig)
+    return figs
+
+
+def _center_marker(fig: go.Figure, g: dict, i: int, **kw) -> None:
+    fig.add_trace(
+        go.Scatter(
+            x=[0.0],
+            y=[0.0],
+            mode="markers",
+            name=f"{_name(g, i)} (trained weights)",
+            marker={"symbol": "x", "size": 10, "color": method_color(g.get("method", ""), i)},
+            **kw,
+        )
+    )
+
+
+def contours_side_by_side(
+    grids: Sequence[dict], *, log_z: bool = False, title: str | None = None
+) -> go.Figure:
+    """All models' contours in one figure, side by side, sharing one colour bar."""
+    zmin, zmax = color_range(grids, log_z=log_z)
+    names = [_name(g, i) for i, g in enumerate(grids)]
+    fig = make_subplots(rows=1, cols=len(grids), subplot_titles=names, shared_yaxes=True)
+    gaps = total = 0
+    for i, g in enumerate(grids):
+        tr = _contour(g, zmin, zmax, log_z, name=names[i], showscale=(i == len(grids) - 1))
+        fig.add_trace(tr, row=1, col=i + 1)
+        _center_marker(fig, g, i, row=1, col=i + 1)
+        fig.update_xaxes(title_text="α (filter-normalized)", row=1, col=i + 1)
+        gaps += sum(_gaps(r, log_z) for r in g["loss"])
+        total += sum(len(r) for r in g["loss"])
+    fig.update_yaxes(title_text="β (filter-normalized)", row=1, col=1)
+    scale = "log10 test loss" if log_z else "test loss"
+    fig.update_layout(
+        title=title or f"{scale} on a random 2D plane (one colour scale for all models)",
+        showlegend=False,
+    )
+    _note(fig, gaps, total, log_z)
+    return fig
+
+
+def surface_figure(grid: dict, zmin: float, zmax: float, log_z: bool = False) -> go.Figure:
+    """3D surface of one grid on a given colour range (share it across models)."""
+    fig = go.Figure(
+        go.Surface(
+            x=list(grid["alphas"]),
+            y=list(grid["betas"]),
+            z=_z(grid, log_z),
+            cmin=zmin,
+            cmax=zmax,
+            colorscale=COLORSCALE,
+            colorbar={"title": "log10 loss" if log_z else "loss"},
+            name=_name(grid, 0),
+        )
+    )
+    fig.update_layout(
+        title=f"{_name(grid, 0)}: loss surface",
+        scene={
+            "xaxis_title": "α",
+            "yaxis_title": "β",
+            "zaxis_title": "log10 loss" if log_z else "loss",
+            "zaxis": {"range": [zmin, zmax]},
+        },
+    )
+    n = sum(len(r) for r in grid["loss"])
+    _note(fig, sum(_gaps(r, log_z) for r in grid["loss"]), n, log_z)
+    return fig
+
+
+def interpolation_figure(
+    result: dict,
+    label_a: str,
+    label_b: str,
+    *,
+    method_a: str | None = None,
+    method_b: str | None = None,
+) -> go.Figure:
+    """Loss and accuracy along (1 - t) w_a + t w_b, with both models marked."""
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(
+        go.Scatter(x=result["t"], y=_finite(result["loss"]), name="loss", mode="lines"),
+        secondary_y=False,
+    )
+    acc = [None if a is None else 100 * a for a in _finite(result["accuracy"])]
+    fig.add_trace(
+        go.Scatter(x=result["t"], y=acc, name="accuracy", mode="lines", line={"dash": "dash"}),
+        secondary_y=True,
+    )
+    for t, key, label, method, i in (
+        (0.0, "loss_a", label_a, method_a, 0),
+        (1.0, "loss_b", label_b, method_b, 1),
+    ):
+        y = _finite([result.get(key)])[0]
+        fig.add_trace(
+            go.Scatter(
+                x=[t],
+                y=[y],
+                mode="markers",
+                name=label,
+                marker={"size": 12, "color": method_color(method or "", i + 2)},
+            ),
+            secondary_y=False,
+        )
+    fig.update_layout(title=f"Linear interpolation: {label_a} (t = 0) → {label_b} (t = 1)")
+    fig.update_xaxes(title_text="t (interpolation coefficient)")
+    fig.update_yaxes(title_text=LOSS_AXIS, secondary_y=False)
+    fig.update_yaxes(title_text="test accuracy (%)", secondary_y=True)
+    _note(fig, _gaps(result["loss"]), len(result["loss"]))
+    return fig
+
+
+def fault_slice_figure(results: Sequence[dict], *, log_y: bool = True) -> go.Figure:
+    """Loss along each model's sampled fault direction; a marker where the real fault lands."""
+    fig = go.Figure()
+    gaps = total = 0
+    notes = []
+    for i, r in enumerate(results):
+        name, color = _name(r, i), method_color(r.get("method", ""), i)
+        gaps += _gaps(r["loss"], log_y)
+        total += len(r["loss"])
+        fig.add_trace(
+            go.Scatter(
+                x=list(r["alphas"]),
+                y=_finite(r["loss"]),
+                mode="lines",
+                name=name,
+                line={"color": color, "width": 2.5},
+            )
+        )
+        fl = _finite([r.get("fault_loss")], log_y)[0]
+        if fl is None:
+            notes.append(f"{name}: loss at the real fault is not finite")
+        else:
+            fig.add_trace(
+                go.Scatter(
+                    x=[r.get("fault_alpha", 1.0)],
+                    y=[r.get("fault_loss")],
+                    mode="markers",
+                    name=f"{name}: real fault ({r.get('n_flips', '?')} flips)",
+                    marker={"symbol": "star", "size": 14, "color": color},
+                )
+            )
+        if r.get("nonfinite"):
+            notes.append(f"{name}: the fault direction is not finite (catastrophic exponent flip)")
+    fig.update_layout(
+        title="Loss along the sampled fault direction (α = 1 is the real fault)",
+        xaxis_title="α (fraction of the fault perturbation w_faulty − w_deployed)",
+        yaxis_title=LOSS_AXIS,
+        legend_title="method",
+    )
+    if log_y:
+        fig.update_yaxes(type="log")
+    fig.add_vline(x=1.0, line_dash="dot")
+    _note(fig, gaps, total, log_y)
+    for k, text in enumerate(notes):
+        fig.add_annotation(
+            text=text,
+            xref="paper",
+            yref="paper",
+            x=0.0,
+            y=1.0 - 0.07 * k,
+            xanchor="left",
+            showarrow=False,
+            font={"size": 11, "color": "#D55E00"},
+        )
+    return fig
