@@ -1,5 +1,291 @@
-"""placeholder"""
+"""Robustness report: BER sweep, bit x layer sensitivity, sharpness vs robustness, double win."""
 
+import pandas as pd
 import streamlit as st
 
-st.title("robustness")
+from sar_core.plots.robustness import (
+    double_win_figure,
+    sensitivity_heatmap,
+    sharpness_scatter,
+    sweep_figure,
+)
+from sar_core.plots.style import method_label
+from ui import registry
+from ui.compute import (
+    bit_layer_grid,
+    inference_cost,
+    paired_campaign,
+    sharpness_of,
+    sweep_iter,
+)
+from ui.jobs import job, start_job, stop_button
+from ui.widgets import (
+    BER_GRID,
+    ber_select,
+    bit_picker,
+    fault_label,
+    fault_model_from,
+    fmt_ber,
+    format_picker,
+    model_picker,
+    page_header,
+    seed_input,
+    show_errors,
+    trials_slider,
+)
+
+SHARPNESS = {
+    "fault_sharpness": "expected loss increase under the fault model",
+    "lambda_max": "top Hessian eigenvalue λ_max",
+    "trace": "Hessian trace (Hutchinson)",
+    "sam_sharpness": "SAM sharpness (ρ = 0.05)",
+    "asam_sharpness": "ASAM sharpness (elementwise, ρ = 0.05)",
+    "avg_sharpness": "average-case sharpness (random, ρ = 0.05)",
+}
+
+page_header(
+    "Robustness report",
+    "One button measures the chosen models four ways under one fault model: accuracy against "
+    "the bit error rate, which bit of which layer hurts most, whether the flatter model is the "
+    "more robust one, and the *double win* table (clean accuracy kept, robustness gained, same "
+    "inference cost). **Try first:** press *Run report* with the three demo MLPs, then with the "
+    "three demo CNNs.",
+)
+previous = job("report")
+
+models = model_picker("Models (same architecture and dataset)", key="models")
+c1, c2 = st.columns([1, 2])
+with c1:
+    fmt = format_picker(key="format", default="int8")
+with c2:
+    ber = ber_select("Bit error rate for the table and sharpness", key="ber", default=0.01)
+bits = bit_picker(fmt, key="bits")
+
+s1, s2, s3 = st.columns(3)
+with s1:
+    lo, hi = st.select_slider(
+        "BER sweep range",
+        BER_GRID,
+        value=(1e-3, 5e-2),
+        format_func=fmt_ber,
+        key="range",
+        bind="query-params",
+    )
+    trials = trials_slider(key="trials", default=30, high=300)
+with s2:
+    heat_name = st.selectbox(
+        "Sensitivity heatmap for",
+        [m.name for m in models] or ["(select models)"],
+        key="heat_model",
+    )
+    heat_flips = st.number_input(
+        "Flips per trial in one (layer, bit)", 1, 1000, 5, key="heat_flips", bind="query-params"
+    )
+    heat_trials = st.slider("Heatmap trials per cell", 1, 100, 10, key="heat_trials")
+with s3:
+    seed = seed_input()
+    with_sharp = st.checkbox(
+        "Sharpness (about 3 s per model)", True, key="sharp", bind="query-params"
+    )
+
+b1, b2, _ = st.columns([1, 1, 4])
+run = b1.button("Run report", type="primary", icon=":material/play_arrow:", key="run_report")
+stop_slot = b2.empty()
+stop_button(stop_slot, live=False, key="report_stop")
+
+if run:
+    with show_errors():
+        if not models:
+            raise ValueError("Invalid models=[]: select at least one model")
+        registry.check_comparable(models)
+        fm = fault_model_from(fmt, bits, ber=ber)
+        bers = [b for b in BER_GRID if lo <= b <= hi]
+        stream = sweep_iter(models, fm, bers=bers, trials=trials, seed=seed)
+    rec = start_job(
+        "report",
+        models=[m.name for m in models],
+        methods=[m.method for m in models],
+        fault_label=fault_label(fm),
+        scope=fault_label(fm, with_rate=False),
+        levels=[],
+    )
+    stop_button(stop_slot, live=True, key="report_stop")
+    bar = st.progress(0.0, text="BER sweep...")
+    with show_errors():
+        for i, (level, summaries) in enumerate(stream):
+            rec["levels"].append({"level": level, "summaries": summaries})
+            bar.progress(0.4 * (i + 1) / len(bers), text=f"BER sweep: {fmt_ber(level)}")
+        bar.progress(0.4, text="Double-win table...")
+        summ = paired_campaign(models, fm, trials=trials, seed=seed)
+        rec["table"] = []
+        for m, s in zip(models, summ):
+            cost = inference_cost(m)
+            rec["table"].append({"model": m.name, "method": m.method, **s, **cost})
+        heat = next((m for m in models if m.name == heat_name), models[0])
+        layers = registry.layers_of(heat)
+        count_fm = fault_model_from(fmt, bits, count=int(heat_flips))
+        rec["heat"] = bit_layer_grid(
+            heat,
+            count_fm,
+            layers=layers,
+            trials=heat_trials,
+            seed=seed,
+            progress=lambda f: bar.progress(0.45 + 0.3 * f, text="Bit x layer sensitivity..."),
+        )
+        rec["heat"].update(
+            model=heat.name,
+            flips=int(heat_flips),
+            format=fmt,
+            reference=summ[models.index(heat)]["deployed_accuracy"],
+        )
+        rec["sharpness"] = []
+        if with_sharp:
+            for i, m in enumerate(models):
+                bar.progress(0.75 + 0.25 * i / len(models), text=f"Sharpness of {m.name}...")
+                rec["sharpness"].append(sharpness_of(m, fm, seed=seed))
+    rec["status"] = "done"
+    bar.empty()
+    stop_button(stop_slot, live=False, key="report_stop", phase="_done")
+    previous = rec
+
+if previous is None:
+    st.info("Press **Run report** to measure the selected models.")
+    st.stop()
+if previous["status"] == "stopped":
+    st.warning("The report was stopped; the parts finished so far are shown.")
+
+names = [n.replace("demo · ", "") for n in previous["models"]]
+if previous["levels"]:
+    st.subheader("Accuracy against the bit error rate")
+    curves = [
+        {
+            "label": name,
+            "method": method,
+            "x": [lv["level"] for lv in previous["levels"]],
+            "mean": [lv["summaries"][i]["mean_accuracy"] for lv in previous["levels"]],
+            "lo": [lv["summaries"][i]["ci95"][0] for lv in previous["levels"]],
+            "hi": [lv["summaries"][i]["ci95"][1] for lv in previous["levels"]],
+            "clean": previous["levels"][0]["summaries"][i]["deployed_accuracy"],
+        }
+        for i, (name, method) in enumerate(zip(names, previous["methods"]))
+    ]
+    st.plotly_chart(
+        sweep_figure(curves, title=f"Accuracy under bit flips: {previous['scope']}"),
+        key="report_sweep",
+    )
+
+if previous.get("table"):
+    st.subheader("The double win")
+    st.markdown(
+        "Clean accuracy, accuracy under the fault model, and the inference cost. SAR changes "
+        "only training: the architecture, the parameter count and the latency are the same."
+    )
+    rows = [
+        {
+            "model": r["model"].replace("demo · ", ""),
+            "method": method_label(r["method"]),
+            "clean accuracy": r["clean_accuracy"],
+            f"under faults ({previous['fault_label']})": r["mean_accuracy"],
+            "95% CI": f"{100 * r['ci95'][0]:.1f}–{100 * r['ci95'][1]:.1f}%",
+            "vs first (pt)": 100 * r["paired_difference"]["mean"],
+            "parameters": r["parameters"],
+            "latency (ms, test set)": r["latency_ms"],
+        }
+        for r in previous["table"]
+    ]
+    t1, t2 = st.columns([3, 2])
+    t1.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        key="double_win",
+        column_config={
+            "clean accuracy": st.column_config.NumberColumn(format="percent"),
+            f"under faults ({previous['fault_label']})": st.column_config.NumberColumn(
+                format="percent"
+            ),
+            "vs first (pt)": st.column_config.NumberColumn(format="%+.1f"),
+            "latency (ms, test set)": st.column_config.NumberColumn(format="%.2f"),
+        },
+    )
+    t1.caption(
+        f"Latency: median of 15 forward passes over the {previous['table'][0]['test_samples']} "
+        "test samples on this server's CPU (one thread); differences are timing noise."
+    )
+    with t2:
+        st.plotly_chart(
+            double_win_figure(
+                [{**r, "label": n} for r, n in zip(previous["table"], names)],
+                fault_label=previous["fault_label"],
+            ),
+            key="double_win_fig",
+        )
+
+if previous.get("heat"):
+    h = previous["heat"]
+    st.subheader("Which bit of which layer?")
+    st.markdown(
+        f"{h['flips']} flips per trial, all in one layer and one bit position, on "
+        f"**{h['model'].replace('demo · ', '')}**; colour = accuracy drop from the fault-free "
+        "deployed model."
+    )
+    st.plotly_chart(
+        sensitivity_heatmap(
+            h["accuracy"],
+            bits=h["bits"],
+            layers=h["layers"],
+            fmt=h["format"],
+            reference=h["reference"],
+            title=f"Accuracy drop per (layer, bit): {h['flips']} flips, {h['format']}",
+        ),
+        key="heatmap",
+    )
+
+if previous.get("sharpness"):
+    st.subheader("Sharpness against robustness")
+    measure = st.selectbox(
+        "Sharpness measure (x axis)",
+        list(SHARPNESS),
+        format_func=SHARPNESS.get,
+        key="measure",
+        bind="query-params",
+    )
+    points = []
+    for name, method, r, sh in zip(
+        names, previous["methods"], previous.get("table", []), previous["sharpness"]
+    ):
+        v = sh.get(measure)
+        x = v["mean"] if isinstance(v, dict) else v
+        points.append(
+            {
+                "label": name,
+                "method": method,
+                "x": x,
+                "y": r["mean_accuracy"],
+                "lo": r["ci95"][0],
+                "hi": r["ci95"][1],
+            }
+        )
+    st.plotly_chart(
+        sharpness_scatter(
+            points,
+            x_title=SHARPNESS[measure],
+            y_title=f"accuracy under faults, {previous['fault_label']} (%)",
+        ),
+        key="scatter",
+    )
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "model": n,
+                    **{
+                        k: (sh[k]["mean"] if isinstance(sh.get(k), dict) else sh.get(k))
+                        for k in SHARPNESS
+                    },
+                }
+                for n, sh in zip(names, previous["sharpness"])
+            ]
+        ).rename(columns=SHARPNESS),
+        hide_index=True,
+        key="sharp_table",
+    )

@@ -13,18 +13,26 @@ import numpy as np
 import streamlit as st
 
 from sar_core import limits
-from sar_core.bits import delta_per_bit
+from sar_core.bits import (
+    decode,
+    delta_per_bit,
+    encode,
+    flip_codes,
+    flip_value,
+    get_format,
+    to_bitstring,
+)
 from sar_core.campaign import check_bers, compare, iter_sweep
 from sar_core.evaluate import as_tensors, logits_of
 from sar_core.faults import FaultModel, count_sites, parameter_shapes
 from sar_core.models import n_parameters
-from sar_core.validate import check_int
+from sar_core.validate import check_float, check_int
 from ui.cache import dataset
 from ui.registry import Entry, check_comparable, demo_entries
 
 HOME_FAULT = FaultModel(format="int8", ber=0.03)  # shown on the landing page
-HOME_BERS = (0.01, 0.02, 0.03, 0.05)  # the landing page's CNN curve (HOME_FAULT's BER included)
-HOME_TRIALS = {"mlp": 30, "cnn": 10}  # the CNN forward pass is ~6x slower on CPU
+HOME_BERS = (0.003, 0.01, 0.02, 0.03, 0.05)  # the landing page's CNN curve (incl. HOME_FAULT)
+HOME_TRIALS = {"mlp": 50, "cnn": 30}  # the CNN forward pass is ~6x slower than the MLP's
 
 
 def _keys(entries: Sequence[Entry]) -> tuple[str, ...]:
@@ -228,6 +236,76 @@ def weight_values(entry: Entry, param: str) -> np.ndarray:
     if param not in named:
         raise ValueError(f"Invalid parameter={param!r}: choose one of {', '.join(named)}")
     return named[param].detach().cpu().numpy().astype(np.float32).ravel().copy()
+
+
+# --- sharpness ------------------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _sharpness(key, _model, data_key, fm_dict, seed, rho, trials) -> dict:
+    from sar_core.sharpness import sharpness_report
+
+    data = dataset(*data_key)
+    fm = FaultModel.from_dict(fm_dict) if fm_dict else None
+    return sharpness_report(
+        _model, data.X_test, data.y_test, seed=seed, fault_model=fm, rho=rho, trials=trials
+    )
+
+
+def sharpness_of(
+    entry: Entry, fm: FaultModel | None, *, seed: int = 0, rho: float = 0.05, trials: int = 30
+) -> dict:
+    """sar_core.sharpness.sharpness_report on the model's test split (cached per model)."""
+    return _sharpness(
+        entry.key, entry.model, entry.data_key, fm.to_dict() if fm else None, seed, rho, trials
+    )
+
+
+# --- one value ------------------------------------------------------------------------------
+
+
+def flip_bits(value: float, fmt: str, bits: Sequence[int], scale: float | None = None) -> dict:
+    """Store ``value`` in ``fmt`` and flip every bit in ``bits`` at once (none: just store it).
+
+    One bit is exactly sar_core.bits.flip_value; several are XORed into the stored code.
+    Returns value/bit strings before and after, the field of each flipped bit, relative change.
+    """
+    value = check_float("value", value)
+    f = get_format(fmt)
+    if f.kind == "int":
+        if scale is None:  # as in flip_value: the value is the tensor's largest magnitude
+            scale = abs(value) / 127.0 if value != 0 else 1.0
+        scale = check_float("scale", scale, low=0.0, low_open=True)
+    bits = sorted({check_int("bit", b, low=0, high=f.width - 1) for b in bits})
+    if len(bits) == 1:
+        r = flip_value(value, fmt, bits[0], scale)
+        return {**r.to_dict(), "relative_change": r.relative_change, "bits": bits}
+    s = scale if f.kind == "int" else None
+    before = encode(np.array([value], dtype=np.float32), fmt, s)
+    after = before.copy()
+    for b in bits:
+        after = flip_codes(after, b)
+    with np.errstate(over="ignore", invalid="ignore"):
+        v0 = float(decode(before, fmt, s)[0])
+        v1 = float(decode(after, fmt, s)[0])
+    d = abs(np.float64(v1) - np.float64(v0))
+    rel = 0.0 if d == 0 else (float(d / abs(v0)) if v0 != 0 else float("inf"))
+    return {
+        "format": fmt,
+        "bits": bits,
+        "value_before": v0,
+        "value_after": v1,
+        "bits_before": to_bitstring(before[0], f.width),
+        "bits_after": to_bitstring(after[0], f.width),
+        "scale": s,
+        "relative_change": rel if np.isfinite(v1) else float("inf"),
+    }
+
+
+def flip_effects(value: float, fmt: str, scale: float | None = None) -> list[float]:
+    """Relative change of ``value`` for a flip of each bit position (index = position)."""
+    width = get_format(fmt).width
+    return [flip_value(value, fmt, b, scale).relative_change for b in range(width)]
 
 
 # --- inference cost --------------------------------------------------------------------------

@@ -156,7 +156,11 @@ def bit_picker(
     fields = bit_fields(fmt)
     state_key = f"{key}_{fmt}"
     if state_key not in st.session_state:
-        spec = st.query_params.get(key, default)
+        # the URL value describes the format of the page load; a later format switch starts
+        # from the default instead
+        used = f"_{key}_url_used"
+        spec = default if st.session_state.get(used) else st.query_params.get(key, default)
+        st.session_state[used] = True
         try:
             init = list(parse_bits(spec, fmt)) if spec != "none" else []
         except ValueError:
@@ -277,13 +281,13 @@ def fault_model_from(
     )
 
 
-def fault_label(fm: FaultModel) -> str:
+def fault_label(fm: FaultModel, *, with_rate: bool = True) -> str:
     """Short human text for a fault model: 'int8, BER 1e-2' / 'float32 bits 0-22, 5 flips'."""
     width = get_format(fm.format).width
     bits = "" if len(fm.bits) == width else f" bits {compact_bits(fm.bits)}"
     rate = f"BER {fmt_ber(fm.ber)}" if fm.ber is not None else f"{fm.count} flips"
     layers = f", layers {','.join(fm.layers)}" if fm.layers else ""
-    return f"{fm.format}{bits}, {rate}{layers}"
+    return f"{fm.format}{bits}{', ' + rate if with_rate else ''}{layers}"
 
 
 def trials_slider(*, key: str = "trials", default: int = 30, high: int = 500) -> int:
