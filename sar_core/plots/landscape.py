@@ -144,17 +144,12 @@ def contour_figures(grids: Sequence[dict], *, log_z: bool = False) -> list[go.Fi
     return figs
 
 
-def _center_marker(fig: go.Figure, g: dict, i: int, **kw) -> None:
-    fig.add_trace(
-        go.Scatter(
-            x=[0.0],
-            y=[0.0],
-            mode="markers",
-            name=f"{_name(g, i)} (trained weights)",
-            marker={"symbol": "x", "size": 10, "color": method_color(g.get("method", ""), i)},
-            **kw,
-        )
+def _center_marker(fig: go.Figure, g: dict, i: int, **where) -> None:
+    marker = {"symbol": "x", "size": 10, "color": "white", "line": {"width": 1}}
+    trace = go.Scatter(
+        x=[0.0], y=[0.0], mode="markers", name=f"{_name(g, i)} (trained weights)", marker=marker
     )
+    fig.add_trace(trace, **where)  # where: row / col of a subplot
 
 
 def contours_side_by_side(

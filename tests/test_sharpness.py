@@ -1,0 +1,170 @@
+"""Sharpness measures against a dense Hessian, scipy's constrained optimum and the campaign module."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize
+
+from sar_core import sharpness as S
+from sar_core.campaign import run_campaign
+from sar_core.evaluate import evaluate
+from sar_core.faults import FaultModel, Injector
+from sar_core.models import ModelSpec, build_model
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A smooth (tanh) 4-6-3 MLP, 40 rows of data, and its dense float64 Hessian (51 x 51)."""
+    gen = torch.Generator().manual_seed(0)
+    X = torch.randn(40, 4, generator=gen)
+    y = torch.randint(0, 3, (40,), generator=gen)
+    model = build_model(ModelSpec(n_features=4, n_classes=3, widths=(6,), activation="tanh"), 1)
+    ref = copy.deepcopy(model).double()  # independent float64 reference
+    theta64, loss64 = S.flat_loss(ref, X.double(), y)
+    H = torch.autograd.functional.hessian(loss64, theta64)
+    return model, X, y, H, theta64, loss64
+
+
+def param_hash(model):
+    h = hashlib.sha256()
+    for n, p in model.named_parameters():
+        h.update(n.encode() + p.detach().numpy().tobytes())
+    return h.hexdigest()
+
+
+def top_by_magnitude(H, k):
+    ev = torch.linalg.eigvalsh(H)
+    return ev[ev.abs().argsort(descending=True)[:k]].tolist()
+
+
+def test_lambda_max_default_args_within_1pct(tiny):
+    model, X, y, H, *_ = tiny
+    (lam,) = S.hessian_eigenvalues(model, X, y)
+    assert lam == pytest.approx(top_by_magnitude(H, 1)[0], rel=0.01)
+
+
+def test_top_k_by_deflation_within_1pct(tiny):
+    model, X, y, H, *_ = tiny
+    eigs = S.hessian_eigenvalues(model, X, y, k=3, iters=1000, tol=1e-8, seed=4)
+    np.testing.assert_allclose(eigs, top_by_magnitude(H, 3), rtol=0.01)
+
+
+def test_hvp_on_every_basis_vector_rebuilds_the_dense_hessian(tiny):
+    model, X, y, H, *_ = tiny
+    P = H.shape[0]
+    cols = torch.stack([S.hessian_vector_product(model, X, y, e) for e in torch.eye(P)], dim=1)
+    torch.testing.assert_close(cols.double(), H, rtol=1e-4, atol=1e-5)
+    assert float(cols.diagonal().sum()) == pytest.approx(float(H.trace()), rel=1e-4)
+
+
+def test_hutchinson_trace_within_its_variance(tiny):
+    model, X, y, H, *_ = tiny
+    n = 1000
+    r = S.hessian_trace(model, X, y, samples=n, seed=1)
+    # Var[z^T H z] for Rademacher z is 2 * sum_{i != j} H_ij^2: allow 4 standard errors
+    var = 2 * float((H**2).sum() - (H.diagonal() ** 2).sum())
+    assert abs(r["mean"] - float(H.trace())) <= 4 * math.sqrt(var / n)
+    assert r["ci95"][0] < r["mean"] < r["ci95"][1] and r["samples"] == n
+
+
+def test_sam_one_step_is_the_sam_ascent_and_asam_ascent(tiny):
+    model, X, y, _, theta64, loss64 = tiny
+    rho = 0.1
+    th = theta64.detach().clone().requires_grad_(True)
+    g = torch.autograd.grad(loss64(th), th)[0].detach()
+    base = float(loss64(theta64.detach()))
+    ref = float(loss64(theta64.detach() + rho * g / g.norm())) - base
+    assert S.sam_sharpness(model, X, y, rho=rho, steps=1) == pytest.approx(ref, rel=1e-3)
+    t = theta64.detach().abs() + 0.01  # ASAM: e = rho T^2 g / ||T g||
+    ref_a = float(loss64(theta64.detach() + rho * t * t * g / (t * g).norm())) - base
+    got = S.sam_sharpness(model, X, y, rho=rho, steps=1, adaptive=True)
+    assert got == pytest.approx(ref_a, rel=1e-3)
+
+
+def test_sam_sharpness_matches_scipy_constrained_maximum(tiny):
+    model, X, y, _, theta64, loss64 = tiny
+    rho = 0.2
+    th = theta64.detach()
+    base = float(loss64(th))
+
+    def neg(e):
+        et = torch.tensor(e, dtype=torch.float64, requires_grad=True)
+        val = -loss64(th + et)
+        (gr,) = torch.autograd.grad(val, et)
+        return float(val.detach()), gr.numpy()
+
+    x0 = np.full(th.numel(), rho / math.sqrt(th.numel()) / 2)
+    cons = {"type": "ineq", "fun": lambda e: rho**2 - e @ e, "jac": lambda e: -2 * e}
+    opt = minimize(neg, x0, jac=True, constraints=[cons], method="SLSQP", tol=1e-12)
+    best = -opt.fun - base
+    got = S.sam_sharpness(model, X, y, rho=rho, steps=20)
+    assert got <= best * 1.01 + 1e-6  # cannot beat the constrained optimum
+    assert got >= best * 0.97  # and a few ascent steps get close to it
+
+
+def test_average_sharpness_matches_second_order_expectation(tiny):
+    model, X, y, H, *_ = tiny
+    rho, n = 0.01, 2000
+    r = S.average_sharpness(model, X, y, rho=rho, samples=n, seed=2)
+    P = H.shape[0]
+    tr, tr2 = float(H.trace()), float((H @ H).trace())
+    # E_u[u^T H u] = tr(H)/P on the unit sphere; Var = 2 (tr(H^2) - tr(H)^2/P) / (P (P + 2))
+    expected = rho**2 / 2 * tr / P
+    se = rho**2 / 2 * math.sqrt(2 * (tr2 - tr**2 / P) / (P * (P + 2)) / n)
+    assert abs(r["mean"] - expected) <= 4 * se + 1e-3 * expected
+
+
+def test_fault_sharpness_matches_campaign_losses(tiny):
+    model, X, y, *_ = tiny
+    fm = FaultModel(format="int8", ber=0.05)
+    r = S.fault_sharpness(model, X, y, fm, trials=20, seed=5)
+    camp = run_campaign(model, X, y, fm, trials=20, seed=5)
+    deployed = evaluate(model, X, y, Injector(model, fm).deployed()).loss
+    assert r["mean"] == pytest.approx(np.mean(camp.loss) - deployed, rel=1e-9)
+    assert r["nonfinite_trials"] == 0 and r["ci95"][0] <= r["mean"] <= r["ci95"][1]
+
+
+def test_fault_sharpness_counts_nonfinite_trials(tiny):
+    model, X, y, *_ = tiny
+    fm = FaultModel(format="float16", bits=(14,), count=3)
+    with torch.no_grad():  # setup on a copy: weights in [1, 2) turn Inf/NaN under a bit-14 flip
+        m = copy.deepcopy(model)
+        m.fc1.weight.fill_(1.5)
+    r = S.fault_sharpness(m, X, y, fm, trials=10, seed=0)
+    assert r["nonfinite_trials"] > 0 and r["trials"] == 10
+
+
+def test_report_keys_determinism_and_no_mutation(tiny):
+    model, X, y, *_ = tiny
+    before = param_hash(model)
+    fm = FaultModel(format="int8", ber=0.02)
+    a = S.sharpness_report(model, X, y, seed=3, fault_model=fm, trials=5)
+    b = S.sharpness_report(model, X, y, seed=3, fault_model=fm, trials=5)
+    assert a == b
+    for key in ("lambda_max", "trace", "sam_sharpness", "avg_sharpness", "fault_sharpness"):
+        assert key in a
+    assert "fault_sharpness" not in S.sharpness_report(model, X, y, seed=3)
+    assert param_hash(model) == before
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m, X, y: S.hessian_eigenvalues(m, X, y, k=0),
+        lambda m, X, y: S.hessian_trace(m, X, y, samples=1),
+        lambda m, X, y: S.sam_sharpness(m, X, y, rho=0.0),
+        lambda m, X, y: S.sam_sharpness(m, X, y, steps=0),
+        lambda m, X, y: S.average_sharpness(m, X, y, rho=-1.0),
+        lambda m, X, y: S.fault_sharpness(m, X, y, FaultModel(ber=0.1), trials=0),
+    ],
+)
+def test_bad_arguments_raise_value_error(tiny, call):
+    model, X, y, *_ = tiny
+    with pytest.raises(ValueError, match="Invalid"):
+        call(model, X, y)
