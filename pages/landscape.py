@@ -1,5 +1,218 @@
-"""placeholder"""
+"""Loss landscape: 1D slices, 2D contours / 3D surfaces, interpolation, fault direction, sharpness."""
 
+import pandas as pd
 import streamlit as st
 
-st.title("landscape")
+from sar_core import limits
+from sar_core.bits import parse_bits
+from sar_core.plots.landscape import (
+    color_range,
+    contours_side_by_side,
+    fault_slice_figure,
+    interpolation_figure,
+    slice_1d_figure,
+    surface_figure,
+)
+from sar_core.plots.style import method_label
+from ui import registry
+from ui.compute import fault_slice, interpolation, sharpness_of, slice_1d, slice_2d
+from ui.jobs import job, start_job, stop_button
+from ui.widgets import (
+    ber_select,
+    fault_label,
+    fault_model_from,
+    format_picker,
+    model_picker,
+    page_header,
+    seed_input,
+    show_errors,
+)
+
+page_header(
+    "Loss landscape",
+    "How flat is each minimum? The loss is drawn along random directions around the trained "
+    "weights (filter-normalized, Li et al. 2018: the same raw direction for every model), on a "
+    "2D plane, on the straight line between two models, and along the direction of a real "
+    "sampled bit-flip fault. **Try first:** compute with the three demo MLPs and compare how "
+    "fast SGD's loss rises next to SAR's; then switch the 2D view to 3D surfaces.",
+)
+previous = job("landscape")
+
+models = model_picker("Models (same architecture and dataset)", key="models", max_selections=4)
+c1, c2, c3, c4 = st.columns(4)
+with c1:
+    seed = seed_input(key="seed")
+span = c2.number_input(
+    "Span (±, filter-normalized units)",
+    0.05,
+    10.0,
+    1.0,
+    step=0.25,
+    key="span",
+    bind="query-params",
+)
+steps_1d = c3.slider("1D points", 5, limits.MAX_GRID_STEPS, 51, key="steps1", bind="query-params")
+steps_2d = c4.slider(
+    "2D points per axis",
+    5,
+    limits.MAX_GRID_STEPS,
+    21,
+    key="steps2",
+    bind="query-params",
+    help="The 2D grid costs steps² evaluations per model (a CNN is ~6x slower than the MLP).",
+)
+
+f1, f2, f3 = st.columns([2, 1, 3])
+with f1:
+    fmt = format_picker(key="format", default="int8")
+bits_text = f2.text_input("Fault bits", "all", key="fbits", help="all, sign, exponent, 0-7 ...")
+with f3:
+    ber = ber_select("Fault BER (fault-direction slice, fault sharpness)", key="ber", default=0.01)
+
+o1, o2, o3 = st.columns(3)
+do_2d = o1.checkbox("2D plane", True, key="do2d", bind="query-params")
+do_sharp = o2.checkbox("Sharpness table (about 3 s per model)", True, key="dosharp")
+
+b1, b2, _ = st.columns([1, 1, 4])
+run = b1.button("Compute", type="primary", icon=":material/play_arrow:", key="compute")
+stop_slot = b2.empty()
+stop_button(stop_slot, live=False, key="land_stop")
+
+
+def labelled(res: dict, entry) -> dict:
+    return {**res, "label": entry.name.replace("demo · ", ""), "method": entry.method}
+
+
+if run:
+    with show_errors():
+        if not models:
+            raise ValueError("Invalid models=[]: select at least one model")
+        registry.check_comparable(models)
+        fm = fault_model_from(fmt, parse_bits(bits_text, fmt), ber=ber)
+    rec = start_job(
+        "landscape",
+        models=[m.name for m in models],
+        fault_label=fault_label(fm),
+        curves=[],
+        grids=[],
+        faults=[],
+        sharpness=[],
+    )
+    stop_button(stop_slot, live=True, key="land_stop")
+    tasks = [("1D slice", m) for m in models] + [("fault direction", m) for m in models]
+    tasks += [("2D plane", m) for m in models] if do_2d else []
+    tasks += [("sharpness", m) for m in models] if do_sharp else []
+    bar = st.progress(0.0, text="Computing...")
+    with show_errors():
+        for i, (what, m) in enumerate(tasks):
+            bar.progress(i / len(tasks), text=f"{what} of {m.name}...")
+            if what == "1D slice":
+                rec["curves"].append(labelled(slice_1d(m, seed=seed, steps=steps_1d, span=span), m))
+            elif what == "fault direction":
+                res = fault_slice(m, fm, seed=seed, steps=steps_1d, span=1.5)
+                rec["faults"].append(labelled(res, m))
+            elif what == "2D plane":
+                rec["grids"].append(labelled(slice_2d(m, seed=seed, steps=steps_2d, span=span), m))
+            else:
+                rec["sharpness"].append({"model": m.name, **sharpness_of(m, fm, seed=seed)})
+    rec["status"] = "done"
+    bar.empty()
+    stop_button(stop_slot, live=False, key="land_stop", phase="_done")
+    previous = rec
+
+if previous is None:
+    st.info("Press **Compute** to draw the landscapes of the selected models.")
+    st.stop()
+if previous["status"] == "stopped":
+    st.warning("Stopped; the parts finished so far are shown.")
+
+log_y = st.toggle("Log-scale loss", False, key="log", bind="query-params")
+if previous["curves"]:
+    st.subheader("1D slices")
+    st.plotly_chart(slice_1d_figure(previous["curves"], log_y=log_y), key="slice1d")
+
+if previous["grids"]:
+    st.subheader("2D plane")
+    view = st.segmented_control(
+        "View",
+        ["contour", "surface"],
+        default="contour",
+        key="view",
+        required=True,
+        format_func={"contour": "Contours", "surface": "3D surfaces"}.get,
+        bind="query-params",
+    )
+    grids = previous["grids"]
+    if view == "contour":
+        st.plotly_chart(contours_side_by_side(grids, log_z=log_y), key="contours")
+    else:
+        zmin, zmax = color_range(grids, log_z=log_y)
+        cols = st.columns(len(grids))
+        for i, (col, g) in enumerate(zip(cols, grids)):
+            col.plotly_chart(surface_figure(g, zmin, zmax, log_z=log_y), key=f"surface_{i}")
+    st.caption("One colour scale for every model: the same colour is the same loss.")
+
+st.subheader("Interpolation between two models")
+names = previous["models"]
+pool = registry.all_entries()
+i1, i2, i3 = st.columns([2, 2, 1])
+a_name = i1.selectbox("From (t = 0)", names, index=0, key="interp_a")
+b_name = i2.selectbox("To (t = 1)", names, index=len(names) - 1, key="interp_b")
+i_steps = i3.slider("Points", 5, limits.MAX_GRID_STEPS, 41, key="interp_steps")
+if a_name in pool and b_name in pool:
+    a, b = pool[a_name], pool[b_name]
+    res = None
+    with show_errors():
+        res = interpolation(a, b, steps=i_steps)  # fast (one line of points), cached
+    st.plotly_chart(
+        interpolation_figure(
+            res,
+            a_name.replace("demo · ", ""),
+            b_name.replace("demo · ", ""),
+            method_a=a.method,
+            method_b=b.method,
+        ),
+        key="interp",
+    )
+    st.caption("Models trained from the same initial weights often sit in one basin: no barrier.")
+
+if previous["faults"]:
+    st.subheader("Along a real fault")
+    st.markdown(
+        f"One fault pattern sampled from **{previous['fault_label']}** hits every model at the "
+        "same sites; α = 1 is the faulty model, α = 0 the deployed one. A flat model's loss "
+        "barely rises at α = 1."
+    )
+    st.plotly_chart(fault_slice_figure(previous["faults"], log_y=True), key="fault_slice")
+
+if previous["sharpness"]:
+    st.subheader("Sharpness")
+    rows = []
+    for sh in previous["sharpness"]:
+        fs = sh.get("fault_sharpness") or {}
+        rows.append(
+            {
+                "model": sh["model"].replace("demo · ", ""),
+                "method": method_label(pool[sh["model"]].method) if sh["model"] in pool else "",
+                "test loss": sh["loss"],
+                "λ_max (top Hessian eigenvalue)": sh["lambda_max"],
+                "Hessian trace": sh["trace"]["mean"],
+                "SAM sharpness (ρ=0.05)": sh["sam_sharpness"],
+                "ASAM sharpness (ρ=0.05)": sh.get("asam_sharpness"),
+                f"fault sharpness ({previous['fault_label']})": fs.get("mean"),
+            }
+        )
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        key="sharp_table",
+        column_config={
+            c: st.column_config.NumberColumn(format="%.4g")
+            for c in rows[0]
+            if c not in ("model", "method")
+        },
+    )
+    st.caption(
+        "Lower is flatter. Fault sharpness = expected loss increase when the fault model hits "
+        "the deployed weights (the quantity SAR's radius is calibrated against)."
+    )
