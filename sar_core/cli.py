@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from sar_core import limits
 from sar_core.bits import FORMAT_NAMES, flip_value
-from sar_core.campaign import check_trials, compare, iter_compare, iter_sweep
+from sar_core.campaign import check_trials, iter_compare, iter_sweep, paired_difference
 from sar_core.data import DATASETS, Dataset, load_csv, load_dataset
 from sar_core.faults import FaultModel
 from sar_core.io import Checkpoint, dumps, load_checkpoint, save_checkpoint
@@ -262,9 +262,18 @@ def cmd_inject(a: argparse.Namespace) -> dict:
 def cmd_compare(a: argparse.Namespace) -> dict:
     """compare subcommand."""
     cks, data, fm, trials, seed = _campaign(a, a.models)
-    Progress(1, "compare", a.quiet)(0)
-    out = compare([c.model for c in cks], data.X_test, data.y_test, fm, trials=trials, seed=seed)
-    Progress(1, "compare", a.quiet)(1)
+    # The bar is drawn only after the first trial: input errors surface before any output, so
+    # bad input leaves exactly one line on stderr.
+    bar = Progress(trials, "compare", a.quiet)
+    runs: list = []
+    for i, runs in enumerate(  # noqa: B007 — the last yield holds the full result
+        iter_compare(
+            [c.model for c in cks], data.X_test, data.y_test, fm, trials=trials, seed=seed
+        ),
+        1,
+    ):
+        bar(i)
+    out = {"results": runs, "paired_difference": [paired_difference(runs[0], r) for r in runs]}
     results = []
     for path, ck, r in zip(a.models, cks, out["results"]):
         s = r.summary()

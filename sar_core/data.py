@@ -162,13 +162,31 @@ def load_csv(
     features = df.drop(columns=[label])
     bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if bad:
-        raise ValueError(f"Invalid csv feature column {bad[0]!r}: values must be numeric")
+        col = features[bad[0]]
+        nonnum = col[pd.to_numeric(col, errors="coerce").isna() & col.notna()]
+        shown = (
+            f" value {nonnum.iloc[0]!r} in data row {int(nonnum.index[0]) + 1}"
+            if len(nonnum)
+            else " a value"
+        )
+        raise ValueError(
+            f"Invalid csv feature column {bad[0]!r}:{shown} is not numeric; every feature "
+            "value must be a number (only the label column may hold text)"
+        )
     if features.isna().any().any() or df[label].isna().any():
         col = next(c for c in df.columns if df[c].isna().any())
-        raise ValueError(f"Invalid csv column {col!r}: contains missing/NaN values")
+        row = int(df[col].isna().to_numpy().argmax()) + 1
+        raise ValueError(
+            f"Invalid csv column {col!r}: missing/NaN value in data row {row}; every cell must "
+            "hold a value (fill or drop incomplete rows)"
+        )
     X = features.to_numpy(dtype=np.float64)
     if not np.isfinite(X).all():
-        raise ValueError("Invalid csv: features contain inf values")
+        r, c = np.argwhere(~np.isfinite(X))[0]
+        raise ValueError(
+            f"Invalid csv column {features.columns[c]!r}: value {X[r, c]} in data row {r + 1}; "
+            "features must be finite numbers"
+        )
     y = df[label].to_numpy()
     n_classes = len(np.unique(y))
     if n_classes < 2:
