@@ -35,7 +35,7 @@ def register(sub, common: Callable[[argparse.ArgumentParser], None]) -> None:
     lp.add_argument("--span", default="1.0", help="grid covers [-span, span] per axis, span > 0")
     lp.add_argument("--include-bias", action="store_true", help="perturb biases too")
     lp.add_argument("--plot", default=None, help="also write the figure: .png (kaleido) or .html")
-    lp.add_argument("--log", action="store_true", help="log-scale loss in the --plot figure")
+    lp.add_argument("--log-scale", action="store_true", help="log-scale loss in the --plot figure")
     common(lp)
     COMMANDS["landscape"] = cmd_landscape
 
@@ -146,9 +146,9 @@ def _plot(a: argparse.Namespace, dims: int, cks, results: list[dict]) -> None:
         for p, ck, r in zip(a.model, cks, results)
     ]
     if dims == 1:
-        fig = P.slice_1d_figure(entries, log_y=a.log)
+        fig = P.slice_1d_figure(entries, log_y=a.log_scale)
     else:
-        fig = P.contours_side_by_side(entries, log_z=a.log)
+        fig = P.contours_side_by_side(entries, log_z=a.log_scale)
     write_figure(fig, a.plot, width=520 * (len(entries) if dims == 2 else 1) + 200)
 
 
