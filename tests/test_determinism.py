@@ -18,7 +18,7 @@ from sar_core.faults import FaultModel, sample_pattern
 from sar_core.models import ModelSpec, build_model
 from sar_core.training import TrainConfig, spec_for, train
 
-FAST = settings(max_examples=200, deadline=None)
+FAST = settings(max_examples=100, deadline=None)
 SLOW = settings(
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
