@@ -1,0 +1,199 @@
+"""Architecture rules, checked on the source (AST): the library never imports streamlit, never
+prints, never seeds or draws from a global RNG, never unpickles, and never uses assert for input;
+pages never import torch.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+LIBRARY = sorted((ROOT / "sar_core").rglob("*.py"))
+PAGES = sorted((ROOT / "pages").glob("*.py")) if (ROOT / "pages").is_dir() else []
+UNPICKLERS = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
+
+
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def _imported(tree: ast.Module) -> set[str]:
+    """Top-level names of every imported module (import a.b -> a; from a.b import c -> a)."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module.split(".")[0])
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, (ast.Name, ast.Attribute))
+            and getattr(node.func, "attr", getattr(node.func, "id", ""))
+            in ("import_module", "__import__")
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            out.add(str(node.args[0].value).split(".")[0])
+    return out
+
+
+def _dotted(node: ast.AST) -> str:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+def _rel(p: Path) -> str:
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+
+
+def test_the_library_sources_are_found():
+    names = {p.name for p in LIBRARY}
+    assert {"bits.py", "faults.py", "campaign.py", "io.py", "cli.py"} <= names
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=_rel)
+def test_library_never_imports_streamlit(path):
+    assert "streamlit" not in _imported(_tree(path))
+
+
+@pytest.mark.parametrize("path", PAGES or [None], ids=lambda p: _rel(p) if p else "no-pages")
+def test_pages_never_import_torch(path):
+    if path is None:
+        pytest.skip("no pages/ directory")
+    assert not {"torch", "torchvision"} & _imported(_tree(path))
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=_rel)
+def test_library_never_unpickles(path):
+    tree = _tree(path)
+    assert not UNPICKLERS & _imported(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            name = _dotted(node.func)
+            assert name not in ("torch.load", "torch.serialization.load"), (
+                f"{_rel(path)} calls {name}"
+            )
+            for kw in node.keywords:
+                is_true = isinstance(kw.value, ast.Constant) and kw.value.value is True
+                assert not (kw.arg == "allow_pickle" and is_true), (
+                    f"{_rel(path)}: allow_pickle=True"
+                )
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=_rel)
+def test_library_never_prints_or_asserts(path):
+    for node in ast.walk(_tree(path)):
+        assert not isinstance(node, ast.Assert), f"{_rel(path)}:{node.lineno} uses assert"
+        if isinstance(node, ast.Call):
+            assert _dotted(node.func) not in ("print", "logging.basicConfig"), (
+                f"{_rel(path)}:{node.lineno} prints"
+            )
+
+
+GLOBAL_RNG = {
+    "torch.manual_seed",
+    "torch.seed",
+    "torch.random.manual_seed",
+    "torch.cuda.manual_seed",
+    "torch.cuda.manual_seed_all",
+    "np.random.seed",
+    "numpy.random.seed",
+    "random.seed",
+    "torch.rand",
+    "torch.randn",
+    "torch.randint",
+    "torch.randperm",
+    "np.random.rand",
+    "np.random.randn",
+    "np.random.randint",
+    "np.random.choice",
+    "np.random.normal",
+    "np.random.uniform",
+    "np.random.permutation",
+    "random.random",
+    "random.choice",
+}
+
+
+def _uses_private_generator(node: ast.Call) -> bool:
+    return any(kw.arg == "generator" for kw in node.keywords)
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=_rel)
+def test_library_uses_no_global_random_state(path):
+    """Randomness is an argument: explicit generators, or a seed inside torch.random.fork_rng."""
+    tree = _tree(path)
+    forked: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.With) and any(
+            "fork_rng" in _dotted(item.context_expr.func)
+            for item in node.items
+            if isinstance(item.context_expr, ast.Call)
+        ):
+            forked |= {id(n) for n in ast.walk(node)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and _dotted(node.func) in GLOBAL_RNG:
+            ok = id(node) in forked or _uses_private_generator(node)
+            assert ok, f"{_rel(path)}:{node.lineno} uses the global RNG via {_dotted(node.func)}"
+        if isinstance(node, ast.Call) and _dotted(node.func).endswith("random.default_rng"):
+            assert node.args or node.keywords, f"{_rel(path)}:{node.lineno} default_rng() unseeded"
+
+
+BAD_SNIPPETS = {
+    "streamlit": (test_library_never_imports_streamlit, "import streamlit as st\n"),
+    "streamlit_dynamic": (
+        test_library_never_imports_streamlit,
+        "import importlib\nst = importlib.import_module('streamlit')\n",
+    ),
+    "torch_in_page": (test_pages_never_import_torch, "from torch import nn\n"),
+    "pickle": (test_library_never_unpickles, "import pickle\n"),
+    "torch_load": (test_library_never_unpickles, "import torch\ntorch.load('m.pt')\n"),
+    "allow_pickle": (
+        test_library_never_unpickles,
+        "import numpy as np\nnp.load('a', allow_pickle=True)\n",
+    ),
+    "print": (test_library_never_prints_or_asserts, "print('hello')\n"),
+    "assert": (test_library_never_prints_or_asserts, "def f(x):\n    assert x > 0\n"),
+    "global_seed": (
+        test_library_uses_no_global_random_state,
+        "import torch\ntorch.manual_seed(0)\n",
+    ),
+    "global_draw": (
+        test_library_uses_no_global_random_state,
+        "import numpy as np\nnp.random.rand(3)\n",
+    ),
+    "unseeded_rng": (
+        test_library_uses_no_global_random_state,
+        "import numpy as np\nrng = np.random.default_rng()\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_SNIPPETS)
+def test_the_rules_catch_a_violation(tmp_path, case):
+    check, source = BAD_SNIPPETS[case]
+    path = tmp_path / "bad.py"
+    path.write_text(source)
+    with pytest.raises(AssertionError):
+        check(path)
+
+
+def test_the_rules_accept_the_allowed_forms(tmp_path):
+    path = tmp_path / "good.py"
+    path.write_text(
+        "import torch\nimport numpy as np\n"
+        "with torch.random.fork_rng(devices=[]):\n    torch.manual_seed(0)\n"
+        "g = torch.Generator().manual_seed(1)\nx = torch.randperm(4, generator=g)\n"
+        "rng = np.random.default_rng(3)\n"
+    )
+    test_library_uses_no_global_random_state(path)
+    test_library_never_prints_or_asserts(path)
+    test_library_never_unpickles(path)
