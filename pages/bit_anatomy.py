@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from sar_core.bits import FORMAT_NAMES, bit_fields, get_format, int8_scale
+from sar_core.bits import FORMAT_NAMES, get_format, int8_scale
 from sar_core.plots.bits import bit_cells_figure, delta_per_bit_figure, flip_effect_figure
 from ui.compute import (
     flip_bits,
@@ -14,7 +14,8 @@ from ui.compute import (
     weight_values,
 )
 from ui.widgets import (
-    FIELD_MD,
+    bit_label,
+    field_legend,
     format_picker,
     guarded,
     model_picker,
@@ -56,7 +57,7 @@ with c2:
             help="int8 stores q = round(w / s); s = max|w| / 127 of the tensor.",
         )
         with show_errors():
-            vals = parse_floats("value", text)
+            vals = parse_floats("value", text) if "," not in text else []
             if len(vals) != 1:
                 raise ValueError(f"Invalid value={text!r}: type one number, e.g. 0.1 or -3e-2")
             value = vals[0]
@@ -68,7 +69,13 @@ with c2:
         p1, p2 = st.columns(2)
         param = p1.selectbox("Parameter", names, key="param")
         w = guarded(weight_values, entry, param)
-        idx = p2.number_input(f"Index (0..{w.size - 1})", 0, w.size - 1, 0, key="index")
+        idx = p2.number_input(
+            f"Index (0..{w.size - 1}; default: the largest |w|)",
+            0,
+            w.size - 1,
+            int(np.argmax(np.abs(w))),
+            key=f"index_{param}",
+        )
         value = float(w[int(idx)])
         if fmt == "int8":
             scale = float(int8_scale(w))
@@ -78,11 +85,9 @@ with c2:
         )
 
 width = get_format(fmt).width
-fields = bit_fields(fmt)
 st.markdown(
-    f"**Bits to flip** ({width}-bit {fmt}, bit 0 = least significant): "
-    ":red-background[sign] :blue-background[exponent] "
-    f":green-background[{'mantissa' if fields[0] == 'mantissa' else 'magnitude'}]"
+    f"**Click bits to flip them** ({width}-bit {fmt}, bit 0 = least significant): "
+    + field_legend(fmt)
 )
 flips = st.pills(
     "Bits to flip",
@@ -90,7 +95,7 @@ flips = st.pills(
     selection_mode="multi",
     default=[width - 2] if fmt != "int8" else [width - 1],
     key=f"flip_{fmt}",
-    format_func=lambda b: f":{FIELD_MD[fields[b]]}-background[{b}]",
+    format_func=lambda b: bit_label(fmt, b),
     label_visibility="collapsed",
 )
 res = guarded(flip_bits, value, fmt, flips or [], scale)
@@ -111,39 +116,46 @@ st.plotly_chart(
     config={"displayModeBar": False},
 )
 
-left, right = st.columns(2)
+rows, cells = [], []
+for f in FORMAT_NAMES:
+    s_f = scale if f == "int8" else None
+    stored = guarded(flip_bits, value, f, [], s_f)
+    eff = np.array(guarded(flip_effects, value, f, s_f))
+    worst = int(np.argmax(np.where(np.isfinite(eff), eff, np.inf)))
+    after = guarded(flip_bits, value, f, [worst], s_f)["value_after"]
+    rows.append(
+        {
+            "format": f,
+            "stored value": f"{stored['value_before']:.7g}",
+            "rounding error": abs(stored["value_before"] - value),
+            "worst single flip": f"bit {worst}: {stored['value_before']:.3g} → {after:.3g}",
+        }
+    )
+    cells.append((f, stored["bits_before"], f))
+
+left, right = st.columns(2, gap="medium")
 with left:
     st.plotly_chart(
         flip_effect_figure(guarded(flip_effects, value, fmt, scale), fmt, value=value),
         key="effects",
     )
 with right:
-    rows, cells = [], []
-    for f in FORMAT_NAMES:
-        s = scale if f == "int8" else None
-        stored = guarded(flip_bits, value, f, [], s)
-        eff = np.array(guarded(flip_effects, value, f, s))
-        worst = int(np.argmax(np.where(np.isfinite(eff), eff, np.inf)))
-        rows.append(
-            {
-                "format": f,
-                "stored value": f"{stored['value_before']:.7g}",
-                "rounding error": abs(stored["value_before"] - value),
-                "worst single flip": f"bit {worst} → {guarded(flip_bits, value, f, [worst], s)['value_after']:.3g}",
-            }
-        )
-        cells.append((f, stored["bits_before"], f))
-    st.plotly_chart(
-        bit_cells_figure(cells, title=f"{value:g} in every format"),
-        key="all_formats",
-        config={"displayModeBar": False},
-    )
+    st.markdown(f"**{value:g} in every format**")
     st.dataframe(
         pd.DataFrame(rows),
         hide_index=True,
         key="formats_table",
         column_config={"rounding error": st.column_config.NumberColumn(format="%.2e")},
     )
+    st.caption(
+        "int8 uses the scale above (a typed value is taken as its tensor's largest |w|): "
+        "its worst flip is bounded by the tensor's range, a float's is not."
+    )
+st.plotly_chart(
+    bit_cells_figure(cells, title=f"{value:g} in every format (filled = 1)"),
+    key="all_formats",
+    config={"displayModeBar": False},
+)
 
 st.subheader("Typical weight change per bit position")
 st.markdown(

@@ -10,7 +10,7 @@ from sar_core.plots.robustness import sweep_figure
 from sar_core.plots.style import method_label
 from ui import registry
 from ui.compute import log_levels, sweep_iter
-from ui.jobs import job, start_job, stop_button
+from ui.jobs import job, run_controls, start_job, stop_button
 from ui.widgets import (
     BER_GRID,
     LiveChart,
@@ -90,10 +90,7 @@ with s1:
     seed = seed_input()
 include_bias = s2.checkbox("Include biases", False, key="bias")
 
-b1, b2, _ = st.columns([1, 1, 4])
-play = b1.button("Play", type="primary", icon=":material/play_arrow:", key="play")
-stop_slot = b2.empty()
-stop_button(stop_slot, live=False, key="flips_stop")
+play, stop_slot = run_controls("Play", key="play", stop_key="flips_stop")
 
 
 def curves_of(rec: dict) -> list[dict]:

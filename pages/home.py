@@ -4,7 +4,6 @@ import pandas as pd
 import streamlit as st
 
 from sar_core.plots.robustness import sweep_figure
-from sar_core.plots.style import method_label
 from ui.compute import HOME_FAULT, home_results
 from ui.widgets import fault_label, fmt_pct
 
@@ -24,7 +23,7 @@ st.markdown(
 with st.spinner("Measuring the demo models under bit flips (once per server)..."):
     res = home_results()
 
-left, right = st.columns([3, 2], gap="large")
+left, right = st.columns([4, 3], gap="large")
 with left:
     st.plotly_chart(
         sweep_figure(
@@ -43,26 +42,37 @@ with right:
     table = pd.DataFrame(
         [
             {
-                "model": r["model"].replace("demo · ", ""),
-                "method": method_label(r["method"]),
+                "model": r["model"].replace("demo · digits ", ""),
                 "clean": fmt_pct(r["clean_accuracy"]),
                 "under faults": fmt_pct(r["mean_accuracy"]),
-                "95% CI": f"{100 * r['ci95'][0]:.1f}–{100 * r['ci95'][1]:.1f}",
-                "vs SGD (pt)": f"{100 * r['paired_difference']:+.1f}",
-                "trials": r["trials"],
+                "95% CI": f"{100 * r['ci95'][0]:.0f}–{100 * r['ci95'][1]:.0f}%",
+                "vs SGD": f"{100 * r['paired_difference']:+.1f} pt",
             }
             for r in res["rows"]
         ]
     )
     st.dataframe(table, hide_index=True, key="home_table")
+    trials = {r["model"].split(" · ")[0].split()[-1]: r["trials"] for r in res["rows"]}
+    st.caption(
+        ", ".join(f"{k}: {v}" for k, v in trials.items())
+        + " paired trials per model; *vs SGD*: mean paired difference from the SGD model of "
+        "the same architecture."
+    )
 
 st.subheader("Explore")
-c1, c2, c3 = st.columns(3)
-c1.page_link("pages/train.py", label="Train — SAR vs baselines, live curves, ρ sweep")
-c1.page_link("pages/landscape.py", label="Loss landscape — slices, surfaces, sharpness")
-c2.page_link("pages/bit_flips.py", label="Bit flips (live) — choose bits, sweep the BER")
-c2.page_link("pages/bit_anatomy.py", label="Bit anatomy — flip one bit of one value")
-c3.page_link("pages/robustness.py", label="Robustness report — sensitivity and the double win")
+links = [
+    ("pages/train.py", "Train", "SAR vs baselines with live curves; the ρ sweep"),
+    ("pages/landscape.py", "Loss landscape", "1D / 2D slices, 3D surfaces, sharpness"),
+    ("pages/bit_flips.py", "Bit flips (live)", "choose bits and layers, sweep the BER"),
+    ("pages/bit_anatomy.py", "Bit anatomy", "flip one bit of one value, see what happens"),
+    ("pages/robustness.py", "Robustness report", "bit x layer heatmap, the double win"),
+]
+cols = st.columns(len(links))
+for col, (path, label, what) in zip(cols, links):
+    with col:
+        st.page_link(path, label=f"**{label}**")
+        st.caption(what)
+
 
 st.subheader("Glossary")
 g1, g2 = st.columns(2)

@@ -16,7 +16,7 @@ from sar_core.plots.landscape import (
 from sar_core.plots.style import method_label
 from ui import registry
 from ui.compute import fault_slice, interpolation, sharpness_of, slice_1d, slice_2d
-from ui.jobs import job, start_job, stop_button
+from ui.jobs import job, run_controls, start_job, stop_button
 from ui.widgets import (
     ber_select,
     fault_label,
@@ -73,14 +73,15 @@ o1, o2, o3 = st.columns(3)
 do_2d = o1.checkbox("2D plane", True, key="do2d", bind="query-params")
 do_sharp = o2.checkbox("Sharpness table (about 3 s per model)", True, key="dosharp")
 
-b1, b2, _ = st.columns([1, 1, 4])
-run = b1.button("Compute", type="primary", icon=":material/play_arrow:", key="compute")
-stop_slot = b2.empty()
-stop_button(stop_slot, live=False, key="land_stop")
+run, stop_slot = run_controls("Compute", key="compute", stop_key="land_stop")
 
 
 def labelled(res: dict, entry) -> dict:
-    return {**res, "label": entry.name.replace("demo · ", ""), "method": entry.method}
+    """Result with a legend label (the figures prefix the method's name themselves)."""
+    label = entry.name.replace("demo · ", "")
+    suffix = f" · {method_label(entry.method)}"
+    label = label[: -len(suffix)] if label.endswith(suffix) else label
+    return {**res, "label": label, "method": entry.method}
 
 
 if run:
@@ -193,23 +194,29 @@ if previous["sharpness"]:
         rows.append(
             {
                 "model": sh["model"].replace("demo · ", ""),
-                "method": method_label(pool[sh["model"]].method) if sh["model"] in pool else "",
                 "test loss": sh["loss"],
-                "λ_max (top Hessian eigenvalue)": sh["lambda_max"],
-                "Hessian trace": sh["trace"]["mean"],
-                "SAM sharpness (ρ=0.05)": sh["sam_sharpness"],
-                "ASAM sharpness (ρ=0.05)": sh.get("asam_sharpness"),
-                f"fault sharpness ({previous['fault_label']})": fs.get("mean"),
+                "λ_max": sh["lambda_max"],
+                "trace": sh["trace"]["mean"],
+                "SAM ρ=0.05": sh["sam_sharpness"],
+                "ASAM ρ=0.05": sh.get("asam_sharpness"),
+                "fault": fs.get("mean"),
             }
         )
+    helps = {
+        "λ_max": "top eigenvalue of the Hessian of the test loss (power iteration)",
+        "trace": "Hessian trace (Hutchinson estimate)",
+        "SAM ρ=0.05": "max loss increase within an L2 ball of radius 0.05 (ascent steps)",
+        "ASAM ρ=0.05": "the same in the elementwise ball |e_i| / (|w_i| + 0.01): SAR's geometry",
+        "fault": f"expected loss increase under {previous['fault_label']}",
+    }
     st.dataframe(
         pd.DataFrame(rows),
         hide_index=True,
         key="sharp_table",
         column_config={
-            c: st.column_config.NumberColumn(format="%.4g")
+            c: st.column_config.NumberColumn(c, format="%.4g", help=helps.get(c))
             for c in rows[0]
-            if c not in ("model", "method")
+            if c != "model"
         },
     )
     st.caption(

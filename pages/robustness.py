@@ -18,7 +18,7 @@ from ui.compute import (
     sharpness_of,
     sweep_iter,
 )
-from ui.jobs import job, start_job, stop_button
+from ui.jobs import job, run_controls, start_job, stop_button
 from ui.widgets import (
     BER_GRID,
     ber_select,
@@ -88,10 +88,7 @@ with s3:
         "Sharpness (about 3 s per model)", True, key="sharp", bind="query-params"
     )
 
-b1, b2, _ = st.columns([1, 1, 4])
-run = b1.button("Run report", type="primary", icon=":material/play_arrow:", key="run_report")
-stop_slot = b2.empty()
-stop_button(stop_slot, live=False, key="report_stop")
+run, stop_slot = run_controls("Run report", key="run_report", stop_key="report_stop")
 
 if run:
     with show_errors():

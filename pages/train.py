@@ -13,7 +13,7 @@ from sar_core.training import METHODS, TrainConfig, spec_for
 from ui import registry
 from ui.cache import dataset
 from ui.compute import paired_campaign
-from ui.jobs import job, start_job, stop_button, train_runs
+from ui.jobs import job, run_controls, start_job, stop_button, train_runs
 from ui.panels import models_panel, upload_box
 from ui.widgets import (
     ber_select,
@@ -143,10 +143,7 @@ t_bits = f2.text_input(
 with f3:
     t_ber = ber_select("Bit error rate", key="tber", default=0.01)
 
-b1, b2, _ = st.columns([1, 1, 4])
-go = b1.button("Train", type="primary", icon=":material/play_arrow:", key="train_go")
-stop_slot = b2.empty()
-stop_button(stop_slot, live=False, key="train_stop")
+go, stop_slot = run_controls("Train", key="train_go", stop_key="train_stop")
 
 
 def plans_for(data) -> tuple[list[dict], object, object]:

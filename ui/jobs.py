@@ -53,6 +53,15 @@ def stop_button(slot, *, live: bool, key: str, phase: str = "") -> None:
     )
 
 
+def run_controls(label: str, *, key: str, stop_key: str) -> tuple[bool, object]:
+    """The primary run button and, next to it, a Stop slot (idle); returns (clicked, slot)."""
+    row = st.container(horizontal=True, vertical_alignment="center")
+    clicked = row.button(label, type="primary", icon=":material/play_arrow:", key=key)
+    slot = row.empty()
+    stop_button(slot, live=False, key=stop_key)
+    return clicked, slot
+
+
 def train_runs(
     rec: dict,
     spec: ModelSpec,

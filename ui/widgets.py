@@ -141,6 +141,18 @@ def compact_bits(bits: Sequence[int]) -> str:
     return ",".join(out)
 
 
+def bit_label(fmt: str, bit: int) -> str:
+    """Markdown label of a bit toggle: its number, coloured by field (the selection is the fill)."""
+    return f":{FIELD_MD[bit_fields(fmt)[bit]]}[**{bit}**]"
+
+
+def field_legend(fmt: str) -> str:
+    """Markdown legend of the field colours of a format (MSB field first)."""
+    names = {"sign": "sign", "exponent": "exponent", "mantissa": "mantissa", "integer": "magnitude"}
+    fields = list(dict.fromkeys(bit_fields(fmt)[::-1]))
+    return " ".join(f":{FIELD_MD[f]}[**{names[f]}**]" for f in fields)
+
+
 def _set_bits(state_key: str, bits: Sequence[int]) -> None:
     st.session_state[state_key] = list(bits)
 
@@ -168,11 +180,7 @@ def bit_picker(
         st.session_state[state_key] = init
     groups = ["all", "none", "sign"] + (["exponent", "mantissa"] if fields[0] == "mantissa" else [])
     groups += ["msb", "lsb"]
-    st.markdown(
-        f"**{label}** — :red-background[sign] :blue-background[exponent] "
-        f":green-background[{'mantissa' if fields[0] == 'mantissa' else 'magnitude'}] "
-        "· bit 0 is the least significant bit"
-    )
+    st.markdown(f"**{label}** — {field_legend(fmt)} · bit 0 is the least significant bit")
     cols = st.columns(len(groups))
     for col, g in zip(cols, groups):
         positions = [] if g == "none" else list(parse_bits(g, fmt))
@@ -188,7 +196,7 @@ def bit_picker(
         list(range(width - 1, -1, -1)),
         selection_mode="multi",
         key=state_key,
-        format_func=lambda b: f":{FIELD_MD[fields[b]]}-background[{b}]",
+        format_func=lambda b: bit_label(fmt, b),
         label_visibility="collapsed",
     )
     picked = sorted(picked or [])
@@ -223,7 +231,8 @@ def parse_floats(name: str, text: str) -> list[float]:
             out.append(float(part))
         except ValueError:
             raise ValueError(
-                f"Invalid {name}={part!r}: expected numbers like 1e-3, 0.01 (comma-separated)"
+                f"Invalid {name}={part!r}: expected a number such as 0.01 or 1e-3 "
+                "(several: comma-separated)"
             ) from None
     return out
 

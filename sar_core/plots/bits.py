@@ -66,7 +66,7 @@ def bit_cells_figure(
             )
             xs.append(x0 + 0.5)
             ys.append(y0 + 0.5)
-            texts.append(f"<b>{ch}</b>")
+            texts.append(ch)
             hovers.append(f"{label}: bit {pos} ({FIELD_NAMES[field]}) = {ch}")
         fig.add_annotation(
             x=max_width - width - 0.2,
@@ -83,21 +83,20 @@ def bit_cells_figure(
         fig.add_annotation(
             x=col + 0.5, y=y_lab, text=str(pos), showarrow=False, font=dict(size=10, color="#444")
         )
-    fig.add_trace(
-        go.Scatter(
-            x=xs,
-            y=ys,
-            mode="text",
-            text=texts,
-            textfont=dict(
-                size=14,
-                color=["white" if t == "<b>1</b>" else "#222" for t in texts],
-            ),
-            hovertext=hovers,
-            hoverinfo="text",
-            showlegend=False,
+    for bit, color in (("1", "white"), ("0", "#222222")):  # one trace per text colour
+        idx = [i for i, t in enumerate(texts) if t == bit]
+        fig.add_trace(
+            go.Scatter(
+                x=[xs[i] for i in idx],
+                y=[ys[i] for i in idx],
+                mode="text",
+                text=[f"<b>{bit}</b>"] * len(idx),
+                textfont=dict(size=14, color=color),
+                hovertext=[hovers[i] for i in idx],
+                hoverinfo="text",
+                showlegend=False,
+            )
         )
-    )
     seen = []
     for _, _, fmt in rows:
         for f in bit_fields(fmt)[::-1]:
@@ -204,19 +203,12 @@ def flip_effect_figure(
             title=dict(text="bit position (0 = least significant)"),
             dtick=1 if len(fields) <= 16 else 2,
         ),
-        yaxis=dict(title=dict(text="|Δw| / |w| (log scale)"), type="log"),
+        yaxis=dict(title=dict(text="|Δw| / |w| (log scale)"), type="log", exponentformat="power"),
         barmode="overlay",
         bargap=0.15,
-        height=380,
-        legend=dict(
-            title=dict(text="field"),
-            orientation="h",
-            yanchor="bottom",
-            y=1.02,
-            x=1,
-            xanchor="right",
-        ),
-        margin=dict(t=80),
+        height=400,
+        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0),
+        margin=dict(t=60),
     )
     return fig
 
@@ -274,7 +266,11 @@ def delta_per_bit_figure(
             title=dict(text="bit position (0 = least significant)"),
             dtick=1 if len(fields) <= 16 else 2,
         ),
-        yaxis=dict(title=dict(text="median |Δw| over the weights (log scale)"), type="log"),
+        yaxis=dict(
+            title=dict(text="median |Δw| over the weights (log scale)"),
+            type="log",
+            exponentformat="power",
+        ),
         height=400,
         legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),
         margin=dict(t=60),

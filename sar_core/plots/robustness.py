@@ -18,6 +18,17 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
+def level_text(v: float) -> str:
+    """Compact tick text for a fault level: 0.003, 0.05, 4.7e-4, 20."""
+    v = float(v)
+    if v >= 1 and v == int(v):
+        return str(int(v))
+    if v >= 1e-3:
+        return f"{v:.2g}"
+    m, e = f"{v:.1e}".split("e")
+    return f"{m.rstrip('0').rstrip('.')}e{int(e)}"
+
+
 def curve_label(curve: Mapping) -> str:
     """Legend name of a curve: its ``label`` or the method's display name."""
     return curve.get("label") or method_label(curve.get("method", ""))
@@ -47,6 +58,7 @@ def sweep_figure(
                     x=x + x[::-1],
                     y=[100 * v for v in c["hi"]] + [100 * v for v in c["lo"]][::-1],
                     fill="toself",
+                    mode="lines",  # the band is a polygon: no markers on its corners
                     fillcolor=_rgba(color, 0.18),
                     line=dict(width=0),
                     hoverinfo="skip",
@@ -91,9 +103,13 @@ def sweep_figure(
                     hovertemplate=f"{label} without faults: %{{y:.1f}}%<extra></extra>",
                 )
             )
+    levels = sorted({float(v) for c in curves for v in c["x"]})
+    xaxis = dict(title=dict(text=x_title), type="log" if log_x else "linear")
+    if 0 < len(levels) <= 10:  # label exactly the measured levels
+        xaxis.update(tickvals=levels, ticktext=[level_text(v) for v in levels])
     fig.update_layout(
         title=dict(text=title or "Accuracy under bit flips (mean and 95% CI, paired trials)"),
-        xaxis=dict(title=dict(text=x_title), type="log" if log_x else "linear"),
+        xaxis=xaxis,
         yaxis=dict(title=dict(text="test accuracy (%)"), rangemode="tozero"),
         legend=dict(title=dict(text="model"), orientation="h", yanchor="top", y=-0.18, x=0),
         height=440,

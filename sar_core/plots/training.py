@@ -64,7 +64,9 @@ def training_curves_figure(runs: Sequence[Mapping], *, title: str | None = None)
     fig.update_xaxes(title_text="epoch", row=1, col=1)
     fig.update_xaxes(title_text="epoch", row=1, col=2)
     fig.update_yaxes(title_text="test accuracy (%)", row=1, col=1)
-    fig.update_yaxes(title_text="cross-entropy loss (log scale)", type="log", row=1, col=2)
+    fig.update_yaxes(
+        title_text="cross-entropy loss (log scale)", type="log", tickformat=".2g", row=1, col=2
+    )
     fig.update_layout(
         title=dict(text=title or "Training curves (same data, seed and initial weights)"),
         legend=dict(title=dict(text="run"), orientation="h", yanchor="top", y=-0.2, x=0),
@@ -98,6 +100,7 @@ def rho_sweep_figure(
                 x=rhos + rhos[::-1],
                 y=hi + lo[::-1],
                 fill="toself",
+                mode="lines",  # the band is a polygon: no markers on its corners
                 fillcolor="rgba(213,94,0,0.18)",
                 line=dict(width=0),
                 hoverinfo="skip",
@@ -146,7 +149,12 @@ def rho_sweep_figure(
             )
     fig.update_layout(
         title=dict(text=title or "SAR: accuracy against the neighbourhood radius ρ"),
-        xaxis=dict(title=dict(text="ρ (neighbourhood radius, log scale)"), type="log"),
+        xaxis=dict(
+            title=dict(text="ρ (neighbourhood radius, log scale)"),
+            type="log",
+            tickvals=rhos if 0 < len(rhos) <= 10 else None,
+            ticktext=[f"{r:g}" for r in rhos] if 0 < len(rhos) <= 10 else None,
+        ),
         yaxis=dict(title=dict(text="test accuracy (%)")),
         legend=dict(orientation="h", yanchor="top", y=-0.2, x=0),
         height=440,
