@@ -211,6 +211,11 @@ def cmd_train(a: argparse.Namespace) -> dict:
         "history": res.history,
         "calibrations": [c.to_dict() for c in res.calibrations],
     }
+    if not all(bool(p.isfinite().all()) for p in res.model.parameters()):
+        raise UsageError(
+            f"Invalid lr={cfg.effective_lr}: training diverged (weights became NaN/Inf) and "
+            "nothing was saved; use a smaller --lr"
+        )
     path = save_checkpoint(a.out, res.model, spec, meta)
     return {
         "clean_accuracy": res.clean_accuracy,

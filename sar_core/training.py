@@ -273,14 +273,15 @@ def train(
                 loss, out = closure()
                 opt.step()
             tot_loss += float(loss.detach()) * len(idx)
-            tot_correct += int((out.argmax(1) == yb).sum())
+            ok = (out.argmax(1) == yb) & torch.isfinite(out).all(dim=1)  # NaN/Inf rows: wrong
+            tot_correct += int(ok.sum())
         if result.stopped:
             break
         model.eval()
         rec = {
             "epoch": epoch,
             "method": config.method,
-            "train_loss": tot_loss / n,
+            "train_loss": tot_loss / n if np.isfinite(tot_loss) else float("inf"),
             "train_acc": tot_correct / n,
             "test_acc": evaluate(model, Xte, yte).accuracy,
             "test_loss": evaluate(model, Xte, yte).loss,

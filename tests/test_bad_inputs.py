@@ -631,6 +631,11 @@ CLI_CASES = [
     ),
     ("cli_train_no_out", ["train"], ["--out", "required"]),
     (
+        "cli_train_diverges",
+        ["train", "--lr", "10", "--epochs", "3", "--widths", "16", "--quiet", "--out", "x"],
+        ["lr=10.0", "diverged", "smaller --lr"],
+    ),
+    (
         "cli_flip_bit",
         ["flip", "--format", "float16", "--value", "1", "--bit", "16"],
         ["bit=16", "[0, 15]"],

@@ -148,3 +148,14 @@ def test_spec_that_does_not_match_the_data_is_rejected(digits):
     wine = load_dataset("wine")
     with pytest.raises(ValueError, match="do not match dataset 'wine'"):
         train(spec_for(digits, "mlp"), wine, TrainConfig(epochs=1))
+
+
+def test_diverging_training_records_inf_loss_and_counts_nan_rows_wrong(digits):
+    from sar_core.io import dumps
+
+    res = train(spec_for(digits, "mlp", (16,)), digits, TrainConfig(lr=10.0, epochs=3))
+    last = res.history[-1]
+    assert not all(bool(p.isfinite().all()) for p in res.model.parameters())  # it did diverge
+    assert last["train_loss"] == float("inf") and last["test_loss"] == float("inf")
+    assert last["train_acc"] == 0.0 and last["test_acc"] == 0.0  # NaN logits are never right
+    assert '"train_loss": "inf"' in dumps(res.history)
