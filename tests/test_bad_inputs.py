@@ -101,6 +101,9 @@ def files(tmp_path_factory) -> dict[str, Path]:
     nan = _tensors()
     nan["out.bias"][3] = float("nan")
     put("nan.safetensors", st_save(nan, {"sar_lab": _meta_json()}))
+    with open(d / "huge.safetensors", "wb") as fh:  # sparse: one byte over the upload cap
+        fh.truncate(limits.MAX_UPLOAD_BYTES + 1)
+    f["huge.safetensors"] = d / "huge.safetensors"
     # a pickle (and a torch.save zip, also pickle inside) dressed up as a checkpoint
     f["marker"] = d / "UNPICKLED"
     put("pickle.safetensors", pickle.dumps({"fc1.weight": _Payload(f["marker"])}))
@@ -248,6 +251,14 @@ LIB_CASES = [
         lambda f: ModelSpec(widths=(limits.MAX_WIDTH + 1,)),
         [f"widths[i]={limits.MAX_WIDTH + 1}", f"[1, {limits.MAX_WIDTH}]"],
     ),
+    (
+        "depth_above_cap",
+        lambda f: ModelSpec(widths=(4,) * (limits.MAX_DEPTH + 1)),
+        [
+            f"widths=[{', '.join(['4'] * (limits.MAX_DEPTH + 1))}]",
+            f"1 to {limits.MAX_DEPTH} hidden",
+        ],
+    ),
     ("cnn_without_image", lambda f: ModelSpec(arch="cnn"), ["image_shape=None", "(C, H, W)"]),
     ("flip_value_nan", lambda f: flip_value(float("nan"), "float32", 0), ["value=nan", "finite"]),
     ("flip_value_text", lambda f: flip_value("abc", "float32", 0), ["value='abc'", "number"]),
@@ -388,6 +399,14 @@ LIB_CASES = [
         "ckpt_above_size_cap",
         lambda f: load_checkpoint(MLP_PATH, max_bytes=1000),
         ["checkpoint size=", "the cap is 1000"],
+    ),
+    (
+        "ckpt_above_default_cap",
+        lambda f: load_checkpoint(f["huge.safetensors"]),
+        [
+            f"checkpoint size={limits.MAX_UPLOAD_BYTES + 1} bytes",
+            f"the cap is {limits.MAX_UPLOAD_BYTES}",
+        ],
     ),
     (
         "ckpt_pickle",

@@ -5,6 +5,7 @@ analysis touches a global random number generator.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -161,9 +162,7 @@ def test_no_global_random_state_is_used(digits, digits_small, small_models):
     build_model(
         ModelSpec(arch="cnn", n_features=64, n_classes=10, widths=(2,), image_shape=(1, 8, 8)), 5
     )
-    small = digits.__class__(
-        **{**digits.__dict__, "X_train": digits.X_train[:128], "y_train": digits.y_train[:128]}
-    )
+    small = replace(digits, X_train=digits.X_train[:128], y_train=digits.y_train[:128])
     for method in ("sgd", "sar", "fat"):
         train(spec_for(small, "mlp", (8,)), small, TrainConfig(method=method, epochs=1))
     try:
