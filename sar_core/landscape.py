@@ -16,7 +16,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from sar_core import limits
-from sar_core.evaluate import as_tensors, evaluate, model_device, score_logits
+from sar_core.evaluate import as_tensors, evaluate, model_device
 from sar_core.faults import FaultModel, Injector
 from sar_core.validate import check_choice, check_float, check_int
 
@@ -129,8 +129,9 @@ def evaluate_combinations(
         chunk_size = _chunk_size(vectors[0], X.shape[0], X.shape[1] if X.ndim == 2 else 1)
     chunk_size = check_int("chunk_size", chunk_size, low=1, high=100_000)
     # a point that is exactly one of the vectors (a unit coefficient row, e.g. alpha = 0) is
-    # scored with evaluate()'s own kernel, so it matches evaluate() bit for bit
+    # scored by evaluate() itself, unbatched, so it matches evaluate() bit for bit
     unit = ((c == 0) | (c == 1)).all(dim=1) & ((c == 1).sum(dim=1) == 1)  # (P,)
+    exact = {k: evaluate(model, X, y, vectors[k]) for k in set(c[unit].argmax(dim=1).tolist())}
     batched = vmap(lambda p: functional_call(model, p, (X,)))
     losses: list[float] = []
     accs: list[float] = []
@@ -141,7 +142,7 @@ def evaluate_combinations(
             logits = batched(stacked)  # (C, N, n_classes)
             loss, acc = _score_batch(logits, y)
             for i in torch.nonzero(unit[start : start + chunk_size]).flatten().tolist():
-                s = score_logits(logits[i], y)
+                s = exact[int(cc[i].argmax())]
                 loss[i], acc[i] = s.loss, s.accuracy
             losses += loss
             accs += acc
