@@ -190,8 +190,7 @@ if previous.get("table"):
         }
         for r in previous["table"]
     ]
-    t1, t2 = st.columns([3, 2])
-    t1.dataframe(
+    st.dataframe(
         pd.DataFrame(rows),
         hide_index=True,
         key="double_win",
@@ -204,11 +203,8 @@ if previous.get("table"):
             "latency (ms, test set)": st.column_config.NumberColumn(format="%.2f"),
         },
     )
-    t1.caption(
-        f"Latency: median of 15 forward passes over the {previous['table'][0]['test_samples']} "
-        "test samples on this server's CPU (one thread); differences are timing noise."
-    )
-    with t2:
+    t1, t2 = st.columns([3, 2], vertical_alignment="center")
+    with t1:
         st.plotly_chart(
             double_win_figure(
                 [{**r, "label": n} for r, n in zip(previous["table"], names)],
@@ -216,6 +212,11 @@ if previous.get("table"):
             ),
             key="double_win_fig",
         )
+    t2.caption(
+        f"Latency: median of 15 forward passes over the {previous['table'][0]['test_samples']} "
+        "test samples on this server's CPU (one thread); differences between models of one "
+        "architecture are timing noise. *vs first*: mean paired difference from the first model."
+    )
 
 if previous.get("heat"):
     h = previous["heat"]
@@ -270,19 +271,31 @@ if previous.get("sharpness"):
         ),
         key="scatter",
     )
+    short = {
+        "fault_sharpness": "fault",
+        "lambda_max": "λ_max",
+        "trace": "trace",
+        "sam_sharpness": "SAM",
+        "asam_sharpness": "ASAM",
+        "avg_sharpness": "average",
+    }
     st.dataframe(
         pd.DataFrame(
             [
                 {
                     "model": n,
                     **{
-                        k: (sh[k]["mean"] if isinstance(sh.get(k), dict) else sh.get(k))
+                        short[k]: (sh[k]["mean"] if isinstance(sh.get(k), dict) else sh.get(k))
                         for k in SHARPNESS
                     },
                 }
                 for n, sh in zip(names, previous["sharpness"])
             ]
-        ).rename(columns=SHARPNESS),
+        ),
         hide_index=True,
         key="sharp_table",
+        column_config={
+            short[k]: st.column_config.NumberColumn(format="%.4g", help=SHARPNESS[k])
+            for k in SHARPNESS
+        },
     )

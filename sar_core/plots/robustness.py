@@ -159,7 +159,7 @@ def sensitivity_heatmap(
             dtick=1 if len(bits) <= 16 else 2,
             range=[-0.5, max(bits) + 0.5] if bits else None,
         ),
-        yaxis=dict(title=dict(text="layer")),
+        yaxis=dict(title=dict(text="layer"), autorange="reversed"),  # model order, top down
         height=180 + 45 * len(layers),
         margin=dict(t=80),
     )
