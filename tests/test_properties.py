@@ -15,6 +15,7 @@ from sar_core.faults import FaultModel, count_sites, sample_pattern
 from sar_core.io import dumps, rows_to_csv
 
 PROPS = settings(max_examples=100, deadline=None)
+QUICK = settings(max_examples=40, deadline=None)  # slow generators (nested JSON, CSV rows)
 finite32 = st.floats(allow_nan=False, allow_infinity=False, width=32)
 
 
@@ -113,7 +114,7 @@ def test_count_patterns_have_k_distinct_sites_when_possible(dims, k, seed):
     assert len(set(zip(idx.tolist(), bits.tolist()))) == k == p.n_flips
 
 
-@PROPS
+@QUICK
 @given(
     fmt=st.sampled_from(B.FORMAT_NAMES),
     ber=st.one_of(st.none(), st.floats(1e-9, 1.0)),
@@ -135,7 +136,7 @@ def test_fault_model_dict_round_trip(fmt, ber, layers, include_bias):
     assert FaultModel.from_dict(d) == fm
 
 
-@PROPS
+@QUICK
 @given(v=st.lists(st.floats(0, 1), min_size=2, max_size=100), seed=st.integers(0, 100))
 def test_summary_is_consistent_and_order_free(v, seed):
     s = summarize(v)
@@ -158,7 +159,7 @@ json_values = st.recursive(
 )
 
 
-@PROPS
+@QUICK
 @given(obj=json_values)
 def test_dumps_always_gives_strict_json(obj):
     text = dumps({"x": obj})
@@ -166,7 +167,7 @@ def test_dumps_always_gives_strict_json(obj):
     assert dumps({"x": obj}) == text
 
 
-@PROPS
+@QUICK
 @given(
     rows=st.lists(
         st.dictionaries(
