@@ -11,6 +11,7 @@ give the same losses and prints the best-of-repeats time of each and their ratio
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from functools import partial
@@ -38,12 +39,14 @@ def naive_grid(model, X, y, d1, d2, axis):
 
 
 def best_of(fn, repeats):
-    times, out = [], None
+    """(best wall seconds, best CPU seconds of this process, last result)."""
+    walls, cpus, out = [], [], None
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return min(walls), min(cpus), out
 
 
 def main() -> None:
@@ -52,7 +55,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, grid {args.steps}^2")
-    print(f"{'model':<22}{'vmap s':>9}{'loop s':>9}{'loop/vmap':>11}{'max |dL|/L':>13}")
+    print("best of repeats; ratio = naive loop / vmap (wall, and CPU time of this process)")
+    print(f"{'model':<18}{'vmap s':>8}{'loop s':>8}{'wall':>9}{'cpu':>9}{'max |dL|/L':>12}")
     for name in ("digits_mlp_sgd", "digits_cnn_sgd"):
         ck = load_checkpoint(ROOT / "assets" / f"{name}.safetensors")
         data = dataset_of(ck)
@@ -61,11 +65,16 @@ def main() -> None:
         axis = L.grid_axis(args.steps, 1.0)
         L.slice_2d(ck.model, X, y, d1, d2, steps=3)  # warm-up (vmap tracing, allocator)
         fast_fn = partial(L.slice_2d, ck.model, X, y, d1, d2, steps=args.steps)
-        t_vmap, fast = best_of(fast_fn, args.repeats)
-        t_loop, slow = best_of(partial(naive_grid, ck.model, X, y, d1, d2, axis), args.repeats)
+        t_vmap, c_vmap, fast = best_of(fast_fn, args.repeats)
+        slow_fn = partial(naive_grid, ck.model, X, y, d1, d2, axis)
+        t_loop, c_loop, slow = best_of(slow_fn, args.repeats)
         a, b = np.asarray(fast["loss"]), np.asarray(slow)
         err = float(np.max(np.abs(a - b) / np.abs(b)))
-        print(f"{name:<22}{t_vmap:>9.3f}{t_loop:>9.3f}{t_loop / t_vmap:>10.1f}x{err:>13.1e}")
+        print(
+            f"{name:<18}{t_vmap:>8.2f}{t_loop:>8.2f}{t_loop / t_vmap:>8.1f}x"
+            f"{c_loop / c_vmap:>8.1f}x{err:>12.1e}"
+        )
+    print("load average at the end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

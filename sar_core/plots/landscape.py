@@ -58,7 +58,7 @@ def _note(fig: go.Figure, n_gaps: int, total: int, log: bool = False) -> None:
 def _name(entry: dict, i: int) -> str:
     label, method = entry.get("label"), entry.get("method")
     name = method_label(method) if method else f"model {i + 1}"
-    return f"{name} — {label}" if label and label != name else name
+    return f"{name} — {label}" if label and label not in (name, method) else name
 
 
 def slice_1d_figure(
@@ -216,12 +216,24 @@ def interpolation_figure(
     """Loss and accuracy along (1 - t) w_a + t w_b, with both models marked."""
     fig = make_subplots(specs=[[{"secondary_y": True}]])
     fig.add_trace(
-        go.Scatter(x=result["t"], y=_finite(result["loss"]), name="loss", mode="lines"),
+        go.Scatter(
+            x=result["t"],
+            y=_finite(result["loss"]),
+            name="loss",
+            mode="lines",
+            line={"color": "#000000"},
+        ),
         secondary_y=False,
     )
     acc = [None if a is None else 100 * a for a in _finite(result["accuracy"])]
     fig.add_trace(
-        go.Scatter(x=result["t"], y=acc, name="accuracy", mode="lines", line={"dash": "dash"}),
+        go.Scatter(
+            x=result["t"],
+            y=acc,
+            name="accuracy",
+            mode="lines",
+            line={"dash": "dash", "color": "#999999"},
+        ),
         secondary_y=True,
     )
     for t, key, label, method, i in (
