@@ -63,7 +63,7 @@ with r2:
         lo, hi = st.select_slider(
             "BER range (log scale)",
             BER_GRID,
-            value=(1e-4, 5e-2),
+            value=(1e-3, 1e-1),
             format_func=fmt_ber,
             key="ber_range",
             bind="query-params",

@@ -52,7 +52,7 @@ with right:
         ]
     )
     st.dataframe(table, hide_index=True, key="home_table")
-    trials = {r["model"].split(" · ")[0].split()[-1]: r["trials"] for r in res["rows"]}
+    trials = {r["arch"].upper(): r["trials"] for r in res["rows"]}
     st.caption(
         ", ".join(f"{k}: {v}" for k, v in trials.items())
         + " paired trials per model; *vs SGD*: mean paired difference from the SGD model of "
@@ -61,16 +61,16 @@ with right:
 
 st.subheader("Explore")
 links = [
-    ("pages/train.py", "Train", "SAR vs baselines with live curves; the ρ sweep"),
-    ("pages/landscape.py", "Loss landscape", "1D / 2D slices, 3D surfaces, sharpness"),
-    ("pages/bit_flips.py", "Bit flips (live)", "choose bits and layers, sweep the BER"),
-    ("pages/bit_anatomy.py", "Bit anatomy", "flip one bit of one value, see what happens"),
-    ("pages/robustness.py", "Robustness report", "bit x layer heatmap, the double win"),
+    ("train", "Train", ":material/model_training:", "SAR vs baselines, live curves; the ρ sweep"),
+    ("landscape", "Loss landscape", ":material/landscape:", "slices, 3D surfaces, sharpness"),
+    ("bit_flips", "Bit flips (live)", ":material/bolt:", "choose bits and layers, sweep the BER"),
+    ("bit_anatomy", "Bit anatomy", ":material/grid_on:", "flip one bit of one value"),
+    ("robustness", "Robustness report", ":material/analytics:", "bit x layer heatmap, double win"),
 ]
 cols = st.columns(len(links))
-for col, (path, label, what) in zip(cols, links):
+for col, (path, label, icon, what) in zip(cols, links):
     with col:
-        st.page_link(path, label=f"**{label}**")
+        st.page_link(f"pages/{path}.py", label=f"**{label}**", icon=icon)
         st.caption(what)
 
 

@@ -111,6 +111,7 @@ def _home(keys: tuple[str, ...]) -> dict:
             rows.append(
                 {
                     "model": e.name,
+                    "arch": arch,
                     "method": e.method,
                     "clean_accuracy": s["clean_accuracy"],
                     "mean_accuracy": s["mean_accuracy"],
@@ -363,6 +364,7 @@ def flip_bits(value: float, fmt: str, bits: Sequence[int], scale: float | None =
     }
 
 
+@st.cache_data(show_spinner=False, max_entries=512)
 def flip_effects(value: float, fmt: str, scale: float | None = None) -> list[float]:
     """Relative change of ``value`` for a flip of each bit position (index = position)."""
     width = get_format(fmt).width

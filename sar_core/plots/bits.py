@@ -62,6 +62,7 @@ def bit_cells_figure(
                     y1=y0 + 1,
                     fillcolor=color if ch == "1" else _rgba(color, 0.15),
                     line=dict(color="black" if is_flipped else color, width=4 if is_flipped else 1),
+                    layer="below",  # under the bit values
                 )
             )
             xs.append(x0 + 0.5)
