@@ -44,7 +44,9 @@ def naive_inject(model: torch.nn.Module, pattern) -> torch.nn.Module:
         for name, (idx, bits) in pattern.sites.items():
             flat = params[name].view(-1)
             for i, b in zip(idx.tolist(), bits.tolist()):
-                code = np.array([flat[i].item()], dtype=np.float32).view(np.uint32) ^ np.uint32(1 << b)
+                code = np.array([flat[i].item()], dtype=np.float32).view(np.uint32) ^ np.uint32(
+                    1 << b
+                )
                 flat[i] = float(code.view(np.float32)[0])
     return m
 
@@ -58,16 +60,20 @@ def main() -> None:
         fm = FaultModel(format="float32", ber=p)
         n_sites = Injector(model, fm).n_sites
         rng = np.random.default_rng(0)
-        ours = timeit(lambda fm=fm: sample_pattern(shapes, fm, rng), 200)
-        naive = timeit(lambda: naive_bernoulli(n_sites, p, rng), 200)
-        print(f"| sample pattern, float32, BER {p:g} ({n_sites} sites) | {ours * 1e3:.3f} | {naive * 1e3:.3f} | {naive / ours:.1f}x |")
+        ours = timeit(lambda fm=fm, rng=rng: sample_pattern(shapes, fm, rng), 200)
+        naive = timeit(lambda n=n_sites, p=p, rng=rng: naive_bernoulli(n, p, rng), 200)
+        print(
+            f"| sample pattern, float32, BER {p:g} ({n_sites} sites) | {ours * 1e3:.3f} | {naive * 1e3:.3f} | {naive / ours:.1f}x |"
+        )
     for p in (1e-5, 1e-4):
         fm = FaultModel(format="float32", ber=p)
         inj = Injector(model, fm)
         pat = inj.sample(np.random.default_rng(1))
         ours = timeit(lambda inj=inj, pat=pat: inj.apply(pat), 50)
         naive = timeit(lambda pat=pat: naive_inject(model, pat), 10)
-        print(f"| apply one pattern, float32, BER {p:g} ({pat.n_flips} flips) | {ours * 1e3:.3f} | {naive * 1e3:.3f} | {naive / ours:.1f}x |")
+        print(
+            f"| apply one pattern, float32, BER {p:g} ({pat.n_flips} flips) | {ours * 1e3:.3f} | {naive * 1e3:.3f} | {naive / ours:.1f}x |"
+        )
 
 
 if __name__ == "__main__":

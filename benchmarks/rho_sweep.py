@@ -52,13 +52,27 @@ def main() -> None:
             base = train(spec, data, TrainConfig(method="sgd", epochs=EPOCHS, seed=seed))
             for geometry, rhos in GRID.items():
                 for rho in rhos:
-                    cfg = TrainConfig(method="sar", epochs=EPOCHS, seed=seed, rho=rho, geometry=geometry)
+                    cfg = TrainConfig(
+                        method="sar", epochs=EPOCHS, seed=seed, rho=rho, geometry=geometry
+                    )
                     sar = train(spec, data, cfg)
-                    row = {"arch": arch, "seed": seed, "geometry": geometry, "rho": rho,
-                           "clean_sgd": base.clean_accuracy, "clean_sar": sar.clean_accuracy}
+                    row = {
+                        "arch": arch,
+                        "seed": seed,
+                        "geometry": geometry,
+                        "rho": rho,
+                        "clean_sgd": base.clean_accuracy,
+                        "clean_sar": sar.clean_accuracy,
+                    }
                     for name, fm in FAULTS.items():
-                        res = compare([base.model, sar.model], data.X_test, data.y_test, fm,
-                                      trials=a.trials, seed=1234)
+                        res = compare(
+                            [base.model, sar.model],
+                            data.X_test,
+                            data.y_test,
+                            fm,
+                            trials=a.trials,
+                            seed=1234,
+                        )
                         row[f"{name}_sgd"] = res["results"][0].summary()["mean_accuracy"]
                         row[f"{name}_sar"] = res["results"][1].summary()["mean_accuracy"]
                         row[f"{name}_diff"] = res["paired_difference"][1]["mean"]
@@ -68,9 +82,14 @@ def main() -> None:
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(rows, indent=1))
     # aggregate over seeds: mean paired difference (percentage points)
-    print(f"| arch | geometry | rho | clean SAR - SGD (pt) | int8 BER 3% SAR - SGD (pt) | fp32 BER 1e-5 SAR - SGD (pt) |")
+    print(
+        "| arch | geometry | rho | clean SAR - SGD (pt) | int8 BER 3% SAR - SGD (pt) | fp32 BER 1e-5 SAR - SGD (pt) |"
+    )
     print("|---|---|---|---|---|---|")
-    keys = sorted({(r["arch"], r["geometry"], r["rho"]) for r in rows}, key=lambda k: (k[0], list(GRID).index(k[1]), k[2]))
+    keys = sorted(
+        {(r["arch"], r["geometry"], r["rho"]) for r in rows},
+        key=lambda k: (k[0], list(GRID).index(k[1]), k[2]),
+    )
     for arch, geom, rho in keys:
         sel = [r for r in rows if (r["arch"], r["geometry"], r["rho"]) == (arch, geom, rho)]
         c = 100 * np.mean([r["clean_sar"] - r["clean_sgd"] for r in sel])
