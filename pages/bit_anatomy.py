@@ -109,8 +109,13 @@ st.plotly_chart(
     bit_cells_figure(
         [("before", res["bits_before"], fmt), ("after", res["bits_after"], fmt)],
         flipped=res["bits"],
-        title=f"{value:g} stored as {fmt}: before and after flipping bits "
-        f"{', '.join(map(str, sorted(res['bits'], reverse=True))) or '(none)'}",
+        title=f"{value:g} stored as {fmt}: before and after flipping "
+        + (
+            f"bit{'s' if len(res['bits']) > 1 else ''} "
+            + ", ".join(map(str, sorted(res["bits"], reverse=True)))
+            if res["bits"]
+            else "no bit"
+        ),
     ),
     key="cells",
     config={"displayModeBar": False},

@@ -29,6 +29,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 PAGES = {
     "home": ("", "", None, "Demo models"),  # a subheader: only there once the results are
     "train": ("train", "?epochs=8&trials=10", "Train", "Remove"),
+    "train_rho": (
+        "train",
+        "?mode=%CF%81+sweep+%28SAR%29&rhos=0.05%2C0.2%2C0.5%2C2%2C5&epochs=12&trials=20",
+        "Train",
+        "Remove",
+    ),
     "landscape": ("landscape", "?steps1=31&steps2=15", "Compute", "Along a real fault"),
     "bit_flips": ("bit_flips", "?trials=10&points=5", "Play", "Download CSV"),
     "bit_anatomy": ("bit_anatomy", "", None, "Typical weight change per bit position"),
