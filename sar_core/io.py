@@ -116,6 +116,10 @@ def read_header(data: bytes) -> tuple[dict, dict]:
     if not isinstance(header, dict):
         raise ValueError("Invalid checkpoint: the safetensors header is not a JSON object")
     meta = header.pop("__metadata__", None) or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ValueError(
+            "Invalid checkpoint: the safetensors __metadata__ must map names to strings"
+        )
     body = len(data) - 8 - n
     for name, entry in header.items():
         offs = entry.get("data_offsets") if isinstance(entry, dict) else None

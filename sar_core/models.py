@@ -40,7 +40,11 @@ class ModelSpec:
             check_int("widths[i]", w, low=1, high=limits.MAX_WIDTH)
         object.__setattr__(self, "widths", widths)
         if self.image_shape is not None:
-            object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
+            shape = self.image_shape
+            if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+                raise ValueError(f"Invalid image_shape={shape!r}: expected (C, H, W) integers")
+            shape = tuple(check_int("image_shape[i]", s, low=1, high=100_000) for s in shape)
+            object.__setattr__(self, "image_shape", shape)
         if self.arch == "cnn":
             if self.image_shape is None or len(self.image_shape) != 3:
                 raise ValueError(

@@ -101,6 +101,13 @@ def files(tmp_path_factory) -> dict[str, Path]:
     nan = _tensors()
     nan["out.bias"][3] = float("nan")
     put("nan.safetensors", st_save(nan, {"sar_lab": _meta_json()}))
+    header = json.loads(good[8 : 8 + struct.unpack("<Q", good[:8])[0]])
+    header["__metadata__"] = 5  # safetensors metadata must be a map of strings
+    raw = json.dumps(header).encode()
+    n_old = struct.unpack("<Q", good[:8])[0]
+    put("meta_number.safetensors", struct.pack("<Q", len(raw)) + raw + good[8 + n_old :])
+    cnn_spec = {"arch": "cnn", "widths": [8, 16], "image_shape": ["one", 8, 8]}
+    put("image_text.safetensors", st_save(_tensors(), {"sar_lab": _meta_json(spec=cnn_spec)}))
     with open(d / "huge.safetensors", "wb") as fh:  # sparse: one byte over the upload cap
         fh.truncate(limits.MAX_UPLOAD_BYTES + 1)
     f["huge.safetensors"] = d / "huge.safetensors"
@@ -373,6 +380,16 @@ LIB_CASES = [
         "ckpt_meta_not_json",
         lambda f: load_checkpoint(f["meta_not_json.safetensors"]),
         ["metadata", "not valid JSON"],
+    ),
+    (
+        "ckpt_metadata_not_strings",
+        lambda f: load_checkpoint(f["meta_number.safetensors"]),
+        ["checkpoint", "__metadata__", "map names to strings"],
+    ),
+    (
+        "ckpt_image_shape_text",
+        lambda f: load_checkpoint(f["image_text.safetensors"]),
+        ["image_shape[i]='one'", "integer in [1, "],
     ),
     (
         "ckpt_bad_arch",
