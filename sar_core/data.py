@@ -144,7 +144,14 @@ def load_csv(
     if not raw.strip():
         raise ValueError("Invalid csv: the file is empty; expected a header and numeric rows")
     try:
+        # Pass 1, structure only: with header=None a row longer than the header line is a
+        # ParserError (with a header, pandas would silently turn surplus fields into an index).
+        pd.read_csv(io.BytesIO(raw), header=None, dtype=str, keep_default_na=False)
         df = pd.read_csv(io.BytesIO(raw))
+    except pd.errors.ParserError as e:
+        detail = " ".join(str(e).split())
+        hint = "; every row needs one value per header column" if "fields in line" in detail else ""
+        raise ValueError(f"Invalid csv: could not parse ({detail}){hint}") from None
     except Exception as e:  # pandas raises many parser error types
         raise ValueError(f"Invalid csv: could not parse ({type(e).__name__}: {e})") from None
     if df.shape[1] > limits.MAX_CSV_COLUMNS:
@@ -163,10 +170,12 @@ def load_csv(
     bad = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if bad:
         col = features[bad[0]]
-        nonnum = col[pd.to_numeric(col, errors="coerce").isna() & col.notna()]
+        where = np.flatnonzero(
+            (pd.to_numeric(col, errors="coerce").isna() & col.notna()).to_numpy()
+        )
         shown = (
-            f" value {nonnum.iloc[0]!r} in data row {int(nonnum.index[0]) + 1}"
-            if len(nonnum)
+            f" value {col.iloc[where[0]]!r} in data row {where[0] + 1}"
+            if len(where)
             else " a value"
         )
         raise ValueError(

@@ -130,6 +130,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
     put("short.csv", _csv(rows=5))
     put("many_classes.csv", _csv(rows=2 * (limits.MAX_CLASSES + 1), classes=limits.MAX_CLASSES + 1))
     put("singleton.csv", _csv(rows=20).replace(b"19,20,1", b"19,20,7"))
+    put("ragged.csv", b"a,label\n" + b"".join(b"%d,7,%d\n" % (i, i % 2) for i in range(20)))
     put("broken.csv", b'a,b\n1,"2\n3,4\n')
     return f
 
@@ -490,6 +491,11 @@ LIB_CASES = [
         "csv_unknown_label",
         lambda f: load_csv(_csv(), label_column="y"),
         ["label_column='y'", "x0, x1, label"],
+    ),
+    (
+        "csv_more_fields_than_header",
+        lambda f: load_csv(f["ragged.csv"]),
+        ["csv", "Expected 2 fields in line 2, saw 3", "one value per header column"],
     ),
     ("csv_unparsable", lambda f: load_csv(f["broken.csv"]), ["csv", "could not parse"]),
     ("csv_missing_path", lambda f: load_csv(f["dir"] / "none.csv"), ["csv path=", "no such file"]),
