@@ -123,7 +123,8 @@ def read_header(data: bytes) -> tuple[dict, dict]:
     body = len(data) - 8 - n
     for name, entry in header.items():
         offs = entry.get("data_offsets") if isinstance(entry, dict) else None
-        if not (isinstance(offs, list) and len(offs) == 2 and 0 <= offs[0] <= offs[1] <= body):
+        ints = isinstance(offs, list) and all(type(o) is int for o in offs)  # not bool/float
+        if not (ints and len(offs) == 2 and 0 <= offs[0] <= offs[1] <= body):
             raise ValueError(
                 f"Invalid checkpoint: tensor {name!r} lies outside the file (truncated?)"
             )

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 
 import numpy as np
+from conftest import ROOT
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from sar_core import bits as B
 from sar_core.campaign import summarize
+from sar_core.data import load_csv
 from sar_core.faults import FaultModel, count_sites, sample_pattern
-from sar_core.io import dumps, rows_to_csv
+from sar_core.io import dumps, load_checkpoint, rows_to_csv
 
 PROPS = settings(max_examples=100, deadline=None)
 QUICK = settings(max_examples=40, deadline=None)  # slow generators (nested JSON, CSV rows)
@@ -184,3 +187,65 @@ def test_rows_to_csv_never_crashes_on_non_finite_values(rows):
     header = text.splitlines()[0].split(",")
     assert set(header) == set().union(*rows)
     assert len(text.splitlines()) >= len(rows) + 1
+
+
+# ---------------------------------------------------------------- fuzzing the upload paths -----
+
+_GOOD = (ROOT / "assets" / "digits_cnn_sgd.safetensors").read_bytes()
+_N = struct.unpack("<Q", _GOOD[:8])[0]
+_HEADER = json.loads(_GOOD[8 : 8 + _N])
+_PATHS = [("__metadata__",), ("__metadata__", "sar_lab")]
+_PATHS += [
+    (k, f) for k in _HEADER if k != "__metadata__" for f in ("dtype", "shape", "data_offsets")
+]
+_META_KEYS = ["schema", "method", "config", "dataset", "seed", "metrics", "spec"]
+_SPEC_KEYS = ["arch", "n_features", "n_classes", "widths", "activation", "image_shape"]
+
+
+def _only_clean_errors(call) -> None:
+    try:
+        call()
+    except ValueError as e:
+        assert str(e).startswith("Invalid "), str(e)
+
+
+@QUICK
+@given(
+    where=st.sampled_from(
+        _PATHS + [("meta", k) for k in _META_KEYS] + [("spec", k) for k in _SPEC_KEYS]
+    ),
+    value=json_values,
+)
+def test_a_mutated_checkpoint_is_loaded_or_cleanly_rejected(where, value):
+    """Any one field of the header or metadata replaced by any JSON value: ValueError or a model."""
+    header = json.loads(json.dumps(_HEADER))
+    meta = json.loads(header["__metadata__"]["sar_lab"])
+    if where[0] == "meta":
+        meta[where[1]] = value
+    elif where[0] == "spec":
+        meta["spec"][where[1]] = value
+    header["__metadata__"]["sar_lab"] = json.dumps(meta)
+    if where[0] not in ("meta", "spec"):
+        target = header
+        for key in where[:-1]:
+            target = target[key]
+        target[where[-1]] = value
+    raw = json.dumps(header, allow_nan=True).encode()
+    _only_clean_errors(lambda: load_checkpoint(struct.pack("<Q", len(raw)) + raw + _GOOD[8 + _N :]))
+
+
+@QUICK
+@given(
+    head=st.lists(st.sampled_from(["a", "b", "label", "", "é", '"'])),
+    cells=st.lists(
+        st.lists(
+            st.sampled_from(["1", "0", "2.5", "", "nan", "inf", "x", '"', "1e400", "-3"]),
+            max_size=5,
+        ),
+        max_size=30,
+    ),
+)
+def test_any_csv_is_loaded_or_cleanly_rejected(head, cells):
+    text = ",".join(head) + "\n" + "".join(",".join(row) + "\n" for row in cells)
+    _only_clean_errors(lambda: load_csv(text.encode()))
+    _only_clean_errors(lambda: load_csv(text.encode(), label_column="a"))
