@@ -10,7 +10,7 @@ from sar_core.plots.robustness import sweep_figure
 from sar_core.plots.style import method_label
 from ui import registry
 from ui.compute import log_levels, sweep_iter
-from ui.jobs import job, run_controls, start_job, stop_button
+from ui.jobs import job, run_controls, start_job, stop_button, sweep_curves
 from ui.widgets import (
     BER_GRID,
     LiveChart,
@@ -93,30 +93,10 @@ include_bias = s2.checkbox("Include biases", False, key="bias")
 play, stop_slot = run_controls("Play", key="play", stop_key="flips_stop")
 
 
-def curves_of(rec: dict) -> list[dict]:
-    """Sweep record -> curves for sweep_figure."""
-    out = []
-    for i, name in enumerate(rec["models"]):
-        out.append(
-            {
-                "label": name.replace("demo · ", ""),
-                "method": rec["methods"][i],
-                "x": [lv["level"] for lv in rec["levels"]],
-                "mean": [lv["summaries"][i]["mean_accuracy"] for lv in rec["levels"]],
-                "lo": [lv["summaries"][i]["ci95"][0] for lv in rec["levels"]],
-                "hi": [lv["summaries"][i]["ci95"][1] for lv in rec["levels"]],
-                "clean": rec["levels"][0]["summaries"][i]["deployed_accuracy"]
-                if rec["levels"]
-                else None,
-            }
-        )
-    return out
-
-
 def figure_of(rec: dict):
     x_title = "bit error rate (log scale)" if rec["rate"] == "ber" else "flips per trial (log)"
     return sweep_figure(
-        curves_of(rec),
+        sweep_curves(rec),
         x_title=x_title,
         title=f"Accuracy under bit flips: {rec['fault_label']} (mean, 95% CI, paired)",
     )

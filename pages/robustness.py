@@ -18,7 +18,7 @@ from ui.compute import (
     sharpness_of,
     sweep_iter,
 )
-from ui.jobs import job, run_controls, start_job, stop_button
+from ui.jobs import job, run_controls, start_job, stop_button, sweep_curves
 from ui.widgets import (
     BER_GRID,
     ber_select,
@@ -154,18 +154,7 @@ if previous["status"] == "stopped":
 names = [n.replace("demo · ", "") for n in previous["models"]]
 if previous["levels"]:
     st.subheader("Accuracy against the bit error rate")
-    curves = [
-        {
-            "label": name,
-            "method": method,
-            "x": [lv["level"] for lv in previous["levels"]],
-            "mean": [lv["summaries"][i]["mean_accuracy"] for lv in previous["levels"]],
-            "lo": [lv["summaries"][i]["ci95"][0] for lv in previous["levels"]],
-            "hi": [lv["summaries"][i]["ci95"][1] for lv in previous["levels"]],
-            "clean": previous["levels"][0]["summaries"][i]["deployed_accuracy"],
-        }
-        for i, (name, method) in enumerate(zip(names, previous["methods"]))
-    ]
+    curves = sweep_curves(previous)
     st.plotly_chart(
         sweep_figure(curves, title=f"Accuracy under bit flips: {previous['scope']}"),
         key="report_sweep",

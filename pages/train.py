@@ -9,12 +9,19 @@ from sar_core.data import DATASETS
 from sar_core.optim import GEOMETRIES, SAR_DEFAULT_RHO
 from sar_core.plots.style import method_label
 from sar_core.plots.training import rho_sweep_figure, training_curves_figure
-from sar_core.training import METHODS, TrainConfig, spec_for
+from sar_core.training import METHODS, spec_for
 from ui import registry
 from ui.cache import dataset
 from ui.compute import paired_campaign
 from ui.jobs import job, run_controls, start_job, stop_button, train_runs
 from ui.panels import models_panel, upload_box
+from ui.training import (
+    compare_plans,
+    faulty_column,
+    results_rows,
+    rho_points,
+    rho_sweep_plans,
+)
 from ui.widgets import (
     ber_select,
     fault_label,
@@ -151,55 +158,16 @@ def plans_for(data) -> tuple[list[dict], object, object]:
     widths = tuple(int(w) for w in parse_floats("widths", widths_text)) or None
     spec = spec_for(data, arch, widths)
     fm = fault_model_from(t_format, parse_bits(t_bits, t_format), ber=t_ber)
-    if not methods:
-        raise ValueError("Invalid methods=[]: select at least one method to train")
     base = dict(epochs=int(epochs), lr=lr, batch_size=int(batch), seed=seed, fault_model=fm)
     tag = f"{ds_name} {arch.upper()}"
-    plans = []
     if mode == "compare":
         rho_of = {"sam": rho_sam, "asam": rho_asam, "sar": rho_sar}
-        for m in methods:
-            cfg = TrainConfig(
-                method=m,
-                rho=rho_of.get(m),
-                geometry=geometry if m == "sar" else None,
-                rho_mode=rho_mode if m == "sar" else "fixed",
-                **base,
-            )
-            plans.append(
-                {
-                    "label": method_label(m),
-                    "method": m,
-                    "config": cfg,
-                    "name": f"my {tag} · {method_label(m)}",
-                }
-            )
+        plans = compare_plans(
+            methods, base, tag=tag, rho_of=rho_of, geometry=geometry, rho_mode=rho_mode
+        )
     else:
-        rhos = sorted(set(parse_floats("rho", rho_text)))
-        if not rhos:
-            raise ValueError("Invalid rho list: give at least one ρ value, e.g. 0.1, 0.5, 1")
-        if with_ref:
-            plans.append(
-                {
-                    "label": "SGD",
-                    "method": "sgd",
-                    "config": TrainConfig(method="sgd", **base),
-                    "name": f"my {tag} · SGD",
-                }
-            )
-        shades = ["#F5B183", "#EE8A4E", "#E3692A", "#D55E00", "#A94A00", "#7A3600", "#4D2200"]
-        for i, r in enumerate(rhos):
-            cfg = TrainConfig(method="sar", rho=r, geometry=geometry, rho_mode="fixed", **base)
-            plans.append(
-                {
-                    "label": f"SAR ρ={r:g}",
-                    "method": "sar",
-                    "config": cfg,
-                    "rho": r,
-                    "color": shades[min(i * len(shades) // max(len(rhos), 1), 6)],
-                    "name": f"my {tag} · SAR ρ={r:g}",
-                }
-            )
+        rhos = parse_floats("rho", rho_text)
+        plans = rho_sweep_plans(rhos, base, tag=tag, geometry=geometry, with_reference=with_ref)
     return plans, fm, spec
 
 
@@ -231,57 +199,26 @@ if previous is not None:
             "that was interrupted is shown up to its last full epoch."
         )
     st.plotly_chart(training_curves_figure(previous["runs"]), key="train_curves")
-    faulty = previous.get("faulty") or []
-    rows = []
-    for i, run in enumerate(previous["runs"]):
-        h = run["history"][-1] if run["history"] else {}
-        s = faulty[i] if i < len(faulty) else None
-        rows.append(
-            {
-                "run": run["label"],
-                "model": run["model"] or "(stopped, not saved)",
-                "epochs": len(run["history"]),
-                "clean accuracy": h.get("test_acc"),
-                f"under faults ({previous['fault_label']})": s["mean_accuracy"] if s else None,
-                "95% CI": f"{100 * s['ci95'][0]:.1f}–{100 * s['ci95'][1]:.1f}%" if s else "",
-                "vs first (pt)": 100 * s["paired_difference"]["mean"] if s else None,
-                "train time (s)": sum(r["seconds"] for r in run["history"]),
-            }
-        )
     st.dataframe(
-        pd.DataFrame(rows),
+        pd.DataFrame(results_rows(previous)),
         hide_index=True,
         key="train_table",
         column_config={
             "clean accuracy": st.column_config.NumberColumn(format="percent"),
-            f"under faults ({previous['fault_label']})": st.column_config.NumberColumn(
-                format="percent"
-            ),
+            faulty_column(previous): st.column_config.NumberColumn(format="percent"),
             "vs first (pt)": st.column_config.NumberColumn(format="%+.1f"),
             "train time (s)": st.column_config.NumberColumn(format="%.1f"),
         },
     )
-    if previous["mode"] == "rho sweep" and faulty:
-        pts, base_row = [], None
-        for plan, run, s in zip(previous["plans"], previous["runs"], faulty):
-            row = {
-                "rho": plan.get("rho"),
-                "clean_accuracy": run["history"][-1]["test_acc"],
-                "mean_accuracy": s["mean_accuracy"],
-                "ci95": s["ci95"],
-                "method": plan["method"],
-            }
-            if plan.get("rho") is None:
-                base_row = row
-            else:
-                pts.append(row)
+    if previous["mode"] == "rho sweep" and previous.get("faulty"):
+        points, reference = rho_points(previous)
         st.plotly_chart(
-            rho_sweep_figure(pts, fault_label=previous["fault_label"], baseline=base_row),
+            rho_sweep_figure(points, fault_label=previous["fault_label"], baseline=reference),
             key="rho_sweep_fig",
         )
         st.caption(
-            "Robustness is not monotonic in ρ: too small does nothing, too large "
-            "underfits. Paired trials: every point saw the same fault patterns."
+            "Robustness is not monotonic in ρ: too small does nothing, too large underfits. "
+            "Paired trials: every point saw the same fault patterns."
         )
 
 st.subheader("Your models")

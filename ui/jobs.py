@@ -53,6 +53,23 @@ def stop_button(slot, *, live: bool, key: str, phase: str = "") -> None:
     )
 
 
+def sweep_curves(rec: dict) -> list[dict]:
+    """A sweep job record (models, methods, levels of per-model summaries) -> figure curves."""
+    levels = rec["levels"]
+    return [
+        {
+            "label": name.replace("demo · ", ""),
+            "method": method,
+            "x": [lv["level"] for lv in levels],
+            "mean": [lv["summaries"][i]["mean_accuracy"] for lv in levels],
+            "lo": [lv["summaries"][i]["ci95"][0] for lv in levels],
+            "hi": [lv["summaries"][i]["ci95"][1] for lv in levels],
+            "clean": levels[0]["summaries"][i]["deployed_accuracy"] if levels else None,
+        }
+        for i, (name, method) in enumerate(zip(rec["models"], rec["methods"]))
+    ]
+
+
 def run_controls(label: str, *, key: str, stop_key: str) -> tuple[bool, object]:
     """The primary run button and, next to it, a Stop slot (idle); returns (clicked, slot)."""
     row = st.container(horizontal=True, vertical_alignment="center")
