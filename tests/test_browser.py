@@ -31,7 +31,7 @@ PAGES = {
     "train": ("train", "?epochs=8&trials=10", "Train", "Remove"),
     "train_rho": (
         "train",
-        "?mode=%CF%81+sweep+%28SAR%29&rhos=0.05%2C0.2%2C0.5%2C2%2C5&epochs=12&trials=20",
+        "?mode=%CF%81+sweep+%28SAR%29&rhos=0.05%2C0.5%2C2%2C5&epochs=10&trials=20",
         "Train",
         "Remove",
     ),
