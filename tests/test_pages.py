@@ -92,6 +92,18 @@ def test_train_tiny_run_registers_models():
     at.run()  # an unrelated rerun shows the stored results, no retraining
     assert_ok(at)
     assert len(at.dataframe[0].value) == 2
+    # what the download button serves uploads back into another session, bit-identical
+    mine = at.session_state["sar_registry"]["my digits MLP · SAR"]
+    other = page("train").run()
+    other.file_uploader[0].set_value(("sar.safetensors", mine.loaded.data, "application/x"))
+    other.run()
+    assert_ok(other)
+    back = other.session_state["sar_registry"]["upload · sar"]
+    assert back.key == mine.key and back.method == "sar"
+    assert all(
+        (p == q).all()
+        for p, q in zip(back.model.state_dict().values(), mine.model.state_dict().values())
+    )
 
 
 def test_train_rho_sweep_plots_against_rho():
