@@ -22,7 +22,7 @@ from sar_core.validate import check_choice, check_float, check_int
 
 Params = dict[str, torch.Tensor]
 NORMALIZATIONS = ("filter", "layer", "none")
-_MEMORY_BUDGET = 2**25  # float32 elements held by one chunk of stacked grid points (128 MiB)
+_MEMORY_BUDGET = 2**24  # float32 elements held by one chunk of stacked grid points (64 MiB)
 _MAX_CHUNK = 64  # measured on 2 CPU cores: larger chunks stop paying (cache)
 
 
