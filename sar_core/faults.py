@@ -55,11 +55,17 @@ class FaultModel:
                 self, "count", check_int("count", self.count, low=1, high=limits.MAX_FLIP_COUNT)
             )
         if self.layers is not None:
+            if not isinstance(self.layers, (str, list, tuple)):
+                raise ValueError(
+                    f"Invalid layers={self.layers!r}: give layer names (e.g. ['fc1']) or None for all"
+                )
             layers = (self.layers,) if isinstance(self.layers, str) else tuple(self.layers)
             if not layers:
                 raise ValueError("Invalid layers=[]: select at least one layer, or None for all")
             object.__setattr__(self, "layers", layers)
         check_choice("granularity", self.granularity, ("tensor", "channel"))
+        if not isinstance(self.include_bias, (bool, np.bool_)):
+            raise ValueError(f"Invalid include_bias={self.include_bias!r}: must be True or False")
 
     def with_rate(self, *, ber: float | None = None, count: int | None = None) -> FaultModel:
         """Same fault model with another BER or flip count."""

@@ -31,6 +31,8 @@ class ModelSpec:
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
         check_int("n_features", self.n_features, low=1, high=100_000)
         check_int("n_classes", self.n_classes, low=2, high=limits.MAX_CLASSES)
+        if not isinstance(self.widths, (list, tuple)):
+            raise ValueError(f"Invalid widths={self.widths!r}: expected a list of layer widths")
         widths = tuple(self.widths)
         if not widths or len(widths) > limits.MAX_DEPTH:
             raise ValueError(

@@ -208,6 +208,13 @@ LIB_CASES = [
         lambda f: Injector(_demo_mlp().model, FaultModel(ber=0.1, layers=("conv9",))),
         ["layers=['conv9']", "'conv9'", "available: fc1, fc2, out"],
     ),
+    ("layers_not_names", lambda f: FaultModel(ber=0.1, layers=5), ["layers=5", "layer names"]),
+    (
+        "include_bias_text",
+        lambda f: FaultModel(ber=0.1, include_bias="yes"),
+        ["include_bias='yes'", "True or False"],
+    ),
+    ("widths_not_list", lambda f: ModelSpec(widths=8), ["widths=8", "list of layer widths"]),
     # ---- formats and other choices
     (
         "format_unknown",
