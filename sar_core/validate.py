@@ -39,7 +39,10 @@ def check_float(
         and not _is_numpy_number(value)
     ):
         raise ValueError(f"Invalid {name}={_show(value)}: must be a number in {rng}")
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond the float range
+        x = math.inf
     if not math.isfinite(x):
         raise ValueError(f"Invalid {name}={_show(value)}: must be a finite number in {rng}")
     if low is not None and (x < low or (low_open and x == low)):

@@ -153,6 +153,7 @@ LIB_CASES = [
     ("ber_above_one", lambda f: FaultModel(ber=1.5), ["ber=1.5", "(0.0, 1.0]"]),
     ("ber_nan", lambda f: FaultModel(ber=float("nan")), ["ber=nan", "finite", "(0.0, 1.0]"]),
     ("ber_inf", lambda f: FaultModel(ber=float("inf")), ["ber=inf", "finite"]),
+    ("ber_huge_int", lambda f: FaultModel(ber=10**400), ["ber=1000", "finite", "(0.0, 1.0]"]),
     ("ber_string", lambda f: FaultModel(ber="0.1"), ["ber='0.1'", "must be a number"]),
     ("ber_bool", lambda f: FaultModel(ber=True), ["ber=True", "must be a number"]),
     (
