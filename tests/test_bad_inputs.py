@@ -31,6 +31,8 @@ from sar_core.training import TrainConfig
 MLP_PATH = ASSETS / "digits_mlp_sgd.safetensors"
 CNN_PATH = ASSETS / "digits_cnn_sgd.safetensors"
 SHAPES = {"fc1.weight": (4, 3), "fc1.bias": (4,), "out.weight": (2, 4)}  # 20 weights
+# weights (2-D parameters) of the demo MLP: its eligible sites when one bit position is chosen
+N = sum(p.numel() for p in load_checkpoint(MLP_PATH).model.parameters() if p.ndim >= 2)
 
 
 class _Payload:
@@ -177,9 +179,9 @@ LIB_CASES = [
     (
         "count_above_sites_campaign",
         lambda f: run_campaign(
-            _demo_mlp().model, *_xy(), FaultModel(format="int8", bits=(0,), count=17_025), trials=2
+            _demo_mlp().model, *_xy(), FaultModel(format="int8", bits=(0,), count=N + 1), trials=2
         ),
-        ["count=17025", "only 17024 eligible", "count <= 17024"],
+        [f"count={N + 1}", f"only {N} eligible", f"count <= {N}"],
     ),
     # ---- bit positions
     ("bit_32_float32", lambda f: FaultModel(bits=(32,), ber=0.1), ["bits=", "32", "0..31"]),
@@ -577,8 +579,8 @@ CLI_CASES = [
     ("cli_count_text", [*INJECT, "--count", "1.5"], ["count='1.5'", "integer"]),
     (
         "cli_count_above_sites",
-        [*INJECT, "--format", "int8", "--bits", "lsb", "--count", "20000"],
-        ["count=20000", "only 17024 eligible", "count <= 17024"],
+        [*INJECT, "--format", "int8", "--bits", "lsb", "--count", str(N + 1)],
+        [f"count={N + 1}", f"only {N} eligible", f"count <= {N}"],
     ),
     ("cli_bit_outside", [*INJECT, "--ber", "0.1", "--bits", "40"], ["bits=", "40", "0..31"]),
     ("cli_bit_int8", [*INJECT, "--ber", "0.1", "--format", "int8", "--bits", "6-9"], ["9", "0..7"]),
