@@ -21,7 +21,7 @@ from sar_core.validate import check_choice, check_float
 GEOMETRIES = ("plain", "elementwise", "layer")
 # SAR preset chosen from the rho x geometry sweep in benchmarks/rho_sweep.py (see README).
 SAR_DEFAULT_GEOMETRY = "elementwise"
-SAR_DEFAULT_RHO = 0.5
+SAR_DEFAULT_RHO = 1.0
 
 
 class SAM(torch.optim.Optimizer):
