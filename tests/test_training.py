@@ -12,6 +12,7 @@ import torch
 from sar_core.data import load_dataset
 from sar_core.faults import FaultModel
 from sar_core.models import build_model
+from sar_core.optim import SAR_DEFAULT_GEOMETRY, SAR_DEFAULT_RHO
 from sar_core.training import METHODS, TrainConfig, spec_for, train, with_method
 
 HISTORY_KEYS = {
@@ -39,7 +40,7 @@ def test_sgd_and_sar_reach_95_percent_on_digits(trained, method):
 
 
 def test_sar_history_records_its_radius(trained):
-    assert {h["rho"] for h in trained["sar"].history} == {0.5}
+    assert {h["rho"] for h in trained["sar"].history} == {SAR_DEFAULT_RHO}
     assert trained["sgd"].history[0]["rho"] is None
 
 
@@ -137,7 +138,8 @@ def test_fat_and_calibrated_sar_run(digits):
 def test_config_dict_round_trip_with_effective_values():
     cfg = TrainConfig(method="sar", epochs=4, fault_model=FaultModel(format="float16", ber=0.001))
     d = cfg.to_dict()
-    assert d["lr"] == 0.05 and d["rho"] == 0.5 and d["geometry"] == "elementwise"
+    assert d["lr"] == 0.05 and d["rho"] == SAR_DEFAULT_RHO
+    assert d["geometry"] == SAR_DEFAULT_GEOMETRY
     assert d["fault_model"]["format"] == "float16"
     back = TrainConfig.from_dict(d)
     assert back.fault_model == cfg.fault_model and back.effective_rho == cfg.effective_rho
