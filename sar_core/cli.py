@@ -187,9 +187,12 @@ def cmd_train(a: argparse.Namespace) -> dict:
     if a.widths:
         widths = tuple(_number("widths", w, kind=int) for w in a.widths.split(","))
     spec = spec_for(data, a.arch, widths)
-    target = FaultModel(
-        format=a.target_format, bits=a.target_bits, ber=_number("target-ber", a.target_ber)
-    )
+    try:
+        target = FaultModel(
+            format=a.target_format, bits=a.target_bits, ber=_number("target-ber", a.target_ber)
+        )
+    except ValueError as e:  # name the CLI flag, not the library field
+        raise UsageError(f"{e} (in --target-format/--target-bits/--target-ber)") from None
     cfg = TrainConfig(
         method=a.method,
         epochs=_number("epochs", a.epochs, kind=int),

@@ -143,11 +143,11 @@ def load_checkpoint(
             raise ValueError(f"Invalid model path={str(source)!r}: no such file")
         if p.stat().st_size > max_bytes:
             raise ValueError(
-                f"Invalid checkpoint size={p.stat().st_size} bytes: the cap is {max_bytes}"
+                f"Invalid checkpoint size={p.stat().st_size} bytes: the cap is {max_bytes} bytes"
             )
         data = p.read_bytes()
     if len(data) > max_bytes:
-        raise ValueError(f"Invalid checkpoint size={len(data)} bytes: the cap is {max_bytes}")
+        raise ValueError(f"Invalid checkpoint size={len(data)} bytes: the cap is {max_bytes} bytes")
     header, raw_meta = read_header(data)
     if "sar_lab" not in raw_meta:
         raise ValueError(

@@ -20,8 +20,24 @@ if __name__ == "__main__":
     for arch in ("mlp", "cnn"):
         for method in ("sgd", "sam", "sar"):
             out = ROOT / "assets" / f"digits_{arch}_{method}.safetensors"
-            rc = main(["train", "--dataset", "digits", "--arch", arch, "--method", method,
-                       "--epochs", str(EPOCHS), "--seed", str(SEED), "--out", str(out), "--json",
-                       "--quiet"])
+            rc = main(
+                [
+                    "train",
+                    "--dataset",
+                    "digits",
+                    "--arch",
+                    arch,
+                    "--method",
+                    method,
+                    "--epochs",
+                    str(EPOCHS),
+                    "--seed",
+                    str(SEED),
+                    "--out",
+                    str(out),
+                    "--json",
+                    "--quiet",
+                ]
+            )
             if rc:
                 sys.exit(rc)

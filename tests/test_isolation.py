@@ -8,6 +8,7 @@ run its analyses on them.
 from __future__ import annotations
 
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -15,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from streamlit.runtime.scriptrunner.script_cache import ScriptCache  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 TIMEOUT = 120
@@ -24,7 +26,21 @@ def page(name: str) -> AppTest:
     return AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
 
 
-def test_two_sessions_never_share_models_or_results():
+_COMPILE_LOCK = threading.Lock()
+
+
+def test_two_sessions_never_share_models_or_results(monkeypatch):
+    # Each AppTest has its own ScriptCache, so two sessions in threads compile their page at the
+    # same time; CPython 3.11.7 can then fail with "SystemError: AST constructor recursion depth
+    # mismatch" (seen here once; a CPython-level race). The real server shares one locked
+    # cache; serialise compilation the same way here. Everything else runs concurrently.
+    original = ScriptCache.get_bytecode
+
+    def locked(self, script_path):
+        with _COMPILE_LOCK:
+            return original(self, script_path)
+
+    monkeypatch.setattr(ScriptCache, "get_bytecode", locked)
     a, b = page("train").run(), page("train").run()
     a.number_input(key="epochs").set_value(2)
     a.slider(key="trials").set_value(2)
