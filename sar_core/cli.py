@@ -205,15 +205,7 @@ def cmd_train(a: argparse.Namespace) -> dict:
     )
     bar = Progress(cfg.epochs, f"train {a.method}", a.quiet)
     res = train(spec, data, cfg, on_epoch=lambda r: bar(r["epoch"]))
-    meta = {
-        "method": cfg.method,
-        "config": cfg.to_dict(),
-        "dataset": data.describe(),
-        "seed": cfg.seed,
-        "metrics": {"clean_accuracy": res.clean_accuracy, "train_seconds": res.train_seconds},
-        "history": res.history,
-        "calibrations": [c.to_dict() for c in res.calibrations],
-    }
+    meta = res.metadata(data)
     if not all(bool(p.isfinite().all()) for p in res.model.parameters()):
         raise UsageError(
             f"Invalid lr={cfg.effective_lr}: training diverged (weights became NaN/Inf) and "

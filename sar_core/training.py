@@ -133,6 +133,18 @@ class TrainResult:
         """Wall time of all epochs."""
         return float(sum(h["seconds"] for h in self.history))
 
+    def metadata(self, data: Dataset) -> dict:
+        """Checkpoint metadata (io.checkpoint_bytes adds the spec): method, config, data, metrics."""
+        return {
+            "method": self.config.method,
+            "config": self.config.to_dict(),
+            "dataset": data.describe(),
+            "seed": self.config.seed,
+            "metrics": {"clean_accuracy": self.clean_accuracy, "train_seconds": self.train_seconds},
+            "history": self.history,
+            "calibrations": [c.to_dict() for c in self.calibrations],
+        }
+
 
 def spec_for(
     data: Dataset,

@@ -128,17 +128,7 @@ def add_checkpoint(name: str, source: str, data: bytes, ck: Checkpoint) -> Entry
 
 def add_trained(result, data: Dataset, name: str) -> Entry:
     """Register a TrainResult (model and history) as a checkpoint in this session."""
-    cfg = result.config
-    meta = {
-        "method": cfg.method,
-        "config": cfg.to_dict(),
-        "dataset": data.describe(),
-        "seed": cfg.seed,
-        "metrics": {"clean_accuracy": result.clean_accuracy, "train_seconds": result.train_seconds},
-        "history": result.history,
-        "calibrations": [c.to_dict() for c in result.calibrations],
-    }
-    raw = checkpoint_bytes(result.model, result.spec, meta)
+    raw = checkpoint_bytes(result.model, result.spec, result.metadata(data))
     # rebuild from the bytes so the registered model is exactly what a download contains
     return add_checkpoint(name, "trained", raw, load_checkpoint(raw))
 
