@@ -105,6 +105,7 @@ def build_parser() -> Parser:
     t.add_argument("--rho", default=None)
     t.add_argument("--geometry", default=None, choices=GEOMETRIES)
     t.add_argument("--rho-mode", default="fixed", choices=("fixed", "calibrated"))
+    t.add_argument("--rho-max", default="2.0", help="cap of the calibrated rho")
     t.add_argument("--epochs", default="30")
     t.add_argument("--lr", default=None)
     t.add_argument("--widths", default=None, help="comma-separated hidden widths / conv channels")
@@ -200,6 +201,7 @@ def cmd_train(a: argparse.Namespace) -> dict:
         rho=_number("rho", a.rho) if a.rho is not None else None,
         geometry=a.geometry,
         rho_mode=a.rho_mode,
+        rho_max=_number("rho-max", a.rho_max),
         seed=seed,
         fault_model=target if a.method in ("sar", "fat") else None,
     )

@@ -45,6 +45,7 @@ class TrainConfig:
     eta: float = 0.01  # offset in T = |w| + eta
     rho_mode: str = "fixed"  # sar: "fixed" or "calibrated" to fault_model
     calibrate_every: int = 5  # epochs between recalibrations (rho_mode="calibrated")
+    rho_max: float = 2.0  # calibration cap: beyond it training collapses (benchmarks/rho_sweep.py)
     fault_model: FaultModel | None = None  # sar/fat target; None: int8, BER 1%
     seed: int = 0
 
@@ -63,6 +64,7 @@ class TrainConfig:
         check_float("eta", self.eta, low=0.0)
         check_choice("rho_mode", self.rho_mode, ("fixed", "calibrated"))
         check_int("calibrate_every", self.calibrate_every, low=1, high=limits.MAX_EPOCHS)
+        check_float("rho_max", self.rho_max, low=0.0, high=100.0, low_open=True)
         check_int("seed", self.seed, low=0, high=2**32 - 1)
         if self.fault_model is not None and not isinstance(self.fault_model, FaultModel):
             raise ValueError(f"Invalid fault_model={self.fault_model!r}: expected a FaultModel")
@@ -249,6 +251,7 @@ def train(
                 geometry=opt.param_groups[0]["geometry"],
                 eta=config.eta,
                 seed=config.seed + epoch,
+                rho_max=config.rho_max,
             )
             opt.set_rho(cal.rho)  # type: ignore[attr-defined]
             result.calibrations.append(cal)
