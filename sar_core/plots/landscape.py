@@ -254,7 +254,7 @@ def interpolation_figure(
     fig.update_layout(title=f"Linear interpolation: {label_a} (t = 0) → {label_b} (t = 1)")
     fig.update_xaxes(title_text="t (interpolation coefficient)")
     fig.update_yaxes(title_text=LOSS_AXIS, secondary_y=False)
-    fig.update_yaxes(title_text="test accuracy (%)", secondary_y=True)
+    fig.update_yaxes(title_text="test accuracy (%)", tickformat=".1f", secondary_y=True)
     _note(fig, _gaps(result["loss"]), len(result["loss"]))
     return fig
 
