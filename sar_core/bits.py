@@ -92,32 +92,41 @@ def parse_bits(spec: str | int | Iterable[int] | None, fmt: str) -> tuple[int, .
                 )
             return tuple(i for i, name in enumerate(fields) if name == s)
         out: set[int] = set()
+        shown = spec if len(spec) <= 80 else spec[:77] + "..."
         for part in s.split(","):
             part = part.strip()
             try:
                 if "-" in part[1:]:
                     a, b = part.split("-", 1)
-                    lo, hi = int(a), int(b)
-                    if lo > hi:
-                        lo, hi = hi, lo
-                    out.update(range(lo, hi + 1))
+                    lo, hi = sorted((int(a), int(b)))
                 else:
-                    out.add(int(part))
+                    lo = hi = int(part)
             except ValueError:
                 raise ValueError(
-                    f"Invalid bits={spec!r}: expected a group ({', '.join(BIT_GROUPS)}), "
+                    f"Invalid bits={shown!r}: expected a group ({', '.join(BIT_GROUPS)}), "
                     f"a range like 0-7, or a list like 30,31 with positions in 0..{top}"
                 ) from None
-        spec = sorted(out)
+            bad = lo if lo < 0 else hi  # check the bounds before building any range
+            if lo < 0 or hi > top:
+                raise ValueError(
+                    f"Invalid bits={shown!r}: position {bad} is outside 0..{top} for {fmt}"
+                )
+            out.update(range(lo, hi + 1))
+        return tuple(sorted(out))
     try:
-        positions = sorted({int(b) for b in spec})  # type: ignore[union-attr]
-    except (TypeError, ValueError):
+        items = list(spec)  # type: ignore[arg-type]
+    except TypeError:
         raise ValueError(f"Invalid bits={spec!r}: expected bit positions in 0..{top}") from None
+    for b in items:
+        if isinstance(b, bool) or not isinstance(b, (int, np.integer)):
+            raise ValueError(
+                f"Invalid bits={items!r}: {b!r} is not an integer bit position in 0..{top}"
+            )
+        if b < 0 or b > top:
+            raise ValueError(f"Invalid bits={items!r}: position {b} is outside 0..{top} for {fmt}")
+    positions = sorted({int(b) for b in items})
     if not positions:
         raise ValueError(f"Invalid bits=[]: select at least one bit position in 0..{top}")
-    for b in positions:
-        if b < 0 or b > top:
-            raise ValueError(f"Invalid bits={spec!r}: position {b} is outside 0..{top} for {fmt}")
     return tuple(positions)
 
 
@@ -251,6 +260,11 @@ def flip_value(value: float, fmt: str, bit: int, scale: float | None = None) -> 
         if scale is None:
             scale = abs(value) / 127.0 if value != 0 else 1.0
         s = check_float("scale", scale, low=0.0, low_open=True)
+        if not np.float32(s) > 0 or not np.isfinite(np.float32(s)):
+            raise ValueError(
+                f"Invalid scale={s}: int8 needs a scale that is a positive finite float32 "
+                "(>= 1.4e-45); use a larger value or a float format"
+            )
     arr = np.array([value], dtype=np.float32)
     before = encode(arr, fmt, s)
     after = flip_codes(before, bit)

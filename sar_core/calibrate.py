@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from sar_core.evaluate import evaluate
+from sar_core.evaluate import as_tensors, evaluate, model_device
 from sar_core.faults import FaultModel, Injector, catastrophic_bits
 from sar_core.optim import GEOMETRIES, SAM
 from sar_core.validate import check_choice, check_int
@@ -115,6 +115,8 @@ def calibrate_rho(
     """Bisection for the rho whose SAM loss increase equals the fault model's expected increase."""
     check_choice("geometry", geometry, GEOMETRIES)
     trials = check_int("trials", trials, low=1, high=1000)
+    if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):
+        X, y = as_tensors(X, y, model_device(model))
     target, bad, excluded = fault_loss_increase(model, X, y, fm, trials, seed)
     target = max(target, 0.0)
     hi_inc = sam_loss_increase(model, X, y, [rho_max], geometry, eta)[0]

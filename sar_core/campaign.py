@@ -22,14 +22,15 @@ from sar_core.validate import check_float, check_int
 
 
 def summarize(values: Sequence[float]) -> dict:
-    """Mean, std (ddof=1), 95% t-interval of the mean, and quantiles of ``values``."""
+    """Mean, std (ddof=1), 95% t-interval of the mean, and quantiles (std, CI NaN when n < 2)."""
     v = np.asarray(values, dtype=np.float64)
     n = v.size
     if n == 0:
         raise ValueError("Invalid values=[]: need at least one trial to summarise")
     mean = float(v.mean())
-    std = float(v.std(ddof=1)) if n > 1 else 0.0
-    half = float(stats.t.ppf(0.975, n - 1) * std / np.sqrt(n)) if n > 1 else 0.0
+    # one trial says nothing about spread: std and the interval are undefined (NaN), not zero
+    std = float(v.std(ddof=1)) if n > 1 else float("nan")
+    half = float(stats.t.ppf(0.975, n - 1) * std / np.sqrt(n)) if n > 1 else float("nan")
     q = np.quantile(v, [0.05, 0.25, 0.5, 0.75, 0.95]) if np.isfinite(v).all() else [np.nan] * 5
     return {
         "mean": mean,

@@ -66,19 +66,13 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 def _setup(a: argparse.Namespace):
     """(checkpoints, X, y, seed) on the first checkpoint's dataset split."""
-    from sar_core.cli import UsageError, _number, dataset_of
+    from sar_core.cli import _number, check_same_data, dataset_of
     from sar_core.io import load_checkpoint
     from sar_core.validate import check_int
 
     seed = check_int("seed", _number("seed", a.seed, kind=int), low=0, high=2**31 - 1)
     cks = [load_checkpoint(p) for p in a.model]
-    for p, ck in zip(a.model[1:], cks[1:]):
-        if ck.meta["dataset"] != cks[0].meta["dataset"]:
-            raise UsageError(
-                f"Invalid model={p!r}: trained on dataset {ck.meta['dataset'].get('name')!r}, "
-                f"the first model on {cks[0].meta['dataset'].get('name')!r}; compare models of "
-                "one dataset"
-            )
+    check_same_data(a.model, cks)
     data = dataset_of(cks[0], a.csv)
     X, y = (data.X_test, data.y_test) if a.split == "test" else (data.X_train, data.y_train)
     return cks, X, y, seed

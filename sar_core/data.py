@@ -130,8 +130,12 @@ def load_csv(
         raw = bytes(source)
     else:
         p = Path(source)
-        if not p.is_file():
-            raise ValueError(f"Invalid csv path={str(source)!r}: no such file")
+        try:
+            exists = p.is_file()
+        except OSError as e:
+            raise ValueError(f"Invalid csv path={str(source)[:200]!r}: {e.strerror}") from None
+        if not exists:
+            raise ValueError(f"Invalid csv path={str(source)[:200]!r}: no such file")
         if p.stat().st_size > limits.MAX_CSV_BYTES:
             raise ValueError(
                 f"Invalid csv size={p.stat().st_size} bytes: the cap is {limits.MAX_CSV_BYTES} bytes"

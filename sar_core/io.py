@@ -96,6 +96,19 @@ def _validate_meta(meta: Any) -> dict:
             )
     if meta["schema"] != SCHEMA:
         raise ValueError(f"Invalid checkpoint schema={meta['schema']!r}: expected {SCHEMA!r}")
+    ds = meta["dataset"]
+    if not isinstance(ds.get("name"), str) or not ds["name"]:
+        raise ValueError(
+            f"Invalid checkpoint metadata dataset.name={ds.get('name')!r}: expected a non-empty string"
+        )
+    for key in ("seed",):
+        if key in ds and (
+            isinstance(ds[key], bool) or not isinstance(ds[key], int) or not 0 <= ds[key] < 2**32
+        ):
+            raise ValueError(
+                f"Invalid checkpoint metadata dataset.{key}={ds[key]!r}: expected an integer in "
+                f"[0, {2**32 - 1}]"
+            )
     return meta
 
 
@@ -139,13 +152,18 @@ def load_checkpoint(
         data = bytes(source)
     else:
         p = Path(source)
-        if not p.is_file():
-            raise ValueError(f"Invalid model path={str(source)!r}: no such file")
-        if p.stat().st_size > max_bytes:
+        try:
+            if not p.is_file():
+                raise ValueError(f"Invalid model path={str(source)[:200]!r}: no such file")
+            if p.stat().st_size > max_bytes:
+                raise ValueError(
+                    f"Invalid checkpoint size={p.stat().st_size} bytes: the cap is {max_bytes} bytes"
+                )
+            data = p.read_bytes()
+        except OSError as e:  # name too long, permission denied, ...
             raise ValueError(
-                f"Invalid checkpoint size={p.stat().st_size} bytes: the cap is {max_bytes} bytes"
-            )
-        data = p.read_bytes()
+                f"Invalid model path={str(source)[:200]!r}: cannot be read ({e.strerror})"
+            ) from None
     if len(data) > max_bytes:
         raise ValueError(f"Invalid checkpoint size={len(data)} bytes: the cap is {max_bytes} bytes")
     header, raw_meta = read_header(data)
@@ -162,8 +180,9 @@ def load_checkpoint(
         spec = ModelSpec.from_dict(meta["spec"])
     except TypeError as e:
         raise ValueError(f"Invalid checkpoint spec: {e}") from None
-    model = build_model(spec, 0)
-    expected = {k: (list(v.shape), "F32") for k, v in model.state_dict().items()}
+    with torch.device("meta"):  # shapes only: a tiny file may declare a huge architecture
+        skeleton = build_model(spec, 0)
+    expected = {k: (list(v.shape), "F32") for k, v in skeleton.state_dict().items()}
     found = {k: (e.get("shape"), e.get("dtype")) for k, e in header.items()}
     if set(found) != set(expected):
         raise ValueError(
@@ -176,6 +195,12 @@ def load_checkpoint(
                 f"Invalid checkpoint: tensor {k!r} has shape {found[k][0]} {found[k][1]}, the "
                 f"declared architecture needs {shape} F32"
             )
+    need = 4 * sum(math.prod(shape) for shape, _ in expected.values())
+    if need > len(data):
+        raise ValueError(
+            f"Invalid checkpoint: the declared architecture needs {need} bytes of tensors, the "
+            f"file has {len(data)} (truncated?)"
+        )
     try:
         tensors = st_load(data)
     except Exception as e:  # safetensors raises its own error types
@@ -183,6 +208,7 @@ def load_checkpoint(
     for k, t in tensors.items():
         if not torch.isfinite(t).all():
             raise ValueError(f"Invalid checkpoint: tensor {k!r} holds NaN or Inf values")
+    model = build_model(spec, 0)
     model.load_state_dict(tensors, strict=True)
     return Checkpoint(model=model.eval(), spec=spec, meta=meta)
 

@@ -145,6 +145,7 @@ class TrainResult:
             "metrics": {"clean_accuracy": self.clean_accuracy, "train_seconds": self.train_seconds},
             "history": self.history,
             "calibrations": [c.to_dict() for c in self.calibrations],
+            "stopped": self.stopped,
         }
 
 
@@ -217,7 +218,8 @@ def train(
     """Train a fresh model (initial weights from ``config.seed``) and return it with its history.
 
     ``on_epoch`` receives each epoch's record; ``should_stop`` is polled between batches and ends
-    training early (the result then has ``stopped=True`` and the epochs completed so far).
+    training early (the result then has ``stopped=True``, the epochs completed so far, and the
+    weights as they were at the end of the last completed epoch).
     """
     if spec.n_features != data.n_features or spec.n_classes != data.n_classes:
         raise ValueError(
@@ -235,6 +237,9 @@ def train(
     n = Xtr.shape[0]
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
+        # weights at the end of the last completed epoch: a stop mid-epoch returns these, so the
+        # model always matches its history
+        completed = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if (
             config.method == "sar"
             and config.rho_mode == "calibrated"
@@ -291,6 +296,8 @@ def train(
             ok = (out.argmax(1) == yb) & torch.isfinite(out).all(dim=1)  # NaN/Inf rows: wrong
             tot_correct += int(ok.sum())
         if result.stopped:
+            with torch.no_grad():
+                model.load_state_dict(completed)
             break
         model.eval()
         rec = {

@@ -157,13 +157,20 @@ def test_training_another_model(guard, digits, method):
 
 
 def test_saving_checkpoints(guard, demo):
-    meta = {"method": "sgd", "config": {}, "dataset": {}, "seed": 0, "metrics": {}}
+    meta = {
+        "method": "sgd",
+        "config": {},
+        "dataset": {"name": "digits", "seed": 0},
+        "seed": 0,
+        "metrics": {},
+    }
     for name, ck in demo.items():
         load_checkpoint(checkpoint_bytes(guard[name], ck.spec, meta))
 
 
 def test_landscape_functions(guard, digits_small):
-    L = pytest.importorskip("sar_core.landscape")
+    from sar_core import landscape as L
+
     X, y = digits_small
     for name in ("digits_mlp_sar", "digits_cnn_sgd", "tiny_train_mode"):
         model = guard[name]
@@ -182,7 +189,8 @@ def test_landscape_functions(guard, digits_small):
 
 
 def test_sharpness_functions(guard, digits_small):
-    S = pytest.importorskip("sar_core.sharpness")
+    from sar_core import sharpness as S
+
     X, y = digits_small[0][:32], digits_small[1][:32]
     fm = FaultModel(format="int8", ber=0.01)
     for name in ("digits_mlp_sam", "digits_cnn_sar", "tiny_train_mode"):
