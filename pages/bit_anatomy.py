@@ -21,6 +21,7 @@ from ui.widgets import (
     model_picker,
     page_header,
     parse_floats,
+    parse_one,
     show_errors,
     single_model_picker,
 )
@@ -62,7 +63,7 @@ with c2:
                 raise ValueError(f"Invalid value={text!r}: type one number, e.g. 0.1 or -3e-2")
             value = vals[0]
             if fmt == "int8" and scale_text.strip():
-                scale = parse_floats("scale", scale_text)[0]
+                scale = parse_one("scale", scale_text, "type one positive number, e.g. 1e-3")
     else:
         entry = single_model_picker("Model", key="model")
         names = weight_names(entry, weights_only=False)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from sar_core.plots.robustness import sweep_figure
 from ui.compute import HOME_FAULT, home_results
-from ui.widgets import fault_label, fmt_pct
+from ui.widgets import fault_label, fmt_ci, fmt_pct
 
 st.title("SAR Lab")
 st.markdown(
@@ -45,7 +45,7 @@ with right:
                 "model": r["model"].replace("demo · digits ", ""),
                 "clean": fmt_pct(r["clean_accuracy"]),
                 "under faults": fmt_pct(r["mean_accuracy"]),
-                "95% CI": f"{100 * r['ci95'][0]:.0f}–{100 * r['ci95'][1]:.0f}%",
+                "95% CI": fmt_ci(r["ci95"], 0),
                 "vs SGD": f"{100 * r['paired_difference']:+.1f} pt",
             }
             for r in res["rows"]

@@ -74,6 +74,7 @@ do_2d = o1.checkbox("2D plane", True, key="do2d", bind="query-params")
 do_sharp = o2.checkbox("Sharpness table (about 3 s per model)", True, key="dosharp")
 
 run, stop_slot = run_controls("Compute", key="compute", stop_key="land_stop")
+run = run and ber is not None  # a bad exact BER: its error is shown, skip the run
 
 
 def labelled(res: dict, entry) -> dict:

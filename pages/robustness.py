@@ -25,7 +25,9 @@ from ui.widgets import (
     bit_picker,
     fault_label,
     fault_model_from,
+    finite_or_none,
     fmt_ber,
+    fmt_ci,
     format_picker,
     model_picker,
     page_header,
@@ -89,6 +91,7 @@ with s3:
     )
 
 run, stop_slot = run_controls("Run report", key="run_report", stop_key="report_stop")
+run = run and ber is not None  # a bad exact BER: its error is shown, skip the run
 
 if run:
     with show_errors():
@@ -172,7 +175,7 @@ if previous.get("table"):
             "method": method_label(r["method"]),
             "clean accuracy": r["clean_accuracy"],
             f"under faults ({previous['fault_label']})": r["mean_accuracy"],
-            "95% CI": f"{100 * r['ci95'][0]:.1f}–{100 * r['ci95'][1]:.1f}%",
+            "95% CI": fmt_ci(r["ci95"]),
             "vs first (pt)": 100 * r["paired_difference"]["mean"],
             "parameters": r["parameters"],
             "latency (ms, test set)": r["latency_ms"],
@@ -248,8 +251,8 @@ if previous.get("sharpness"):
                 "method": method,
                 "x": x,
                 "y": r["mean_accuracy"],
-                "lo": r["ci95"][0],
-                "hi": r["ci95"][1],
+                "lo": finite_or_none(r["ci95"][0]),
+                "hi": finite_or_none(r["ci95"][1]),
             }
         )
     st.plotly_chart(

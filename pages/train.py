@@ -10,6 +10,7 @@ from sar_core.optim import GEOMETRIES, SAR_DEFAULT_RHO
 from sar_core.plots.style import method_label
 from sar_core.plots.training import rho_sweep_figure, training_curves_figure
 from sar_core.training import METHODS, spec_for
+from sar_core.validate import check_int
 from ui import registry
 from ui.cache import dataset
 from ui.compute import paired_campaign
@@ -151,11 +152,25 @@ with f3:
     t_ber = ber_select("Bit error rate", key="tber", default=0.01)
 
 go, stop_slot = run_controls("Train", key="train_go", stop_key="train_stop")
+go = go and t_ber is not None  # a bad exact BER: its error is shown, skip the run
+
+
+def parse_widths(text: str) -> tuple[int, ...] | None:
+    """Comma-separated positive integer widths (empty: the default); ValueError naming widths."""
+    parts = [p.strip() for p in text.replace(";", ",").split(",") if p.strip()]
+    widths = []
+    for part in parts:
+        try:
+            value = int(part)
+        except ValueError:
+            value = part  # not an integer literal (2.7, inf, abc): check_int names it
+        widths.append(check_int("widths", value, low=1, high=limits.MAX_WIDTH))
+    return tuple(widths) or None
 
 
 def plans_for(data) -> tuple[list[dict], object, object]:
     """Validated training plans, fault model and model spec (ValueError on bad settings)."""
-    widths = tuple(int(w) for w in parse_floats("widths", widths_text)) or None
+    widths = parse_widths(widths_text)
     spec = spec_for(data, arch, widths)
     fm = fault_model_from(t_format, parse_bits(t_bits, t_format), ber=t_ber)
     base = dict(epochs=int(epochs), lr=lr, batch_size=int(batch), seed=seed, fault_model=fm)

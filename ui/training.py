@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 from sar_core.plots.style import method_label
 from sar_core.training import TrainConfig
+from ui.widgets import fmt_ci
 
 # light to dark vermillion: SAR's colour, one shade per rho of a sweep
 RHO_SHADES = ["#F5B183", "#EE8A4E", "#E3692A", "#D55E00", "#A94A00", "#7A3600", "#4D2200"]
@@ -87,7 +88,7 @@ def results_rows(rec: Mapping) -> list[dict]:
                 "epochs": len(run["history"]),
                 "clean accuracy": last.get("test_acc"),
                 faulty_column(rec): s["mean_accuracy"] if s else None,
-                "95% CI": f"{100 * s['ci95'][0]:.1f}–{100 * s['ci95'][1]:.1f}%" if s else "",
+                "95% CI": fmt_ci(s["ci95"]) if s else "",
                 "vs first (pt)": 100 * s["paired_difference"]["mean"] if s else None,
                 "train time (s)": sum(r["seconds"] for r in run["history"]),
             }

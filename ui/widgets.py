@@ -6,6 +6,7 @@ is the query parameter), the bit toggles are written as one compact ``bits=0-7,3
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -60,6 +61,18 @@ def page_header(title: str, intro: str) -> None:
 def fmt_pct(x: float | None) -> str:
     """Accuracy in [0, 1] as a percentage string."""
     return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def finite_or_none(x: float | None) -> float | None:
+    """``x`` as a float, or None when missing or not finite (a table then shows an empty cell)."""
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def fmt_ci(ci: Sequence[float] | None, digits: int = 1) -> str:
+    """A 95% CI [low, high] in [0, 1] as '91.2–94.0%'; 'n/a' when undefined (one trial: NaN)."""
+    if ci is None or finite_or_none(ci[0]) is None or finite_or_none(ci[1]) is None:
+        return "n/a"
+    return f"{100 * ci[0]:.{digits}f}–{100 * ci[1]:.{digits}f}%"
 
 
 def fmt_ber(x: float) -> str:
@@ -237,8 +250,14 @@ def parse_floats(name: str, text: str) -> list[float]:
     return out
 
 
-def ber_select(label: str, *, key: str, default: float = 0.01, help: str | None = None) -> float:
-    """One BER: a log-spaced select slider plus an optional exact value that overrides it."""
+def ber_select(
+    label: str, *, key: str, default: float = 0.01, help: str | None = None
+) -> float | None:
+    """One BER: a log-spaced select slider plus an optional exact value that overrides it.
+
+    An exact value that is not one number shows an ``st.error`` with the message and returns
+    None; the caller skips whatever needs the BER (the rest of the page still renders).
+    """
     c1, c2 = st.columns([3, 2])
     with c1:
         ber = st.select_slider(
@@ -258,11 +277,21 @@ def ber_select(label: str, *, key: str, default: float = 0.01, help: str | None 
             help="Overrides the slider; must be in (0, 1].",
         )
     if exact.strip():
-        vals = parse_floats("ber", exact)
-        if len(vals) != 1:
-            raise ValueError(f"Invalid ber={exact!r}: give one number in (0, 1]")
-        return vals[0]
+        try:
+            return parse_one("ber", exact, "give one number in (0, 1]")
+        except ValueError as e:
+            with c2:
+                st.error(str(e), icon=":material/error:")
+            return None
     return ber
+
+
+def parse_one(name: str, text: str, expected: str) -> float:
+    """Exactly one number; otherwise a ValueError naming ``name`` (``expected`` says what to type)."""
+    vals = parse_floats(name, text)
+    if len(vals) != 1:
+        raise ValueError(f"Invalid {name}={text!r}: {expected}")
+    return vals[0]
 
 
 def fault_model_from(
