@@ -24,9 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sar_core import landscape as L  # noqa: E402
-from sar_core.cli import dataset_of  # noqa: E402
 from sar_core.evaluate import as_tensors, evaluate  # noqa: E402
-from sar_core.io import load_checkpoint  # noqa: E402
+from sar_core.io import dataset_of, load_checkpoint  # noqa: E402
 
 
 def naive_grid(model, X, y, d1, d2, axis):

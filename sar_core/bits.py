@@ -9,7 +9,7 @@ int8: symmetric quantization w ~ q * s, q two's complement in [-128, 127], bit 7
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -280,20 +280,31 @@ def flip_value(value: float, fmt: str, bit: int, scale: float | None = None) -> 
     )
 
 
-def delta_per_bit(weights: np.ndarray, fmt: str, granularity: str = "tensor") -> np.ndarray:
-    """Median |delta w| caused by flipping each bit position of every weight; shape (width,).
+def delta_per_bit(
+    weights: np.ndarray | Sequence[np.ndarray], fmt: str, granularity: str = "tensor"
+) -> np.ndarray:
+    """Median |delta w| from flipping each bit position of every weight; shape (width,).
 
-    Non-finite results count as inf in the median (so a catastrophic bit shows inf).
+    ``weights`` is one tensor (an array) or a list of tensors; each tensor is stored as a
+    campaign stores it (int8: its own scale, per tensor or per channel), and the |delta w| of all
+    tensors are pooled before the median. Non-finite changes count as inf (a catastrophic bit
+    shows inf).
     """
     f = get_format(fmt)
-    w = np.asarray(weights, dtype=np.float32)
-    s = int8_scale(w, granularity) if f.kind == "int" else None
-    codes = encode(w, fmt, s)
-    base = decode(codes, fmt, s).astype(np.float64)
-    out = np.empty(f.width, dtype=np.float64)
+    tensors = [weights] if isinstance(weights, np.ndarray) else list(weights)
+    per_bit: list[list[np.ndarray]] = [[] for _ in range(f.width)]
     with np.errstate(invalid="ignore", over="ignore"):
-        for b in range(f.width):
-            d = np.abs(decode(flip_codes(codes, b), fmt, s).astype(np.float64) - base)
-            d[~np.isfinite(d)] = np.inf
-            out[b] = float(np.median(d)) if d.size else 0.0
+        for t in tensors:
+            w = np.asarray(t, dtype=np.float32)
+            s = int8_scale(w, granularity) if f.kind == "int" else None
+            codes = encode(w, fmt, s)
+            base = decode(codes, fmt, s).astype(np.float64)
+            for b in range(f.width):
+                d = np.abs(decode(flip_codes(codes, b), fmt, s).astype(np.float64) - base)
+                d[~np.isfinite(d)] = np.inf
+                per_bit[b].append(d.ravel())
+    out = np.zeros(f.width, dtype=np.float64)
+    for b, ds in enumerate(per_bit):
+        d = np.concatenate(ds) if ds else np.empty(0)
+        out[b] = float(np.median(d)) if d.size else 0.0
     return out

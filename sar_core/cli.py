@@ -14,9 +14,16 @@ from collections.abc import Sequence
 from sar_core import limits
 from sar_core.bits import FORMAT_NAMES, flip_value
 from sar_core.campaign import check_trials, iter_compare, iter_sweep, paired_difference
-from sar_core.data import DATASETS, Dataset, load_csv, load_dataset
+from sar_core.data import DATASETS, Dataset, load_dataset
 from sar_core.faults import FaultModel
-from sar_core.io import Checkpoint, dumps, load_checkpoint, save_checkpoint
+from sar_core.io import (
+    Checkpoint,
+    check_same_data,
+    dataset_of,
+    dumps,
+    load_checkpoint,
+    save_checkpoint,
+)
 from sar_core.models import ARCHS
 from sar_core.optim import GEOMETRIES
 from sar_core.training import METHODS, TrainConfig, spec_for, train
@@ -161,51 +168,6 @@ def _fault_model(a: argparse.Namespace) -> FaultModel:
         include_bias=a.include_bias,
         granularity=a.granularity,
     )
-
-
-def dataset_of(ck: Checkpoint, csv_path: str | None = None) -> Dataset:
-    """The test split a checkpoint was trained with (rebuilt from its recorded name and seed)."""
-    d = ck.meta["dataset"]
-    name, seed = d.get("name"), int(d.get("seed", 0))
-    if name in DATASETS:
-        data = load_dataset(name, seed=seed)
-    elif csv_path is None:
-        raise UsageError(
-            f"Invalid dataset={name!r} in checkpoint: pass the training CSV with --csv"
-        )
-    else:
-        data = load_csv(csv_path, seed=seed, name=name)
-    recorded = (d.get("n_features", ck.spec.n_features), d.get("n_classes", ck.spec.n_classes))
-    for what, have, want in (
-        ("features", data.n_features, ck.spec.n_features),
-        ("classes", data.n_classes, ck.spec.n_classes),
-        ("train rows", len(data.y_train), d.get("n_train", len(data.y_train))),
-        ("test rows", len(data.y_test), d.get("n_test", len(data.y_test))),
-    ):
-        if have != want or recorded != (ck.spec.n_features, ck.spec.n_classes):
-            src = f"--csv {csv_path!r}" if name not in DATASETS else f"dataset {name!r}"
-            raise UsageError(
-                f"Invalid data: {src} has {have} {what}, the checkpoint was trained with {want}; "
-                "pass the CSV the model was trained on"
-            )
-    return data
-
-
-def _data_key(ck: Checkpoint) -> tuple:
-    d = ck.meta["dataset"]
-    return (d.get("name"), d.get("seed", 0), d.get("n_train"), d.get("n_test"))
-
-
-def check_same_data(paths: Sequence[str], cks: Sequence[Checkpoint]) -> None:
-    """Paired comparison needs every model trained on the same dataset and split seed."""
-    for path, ck in zip(paths[1:], cks[1:]):
-        if _data_key(ck) != _data_key(cks[0]):
-            a, b = cks[0].meta["dataset"], ck.meta["dataset"]
-            raise UsageError(
-                f"Invalid models: {path!r} was trained on {b.get('name')!r} (split seed "
-                f"{b.get('seed')}), {paths[0]!r} on {a.get('name')!r} (split seed {a.get('seed')}); "
-                "compare needs models trained on the same dataset and split"
-            )
 
 
 def _load_models(paths: Sequence[str]) -> list[Checkpoint]:

@@ -66,8 +66,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 def _setup(a: argparse.Namespace):
     """(checkpoints, X, y, seed) on the first checkpoint's dataset split."""
-    from sar_core.cli import _number, check_same_data, dataset_of
-    from sar_core.io import load_checkpoint
+    from sar_core.cli import _number
+    from sar_core.io import check_same_data, dataset_of, load_checkpoint
     from sar_core.validate import check_int
 
     seed = check_int("seed", _number("seed", a.seed, kind=int), low=0, high=2**31 - 1)

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from sar_core import limits
+from sar_core.data import DATASETS, Dataset, load_csv, load_dataset
 from sar_core.models import ModelSpec, build_model
 
 SCHEMA = "sar-lab/checkpoint/1"
@@ -211,6 +213,51 @@ def load_checkpoint(
     model = build_model(spec, 0)
     model.load_state_dict(tensors, strict=True)
     return Checkpoint(model=model.eval(), spec=spec, meta=meta)
+
+
+def dataset_of(ck: Checkpoint, csv_path: str | None = None) -> Dataset:
+    """The test split a checkpoint was trained with (rebuilt from its recorded name and seed)."""
+    d = ck.meta["dataset"]
+    name, seed = d.get("name"), int(d.get("seed", 0))
+    if name in DATASETS:
+        data = load_dataset(name, seed=seed)
+    elif csv_path is None:
+        raise ValueError(
+            f"Invalid dataset={name!r} in checkpoint: pass the training CSV with --csv"
+        )
+    else:
+        data = load_csv(csv_path, seed=seed, name=name)
+    recorded = (d.get("n_features", ck.spec.n_features), d.get("n_classes", ck.spec.n_classes))
+    for what, have, want in (
+        ("features", data.n_features, ck.spec.n_features),
+        ("classes", data.n_classes, ck.spec.n_classes),
+        ("train rows", len(data.y_train), d.get("n_train", len(data.y_train))),
+        ("test rows", len(data.y_test), d.get("n_test", len(data.y_test))),
+    ):
+        if have != want or recorded != (ck.spec.n_features, ck.spec.n_classes):
+            src = f"--csv {csv_path!r}" if name not in DATASETS else f"dataset {name!r}"
+            raise ValueError(
+                f"Invalid data: {src} has {have} {what}, the checkpoint was trained with {want}; "
+                "pass the CSV the model was trained on"
+            )
+    return data
+
+
+def _data_key(ck: Checkpoint) -> tuple:
+    d = ck.meta["dataset"]
+    return (d.get("name"), d.get("seed", 0), d.get("n_train"), d.get("n_test"))
+
+
+def check_same_data(paths: Sequence[str], cks: Sequence[Checkpoint]) -> None:
+    """Paired comparison needs every model trained on the same dataset and split seed."""
+    for path, ck in zip(paths[1:], cks[1:]):
+        if _data_key(ck) != _data_key(cks[0]):
+            a, b = cks[0].meta["dataset"], ck.meta["dataset"]
+            raise ValueError(
+                f"Invalid models: {path!r} was trained on {b.get('name')!r} (split seed "
+                f"{b.get('seed')}), {paths[0]!r} on {a.get('name')!r} (split seed {a.get('seed')}); "
+                "compare needs models trained on the same dataset and split"
+            )
 
 
 def rows_to_csv(rows: list[dict]) -> str:

@@ -340,12 +340,12 @@ def test_bit_anatomy_int8_scale_needs_one_number():
     assert float(at.metric[0].value) == pytest.approx(0.1, rel=1e-6)  # q = 10 at s = 0.01
 
 
-def test_pooled_delta_per_bit_uses_one_int8_scale_per_tensor():
+def test_delta_per_bit_uses_one_int8_scale_per_tensor():
     """Flipping bit b < 7 of an int8 code moves q by exactly 2^b, so |dw| = 2^b * s of that
     tensor: the pooled median is a median of per-tensor scales, not of one shared scale."""
     import numpy as np
 
-    from ui.compute import pooled_delta_per_bit
+    from sar_core.bits import delta_per_bit
 
     rng = np.random.default_rng(0)
     a = rng.uniform(-1, 1, size=(5, 7)).astype(np.float32)  # 35 weights, small scale
@@ -353,16 +353,14 @@ def test_pooled_delta_per_bit_uses_one_int8_scale_per_tensor():
     b = rng.uniform(-10, 10, size=(3, 4)).astype(np.float32)  # 12 weights, 10x the scale
     b[0, 0] = -12.7
     sa, sb = np.float32(1.27) / np.float32(127), np.float32(12.7) / np.float32(127)
-    got = pooled_delta_per_bit([a, b], "int8")
+    got = list(delta_per_bit([a, b], "int8"))
     for bit in range(7):
         ref = np.median(np.r_[np.full(a.size, 2**bit * sa), np.full(b.size, 2**bit * sb)])
         assert got[bit] == pytest.approx(float(ref), rel=1e-6), bit
     # float formats do not depend on a scale: pooled = concatenated
-    from sar_core.bits import delta_per_bit
-
     both = np.concatenate([a.ravel(), b.ravel()])
     assert got != list(delta_per_bit(both, "int8"))  # the old shared-scale answer differs
-    assert pooled_delta_per_bit([a, b], "float16") == pytest.approx(
+    assert list(delta_per_bit([a, b], "float16")) == pytest.approx(
         list(delta_per_bit(both, "float16"))
     )
 

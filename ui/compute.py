@@ -15,11 +15,11 @@ import streamlit as st
 from sar_core import limits
 from sar_core.bits import (
     decode,
+    delta_per_bit,
     encode,
     flip_codes,
     flip_value,
     get_format,
-    int8_scale,
     to_bitstring,
 )
 from sar_core.campaign import check_bers, compare, iter_sweep
@@ -212,37 +212,10 @@ def bit_layer_grid(
 # --- per-bit weight change -------------------------------------------------------------------
 
 
-def pooled_delta_per_bit(tensors: Sequence[np.ndarray], fmt: str) -> list[float]:
-    """Median |dw| per bit position over every weight of ``tensors``.
-
-    Each tensor is stored as a campaign stores it: int8 uses that tensor's own scale
-    (``int8_scale(w)``, per tensor), never one scale shared by the concatenation. The |dw| of
-    all tensors are pooled before the median; a non-finite change counts as inf.
-    """
-    f = get_format(fmt)
-    width = f.width
-    per_bit: list[list[np.ndarray]] = [[] for _ in range(width)]
-    with np.errstate(invalid="ignore", over="ignore"):
-        for t in tensors:
-            w = np.asarray(t, dtype=np.float32).ravel()
-            s = int8_scale(w) if f.kind == "int" else None
-            codes = encode(w, fmt, s)
-            base = decode(codes, fmt, s).astype(np.float64)
-            for b in range(width):
-                d = np.abs(decode(flip_codes(codes, b), fmt, s).astype(np.float64) - base)
-                d[~np.isfinite(d)] = np.inf
-                per_bit[b].append(d)
-    out = []
-    for ds in per_bit:
-        d = np.concatenate(ds) if ds else np.empty(0)
-        out.append(float(np.median(d)) if d.size else 0.0)
-    return out
-
-
 @st.cache_data(show_spinner=False, max_entries=256)
 def _delta(key, _model, fmt, params) -> list[float]:
     named = dict(_model.named_parameters())
-    return pooled_delta_per_bit([named[p].detach().cpu().numpy() for p in params], fmt)
+    return delta_per_bit([named[p].detach().cpu().numpy() for p in params], fmt).tolist()
 
 
 def weight_delta_per_bit(entry: Entry, fmt: str, params: Sequence[str]) -> list[float]:
