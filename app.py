@@ -5,12 +5,12 @@ import streamlit as st
 st.set_page_config(page_title="SAR Lab", page_icon=":material/memory:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
-    st.Page("pages/landscape.py", title="Loss landscape", icon=":material/landscape:"),
-    st.Page("pages/bit_flips.py", title="Bit flips (live)", icon=":material/bolt:"),
-    st.Page("pages/bit_anatomy.py", title="Bit anatomy", icon=":material/grid_on:"),
-    st.Page("pages/robustness.py", title="Robustness report", icon=":material/analytics:"),
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("app_pages/landscape.py", title="Loss landscape", icon=":material/landscape:"),
+    st.Page("app_pages/bit_flips.py", title="Bit flips (live)", icon=":material/bolt:"),
+    st.Page("app_pages/bit_anatomy.py", title="Bit anatomy", icon=":material/grid_on:"),
+    st.Page("app_pages/robustness.py", title="Robustness report", icon=":material/analytics:"),
 ]
 
 st.navigation(PAGES).run()

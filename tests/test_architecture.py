@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT
 
 LIBRARY = sorted((ROOT / "sar_core").rglob("*.py"))
-PAGES = sorted((ROOT / "pages").glob("*.py")) if (ROOT / "pages").is_dir() else []
+PAGES = sorted((ROOT / "app_pages").glob("*.py")) if (ROOT / "app_pages").is_dir() else []
 UNPICKLERS = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
 
 
@@ -67,7 +67,9 @@ def test_library_never_imports_streamlit(path):
 
 
 def test_pages_exist():
-    assert PAGES, "pages/ holds the dashboard pages; the torch rule below must have files to check"
+    assert PAGES, (
+        "app_pages/ holds the dashboard pages; the torch rule below must have files to check"
+    )
 
 
 @pytest.mark.parametrize("path", PAGES, ids=_rel)

@@ -176,6 +176,22 @@ def open_page(page, url: str, path: str, query: str = "") -> None:
     wait_idle(page)
 
 
+def test_first_visit_to_a_page_url_shows_the_app_menu(server, browser):
+    # Runs first on a fresh server: a folder named pages/ made Streamlit send its automatic
+    # file-name menu ("app", "bit flips", ...) to the first session, and it never updated.
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{server}/robustness", wait_until="domcontentloaded")
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        nav.get_by_text("Robustness report").wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        labels = nav.inner_text().split("\n")
+        assert "Bit flips (live)" in labels and "app" not in labels, labels
+    finally:
+        context.close()
+
+
 def test_every_page_renders_and_runs(server, browser, shots):
     """Each page opens without errors, its main button produces results, screenshots saved."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})

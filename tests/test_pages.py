@@ -21,7 +21,7 @@ TIMEOUT = 120
 
 def page(name: str) -> AppTest:
     """A fresh session on one page script (run it with .run())."""
-    return AppTest.from_file(str(ROOT / "pages" / f"{name}.py"), default_timeout=TIMEOUT)
+    return AppTest.from_file(str(ROOT / "app_pages" / f"{name}.py"), default_timeout=TIMEOUT)
 
 
 # (AppTest exposes keys of widgets only: tables are found by position)
@@ -42,7 +42,7 @@ def assert_ok(at: AppTest) -> None:
 
 def test_pages_never_import_torch():
     """Pages and app.py draw; the maths (and torch) lives in sar_core."""
-    for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]:
+    for path in [ROOT / "app.py", *sorted((ROOT / "app_pages").glob("*.py"))]:
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             names = []
@@ -61,7 +61,7 @@ def test_app_navigation_and_home():
     assert len(table) == 6 and {"clean", "under faults", "vs SGD"} <= set(table.columns)
     assert charts(at) == 1
     assert len(at.get("page_link")) == 5
-    at.switch_page("pages/bit_anatomy.py").run()
+    at.switch_page("app_pages/bit_anatomy.py").run()
     assert_ok(at)
     assert at.title[0].value == "Bit anatomy"
 

@@ -53,6 +53,25 @@ def stop_button(slot, *, live: bool, key: str, phase: str = "") -> None:
     )
 
 
+def finish_job(rec: dict, stop_slot, *, key: str, bar=None) -> dict:
+    """Mark a job done, clear its progress bar and disable its Stop button; returns ``rec``."""
+    rec["status"] = "done"
+    if bar is not None:
+        bar.empty()
+    stop_button(stop_slot, live=False, key=key, phase="_done")
+    return rec
+
+
+def require_result(rec: dict | None, *, hint: str, stopped: str) -> dict:
+    """The job's last result; without one, show ``hint`` and stop the page; warn if it was stopped."""
+    if rec is None:
+        st.info(hint)
+        st.stop()
+    if rec["status"] == "stopped":
+        st.warning(stopped)
+    return rec
+
+
 def sweep_curves(rec: dict) -> list[dict]:
     """A sweep job record (models, methods, levels of per-model summaries) -> figure curves."""
     levels = rec["levels"]

@@ -18,7 +18,15 @@ from ui.compute import (
     sharpness_of,
     sweep_iter,
 )
-from ui.jobs import job, run_controls, start_job, stop_button, sweep_curves
+from ui.jobs import (
+    finish_job,
+    job,
+    require_result,
+    run_controls,
+    start_job,
+    stop_button,
+    sweep_curves,
+)
 from ui.widgets import (
     BER_GRID,
     ber_select,
@@ -143,16 +151,13 @@ if run:
             for i, m in enumerate(models):
                 bar.progress(0.75 + 0.25 * i / len(models), text=f"Sharpness of {m.name}...")
                 rec["sharpness"].append(sharpness_of(m, fm, seed=seed))
-    rec["status"] = "done"
-    bar.empty()
-    stop_button(stop_slot, live=False, key="report_stop", phase="_done")
-    previous = rec
+    previous = finish_job(rec, stop_slot, key="report_stop", bar=bar)
 
-if previous is None:
-    st.info("Press **Run report** to measure the selected models.")
-    st.stop()
-if previous["status"] == "stopped":
-    st.warning("The report was stopped; the parts finished so far are shown.")
+previous = require_result(
+    previous,
+    hint="Press **Run report** to measure the selected models.",
+    stopped="The report was stopped; the parts finished so far are shown.",
+)
 
 names = [n.replace("demo · ", "") for n in previous["models"]]
 if previous["levels"]:

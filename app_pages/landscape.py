@@ -16,7 +16,7 @@ from sar_core.plots.landscape import (
 from sar_core.plots.style import method_label
 from ui import registry
 from ui.compute import fault_slice, interpolation, sharpness_of, slice_1d, slice_2d
-from ui.jobs import job, run_controls, start_job, stop_button
+from ui.jobs import finish_job, job, require_result, run_controls, start_job, stop_button
 from ui.widgets import (
     ber_select,
     fault_label,
@@ -117,16 +117,13 @@ if run:
                 rec["grids"].append(labelled(slice_2d(m, seed=seed, steps=steps_2d, span=span), m))
             else:
                 rec["sharpness"].append({"model": m.name, **sharpness_of(m, fm, seed=seed)})
-    rec["status"] = "done"
-    bar.empty()
-    stop_button(stop_slot, live=False, key="land_stop", phase="_done")
-    previous = rec
+    previous = finish_job(rec, stop_slot, key="land_stop", bar=bar)
 
-if previous is None:
-    st.info("Press **Compute** to draw the landscapes of the selected models.")
-    st.stop()
-if previous["status"] == "stopped":
-    st.warning("Stopped; the parts finished so far are shown.")
+previous = require_result(
+    previous,
+    hint="Press **Compute** to draw the landscapes of the selected models.",
+    stopped="Stopped; the parts finished so far are shown.",
+)
 
 log_y = st.toggle("Log-scale loss", False, key="log", bind="query-params")
 if previous["curves"]:

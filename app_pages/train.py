@@ -14,7 +14,7 @@ from sar_core.validate import check_int
 from ui import registry
 from ui.cache import dataset
 from ui.compute import paired_campaign
-from ui.jobs import job, run_controls, start_job, stop_button, train_runs
+from ui.jobs import finish_job, job, run_controls, start_job, stop_button, train_runs
 from ui.panels import models_panel, upload_box
 from ui.training import (
     compare_plans,
@@ -203,9 +203,7 @@ if go:
     with show_errors(), st.spinner("Measuring every model under the same faults..."):
         entries = registry.get([r["model"] for r in rec["runs"]])
         rec["faulty"] = paired_campaign(entries, fm, trials=trials, seed=seed)
-    rec["status"] = "done"
-    stop_button(stop_slot, live=False, key="train_stop", phase="_done")
-    previous = rec
+    previous = finish_job(rec, stop_slot, key="train_stop")
 
 if previous is not None:
     if previous["status"] == "stopped":

@@ -70,7 +70,7 @@ links = [
 cols = st.columns(len(links))
 for col, (path, label, icon, what) in zip(cols, links):
     with col:
-        st.page_link(f"pages/{path}.py", label=f"**{label}**", icon=icon)
+        st.page_link(f"app_pages/{path}.py", label=f"**{label}**", icon=icon)
         st.caption(what)
 
 

@@ -10,7 +10,14 @@ from sar_core.plots.robustness import sweep_figure
 from sar_core.plots.style import method_label
 from ui import registry
 from ui.compute import log_levels, sweep_iter
-from ui.jobs import job, run_controls, start_job, stop_button, sweep_curves
+from ui.jobs import (
+    finish_job,
+    job,
+    run_controls,
+    start_job,
+    stop_button,
+    sweep_curves,
+)
 from ui.widgets import (
     BER_GRID,
     LiveChart,
@@ -144,11 +151,8 @@ if play:
             label = fmt_ber(level) if rate_mode == "ber" else f"{level} flips"
             bar.progress((i + 1) / len(levels), text=f"Level {i + 1}/{len(levels)}: {label}")
             chart.draw(figure_of(rec))
-    rec["status"] = "done"
-    bar.empty()
     chart.slot.empty()
-    stop_button(stop_slot, live=False, key="flips_stop", phase="_done")
-    previous = rec
+    previous = finish_job(rec, stop_slot, key="flips_stop", bar=bar)
 
 if previous is not None and previous["levels"]:
     if previous["status"] == "stopped":
