@@ -10,16 +10,18 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from sar_core import limits
-from sar_core.data import DATASETS, Dataset, load_csv, load_dataset
-from sar_core.models import ModelSpec, build_model
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from sar_core.data import Dataset
+    from sar_core.models import ModelSpec
+
+# torch, safetensors, data and models are imported inside the functions that use them: the JSON
+# helpers (jsonable, dumps, rows_to_csv) serve the CLI's torch-free commands too.
 
 SCHEMA = "sar-lab/checkpoint/1"
 _REQUIRED = {
@@ -72,6 +74,8 @@ def dumps(obj: Any) -> str:
 
 def checkpoint_bytes(model: nn.Module, spec: ModelSpec, meta: dict) -> bytes:
     """Serialise a model and metadata (spec is added) to safetensors bytes."""
+    from safetensors.torch import save as st_save
+
     full = {"schema": SCHEMA, **meta, "spec": spec.to_dict()}
     _validate_meta(full)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
@@ -150,6 +154,11 @@ def load_checkpoint(
     source: str | Path | bytes, *, max_bytes: int = limits.MAX_UPLOAD_BYTES
 ) -> Checkpoint:
     """Load a checkpoint from a path or bytes: validate size, header, metadata and shapes, then build."""
+    import torch
+    from safetensors.torch import load as st_load
+
+    from sar_core.models import ModelSpec, build_model
+
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     else:
@@ -217,6 +226,8 @@ def load_checkpoint(
 
 def dataset_of(ck: Checkpoint, csv_path: str | None = None) -> Dataset:
     """The test split a checkpoint was trained with (rebuilt from its recorded name and seed)."""
+    from sar_core.data import DATASETS, load_csv, load_dataset
+
     d = ck.meta["dataset"]
     name, seed = d.get("name"), int(d.get("seed", 0))
     if name in DATASETS:

@@ -58,7 +58,8 @@ def _rel(p: Path) -> str:
 
 def test_the_library_sources_are_found():
     names = {p.name for p in LIBRARY}
-    assert {"bits.py", "faults.py", "campaign.py", "io.py", "cli.py"} <= names
+    assert {"bits.py", "faults.py", "campaign.py", "io.py", "runtime.py"} <= names
+    assert (ROOT / "sar_core" / "cli" / "__init__.py").is_file()
 
 
 @pytest.mark.parametrize("path", LIBRARY, ids=_rel)

@@ -1,0 +1,40 @@
+"""sweep: accuracy of several models over a list of bit error rates (paired at every rate)."""
+
+from __future__ import annotations
+
+import argparse
+
+from sar_core.cli.faultargs import add_fault_arguments
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of the sweep command."""
+    p.add_argument("--models", nargs="+", required=True)
+    add_fault_arguments(p, ber_help="comma-separated bit error rates, each in (0, 1]")
+
+
+def run(a: argparse.Namespace) -> dict:
+    """One campaign per rate; per model the mean accuracy and its CI at every rate."""
+    from sar_core.campaign import iter_sweep
+    from sar_core.cli.common import Progress, UsageError, number
+    from sar_core.cli.faultargs import campaign_setup
+
+    if a.ber is None:
+        raise UsageError("Invalid ber=None: sweep needs --ber P1,P2,... (values in (0, 1])")
+    bers = [number("ber", b) for b in a.ber.split(",")]
+    a.ber = str(bers[0])
+    cks, data, fm, trials, seed = campaign_setup(a, a.models)
+    bar = Progress(len(bers), "sweep", a.quiet)
+    per = [
+        {"path": p, "method": c.method, "mean_accuracy": [], "ci95_low": [], "ci95_high": []}
+        for p, c in zip(a.models, cks)
+    ]
+    models = [c.model for c in cks]
+    levels = iter_sweep(models, data.X_test, data.y_test, fm, bers=bers, trials=trials, seed=seed)
+    for i, (_, summaries) in enumerate(levels, 1):
+        for entry, s in zip(per, summaries):
+            entry["mean_accuracy"].append(s["mean_accuracy"])
+            entry["ci95_low"].append(s["ci95"][0])
+            entry["ci95_high"].append(s["ci95"][1])
+        bar(i)
+    return {"ber": bers, "models": per, "trials": trials, "fault_model": fm.to_dict()}

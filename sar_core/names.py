@@ -1,0 +1,15 @@
+"""Names the CLI and the dashboard offer as choices, importable without torch, numpy or sklearn.
+
+The modules that implement them (``data``, ``models``, ``training``, ``optim``, ``bits``,
+``faults``) may import these tuples from here; ``tests/test_startup.py`` checks that every tuple
+here equals the implementing module's own, so the two cannot drift apart silently.
+"""
+
+DATASETS = ("digits", "moons", "circles", "blobs", "iris", "wine", "breast_cancer", "mnist1d")
+ARCHS = ("mlp", "cnn", "cnn1d")  # models
+METHODS = ("sgd", "adam", "sam", "asam", "sar", "fat")  # training
+GEOMETRIES = ("plain", "elementwise", "layer")  # optim: SAR's neighbourhood shapes
+FORMAT_NAMES = ("float32", "float16", "bfloat16", "int8")  # bits: storage formats
+GRANULARITIES = ("tensor", "channel")  # faults / bits: int8 scale per tensor or per channel
+FAULT_KINDS = ("flip", "stuck-at-0", "stuck-at-1")  # faults: what a hit site does
+FAULT_TARGETS = ("weights", "activations")  # faults: where the faults land
