@@ -200,7 +200,17 @@ def attack_batch(X, y, batch_size: int, seed: int) -> tuple[np.ndarray, np.ndarr
     return X[idx], y[idx]
 
 
-def _check_attack_args(max_flips, candidates, max_candidates, seed, target_accuracy):
+def check_attack_settings(
+    *,
+    max_flips: int = 200,
+    candidates: int = 1,
+    max_candidates: int = 64,
+    seed: int = 0,
+    target_accuracy: float | None = None,
+    batch_size: int = 128,
+) -> None:
+    """Validate search settings (ValueError naming the parameter, its value and the range)."""
+    check_int("batch_size", batch_size, low=1, high=limits.MAX_CSV_ROWS)
     check_int("max_flips", max_flips, low=1, high=limits.MAX_FLIP_COUNT)
     check_int("candidates", candidates, low=1, high=100_000)
     check_int("max_candidates", max_candidates, low=candidates, high=100_000)
@@ -234,7 +244,14 @@ def progressive_bit_search(
     iteration (Rakin et al. use 1). ``bits``/``layers``/``include_bias`` restrict the eligible
     sites as in a FaultModel (e.g. bits="0-6" when the sign bit is protected).
     """
-    _check_attack_args(max_flips, candidates, max_candidates, seed, target_accuracy)
+    check_attack_settings(
+        max_flips=max_flips,
+        candidates=candidates,
+        max_candidates=max_candidates,
+        seed=seed,
+        target_accuracy=target_accuracy,
+        batch_size=batch_size,
+    )
     fm = FaultModel(
         format="int8",
         bits=bits,

@@ -1,0 +1,123 @@
+"""Double-win report: the CLI contract, numbers that match the library run directly, overheads."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sar_core import report
+from sar_core.attack import progressive_bit_search
+from sar_core.campaign import compare
+from sar_core.faults import FaultModel
+from sar_core.io import dumps
+
+CONTRACT_KEYS = {
+    "path",
+    "method",
+    "clean_accuracy",
+    "deployed_accuracy",
+    "fault_accuracy",
+    "fault_ci95",
+    "attack_flips",
+    "extra_bits",
+    "latency_ratio",
+    "train_cost_ratio",
+}
+
+
+def _run(argv: list[str]) -> dict:
+    p = argparse.ArgumentParser()
+    report.add_arguments(p)
+    return report.run(p.parse_args([str(a) for a in argv]))
+
+
+@pytest.fixture(scope="module")
+def mlp_report(demo_paths):
+    paths = [demo_paths[f"digits_mlp_{m}"] for m in ("sgd", "sam", "sar")]
+    argv = ["--models", *paths, "--format", "int8", "--bits", "all", "--ber", "0.01"]
+    argv += ["--trials", "6", "--seed", "3", "--mitigations", "range,protect", "--json", "--quiet"]
+    return paths, _run(argv)
+
+
+def test_contract_rows_one_per_model_in_order(mlp_report):
+    paths, out = mlp_report
+    assert [r["path"] for r in out["rows"]] == [str(p) for p in paths]
+    assert [r["method"] for r in out["rows"]] == ["sgd", "sam", "sar"]
+    for r in out["rows"]:
+        assert set(r) >= CONTRACT_KEYS
+        lo, hi = r["fault_ci95"]
+        assert lo <= r["fault_accuracy"] <= hi
+    json.loads(dumps(out))  # one JSON object, non-finite values as strings
+
+
+def test_numbers_match_the_library_run_directly(mlp_report, demo, digits):
+    _, out = mlp_report
+    models = [demo[f"digits_mlp_{m}"].model for m in ("sgd", "sam", "sar")]
+    fm = FaultModel(format="int8", ber=0.01)
+    direct = compare(models, digits.X_test, digits.y_test, fm, trials=6, seed=3)["results"]
+    for row, res, model in zip(out["rows"], direct, models):
+        s = res.summary()
+        assert row["fault_accuracy"] == s["mean_accuracy"] and row["fault_ci95"] == s["ci95"]
+        assert row["deployed_accuracy"] == s["deployed_accuracy"]
+        pbs = progressive_bit_search(
+            model, digits.X_train, digits.y_train, digits.X_test, digits.y_test, seed=3
+        )
+        assert row["attack_flips"] == (pbs.flips if pbs.reached else None)
+
+
+def test_sar_overhead_is_exactly_zero_and_a_clamp_is_not(mlp_report):
+    _, out = mlp_report
+    sar = out["rows"][2]
+    assert sar["method"] == "sar"
+    assert sar["extra_params"] == 0 and sar["extra_ops"] == 0 and sar["extra_bits"] == 0
+    rng, prot = out["mitigations"]
+    assert rng["method"] == "sgd+range" and rng["extra_ops"] == 2 * (128 + 64)
+    assert rng["extra_bits"] == 2 * 2 * 32  # two float32 bounds per clamped layer
+    assert prot["method"] == "sgd+tmr" and prot["extra_bits"] == 2 * (64 * 128 + 128 * 64 + 640)
+    assert rng["paired_difference"]["n"] == prot["paired_difference"]["n"] == 6
+
+
+def test_train_cost_ratio_from_metadata(mlp_report, demo):
+    _, out = mlp_report
+    secs = {m: demo[f"digits_mlp_{m}"].meta["metrics"]["train_seconds"] for m in ("sgd", "sar")}
+    assert out["rows"][0]["train_cost_ratio"] == 1.0
+    assert out["rows"][2]["train_cost_ratio"] == pytest.approx(secs["sar"] / secs["sgd"])
+
+
+def test_no_sgd_model_means_no_cost_ratio_and_architectures_may_mix(demo_paths):
+    argv = ["--models", demo_paths["digits_cnn_sar"], demo_paths["digits_mlp_sar"]]
+    out = _run([*argv, "--trials", "2", "--attack-budget", "3", "--quiet"])
+    assert [r["train_cost_ratio"] for r in out["rows"]] == [None, None]
+    assert out["rows"][0]["base_macs"] != out["rows"][1]["base_macs"]
+    assert out["mitigations"] == [] and out["fault_model"]["ber"] == 0.01
+
+
+@pytest.mark.parametrize(
+    "flags, name",
+    [
+        (["--ber", "2"], "ber"),
+        (["--ber", "x"], "ber"),
+        (["--trials", "0"], "trials"),
+        (["--seed", "-1"], "seed"),
+        (["--format", "int4"], "format"),
+        (["--mitigations", "pray"], "mitigations"),
+        (["--attack-budget", "0"], "max_flips"),
+        (["--attack-target", "2"], "target_accuracy"),
+        (["--protect-scheme", "parity"], "scheme"),
+        (["--protect-bits", "12"], "bits"),
+        (["--base", "nope.safetensors"], "base"),
+    ],
+)
+def test_bad_options_are_value_errors_naming_the_parameter(demo_paths, flags, name):
+    with pytest.raises(ValueError, match=f"Invalid {name}"):
+        _run(["--models", demo_paths["digits_mlp_sgd"], *flags, "--quiet"])
+
+
+def test_module_import_is_light():
+    code = "import sys, sar_core.report; print('torch' in sys.modules, 'numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
