@@ -31,7 +31,7 @@ class AttackSettings:
     """Progressive bit search settings used for every row (see sar_core.attack)."""
 
     target_accuracy: float | None = None  # None: 1/K + 0.10
-    max_flips: int = 200
+    max_flips: int = 1000
     batch_size: int = 128  # attack batch, drawn from the training split with the report seed
     candidates: int = 1  # exact evaluations per layer and iteration (Rakin et al.: 1)
 
@@ -313,7 +313,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", default="100", help="Monte Carlo trials")
     p.add_argument("--seed", default="0", help="fault patterns and attack batch")
     p.add_argument("--attack-target", default=None, help="accuracy to reach (default 1/K + 0.1)")
-    p.add_argument("--attack-budget", default="200", help="most flips the attack may use")
+    p.add_argument("--attack-budget", default="1000", help="most flips the attack may use")
     p.add_argument("--attack-batch", default="128", help="attack batch size (training rows)")
     p.add_argument("--attack-candidates", default="1", help="exact evaluations per layer")
     p.add_argument(

@@ -40,6 +40,7 @@ def mlp_report(demo_paths):
     paths = [demo_paths[f"digits_mlp_{m}"] for m in ("sgd", "sam", "sar")]
     argv = ["--models", *paths, "--format", "int8", "--bits", "all", "--ber", "0.01"]
     argv += ["--trials", "6", "--seed", "3", "--mitigations", "range,protect", "--json", "--quiet"]
+    argv += ["--attack-budget", "300"]
     return paths, _run(argv)
 
 
@@ -64,7 +65,13 @@ def test_numbers_match_the_library_run_directly(mlp_report, demo, digits):
         assert row["fault_accuracy"] == s["mean_accuracy"] and row["fault_ci95"] == s["ci95"]
         assert row["deployed_accuracy"] == s["deployed_accuracy"]
         pbs = progressive_bit_search(
-            model, digits.X_train, digits.y_train, digits.X_test, digits.y_test, seed=3
+            model,
+            digits.X_train,
+            digits.y_train,
+            digits.X_test,
+            digits.y_test,
+            seed=3,
+            max_flips=300,
         )
         assert row["attack_flips"] == (pbs.flips if pbs.reached else None)
 
