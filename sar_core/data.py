@@ -1,19 +1,23 @@
-"""Bundled datasets (no downloads), deterministic stratified splits, validated CSV upload."""
+"""Bundled datasets (no downloads), deterministic stratified splits, validated CSV upload.
+
+sklearn and mnist1d are imported inside the functions that use them, so light commands that only
+need the names (``DATASETS``) or the ``Dataset`` type do not pay for their import.
+"""
 
 from __future__ import annotations
 
 import io
+import random
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from sklearn import datasets as skd
-from sklearn.model_selection import train_test_split
 
 from sar_core import limits
 from sar_core.validate import check_choice, check_float, check_int
 
-DATASETS = ("digits", "moons", "circles", "blobs", "iris", "wine", "breast_cancer")
+DATASETS = ("digits", "moons", "circles", "blobs", "iris", "wine", "breast_cancer", "mnist1d")
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,7 @@ class Dataset:
     X_test: np.ndarray = field(repr=False)
     y_test: np.ndarray = field(repr=False)
     n_classes: int
-    image_shape: tuple[int, ...] | None = None  # (C, H, W) when rows are flattened images
+    image_shape: tuple[int, ...] | None = None  # (C, H, W) images / (C, L) signals, flattened
     seed: int = 0
 
     @property
@@ -47,7 +51,37 @@ class Dataset:
         }
 
 
+@lru_cache(maxsize=1)
+def mnist1d_raw() -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-1D (Greydanus 2020), 5000 x 40 signals, 10 classes, generated locally and cached.
+
+    Calls the ``mnist1d`` package's own generator ``make_dataset`` with its default arguments
+    (``get_dataset_args()``, generator seed 42): never its download path (``get_dataset``), no
+    network, no pickle written. The package seeds NumPy's and ``random``'s global generators, so
+    both states are saved and restored around the call. Train and test rows are pooled; our own
+    stratified split by seed follows. Returned arrays are read-only (the cache is shared).
+    """
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        d = make_dataset(get_dataset_args())
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    X = np.concatenate([d["x"], d["x_test"]]).astype(np.float64)  # (5000, 40)
+    y = np.concatenate([d["y"], d["y_test"]]).astype(np.int64)  # (5000,)
+    X.setflags(write=False)
+    y.setflags(write=False)
+    return X, y
+
+
 def _raw(name: str, seed: int, n_samples: int) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+    from sklearn import datasets as skd
+
+    if name == "mnist1d":
+        X, y = mnist1d_raw()
+        return X, y, (1, 40)  # one channel, 40 time steps
     if name == "digits":
         d = skd.load_digits()
         return d.data, d.target, (1, 8, 8)
@@ -89,6 +123,8 @@ def make_dataset(
     image_shape: tuple[int, ...] | None = None,
 ) -> Dataset:
     """Split (stratified, seeded) and standardise with train statistics; labels become 0..K-1."""
+    from sklearn.model_selection import train_test_split
+
     X = np.asarray(X, dtype=np.float64)
     classes, y_idx = np.unique(np.asarray(y), return_inverse=True)
     if len(classes) < 2:

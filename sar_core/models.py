@@ -1,4 +1,4 @@
-"""Small models built from a frozen spec: an MLP and a CNN for 8x8 images."""
+"""Small models built from a frozen spec: an MLP, a CNN for small images and a 1-D CNN for signals."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from torch import nn
 from sar_core import limits
 from sar_core.validate import check_choice, check_int
 
-ARCHS = ("mlp", "cnn")
+ARCHS = ("mlp", "cnn", "cnn1d")
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
@@ -19,12 +19,12 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 class ModelSpec:
     """Architecture of a model; with the seed it fixes the initial weights."""
 
-    arch: str = "mlp"  # "mlp" or "cnn"
+    arch: str = "mlp"  # "mlp", "cnn" (images) or "cnn1d" (signals)
     n_features: int = 64  # flattened input size D
     n_classes: int = 10
     widths: tuple[int, ...] = (128, 64)  # MLP hidden widths, or CNN conv channels
     activation: str = "relu"
-    image_shape: tuple[int, ...] | None = None  # (C, H, W); required for the CNN
+    image_shape: tuple[int, ...] | None = None  # (C, H, W) for "cnn", (C, L) for "cnn1d"
 
     def __post_init__(self) -> None:
         check_choice("arch", self.arch, ARCHS)
@@ -64,6 +64,26 @@ class ModelSpec:
                     f"Invalid widths={list(widths)}: a CNN on {h}x{w} images takes at most "
                     f"{min(3, (min(h, w)).bit_length() - 1)} conv layers"
                 )
+        if self.arch == "cnn1d":
+            self._check_cnn1d(widths)
+
+    def _check_cnn1d(self, widths: tuple[int, ...]) -> None:
+        if self.image_shape is None or len(self.image_shape) != 2:
+            raise ValueError(
+                f"Invalid image_shape={self.image_shape}: arch 'cnn1d' needs (C, L); "
+                "use a dataset of signals (mnist1d) or arch 'mlp'"
+            )
+        c, length = self.image_shape
+        if c * length != self.n_features:
+            raise ValueError(
+                f"Invalid image_shape={self.image_shape}: C*L must equal n_features="
+                f"{self.n_features}"
+            )
+        if len(widths) > 4 or length < 2 ** len(widths):
+            raise ValueError(
+                f"Invalid widths={list(widths)}: a 1-D CNN on length-{length} signals takes at "
+                f"most {min(4, length.bit_length() - 1)} conv layers"
+            )
 
     def to_dict(self) -> dict:
         """JSON-friendly dict (tuples as lists)."""
@@ -98,7 +118,8 @@ def build_model(spec: ModelSpec, seed: int = 0) -> nn.Module:
     seed = check_int("seed", seed, low=0, high=2**63 - 1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        layers = _mlp_layers(spec) if spec.arch == "mlp" else _cnn_layers(spec)
+        make = {"mlp": _mlp_layers, "cnn": _cnn_layers, "cnn1d": _cnn1d_layers}[spec.arch]
+        layers = make(spec)
         model = nn.Sequential(OrderedDict(layers))
     return model.eval()
 
@@ -128,6 +149,24 @@ def _cnn_layers(spec: ModelSpec) -> list[tuple[str, nn.Module]]:
         ]
         c, h, w = ch, h // 2, w // 2
     layers += [("flatten", nn.Flatten()), ("out", nn.Linear(c * h * w, spec.n_classes))]
+    return layers
+
+
+def _cnn1d_layers(spec: ModelSpec) -> list[tuple[str, nn.Module]]:
+    """Conv1d(k=5, pad 2) -> act -> MaxPool1d(2) per width, then a linear read-out."""
+    act = ACTIVATIONS[spec.activation]
+    c, length = spec.image_shape  # type: ignore[misc]
+    layers: list[tuple[str, nn.Module]] = [
+        ("unflatten", nn.Unflatten(1, (c, length)))
+    ]  # (B,D)->(B,C,L)
+    for i, ch in enumerate(spec.widths, start=1):
+        layers += [
+            (f"conv{i}", nn.Conv1d(c, ch, kernel_size=5, padding=2)),
+            (f"act{i}", act()),
+            (f"pool{i}", nn.MaxPool1d(2)),
+        ]
+        c, length = ch, length // 2
+    layers += [("flatten", nn.Flatten()), ("out", nn.Linear(c * length, spec.n_classes))]
     return layers
 
 

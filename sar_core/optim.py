@@ -1,25 +1,52 @@
 """SAM, ASAM and SAR as torch optimizers (first_step / second_step / step(closure)).
 
 Ascent step of the whole family (Foret et al. 2021; Kwon et al. 2021):
-    e(w) = rho * T^2 g / ||T g||,   then descend with the gradient taken at w + e(w).
-Geometry fixes the diagonal T:
-    plain        T = 1                       (SAM)
-    elementwise  T = |w| + eta               (ASAM; bit flips move w in proportion to |w|)
-    layer        T = |w| / max|W_layer| + eta (the weight range that sets an int8 step)
+    e(w) = r * T^2 g / ||T g||,   then descend with the gradient taken at w + e(w).
+e(w) is the worst first-order point of the ellipsoid ||T^-1 e|| <= r. The geometry fixes the
+diagonal T, and r is the radius:
+    plain        T = 1                          r = rho            (SAM)
+    elementwise  T = |w| + eta                  r = rho            (ASAM; SAR v1)
+    layer        T = |w| / max|W_layer| + eta   r = rho
+    fault        T = fault intensity below      r = rho * sqrt(E[n]) (SAR v2)
+
+SAR v2 (geometry "fault") derives T and r from its target fault model (format, bits B, rate).
+Intensity, per weight i: T_i = sqrt(mean_{b in B'} d_ib^2), the RMS displacement of w_i when one
+selected bit b of its stored value flips, B' = B without the catastrophic bits (below):
+    int8      d_ib = s * |dq_b|,  |dq_b| = 2^b (b < 7), 128 (b = 7, the two's-complement sign);
+              s = max|W| / 127 of the weight's tensor (or output channel): T is constant per
+              tensor/channel and proportional to its quantization step.
+    float     d_ib = |w_i| * |relative change of flip b| for w_i stored in the format, exact:
+              sign 2|w|; exponent bit j: |w|(2^(2^j) - 1) when that bit is 0, |w|(1 - 2^-(2^j))
+              when it is 1; mantissa bit k: 2^(k - M) * 2^e(w) (e = the stored exponent).
+Occurrence: a fault perturbation D hits n sites, each moving ||T^-1 D||^2 by d_ib^2 / T_i^2
+(1 on average over b), so E||T^-1 D||^2 = E[n] = p * N' (BER p; N' = eligible weights x |B'|) or
+count * |B'| / |B|. The radius is r = rho * sqrt(E[n]): rho is a dimensionless multiplier
+(rho = 1: SAM's worst case sits on the ellipsoid a typical fault reaches).
+Catastrophic sites: the exponent MSB of float formats (a weight |w| < 2 multiplied by 2^(2^(E-1)):
+2^128 in float32/bfloat16, 2^16 in float16). No finite radius covers them, so they are left out of
+T and E[n] and reported instead (``describe_sar``: expected count and P(at least one per trial));
+flatness cannot absorb them, clipping at inference or protecting the bit can.
+Weights the fault model cannot hit (biases by default, unselected layers) get T = 0: no ascent.
 With rho = 0 the weights are never touched, so the update equals the base optimizer's exactly.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
 import torch
+from torch import nn
 
+from sar_core import bits as B
+from sar_core.faults import FaultModel, catastrophic_bits, eligible_parameters
 from sar_core.validate import check_choice, check_float
 
-GEOMETRIES = ("plain", "elementwise", "layer")
-# SAR preset chosen from the rho x geometry sweep in benchmarks/rho_sweep.py (see README).
+GEOMETRIES = ("plain", "elementwise", "layer")  # shapes that need no fault model
+SAR_GEOMETRIES = GEOMETRIES + ("fault",)  # SAR v2: geometry and radius from the fault model
+# SAR preset, chosen on the task suite's tuning seeds (benchmarks/suite.py; see README).
 SAR_DEFAULT_GEOMETRY = "elementwise"
 SAR_DEFAULT_RHO = 1.0
 
@@ -33,6 +60,8 @@ class SAM(torch.optim.Optimizer):
         >>> loss_fn().backward(); opt.second_step(zero_grad=True)
     """
 
+    _geometries = GEOMETRIES
+
     def __init__(
         self,
         params: Iterable[Any],
@@ -44,7 +73,7 @@ class SAM(torch.optim.Optimizer):
         **base_kwargs: Any,
     ) -> None:
         rho = check_float("rho", rho, low=0.0)
-        check_choice("geometry", geometry, GEOMETRIES)
+        check_choice("geometry", geometry, self._geometries)
         eta = check_float("eta", eta, low=0.0)
         super().__init__(params, dict(rho=rho, geometry=geometry, eta=eta, **base_kwargs))
         self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
@@ -53,60 +82,88 @@ class SAM(torch.optim.Optimizer):
 
     @staticmethod
     def _t(p: torch.Tensor, group: dict) -> torch.Tensor | None:
-        """The diagonal T of the neighbourhood (None = identity)."""
+        """The diagonal T of a fault-free geometry (None = identity)."""
         if group["geometry"] == "plain":
             return None
         a = p.abs()
         if group["geometry"] == "elementwise":
-            return a + group["eta"]
+            return a.add_(group["eta"])
         m = a.max()
-        return (a / m if m > 0 else torch.zeros_like(a)) + group["eta"]
+        return (a.div_(m) if m > 0 else a.zero_()).add_(group["eta"])
+
+    def _t_of(self, p: torch.Tensor, group: dict) -> torch.Tensor | None:
+        return self._t(p, group)
+
+    def _radius(self, group: dict) -> float:
+        return group["rho"]
+
+    def _group_ts(self, group: dict, ps: list[torch.Tensor]) -> list[torch.Tensor] | None:
+        """T of each parameter of a group, computed once per step (None = identity)."""
+        if group["geometry"] == "plain":
+            return None
+        if group["geometry"] == "elementwise":  # T = |w| + eta, batched over the group
+            ts = torch._foreach_abs(ps)
+            torch._foreach_add_(ts, group["eta"])
+            return list(ts)
+        return [self._t_of(p, group) for p in ps]  # type: ignore[misc]
+
+    def _ascent_parts(self) -> tuple[list[tuple], torch.Tensor | float]:
+        """Per group (group, params, T, T*g) and the global norm ||T g||."""
+        parts = []
+        for group in self.param_groups:
+            ps = [p for p in group["params"] if p.grad is not None]
+            if not ps:
+                continue
+            gs = [p.grad for p in ps]
+            ts = self._group_ts(group, ps)
+            tgs = gs if ts is None else list(torch._foreach_mul(ts, gs))
+            parts.append((group, ps, ts, tgs))
+        tgs_all = [x for part in parts for x in part[3]]
+        if not tgs_all:
+            return parts, 0.0
+        return parts, torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tgs_all)))
 
     @torch.no_grad()
     def ascent_direction(self) -> dict[torch.Tensor, torch.Tensor]:
         """e(w) for every parameter with a gradient, from the current gradients (no update)."""
-        tg = []
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                t = self._t(p, group)
-                tg.append(p.grad if t is None else t * p.grad)
-        norm = (
-            torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(x) for x in tg]))
-            if tg
-            else 0
-        )
+        parts, norm = self._ascent_parts()
         out = {}
-        for group in self.param_groups:
-            scale = group["rho"] / (norm + 1e-12)
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                t = self._t(p, group)
-                out[p] = (
-                    p.grad * scale if t is None else t * t * p.grad * scale
-                )  # rho T^2 g / ||Tg||
+        for group, ps, ts, tgs in parts:
+            scale = self._radius(group) / (norm + 1e-12)
+            for k, p in enumerate(ps):
+                out[p] = tgs[k] * scale if ts is None else ts[k] * tgs[k] * scale  # r T^2 g/||Tg||
         return out
+
+    def _old(self, p: torch.Tensor) -> torch.Tensor:
+        buf = self.state[p].get("old_p")
+        if buf is None or buf.shape != p.shape:
+            buf = self.state[p]["old_p"] = torch.empty_like(p)
+        return buf
 
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
-        """Climb to the local maximum w + e(w)."""
-        if any(g["rho"] > 0 for g in self.param_groups):
-            for p, e in self.ascent_direction().items():
-                self.state[p]["old_p"] = p.detach().clone()
-                p.add_(e)
+        """Climb to the local maximum w + e(w) (w kept in buffers reused across steps)."""
+        self._moved: list[tuple[list, list]] = []
+        if any(self._radius(g) > 0 for g in self.param_groups):
+            parts, norm = self._ascent_parts()
+            for group, ps, ts, tgs in parts:
+                olds = [self._old(p) for p in ps]
+                torch._foreach_copy_(olds, ps)
+                self._moved.append((ps, olds))
+                scale = float(self._radius(group) / (norm + 1e-12))
+                if ts is None:
+                    torch._foreach_add_(ps, tgs, alpha=scale)  # w + r g / ||g||
+                else:
+                    torch._foreach_addcmul_(ps, ts, tgs, value=scale)  # w + r T (T g) / ||Tg||
         if zero_grad:
             self.zero_grad()
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """Go back to w and take the base optimizer's step with the gradient from w + e(w)."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                old = self.state[p].pop("old_p", None)
-                if old is not None:
-                    p.copy_(old)  # exact restore, not p - e(w)
+        for ps, olds in getattr(self, "_moved", []):
+            torch._foreach_copy_(ps, olds)  # exact restore, not p - e(w)
+        self._moved = []
         self.base_optimizer.step()
         if zero_grad:
             self.zero_grad()
@@ -150,7 +207,14 @@ class ASAM(SAM):
 
 
 class SAR(SAM):
-    """SAR: a SAM-family optimizer aimed at a bit-flip fault model (geometry, rho, target)."""
+    """SAR: a SAM-family optimizer aimed at a bit-flip fault model (geometry, rho, target).
+
+    With ``geometry="fault"`` (SAR v2) the fault model sets T and the radius (module docstring);
+    ``rho`` is then the dimensionless multiplier. Pass ``model.named_parameters()`` so the fault
+    model's layer selection can be matched; plain parameters are named by position.
+    """
+
+    _geometries = SAR_GEOMETRIES
 
     def __init__(
         self,
@@ -160,8 +224,183 @@ class SAR(SAM):
         rho: float = SAR_DEFAULT_RHO,
         geometry: str = SAR_DEFAULT_GEOMETRY,
         eta: float = 0.01,
-        fault_model: Any = None,
+        fault_model: FaultModel | None = None,
         **base_kwargs: Any,
     ) -> None:
         super().__init__(params, base_optimizer, rho=rho, geometry=geometry, eta=eta, **base_kwargs)
         self.fault_model = fault_model  # the FaultModel this model is trained against (or None)
+        self.fault_radius = 1.0
+        self._eligible: set[int] = set()
+        if geometry == "fault":
+            self._setup_fault_geometry()
+
+    def _named(self) -> list[tuple[str, torch.Tensor]]:
+        out, k = [], 0
+        for group in self.param_groups:
+            names = group.get("param_names")
+            for i, p in enumerate(group["params"]):
+                out.append((names[i] if names else f"p{k}", p))
+                k += 1
+        return out
+
+    def _setup_fault_geometry(self) -> None:
+        fm = self.fault_model
+        if not isinstance(fm, FaultModel):
+            raise ValueError(
+                f"Invalid fault_model={fm!r}: geometry 'fault' needs a FaultModel (its target)"
+            )
+        named = self._named()
+        if fm.layers is not None and not any(g.get("param_names") for g in self.param_groups):
+            raise ValueError(
+                f"Invalid params for layers={list(fm.layers)}: pass model.named_parameters() so "
+                "SAR can match the fault model's layers"
+            )
+        shapes = {n: tuple(p.shape) for n, p in named}
+        elig = set(eligible_parameters(shapes, fm))
+        by_name = dict(named)
+        self._eligible = {id(by_name[n]) for n in elig}
+        n_elem = sum(by_name[n].numel() for n in elig)
+        self.fault_radius = math.sqrt(expected_flips(fm, n_elem)[0])
+
+    def _t_of(self, p: torch.Tensor, group: dict) -> torch.Tensor | None:
+        if group["geometry"] != "fault":
+            return self._t(p, group)
+        if id(p) not in self._eligible:
+            return torch.zeros_like(p)
+        return fault_intensity(p.detach(), self.fault_model)  # type: ignore[arg-type]
+
+    def _radius(self, group: dict) -> float:
+        return group["rho"] * (self.fault_radius if group["geometry"] == "fault" else 1.0)
+
+
+# ---- fault intensity (SAR v2 geometry) -------------------------------------------------------
+
+
+def covered_bits(fm: FaultModel) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(bits SAR's geometry covers, catastrophic bits left out) of a fault model's selection."""
+    bad = set(catastrophic_bits(fm.format))
+    kept = tuple(b for b in fm.bits if b not in bad)  # type: ignore[union-attr]
+    excluded = tuple(b for b in fm.bits if b in bad)  # type: ignore[union-attr]
+    if not kept:
+        raise ValueError(
+            f"Invalid bits={list(fm.bits)} for SAR's fault geometry: only the catastrophic "  # type: ignore[arg-type]
+            f"exponent MSB {list(excluded)} is selected, which no finite radius covers; select "
+            "other bits or use geometry 'elementwise'"
+        )
+    return kept, excluded
+
+
+def expected_flips(fm: FaultModel, n_elements: int) -> tuple[float, float]:
+    """(E[flips at covered sites], E[flips at catastrophic sites]) for ``n_elements`` eligible weights."""
+    kept, excluded = covered_bits(fm)
+    if fm.ber is not None:
+        return fm.ber * n_elements * len(kept), fm.ber * n_elements * len(excluded)
+    share = fm.count / (len(kept) + len(excluded))  # type: ignore[operator]
+    return share * len(kept), share * len(excluded)
+
+
+@lru_cache(maxsize=64)
+def _float_tables(fmt: str, bits: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per biased exponent E: (A[E], C[E]) with sum_b d_b^2 = A[E] w^2 + C[E] over ``bits``."""
+    f = B.get_format(fmt)
+    m, ne = f.mantissa_bits, f.exponent_bits
+    bias = 2 ** (ne - 1) - 1
+    n = 2**ne
+    a = torch.zeros(n, dtype=torch.float64)
+    c = torch.zeros(n, dtype=torch.float64)
+    for e_b in range(n):
+        e = max(e_b, 1) - bias  # stored exponent (subnormals: 1 - bias)
+        for b in bits:
+            if b == f.width - 1:  # sign: w -> -w
+                a[e_b] += 4.0
+            elif b >= m:  # exponent bit j: multiply by 2^(+-2^j)
+                j = b - m
+                if e_b == 0:  # subnormal (~0) becomes ~2^(2^j - bias)
+                    c[e_b] += 4.0 ** (2**j - bias)
+                elif (e_b >> j) & 1:
+                    a[e_b] += (1 - 2.0 ** -(2**j)) ** 2
+                else:
+                    a[e_b] += (2.0 ** (2**j) - 1) ** 2
+            else:  # mantissa bit k: +- 2^(k - M) * 2^e
+                c[e_b] += 4.0 ** (b - m + e)
+    big = torch.finfo(torch.float32).max
+    return a.clamp(max=big).float(), c.clamp(max=big).float()
+
+
+def fault_intensity(w: torch.Tensor, fm: FaultModel) -> torch.Tensor:
+    """T: RMS displacement of each element of ``w`` per flip of one covered bit (same shape)."""
+    kept, _ = covered_bits(fm)
+    if fm.format == "int8":
+        dq2 = sum((128.0 if b == 7 else 2.0**b) ** 2 for b in kept) / len(kept)  # mean |dq|^2
+        a = w.abs()
+        if fm.granularity == "channel" and w.dim() > 1:
+            m = a.reshape(w.shape[0], -1).amax(dim=1).reshape((-1,) + (1,) * (w.dim() - 1))
+        else:
+            m = a.max()
+        s = torch.where(m > 0, m / 127.0, torch.ones_like(m))  # as bits.int8_scale
+        return (s * math.sqrt(dq2)).expand_as(w).clone()
+    f = B.get_format(fm.format)
+    a_tab, c_tab = _float_tables(fm.format, kept)
+    stored = w.to({"float16": torch.float16, "bfloat16": torch.bfloat16}.get(fm.format, w.dtype))
+    ws = stored.float()
+    _, ex = torch.frexp(ws)  # w = m 2^ex, m in [0.5, 1): stored exponent ex - 1
+    bias = 2 ** (f.exponent_bits - 1) - 1
+    e_b = (ex - 1 + bias).clamp(0, 2**f.exponent_bits - 1)
+    e_b = torch.where(ws == 0, torch.zeros_like(e_b), e_b).long()
+    t2 = (a_tab[e_b] * ws * ws + c_tab[e_b]) / len(kept)
+    return t2.clamp(max=torch.finfo(torch.float32).max).sqrt()
+
+
+def describe_sar(model: nn.Module, fault_model: FaultModel, *, rho: float = 1.0) -> dict:
+    """What SAR v2 derives from a target fault model at ``model``'s current weights.
+
+    Returns the covered/excluded bits, expected flips, the fault radius sqrt(E[n]) and the
+    effective radius rho * sqrt(E[n]), the expected fault-perturbation norm in weight units, and
+    per parameter the intensity T (mean, min, max) and the int8 scale when relevant.
+    Build ``model`` with ``sar_core.models.build_model(spec, seed)`` to describe it before training.
+    """
+    if not isinstance(fault_model, FaultModel):
+        raise ValueError(f"Invalid fault_model={fault_model!r}: expected a FaultModel")
+    rho = check_float("rho", rho, low=0.0)
+    kept, excluded = covered_bits(fault_model)
+    named = {n: p.detach() for n, p in model.named_parameters()}
+    elig = eligible_parameters({n: tuple(p.shape) for n, p in named.items()}, fault_model)
+    n_elem = sum(named[n].numel() for n in elig)
+    e_n, e_bad = expected_flips(fault_model, n_elem)
+    layers, sq = [], 0.0
+    for n, p in named.items():
+        row: dict[str, Any] = {"name": n, "shape": list(p.shape), "eligible": n in elig}
+        if n in elig:
+            t = fault_intensity(p, fault_model)
+            sq += float((t.double() ** 2).sum())
+            row.update(t_mean=float(t.mean()), t_min=float(t.min()), t_max=float(t.max()))
+            row["abs_w_mean"] = float(p.abs().mean())
+            if fault_model.format == "int8":
+                row["int8_scale_max"] = float(
+                    B.int8_scale(p.numpy(), fault_model.granularity).max()
+                )
+        layers.append(row)
+    # E||D||^2 = p * sum_i sum_b d_ib^2 = E[n] * sum_i T_i^2 / n_elem (sites drawn uniformly)
+    per_site = sq / max(n_elem, 1)
+    p_bad = (
+        1.0 - (1.0 - fault_model.ber) ** (n_elem * len(excluded))
+        if fault_model.ber is not None
+        else float(bool(excluded))
+    )
+    return {
+        "fault_model": fault_model.to_dict(),
+        "geometry": "fault",
+        "covered_bits": list(kept),
+        "excluded_bits": list(excluded),
+        "eligible_weights": int(n_elem),
+        "covered_sites": int(n_elem * len(kept)),
+        "expected_flips": e_n,
+        "expected_excluded_flips": e_bad,
+        "p_any_excluded_flip": p_bad if fault_model.ber is not None and excluded else None,
+        "fault_radius": math.sqrt(e_n),
+        "multiplier": rho,
+        "rho": rho * math.sqrt(e_n),
+        "expected_perturbation_norm": math.sqrt(e_n * per_site),
+        "layers": layers,
+        "formula": "e = rho*sqrt(E[n]) * T^2 g / ||T g||, T_i = RMS_b |dw_ib|, E[n] = p*N'",
+    }

@@ -1,7 +1,12 @@
 """One train() for every method: same split, same seed, same initial weights; only the optimizer differs.
 
-Methods: sgd, adam, sam, asam, sar, and fat (fault-aware training: each step takes the gradient at
-a freshly sampled faulty copy of the weights and applies it to the clean weights).
+Methods: sgd, adam, sam, asam, sar, fat (fault-aware training: each step takes the gradient at
+a freshly sampled faulty copy of the weights and applies it to the clean weights), and the
+defenses of Stutz et al. (MLSys 2021): clip (every weight tensor clamped to [-w_max, w_max] after
+each step), randbet (clip + random bit errors: each forward pass sees the int8-quantized weights,
+once clean and once with every selected bit flipped with probability = the target BER; the mean of
+the two losses is differentiated with the straight-through estimator, d/dw of the quantized weight
+taken as 1), and sar_clip (SAR + the same clipping).
 """
 
 from __future__ import annotations
@@ -20,13 +25,22 @@ from sar_core import limits
 from sar_core.calibrate import Calibration, calibrate_rho
 from sar_core.data import Dataset
 from sar_core.evaluate import as_tensors, evaluate
-from sar_core.faults import FaultModel, Injector
+from sar_core.faults import FaultModel, Injector, eligible_parameters
 from sar_core.models import ModelSpec, build_model
-from sar_core.optim import ASAM, GEOMETRIES, SAM, SAR, SAR_DEFAULT_GEOMETRY, SAR_DEFAULT_RHO
+from sar_core.optim import (
+    ASAM,
+    SAM,
+    SAR,
+    SAR_DEFAULT_GEOMETRY,
+    SAR_DEFAULT_RHO,
+    SAR_GEOMETRIES,
+)
 from sar_core.validate import check_choice, check_float, check_int
 
-METHODS = ("sgd", "adam", "sam", "asam", "sar", "fat")
-DEFAULT_RHO = {"sam": 0.05, "asam": 0.5, "sar": SAR_DEFAULT_RHO}
+METHODS = ("sgd", "adam", "sam", "asam", "sar", "fat", "clip", "randbet", "sar_clip")
+DEFAULT_RHO = {"sam": 0.05, "asam": 0.5, "sar": SAR_DEFAULT_RHO, "sar_clip": SAR_DEFAULT_RHO}
+DEFAULT_W_MAX = 0.1  # clip / randbet / sar_clip (Stutz et al. use 0.1 for most of their models)
+TARGETED = ("sar", "fat", "randbet", "sar_clip")  # methods that read a target fault model
 DEFAULT_TARGET = FaultModel(format="int8", ber=0.01)  # SAR's / FAT's fault model when none is given
 
 
@@ -34,19 +48,20 @@ DEFAULT_TARGET = FaultModel(format="int8", ber=0.01)  # SAR's / FAT's fault mode
 class TrainConfig:
     """Hyperparameters of one training run (JSON-serialisable via to_dict)."""
 
-    method: str = "sgd"  # sgd | adam | sam | asam | sar | fat
+    method: str = "sgd"  # sgd | adam | sam | asam | sar | fat | clip | randbet | sar_clip
     epochs: int = 30
     lr: float | None = None  # None: 0.05 (SGD-based methods), 0.002 (adam)
     batch_size: int = 64
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    rho: float | None = None  # None: 0.05 sam, 0.5 asam, SAR preset; ignored by sgd/adam/fat
-    geometry: str | None = None  # sar only; None: SAR preset (elementwise)
+    rho: float | None = None  # None: 0.05 sam, 0.5 asam, SAR preset; geometry "fault": multiplier
+    geometry: str | None = None  # sar / sar_clip; None: SAR preset
+    w_max: float | None = None  # clip / randbet / sar_clip: weight clamp; None: DEFAULT_W_MAX
     eta: float = 0.01  # offset in T = |w| + eta
     rho_mode: str = "fixed"  # sar: "fixed" or "calibrated" to fault_model
     calibrate_every: int = 5  # epochs between recalibrations (rho_mode="calibrated")
     rho_max: float = 2.0  # calibration cap: beyond it training collapses (benchmarks/rho_sweep.py)
-    fault_model: FaultModel | None = None  # sar/fat target; None: int8, BER 1%
+    fault_model: FaultModel | None = None  # sar/fat/randbet/sar_clip target; None: int8, BER 1%
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -60,7 +75,9 @@ class TrainConfig:
         if self.rho is not None:
             check_float("rho", self.rho, low=0.0, high=100.0)
         if self.geometry is not None:
-            check_choice("geometry", self.geometry, GEOMETRIES)
+            check_choice("geometry", self.geometry, SAR_GEOMETRIES)
+        if self.w_max is not None:
+            check_float("w_max", self.w_max, low=0.0, high=100.0, low_open=True)
         check_float("eta", self.eta, low=0.0)
         check_choice("rho_mode", self.rho_mode, ("fixed", "calibrated"))
         check_int("calibrate_every", self.calibrate_every, low=1, high=limits.MAX_EPOCHS)
@@ -68,6 +85,24 @@ class TrainConfig:
         check_int("seed", self.seed, low=0, high=2**32 - 1)
         if self.fault_model is not None and not isinstance(self.fault_model, FaultModel):
             raise ValueError(f"Invalid fault_model={self.fault_model!r}: expected a FaultModel")
+        self._check_combinations()
+
+    def _check_combinations(self) -> None:
+        if self.rho_mode == "calibrated" and self.effective_geometry == "fault":
+            raise ValueError(
+                "Invalid rho_mode='calibrated' with geometry='fault': SAR v2 sets its radius "
+                "from the fault model; use rho_mode='fixed' or geometry plain/elementwise/layer"
+            )
+        t = self.target
+        if self.method == "randbet" and t is not None and t.format != "int8":
+            raise ValueError(
+                f"Invalid fault_model format={t.format!r} for method 'randbet': random bit error "
+                "training flips bits of int8-quantized weights; use format 'int8'"
+            )
+        if self.method == "randbet" and t is not None and t.ber is None:
+            raise ValueError(
+                "Invalid fault_model for method 'randbet': give a bit error rate (ber), not a count"
+            )
 
     @property
     def effective_lr(self) -> float:
@@ -84,14 +119,21 @@ class TrainConfig:
     @property
     def effective_geometry(self) -> str | None:
         """Neighbourhood geometry of SAM-family methods."""
-        return {"sam": "plain", "asam": "elementwise"}.get(
-            self.method, self.geometry or SAR_DEFAULT_GEOMETRY if self.method == "sar" else None
-        )
+        if self.method in ("sar", "sar_clip"):
+            return self.geometry or SAR_DEFAULT_GEOMETRY
+        return {"sam": "plain", "asam": "elementwise"}.get(self.method)
+
+    @property
+    def effective_w_max(self) -> float | None:
+        """Weight clamp of clip / randbet / sar_clip (None for other methods)."""
+        if self.method not in ("clip", "randbet", "sar_clip"):
+            return None
+        return self.w_max if self.w_max is not None else DEFAULT_W_MAX
 
     @property
     def target(self) -> FaultModel | None:
-        """Fault model SAR/FAT train against."""
-        if self.method in ("sar", "fat"):
+        """Fault model SAR / FAT / RandBET train against."""
+        if self.method in TARGETED:
             return self.fault_model or DEFAULT_TARGET
         return None
 
@@ -99,7 +141,12 @@ class TrainConfig:
         """JSON-friendly dict with the effective values filled in."""
         d = asdict(self)
         d["fault_model"] = self.target.to_dict() if self.target else None
-        d.update(lr=self.effective_lr, rho=self.effective_rho, geometry=self.effective_geometry)
+        d.update(
+            lr=self.effective_lr,
+            rho=self.effective_rho,
+            geometry=self.effective_geometry,
+            w_max=self.effective_w_max,
+        )
         return d
 
     @classmethod
@@ -173,14 +220,14 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.method == "adam":
         return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
     base = dict(lr=lr, momentum=cfg.momentum, weight_decay=wd)
-    if cfg.method in ("sgd", "fat"):
+    if cfg.method in ("sgd", "fat", "clip", "randbet"):
         return torch.optim.SGD(model.parameters(), **base)
     if cfg.method == "sam":
         return SAM(model.parameters(), torch.optim.SGD, rho=cfg.effective_rho, eta=cfg.eta, **base)
     if cfg.method == "asam":
         return ASAM(model.parameters(), torch.optim.SGD, rho=cfg.effective_rho, eta=cfg.eta, **base)
     return SAR(
-        model.parameters(),
+        model.named_parameters(),
         torch.optim.SGD,
         rho=cfg.effective_rho,
         geometry=cfg.effective_geometry,
@@ -204,6 +251,117 @@ def _fat_grads(model: nn.Module, xb, yb, fm: FaultModel, rng: np.random.Generato
     for (_, p), g in zip(model.named_parameters(), grads):
         p.grad = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0) if g is not None else None
     return float(loss.detach())
+
+
+def clip_weights(model: nn.Module, w_max: float) -> None:
+    """Clamp every weight tensor (parameters with >= 2 dims; biases stay free) to [-w_max, w_max]."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.clamp_(-w_max, w_max)
+
+
+def int8_codes(w: torch.Tensor, granularity: str = "tensor") -> tuple[torch.Tensor, torch.Tensor]:
+    """(q int8, s) with q = clip(round(w / s), -127, 127), s = max|w| / 127 (as bits.encode)."""
+    a = w.detach().abs()
+    if granularity == "channel" and w.dim() > 1:
+        m = a.reshape(w.shape[0], -1).amax(dim=1).reshape((-1,) + (1,) * (w.dim() - 1))
+    else:
+        m = a.max()
+    s = torch.where(m > 0, m / 127.0, torch.ones_like(m)).float()
+    return torch.round(w.detach() / s).clamp_(-127, 127).to(torch.int8), s
+
+
+def random_bit_errors(
+    q: torch.Tensor, bits: tuple[int, ...], ber: float, gen: torch.Generator
+) -> tuple[torch.Tensor, int]:
+    """Flip every selected bit of every int8 code independently with probability ``ber``."""
+    hits = torch.rand((len(bits),) + tuple(q.shape), generator=gen) < ber  # (|B|, *q.shape)
+    weights = torch.tensor([1 << b for b in bits], dtype=torch.int32).reshape(
+        (-1,) + (1,) * q.dim()
+    )
+    mask = (hits.to(torch.int32) * weights).sum(0).to(torch.uint8)  # distinct bits: sum = OR
+    flipped = (q.view(torch.uint8) ^ mask).view(torch.int8)
+    return flipped, int(hits.sum())
+
+
+class _RandBET:
+    """Per-step RandBET forward: losses at the quantized and at the bit-error weights (STE)."""
+
+    def __init__(self, model: nn.Module, fm: FaultModel, seed: int) -> None:
+        shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+        self.names = eligible_parameters(shapes, fm)
+        self.fm = fm
+        self.gen = torch.Generator().manual_seed(seed)
+        self.flips = 0
+        self.sites = 0
+
+    def loss(self, model: nn.Module, xb, yb) -> tuple[torch.Tensor, torch.Tensor]:
+        params = dict(model.named_parameters())
+        clean, faulty = dict(params), dict(params)
+        for n in self.names:
+            w = params[n]
+            q, s = int8_codes(w, self.fm.granularity)
+            qf, k = random_bit_errors(q, self.fm.bits, self.fm.ber, self.gen)  # type: ignore[arg-type]
+            self.flips += k
+            self.sites += q.numel() * len(self.fm.bits)  # type: ignore[arg-type]
+            # straight-through: forward uses the stored value, the gradient flows to w as is
+            clean[n] = w + (q.float() * s - w).detach()
+            faulty[n] = w + (qf.float() * s - w).detach()
+        out = functional_call(model, clean, (xb,))
+        out_f = functional_call(model, faulty, (xb,))
+        finite = torch.isfinite(out_f).all(dim=1)
+        loss_f = F.cross_entropy(out_f[finite], yb[finite]) if finite.any() else out_f.sum() * 0
+        return 0.5 * (F.cross_entropy(out, yb) + loss_f), out
+
+
+def _batch_step(model, opt, config: TrainConfig, xb, yb, aux) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a batch; returns (loss at w, logits at w)."""
+
+    def closure():
+        out = model(xb)
+        loss = F.cross_entropy(out, yb)
+        loss.backward()
+        return loss, out
+
+    opt.zero_grad()
+    if isinstance(opt, SAM):  # ascent at w, descent with the gradient at w + e(w)
+        loss, out = closure()
+        opt.first_step(zero_grad=True)
+        closure()
+        opt.second_step()
+    elif config.method == "fat":
+        with torch.no_grad():
+            out = model(xb)
+        loss = torch.tensor(_fat_grads(model, xb, yb, config.target, aux))
+        opt.step()
+    elif config.method == "randbet":
+        loss, out = aux.loss(model, xb, yb)
+        loss.backward()
+        opt.step()
+    else:
+        loss, out = closure()
+        opt.step()
+    if config.effective_w_max is not None:
+        clip_weights(model, config.effective_w_max)
+    return loss, out
+
+
+def _calibrate(model, opt, config: TrainConfig, Xtr, ytr, epoch: int) -> Calibration:
+    n = Xtr.shape[0]
+    sub = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed + epoch))[:512]
+    cal = calibrate_rho(
+        model,
+        Xtr[sub],
+        ytr[sub],
+        config.target,
+        geometry=opt.param_groups[0]["geometry"],
+        eta=config.eta,
+        seed=config.seed + epoch,
+        rho_max=config.rho_max,
+    )
+    opt.set_rho(cal.rho)
+    return cal
 
 
 def train(
@@ -232,90 +390,64 @@ def train(
     Xtr, ytr = as_tensors(data.X_train, data.y_train, dev)
     Xte, yte = as_tensors(data.X_test, data.y_test, dev)
     gen = torch.Generator().manual_seed(config.seed)  # batch order, same for every method
-    fat_rng = np.random.default_rng([config.seed, 1])
+    aux = (
+        _RandBET(model, config.target, config.seed)
+        if config.method == "randbet"
+        else np.random.default_rng([config.seed, 1])  # fat's fault patterns
+    )
     result = TrainResult(model=model, spec=spec, config=config)
-    n = Xtr.shape[0]
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
         # weights at the end of the last completed epoch: a stop mid-epoch returns these, so the
         # model always matches its history
         completed = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if (
-            config.method == "sar"
-            and config.rho_mode == "calibrated"
-            and ((epoch - 1) % config.calibrate_every == 0)
-        ):
-            sub = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed + epoch))[
-                :512
-            ]
-            cal = calibrate_rho(
-                model,
-                Xtr[sub],
-                ytr[sub],
-                config.target,
-                geometry=opt.param_groups[0]["geometry"],
-                eta=config.eta,
-                seed=config.seed + epoch,
-                rho_max=config.rho_max,
-            )
-            opt.set_rho(cal.rho)  # type: ignore[attr-defined]
-            result.calibrations.append(cal)
-        model.train()
-        perm = torch.randperm(n, generator=gen).to(dev)
-        tot_loss, tot_correct = 0.0, 0
-        for i in range(0, n, config.batch_size):
-            if should_stop is not None and should_stop():
-                result.stopped = True
-                break
-            idx = perm[i : i + config.batch_size]
-            xb, yb = Xtr[idx], ytr[idx]
-
-            def closure(xb=xb, yb=yb):
-                opt.zero_grad()
-                out = model(xb)
-                loss = F.cross_entropy(out, yb)
-                loss.backward()
-                return loss, out
-
-            if isinstance(opt, SAM):
-                opt.zero_grad()
-                loss, out = closure()
-                opt.first_step(zero_grad=True)
-                closure()
-                opt.second_step(zero_grad=True)
-            elif config.method == "fat":
-                opt.zero_grad()
-                with torch.no_grad():
-                    out = model(xb)
-                loss = torch.tensor(_fat_grads(model, xb, yb, config.target, fat_rng))
-                opt.step()
-            else:
-                loss, out = closure()
-                opt.step()
-            tot_loss += float(loss.detach()) * len(idx)
-            ok = (out.argmax(1) == yb) & torch.isfinite(out).all(dim=1)  # NaN/Inf rows: wrong
-            tot_correct += int(ok.sum())
-        if result.stopped:
+        calibrating = config.rho_mode == "calibrated" and config.method in ("sar", "sar_clip")
+        if calibrating and (epoch - 1) % config.calibrate_every == 0:
+            result.calibrations.append(_calibrate(model, opt, config, Xtr, ytr, epoch))
+        rec = _epoch(model, opt, config, Xtr, ytr, gen, aux, should_stop)
+        if rec is None:
+            result.stopped = True
             with torch.no_grad():
                 model.load_state_dict(completed)
             break
         model.eval()
-        rec = {
-            "epoch": epoch,
-            "method": config.method,
-            "train_loss": tot_loss / n if np.isfinite(tot_loss) else float("inf"),
-            "train_acc": tot_correct / n,
-            "test_acc": evaluate(model, Xte, yte).accuracy,
-            "test_loss": evaluate(model, Xte, yte).loss,
-            "rho": opt.param_groups[0].get("rho"),
-            "seconds": time.perf_counter() - t0,
-        }
+        score = evaluate(model, Xte, yte)
+        rec = {"epoch": epoch, "method": config.method, **rec}
+        rec.update(
+            test_acc=score.accuracy, test_loss=score.loss, rho=opt.param_groups[0].get("rho")
+        )
+        if isinstance(aux, _RandBET):
+            rec.update(bit_errors=aux.flips, bit_error_sites=aux.sites)
+        rec["seconds"] = time.perf_counter() - t0
         result.history.append(rec)
         if on_epoch is not None:
             on_epoch(dict(rec))
     model.eval()
     result.model = model.cpu()
     return result
+
+
+def _epoch(model, opt, config, Xtr, ytr, gen, aux, should_stop) -> dict | None:
+    """One pass over the training set; None when stopped mid-epoch."""
+    model.train()
+    n = Xtr.shape[0]
+    perm = torch.randperm(n, generator=gen).to(Xtr.device)
+    tot_loss, tot_correct = 0.0, 0
+    if isinstance(aux, _RandBET):
+        aux.flips = aux.sites = 0
+    for i in range(0, n, config.batch_size):
+        if should_stop is not None and should_stop():
+            return None
+        idx = perm[i : i + config.batch_size]
+        xb, yb = Xtr[idx], ytr[idx]
+        loss, out = _batch_step(model, opt, config, xb, yb, aux)
+        tot_loss += float(loss.detach()) * len(idx)
+        ok = (out.argmax(1) == yb) & torch.isfinite(out).all(dim=1)  # NaN/Inf rows: wrong
+        tot_correct += int(ok.sum())
+    return {
+        "train_loss": tot_loss / n if np.isfinite(tot_loss) else float("inf"),
+        "train_acc": tot_correct / n,
+    }
 
 
 def with_method(config: TrainConfig, method: str, **changes) -> TrainConfig:

@@ -1,0 +1,80 @@
+"""The SAR Lab task suite: targets by rule, tuning on seeds 0-1, judgement on held-out seeds 2-4.
+
+The protocol is documented in ``sar_core/suite.py``. This script runs it, writes
+``<out>.json`` (read by the dashboard) and ``<out>.csv`` (one row per task, setting and method),
+and prints the README tables in Markdown.
+
+Run:  OMP_NUM_THREADS=1 python benchmarks/suite.py [--workers 2] [--quick] [--tasks a,b]
+      [--out benchmarks/results/suite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sar_core.suite import (  # noqa: E402
+    TASKS,
+    SuiteConfig,
+    markdown_table,
+    quick_config,
+    result_rows,
+    run_suite,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny smoke run (one task, 2 epochs)")
+    ap.add_argument("--workers", type=int, default=2, help="worker processes, 1 thread each")
+    ap.add_argument("--tasks", default=None, help=f"comma list from {','.join(TASKS)}")
+    ap.add_argument("--out", default="benchmarks/results/suite", help="path without extension")
+    a = ap.parse_args(argv)
+    cfg = quick_config() if a.quick else SuiteConfig()
+    if a.tasks:
+        tasks = tuple(t.strip() for t in a.tasks.split(","))
+        unknown = [t for t in tasks if t not in TASKS]
+        if unknown:
+            print(f"error: unknown task {unknown[0]!r}; choose from {', '.join(TASKS)}")
+            return 2
+        cfg = replace(cfg, tasks=tasks)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    t0 = time.time()
+    load0 = os.getloadavg()[0]
+
+    def progress(res: dict) -> None:
+        print(f"[{time.time() - t0:6.0f} s] {res['task']} done", file=sys.stderr, flush=True)
+
+    results = run_suite(cfg, workers=max(1, a.workers), on_task=progress)
+    results["load_average"] = {"start": load0, "end": os.getloadavg()[0]}
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    rows = result_rows(results, "int8") + result_rows(results, "float16")
+    with out.with_suffix(".csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    for setting in ("int8", "float16"):
+        print(f"\n### {setting} target setting (held-out seeds {list(cfg.heldout_seeds)})\n")
+        print(markdown_table(results, setting))
+    print(
+        f"\n{len(cfg.tasks)} tasks, {results['run_seconds']:.0f} s with {a.workers} workers "
+        f"(load average {load0:.1f} -> {os.getloadavg()[0]:.1f})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
