@@ -138,7 +138,7 @@ def fix_target(task: str, cfg: SuiteConfig, sgd_models: dict, fmt: str) -> dict:
     rows = []
     for ber in grid:
         losses = []
-        for seed, (model, clean, data) in sgd_models.items():
+        for model, clean, data in sgd_models.values():
             res = compare(
                 [model], data.X_test, data.y_test, _fm(fmt, ber), trials=cfg.trials_target, seed=7
             )
@@ -179,7 +179,7 @@ def tune_task(task: str, cfg: SuiteConfig, targets: dict, sgd_models: dict) -> t
         if not cands:
             continue
         scores = np.zeros(len(cands))
-        for seed, (sgd, _, data) in sgd_models.items():
+        for seed, (_, _, data) in sgd_models.items():
             trained = [_train(task, seed, cfg, m, p, fm) for m, p in cands]
             results, _ = _robust([t[0] for t in trained], data, fm, cfg.trials_tune, 100 + seed)
             for k, ((m, p), t, r) in enumerate(zip(cands, trained, results)):
@@ -328,7 +328,9 @@ def load_results(path: str | Path | None = None) -> dict:
     """The suite's results file (default: the bundled benchmarks/results/suite.json)."""
     p = Path(path) if path is not None else RESULTS_PATH
     if not p.is_file():
-        raise ValueError(f"Invalid suite results path={str(p)!r}: no such file; run benchmarks/suite.py")
+        raise ValueError(
+            f"Invalid suite results path={str(p)!r}: no such file; run benchmarks/suite.py"
+        )
     return json.loads(p.read_text())
 
 
