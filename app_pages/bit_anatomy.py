@@ -1,30 +1,8 @@
 """Bit anatomy: one value's stored bits, what flipping each one does, and |dw| per bit position."""
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
-from sar_core.bits import FORMAT_NAMES, get_format, int8_scale
-from sar_core.plots.bits import bit_cells_figure, delta_per_bit_figure, flip_effect_figure
-from ui.compute import (
-    flip_bits,
-    flip_effects,
-    weight_delta_per_bit,
-    weight_names,
-    weight_values,
-)
-from ui.widgets import (
-    bit_label,
-    field_legend,
-    format_picker,
-    guarded,
-    model_picker,
-    page_header,
-    parse_floats,
-    parse_one,
-    show_errors,
-    single_model_picker,
-)
+from ui.layout import LOADING, page_header
 
 page_header(
     "Bit anatomy",
@@ -33,7 +11,31 @@ page_header(
     "bit 30 of 0.1 in float32 (the top exponent bit: 0.1 becomes about 3e37), then the same "
     "value in int8, where no single flip can do more than about double the tensor's range.",
 )
+with st.spinner(LOADING):  # the title is on screen before torch loads
+    import numpy as np
+    import pandas as pd
 
+    from sar_core.bits import get_format, int8_scale
+    from sar_core.plots.bits import bit_cells_figure, delta_per_bit_figure, flip_effect_figure
+    from ui.anatomy import every_format_rows, flip, read_value, storage_note
+    from ui.compute import (
+        flip_effects,
+        weight_delta_per_bit,
+        weight_names,
+        weight_values,
+    )
+    from ui.inputs import Checks, check_int_in, read_floats
+    from ui.layout import fmt_num
+    from ui.widgets import (
+        bit_label,
+        field_legend,
+        format_picker,
+        guarded,
+        model_picker,
+        single_model_picker,
+    )
+
+checks = Checks()
 c1, c2 = st.columns([1, 2])
 with c1:
     source = st.radio(
@@ -44,12 +46,17 @@ with c1:
         bind="query-params",
         horizontal=True,
     )
-    fmt = format_picker(key="format", default="float32")
+    # its own key: the other pages' format (int8 by default) must not carry over here, where
+    # the intro's first experiment is float32
+    fmt = format_picker(key="aformat", default="float32")
 with c2:
     scale = None
+    value = 0.1
     if source == "typed":
         v1, v2 = st.columns(2)
         text = v1.text_input("Value", "0.1", key="value", bind="query-params")
+        typed = checks.check(read_value, text, where=v1)
+        value = 0.1 if typed is None else typed
         scale_text = v2.text_input(
             "int8 scale s (empty: |value| / 127)",
             "",
@@ -57,13 +64,14 @@ with c2:
             disabled=fmt != "int8",
             help="int8 stores q = round(w / s); s = max|w| / 127 of the tensor.",
         )
-        with show_errors():
-            vals = parse_floats("value", text) if "," not in text else []
-            if len(vals) != 1:
-                raise ValueError(f"Invalid value={text!r}: type one number, e.g. 0.1 or -3e-2")
-            value = vals[0]
-            if fmt == "int8" and scale_text.strip():
-                scale = parse_one("scale", scale_text, "type one positive number, e.g. 1e-3")
+        if fmt == "int8" and scale_text.strip():
+            s_vals = checks.check(
+                read_floats, scale_text, "The int8 scale", low=1e-30, high=1e30, where=v2
+            )
+            if s_vals is not None and len(s_vals) != 1:
+                checks.flag("The int8 scale needs one positive number, like 1e-3.", where=v2)
+            elif s_vals:
+                scale = s_vals[0]
     else:
         entry = single_model_picker("Model", key="model")
         names = weight_names(entry, weights_only=False)
@@ -72,12 +80,12 @@ with c2:
         w = guarded(weight_values, entry, param)
         idx = p2.number_input(
             f"Index (0..{w.size - 1}; default: the largest |w|)",
-            0,
-            w.size - 1,
-            int(np.argmax(np.abs(w))),
+            value=int(np.argmax(np.abs(w))),
+            step=1,
             key=f"index_{param}",
         )
-        value = float(w[int(idx)])
+        idx = checks.check(check_int_in, idx, "The index", low=0, high=w.size - 1, where=p2)
+        value = float(w[idx if idx is not None else int(np.argmax(np.abs(w)))])
         if fmt == "int8":
             scale = float(int8_scale(w))
         st.caption(
@@ -99,46 +107,32 @@ flips = st.pills(
     format_func=lambda b: bit_label(fmt, b),
     label_visibility="collapsed",
 )
-res = guarded(flip_bits, value, fmt, flips or [], scale)
+res = checks.check(flip, value, fmt, flips or [], scale)
+if res is None:
+    st.stop()  # the problem is shown above; nothing below can be drawn for this value
 
+note = storage_note(value, res["value_before"])
+if note:
+    st.info(f"{fmt_num(value)} is {note} in {fmt}: that is the value the bits below hold.")
 m1, m2, m3 = st.columns(3)
-m1.metric("Stored value", f"{res['value_before']:.7g}")
-m2.metric("After the flip" + ("s" if len(res["bits"]) > 1 else ""), f"{res['value_after']:.7g}")
-rel = res["relative_change"]
-m3.metric("Relative change |Δw|/|w|", "–" if not res["bits"] else f"{rel:.3g}")
+m1.metric("Stored value", fmt_num(res["value_before"]))
+m2.metric("After the flip" + ("s" if len(res["bits"]) > 1 else ""), fmt_num(res["value_after"]))
+m3.metric(
+    "Relative change |Δw|/|w|", "–" if not res["bits"] else fmt_num(res["relative_change"], 3)
+)
+flipped = ", ".join(map(str, sorted(res["bits"], reverse=True)))
 st.plotly_chart(
     bit_cells_figure(
         [("before", res["bits_before"], fmt), ("after", res["bits_after"], fmt)],
         flipped=res["bits"],
-        title=f"{value:g} stored as {fmt}: before and after flipping "
-        + (
-            f"bit{'s' if len(res['bits']) > 1 else ''} "
-            + ", ".join(map(str, sorted(res["bits"], reverse=True)))
-            if res["bits"]
-            else "no bit"
-        ),
+        title=f"{fmt_num(value)} stored as {fmt}: before and after flipping "
+        + (f"bit{'s' if len(res['bits']) > 1 else ''} {flipped}" if res["bits"] else "no bit"),
     ),
     key="cells",
     config={"displayModeBar": False},
 )
 
-rows, cells = [], []
-for f in FORMAT_NAMES:
-    s_f = scale if f == "int8" else None
-    stored = guarded(flip_bits, value, f, [], s_f)
-    eff = np.array(guarded(flip_effects, value, f, s_f))
-    worst = int(np.argmax(np.where(np.isfinite(eff), eff, np.inf)))
-    after = guarded(flip_bits, value, f, [worst], s_f)["value_after"]
-    rows.append(
-        {
-            "format": f,
-            "stored value": f"{stored['value_before']:.7g}",
-            "rounding error": abs(stored["value_before"] - value),
-            "worst single flip": f"bit {worst}: {stored['value_before']:.3g} → {after:.3g}",
-        }
-    )
-    cells.append((f, stored["bits_before"], f))
-
+rows, cells = every_format_rows(value, scale)
 left, right = st.columns(2, gap="medium")
 with left:
     st.plotly_chart(
@@ -146,7 +140,7 @@ with left:
         key="effects",
     )
 with right:
-    st.markdown(f"**{value:g} in every format**")
+    st.markdown(f"**{fmt_num(value)} in every format**")
     st.dataframe(
         pd.DataFrame(rows),
         hide_index=True,
@@ -158,7 +152,7 @@ with right:
         "its worst flip is bounded by the tensor's range, a float's is not."
     )
 st.plotly_chart(
-    bit_cells_figure(cells, title=f"{value:g} in every format (filled = 1)"),
+    bit_cells_figure(cells, title=f"{fmt_num(value)} in every format (filled = 1)"),
     key="all_formats",
     config={"displayModeBar": False},
 )
@@ -166,17 +160,19 @@ st.plotly_chart(
 st.subheader("Typical weight change per bit position")
 st.markdown(
     "Median |Δw| over all weights of a model when one bit position is flipped: the mantissa "
-    "bits move a weight a little, the top exponent bit by an astronomical amount."
+    "bits move a weight a little, the top exponent bit by an astronomical amount. Demo models "
+    "are solid lines, your own models dashed (one colour per method)."
 )
 models = model_picker(
     "Models", key="dmodels", default=("digits MLP · SGD", "digits MLP · SAR"), max_selections=6
 )
 if models:
-    curves, methods = {}, {}
+    curves, methods, dashes = {}, {}, {}
     for e in models:
         label = e.name.replace("demo · ", "")
         curves[label] = guarded(weight_delta_per_bit, e, fmt, weight_names(e))
         methods[label] = e.method
-    st.plotly_chart(delta_per_bit_figure(curves, fmt, methods=methods), key="delta")
+        dashes[label] = "solid" if e.source == "demo" else "dash"
+    st.plotly_chart(delta_per_bit_figure(curves, fmt, methods=methods, dashes=dashes), key="delta")
 else:
     st.info("Select at least one model to see its per-bit weight change.")

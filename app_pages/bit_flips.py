@@ -1,39 +1,8 @@
 """Bit flips (live): choose models, format, bits, layers and rates; watch accuracy fall."""
 
-import pandas as pd
 import streamlit as st
 
-from sar_core import limits
-from sar_core.bits import get_format
-from sar_core.io import rows_to_csv
-from sar_core.plots.robustness import sweep_figure
-from sar_core.plots.style import method_label
-from ui import registry
-from ui.compute import log_levels, sweep_iter
-from ui.jobs import (
-    finish_job,
-    job,
-    run_controls,
-    start_job,
-    stop_button,
-    sweep_curves,
-)
-from ui.widgets import (
-    BER_GRID,
-    LiveChart,
-    bit_picker,
-    fault_label,
-    fault_model_from,
-    finite_or_none,
-    fmt_ber,
-    format_picker,
-    model_picker,
-    page_header,
-    parse_floats,
-    seed_input,
-    show_errors,
-    trials_slider,
-)
+from ui.layout import LOADING, page_header
 
 page_header(
     "Bit flips (live)",
@@ -42,18 +11,45 @@ page_header(
     "every model hit by exactly the same faults. **Try first:** the default int8 sweep on the "
     "three demo MLPs, then float32 with only the exponent bits (or only bit 30).",
 )
+with st.spinner(LOADING):  # the title is on screen before torch loads
+    from sar_core import limits
+    from sar_core.bits import get_format
+    from sar_core.io import rows_to_csv
+    from ui import registry
+    from ui.compute import log_levels, sweep_iter
+    from ui.inputs import Checks, at_most, check_int_in, need_some, read_bers
+    from ui.jobs import finish_job, job, run_controls, start_job, stop_button
+    from ui.layout import changed_settings, stale_box
+    from ui.results import flips_figure, flips_table, sweep_rows
+    from ui.widgets import (
+        BER_GRID,
+        LiveChart,
+        bit_picker,
+        fault_label,
+        fault_model_from,
+        fmt_ber,
+        format_picker,
+        model_picker,
+        seed_input,
+        show_errors,
+        trials_slider,
+    )
+
 previous = job("flips")
+checks = Checks()
 
 models = model_picker("Models (same architecture)", key="models")
+checks.check(need_some, models, "Choose at least one model.")
+checks.check(at_most, models, 6, "models")
 c1, c2 = st.columns([1, 1])
-with c1:
-    fmt = format_picker(key="format", default="int8")
+fmt = format_picker(key="format", default="int8", where=c1)
 with c2:
     layer_names = registry.layers_of(models[0]) if models else []
+    arch = models[0].arch if models else "none"
     layers = st.multiselect(
         "Layers (empty = all)",
         layer_names,
-        key="layers",
+        key=f"layers_{arch}",  # one list per architecture: a CNN has other layer names
         help="Restrict the faults to some layers.",
     )
 bits = bit_picker(fmt, key="bits", label=f"Bits that may flip ({get_format(fmt).width}-bit {fmt})")
@@ -66,6 +62,9 @@ rate_mode = r1.radio(
     key="rate",
     bind="query-params",
 )
+with r3:
+    points = st.slider("Points", 1, limits.MAX_BER_POINTS, 6, key="points", bind="query-params")
+    trials = trials_slider(key="trials", default=30)
 with r2:
     if rate_mode == "ber":
         lo, hi = st.select_slider(
@@ -81,65 +80,64 @@ with r2:
             key="ber_exact",
             placeholder="e.g. 1e-3, 3e-3, 0.01",
         )
+        levels = (
+            checks.check(read_bers, exact) if exact.strip() else log_levels(lo, hi, points)
+        ) or []
+        rate = {"ber": levels[0] if levels else 0.01}
     else:
-        max_count = st.number_input(
-            "Largest number of flips",
-            1,
-            limits.MAX_FLIP_COUNT,
-            100,
-            key="max_count",
-            bind="query-params",
+        max_count = st.number_input("Largest number of flips", value=100, step=1, key="max_count")
+        top = checks.check(
+            check_int_in,
+            max_count,
+            "The largest number of flips",
+            low=1,
+            high=limits.MAX_FLIP_COUNT,
         )
-with r3:
-    points = st.slider("Points", 1, limits.MAX_BER_POINTS, 6, key="points", bind="query-params")
-    trials = trials_slider(key="trials", default=30, high=500)
+        levels = log_levels(1, top, points, integer=True) if top else []
+        rate = {"count": 1}
 s1, s2, _ = st.columns([1, 1, 2])
 with s1:
-    seed = seed_input()
+    seed = seed_input(checks=checks)
 include_bias = s2.checkbox("Include biases", False, key="bias")
 
-play, stop_slot = run_controls("Play", key="play", stop_key="flips_stop")
-
-
-def figure_of(rec: dict):
-    x_title = "bit error rate (log scale)" if rec["rate"] == "ber" else "flips per trial (log)"
-    return sweep_figure(
-        sweep_curves(rec),
-        x_title=x_title,
-        title=f"Accuracy under bit flips: {rec['fault_label']} (mean, 95% CI, paired)",
+fm = None
+if bits:
+    fm = checks.check(
+        fault_model_from, fmt, bits, layers=layers or None, include_bias=include_bias, **rate
     )
+else:
+    checks.flag(f"Choose at least one bit (0 to {get_format(fmt).width - 1}) that may flip.")
 
+settings = {
+    "models": [m.name for m in models],
+    "format": fmt,
+    "bits": list(bits),
+    "layers": list(layers),
+    "bias": include_bias,
+    "rate": rate_mode,
+    "levels": list(levels),
+    "trials": trials,
+    "seed": seed,
+}
+NAMES = {"models": "models", "format": "format", "bits": "bits", "layers": "layers"}
+NAMES.update(bias="biases", rate="fault rate", levels="levels", trials="trials", seed="seed")
 
-if play:
+play, stop_slot = run_controls("Play", key="play", stop_key="flips_stop", disabled=not checks.ok)
+checks.waiting_note()
+
+if play and checks.ok:
+    kw = {"bers": levels} if rate_mode == "ber" else {"counts": levels}
     with show_errors():
-        if not models:
-            raise ValueError("Invalid models=[]: select at least one model")
-        if rate_mode == "ber":
-            levels = parse_floats("ber", exact) if exact.strip() else log_levels(lo, hi, points)
-            fm = fault_model_from(
-                fmt,
-                bits,
-                ber=levels[0] if levels else 0.01,
-                layers=layers or None,
-                include_bias=include_bias,
-            )
-            kw = {"bers": levels}
-        else:
-            levels = log_levels(1, max_count, points, integer=True)
-            fm = fault_model_from(
-                fmt, bits, count=1, layers=layers or None, include_bias=include_bias
-            )
-            kw = {"counts": levels}
         stream = sweep_iter(models, fm, trials=trials, seed=seed, **kw)
     rec = start_job(
         "flips",
         models=[m.name for m in models],
         methods=[m.method for m in models],
+        sources=[m.source for m in models],
         rate=rate_mode,
         fault_label=fault_label(fm, with_rate=False),
         fault=fm.to_dict(),
-        trials=trials,
-        seed=seed,
+        settings=settings,
         levels=[],
     )
     stop_button(stop_slot, live=True, key="flips_stop")
@@ -150,49 +148,18 @@ if play:
             rec["levels"].append({"level": level, "summaries": summaries})
             label = fmt_ber(level) if rate_mode == "ber" else f"{level} flips"
             bar.progress((i + 1) / len(levels), text=f"Level {i + 1}/{len(levels)}: {label}")
-            chart.draw(figure_of(rec))
+            chart.draw(flips_figure(rec))
     chart.slot.empty()
     previous = finish_job(rec, stop_slot, key="flips_stop", bar=bar)
 
 if previous is not None and previous["levels"]:
     if previous["status"] == "stopped":
         st.warning("Sweep stopped; the levels finished so far are shown.")
-    st.plotly_chart(figure_of(previous), key="flips_fig")
-    rows = []
-    for lv in previous["levels"]:
-        for name, method, s in zip(previous["models"], previous["methods"], lv["summaries"]):
-            rows.append(
-                {
-                    "level": lv["level"],
-                    "model": name,
-                    "method": method_label(method),
-                    "mean_accuracy": s["mean_accuracy"],
-                    "ci95_low": finite_or_none(s["ci95"][0]),  # empty: n/a (1 trial)
-                    "ci95_high": finite_or_none(s["ci95"][1]),
-                    "std": finite_or_none(s["std"]),
-                    "mean_flips": s["mean_flips"],
-                    "vs_first_model": s["paired_difference"]["mean"],
-                    "deployed_accuracy": s["deployed_accuracy"],
-                    "trials": s["trials"],
-                }
-            )
-    st.dataframe(
-        pd.DataFrame(rows),
-        hide_index=True,
-        key="flips_table",
-        column_config={
-            "level": st.column_config.NumberColumn(
-                "BER" if previous["rate"] == "ber" else "flips", format="%.3g"
-            ),
-            **{
-                k: st.column_config.NumberColumn(k.replace("_", " "), format="percent")
-                for k in ("mean_accuracy", "ci95_low", "ci95_high", "deployed_accuracy")
-            },
-            "vs_first_model": st.column_config.NumberColumn("vs first model", format="%+.3f"),
-            "std": st.column_config.NumberColumn(format="%.3f"),
-            "mean_flips": st.column_config.NumberColumn("mean flips", format="%.1f"),
-        },
-    )
+    changed = changed_settings(previous.get("settings", {}), settings, NAMES)
+    with stale_box("flips", changed, "Play"):
+        st.plotly_chart(flips_figure(previous), key="flips_fig")
+        rows = sweep_rows(previous)
+        flips_table(rows, previous["rate"])
     st.download_button(
         "Download CSV",
         rows_to_csv(rows),

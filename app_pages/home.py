@@ -1,11 +1,8 @@
 """Home: what SAR is, one picture, the demo models under faults, links to every page."""
 
-import pandas as pd
 import streamlit as st
 
-from sar_core.plots.robustness import sweep_figure
-from ui.compute import HOME_FAULT, home_results
-from ui.widgets import fault_label, fmt_ci, fmt_pct
+from ui.layout import LOADING
 
 st.title("SAR Lab")
 st.markdown(
@@ -19,6 +16,18 @@ st.markdown(
     "their loss landscapes, and flip chosen bits at chosen rates while the accuracy is measured "
     "with confidence intervals."
 )
+st.page_link(
+    "app_pages/lesson.py",
+    label="**New here? Start with the lesson:** SGD and SAR side by side under the same faults",
+    icon=":material/school:",
+)
+
+with st.spinner(LOADING):  # the text above is on screen before torch loads
+    import pandas as pd
+
+    from sar_core.plots.robustness import sweep_figure
+    from ui.compute import HOME_FAULT, home_results
+    from ui.widgets import fault_label, fmt_ci, fmt_pct
 
 with st.spinner("Measuring the demo models under bit flips (once per server)..."):
     res = home_results()
@@ -61,15 +70,16 @@ with right:
 
 st.subheader("Explore")
 links = [
+    ("lesson", "Lesson", ":material/school:", "flat vs sharp in one screen, no button"),
     ("train", "Train", ":material/model_training:", "SAR vs baselines, live curves; the ρ sweep"),
     ("landscape", "Loss landscape", ":material/landscape:", "slices, 3D surfaces, sharpness"),
     ("bit_flips", "Bit flips (live)", ":material/bolt:", "choose bits and layers, sweep the BER"),
     ("bit_anatomy", "Bit anatomy", ":material/grid_on:", "flip one bit of one value"),
     ("robustness", "Robustness report", ":material/analytics:", "bit x layer heatmap, double win"),
 ]
-cols = st.columns(len(links))
-for col, (path, label, icon, what) in zip(cols, links):
-    with col:
+cols = st.columns(3)  # two rows of three: readable at 1024 px
+for i, (path, label, icon, what) in enumerate(links):
+    with cols[i % 3]:
         st.page_link(f"app_pages/{path}.py", label=f"**{label}**", icon=icon)
         st.caption(what)
 

@@ -1,48 +1,46 @@
 """Robustness report: BER sweep, bit x layer sensitivity, sharpness vs robustness, double win."""
 
-import pandas as pd
 import streamlit as st
 
-from sar_core.plots.robustness import (
-    double_win_figure,
-    sensitivity_heatmap,
-    sharpness_scatter,
-    sweep_figure,
-)
-from sar_core.plots.style import method_label
-from ui import registry
-from ui.compute import (
-    bit_layer_grid,
-    inference_cost,
-    paired_campaign,
-    sharpness_of,
-    sweep_iter,
-)
-from ui.jobs import (
-    finish_job,
-    job,
-    require_result,
-    run_controls,
-    start_job,
-    stop_button,
-    sweep_curves,
-)
-from ui.widgets import (
-    BER_GRID,
-    ber_select,
-    bit_picker,
-    fault_label,
-    fault_model_from,
-    finite_or_none,
-    fmt_ber,
-    fmt_ci,
-    format_picker,
-    model_picker,
-    page_header,
-    seed_input,
-    show_errors,
-    trials_slider,
-)
+from ui.layout import LOADING, page_header
+
+with st.spinner(LOADING):  # the title is on screen before torch loads (see below)
+    import pandas as pd
+
+    from sar_core.plots.robustness import (
+        double_win_figure,
+        sensitivity_heatmap,
+        sharpness_scatter,
+        sweep_figure,
+    )
+    from sar_core.plots.style import method_label
+    from ui import registry
+    from ui.compute import (
+        bit_layer_grid,
+        inference_cost,
+        paired_campaign,
+        sharpness_of,
+        sweep_iter,
+    )
+    from ui.inputs import Checks, at_most, check_int_in, need_some
+    from ui.jobs import finish_job, job, require_result, run_controls, start_job, stop_button
+    from ui.layout import changed_settings, stale_box
+    from ui.results import sweep_curves
+    from ui.widgets import (
+        BER_GRID,
+        ber_select,
+        bit_picker,
+        ci_bounds,
+        fault_label,
+        fault_model_from,
+        fmt_ber,
+        fmt_ci,
+        format_picker,
+        model_picker,
+        seed_input,
+        show_errors,
+        trials_slider,
+    )
 
 SHARPNESS = {
     "fault_sharpness": "expected loss increase under the fault model",
@@ -62,13 +60,19 @@ page_header(
     "three demo CNNs.",
 )
 previous = job("report")
+checks = Checks()
 
 models = model_picker("Models (same architecture and dataset)", key="models")
+checks.check(need_some, models, "Choose at least one model.")
+checks.check(at_most, models, 6, "models")
+if len(models) > 1:
+    checks.check(registry.check_comparable, models)
 c1, c2 = st.columns([1, 2])
-with c1:
-    fmt = format_picker(key="format", default="int8")
+fmt = format_picker(key="format", default="int8", where=c1)
 with c2:
-    ber = ber_select("Bit error rate for the table and sharpness", key="ber", default=0.01)
+    ber = ber_select(
+        "Bit error rate for the table and sharpness", key="ber", default=0.01, checks=checks
+    )
 bits = bit_picker(fmt, key="bits")
 
 s1, s2, s3 = st.columns(3)
@@ -81,7 +85,7 @@ with s1:
         key="range",
         bind="query-params",
     )
-    trials = trials_slider(key="trials", default=30, high=300)
+    trials = trials_slider(key="trials", default=30)
 with s2:
     heat_name = st.selectbox(
         "Sensitivity heatmap for",
@@ -89,32 +93,58 @@ with s2:
         key="heat_model",
     )
     heat_flips = st.number_input(
-        "Flips per trial in one (layer, bit)", 1, 1000, 5, key="heat_flips", bind="query-params"
+        "Flips per trial in one (layer, bit)",
+        value=5,
+        step=1,
+        key="heat_flips",
+        bind="query-params",
+    )
+    heat_flips = checks.check(
+        check_int_in, heat_flips, "Flips per trial in one (layer, bit)", low=1, high=1000
     )
     heat_trials = st.slider("Heatmap trials per cell", 1, 100, 10, key="heat_trials")
 with s3:
-    seed = seed_input()
+    seed = seed_input(checks=checks)
     with_sharp = st.checkbox(
         "Sharpness (about 3 s per model)", True, key="sharp", bind="query-params"
     )
 
-run, stop_slot = run_controls("Run report", key="run_report", stop_key="report_stop")
-run = run and ber is not None  # a bad exact BER: its error is shown, skip the run
+fm = count_fm = None
+if not bits:
+    checks.flag("Choose at least one bit that may flip.")
+elif ber is not None and heat_flips is not None:
+    fm = checks.check(fault_model_from, fmt, bits, ber=ber)
+    count_fm = checks.check(fault_model_from, fmt, bits, count=heat_flips)
+bers = [b for b in BER_GRID if lo <= b <= hi]
+settings = {
+    "models": [m.name for m in models],
+    "format": fmt,
+    "bits": list(bits),
+    "ber": ber,
+    "range": [lo, hi],
+    "trials": trials,
+    "heat": [heat_name, heat_flips, heat_trials],
+    "seed": seed,
+    "sharpness": with_sharp,
+}
+NAMES = {"ber": "bit error rate", "range": "BER sweep range", "heat": "heatmap settings"}
 
-if run:
+run, stop_slot = run_controls(
+    "Run report", key="run_report", stop_key="report_stop", disabled=not checks.ok
+)
+checks.waiting_note()
+
+if run and checks.ok:
     with show_errors():
-        if not models:
-            raise ValueError("Invalid models=[]: select at least one model")
-        registry.check_comparable(models)
-        fm = fault_model_from(fmt, bits, ber=ber)
-        bers = [b for b in BER_GRID if lo <= b <= hi]
         stream = sweep_iter(models, fm, bers=bers, trials=trials, seed=seed)
     rec = start_job(
         "report",
         models=[m.name for m in models],
         methods=[m.method for m in models],
+        sources=[m.source for m in models],
         fault_label=fault_label(fm),
         scope=fault_label(fm, with_rate=False),
+        settings=settings,
         levels=[],
     )
     stop_button(stop_slot, live=True, key="report_stop")
@@ -131,7 +161,6 @@ if run:
             rec["table"].append({"model": m.name, "method": m.method, **s, **cost})
         heat = next((m for m in models if m.name == heat_name), models[0])
         layers = registry.layers_of(heat)
-        count_fm = fault_model_from(fmt, bits, count=int(heat_flips))
         rec["heat"] = bit_layer_grid(
             heat,
             count_fm,
@@ -159,140 +188,142 @@ previous = require_result(
     stopped="The report was stopped; the parts finished so far are shown.",
 )
 
-names = [n.replace("demo · ", "") for n in previous["models"]]
-if previous["levels"]:
-    st.subheader("Accuracy against the bit error rate")
-    curves = sweep_curves(previous)
-    st.plotly_chart(
-        sweep_figure(curves, title=f"Accuracy under bit flips: {previous['scope']}"),
-        key="report_sweep",
-    )
-
-if previous.get("table"):
-    st.subheader("The double win")
-    st.markdown(
-        "Clean accuracy, accuracy under the fault model, and the inference cost. SAR changes "
-        "only training: the architecture, the parameter count and the latency are the same."
-    )
-    rows = [
-        {
-            "model": r["model"].replace("demo · ", ""),
-            "method": method_label(r["method"]),
-            "clean accuracy": r["clean_accuracy"],
-            f"under faults ({previous['fault_label']})": r["mean_accuracy"],
-            "95% CI": fmt_ci(r["ci95"]),
-            "vs first (pt)": 100 * r["paired_difference"]["mean"],
-            "parameters": r["parameters"],
-            "latency (ms, test set)": r["latency_ms"],
-        }
-        for r in previous["table"]
-    ]
-    st.dataframe(
-        pd.DataFrame(rows),
-        hide_index=True,
-        key="double_win",
-        column_config={
-            "clean accuracy": st.column_config.NumberColumn(format="percent"),
-            f"under faults ({previous['fault_label']})": st.column_config.NumberColumn(
-                format="percent"
-            ),
-            "vs first (pt)": st.column_config.NumberColumn(format="%+.1f"),
-            "latency (ms, test set)": st.column_config.NumberColumn(format="%.2f"),
-        },
-    )
-    t1, t2 = st.columns([3, 2], vertical_alignment="center")
-    with t1:
+changed = changed_settings(previous.get("settings", {}), settings, NAMES)
+with stale_box("report", changed, "Run report"):
+    names = [n.replace("demo · ", "") for n in previous["models"]]
+    if previous["levels"]:
+        st.subheader("Accuracy against the bit error rate")
+        curves = sweep_curves(previous)
         st.plotly_chart(
-            double_win_figure(
-                [{**r, "label": n} for r, n in zip(previous["table"], names)],
-                fault_label=previous["fault_label"],
-            ),
-            key="double_win_fig",
+            sweep_figure(curves, title=f"Accuracy under bit flips: {previous['scope']}"),
+            key="report_sweep",
         )
-    t2.caption(
-        f"Latency: median of 15 forward passes over the {previous['table'][0]['test_samples']} "
-        "test samples on this server's CPU (one thread); differences between models of one "
-        "architecture are timing noise. *vs first*: mean paired difference from the first model."
-    )
 
-if previous.get("heat"):
-    h = previous["heat"]
-    st.subheader("Which bit of which layer?")
-    st.markdown(
-        f"{h['flips']} flips per trial, all in one layer and one bit position, on "
-        f"**{h['model'].replace('demo · ', '')}**; colour = accuracy drop from the fault-free "
-        "deployed model."
-    )
-    st.plotly_chart(
-        sensitivity_heatmap(
-            h["accuracy"],
-            bits=h["bits"],
-            layers=h["layers"],
-            fmt=h["format"],
-            reference=h["reference"],
-            title=f"Accuracy drop per (layer, bit): {h['flips']} flips, {h['format']}",
-        ),
-        key="heatmap",
-    )
-
-if previous.get("sharpness"):
-    st.subheader("Sharpness against robustness")
-    measure = st.selectbox(
-        "Sharpness measure (x axis)",
-        list(SHARPNESS),
-        format_func=SHARPNESS.get,
-        key="measure",
-        bind="query-params",
-    )
-    points = []
-    for name, method, r, sh in zip(
-        names, previous["methods"], previous.get("table", []), previous["sharpness"]
-    ):
-        v = sh.get(measure)
-        x = v["mean"] if isinstance(v, dict) else v
-        points.append(
+    if previous.get("table"):
+        st.subheader("The double win")
+        st.markdown(
+            "Clean accuracy, accuracy under the fault model, and the inference cost. SAR changes "
+            "only training: the architecture, the parameter count and the latency are the same."
+        )
+        rows = [
             {
-                "label": name,
-                "method": method,
-                "x": x,
-                "y": r["mean_accuracy"],
-                "lo": finite_or_none(r["ci95"][0]),
-                "hi": finite_or_none(r["ci95"][1]),
+                "model": r["model"].replace("demo · ", ""),
+                "method": method_label(r["method"]),
+                "clean accuracy": r["clean_accuracy"],
+                f"under faults ({previous['fault_label']})": r["mean_accuracy"],
+                "95% CI": fmt_ci(r["ci95"]),
+                "vs first (pt)": 100 * r["paired_difference"]["mean"],
+                "parameters": r["parameters"],
+                "latency (ms, test set)": r["latency_ms"],
             }
+            for r in previous["table"]
+        ]
+        st.dataframe(
+            pd.DataFrame(rows),
+            hide_index=True,
+            key="double_win",
+            column_config={
+                "clean accuracy": st.column_config.NumberColumn(format="percent"),
+                f"under faults ({previous['fault_label']})": st.column_config.NumberColumn(
+                    format="percent"
+                ),
+                "vs first (pt)": st.column_config.NumberColumn(format="%+.1f"),
+                "latency (ms, test set)": st.column_config.NumberColumn(format="%.2f"),
+            },
         )
-    st.plotly_chart(
-        sharpness_scatter(
-            points,
-            x_title=SHARPNESS[measure],
-            y_title=f"accuracy under faults, {previous['fault_label']} (%)",
-        ),
-        key="scatter",
-    )
-    short = {
-        "fault_sharpness": "fault",
-        "lambda_max": "λ_max",
-        "trace": "trace",
-        "sam_sharpness": "SAM",
-        "asam_sharpness": "ASAM",
-        "avg_sharpness": "average",
-    }
-    st.dataframe(
-        pd.DataFrame(
-            [
+        t1, t2 = st.columns([3, 2], vertical_alignment="center")
+        with t1:
+            st.plotly_chart(
+                double_win_figure(
+                    [{**r, "label": n} for r, n in zip(previous["table"], names)],
+                    fault_label=previous["fault_label"],
+                ),
+                key="double_win_fig",
+            )
+        t2.caption(
+            f"Latency: median of 15 forward passes over the {previous['table'][0]['test_samples']} "
+            "test samples on this server's CPU (one thread); differences between models of one "
+            "architecture are timing noise. *vs first*: mean paired difference from the first model."
+        )
+
+    if previous.get("heat"):
+        h = previous["heat"]
+        st.subheader("Which bit of which layer?")
+        st.markdown(
+            f"{h['flips']} flips per trial, all in one layer and one bit position, on "
+            f"**{h['model'].replace('demo · ', '')}**; colour = accuracy drop from the fault-free "
+            "deployed model."
+        )
+        st.plotly_chart(
+            sensitivity_heatmap(
+                h["accuracy"],
+                bits=h["bits"],
+                layers=h["layers"],
+                fmt=h["format"],
+                reference=h["reference"],
+                title=f"Accuracy drop per (layer, bit): {h['flips']} flips, {h['format']}",
+            ),
+            key="heatmap",
+        )
+
+    if previous.get("sharpness"):
+        st.subheader("Sharpness against robustness")
+        measure = st.selectbox(
+            "Sharpness measure (x axis)",
+            list(SHARPNESS),
+            format_func=SHARPNESS.get,
+            key="measure",
+            bind="query-params",
+        )
+        points = []
+        for name, method, r, sh in zip(
+            names, previous["methods"], previous.get("table", []), previous["sharpness"]
+        ):
+            v = sh.get(measure)
+            x = v["mean"] if isinstance(v, dict) else v
+            points.append(
                 {
-                    "model": n,
-                    **{
-                        short[k]: (sh[k]["mean"] if isinstance(sh.get(k), dict) else sh.get(k))
-                        for k in SHARPNESS
-                    },
+                    "label": name,
+                    "method": method,
+                    "x": x,
+                    "y": r["mean_accuracy"],
+                    "lo": ci_bounds(r["ci95"])[0],
+                    "hi": ci_bounds(r["ci95"])[1],
                 }
-                for n, sh in zip(names, previous["sharpness"])
-            ]
-        ),
-        hide_index=True,
-        key="sharp_table",
-        column_config={
-            short[k]: st.column_config.NumberColumn(format="%.4g", help=SHARPNESS[k])
-            for k in SHARPNESS
-        },
-    )
+            )
+        st.plotly_chart(
+            sharpness_scatter(
+                points,
+                x_title=SHARPNESS[measure],
+                y_title=f"accuracy under faults, {previous['fault_label']} (%)",
+            ),
+            key="scatter",
+        )
+        short = {
+            "fault_sharpness": "fault",
+            "lambda_max": "λ_max",
+            "trace": "trace",
+            "sam_sharpness": "SAM",
+            "asam_sharpness": "ASAM",
+            "avg_sharpness": "average",
+        }
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "model": n,
+                        **{
+                            short[k]: (sh[k]["mean"] if isinstance(sh.get(k), dict) else sh.get(k))
+                            for k in SHARPNESS
+                        },
+                    }
+                    for n, sh in zip(names, previous["sharpness"])
+                ]
+            ),
+            hide_index=True,
+            key="sharp_table",
+            column_config={
+                short[k]: st.column_config.NumberColumn(format="%.4g", help=SHARPNESS[k])
+                for k in SHARPNESS
+            },
+        )

@@ -8,19 +8,25 @@ functional. Datasets come from ``st.cache_data`` (each caller gets its own copy)
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
-import torch
 
 from sar_core.data import DATASETS, Dataset, load_dataset
 from sar_core.io import Checkpoint, load_checkpoint
+from sar_core.runtime import configure_threads
 
-# The models are tiny: one intra-op thread per process is 10-20x faster on a small shared CPU
-# than threads fighting over busy cores (measured: a 10-trial CNN campaign 0.3 s vs 6 s).
-torch.set_num_threads(int(os.environ.get("SAR_TORCH_THREADS", "1")))
+
+@st.cache_resource(show_spinner=False)
+def threads() -> int:
+    """torch's thread count for this server process, set once (sar_core.runtime: default 1,
+    $SAR_NUM_THREADS): the models are tiny, and one thread is 10-20x faster on a small shared
+    CPU than threads fighting over busy cores."""
+    return configure_threads()
+
+
+threads()
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"

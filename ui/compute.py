@@ -28,6 +28,7 @@ from sar_core.faults import FaultModel, count_sites, parameter_shapes
 from sar_core.models import n_parameters
 from sar_core.validate import check_float, check_int
 from ui.cache import dataset
+from ui.layout import clip01
 from ui.registry import Entry, check_comparable, demo_entries
 
 HOME_FAULT = FaultModel(format="int8", ber=0.03)  # shown on the landing page
@@ -91,8 +92,8 @@ def _home(keys: tuple[str, ...]) -> dict:
             ):
                 for p, s in zip(per, summaries):
                     p["mean"].append(s["mean_accuracy"])
-                    p["lo"].append(s["ci95"][0])
-                    p["hi"].append(s["ci95"][1])
+                    p["lo"].append(clip01(s["ci95"][0]))
+                    p["hi"].append(clip01(s["ci95"][1]))
                 if level == HOME_FAULT.ber:
                     at_fault = summaries
             for e, p, s in zip(group, per, at_fault):
@@ -332,6 +333,11 @@ def flip_bits(value: float, fmt: str, bits: Sequence[int], scale: float | None =
     Returns value/bit strings before and after, the field of each flipped bit, relative change.
     """
     value = check_float("value", value)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # inf / NaN are results
+        return _flip_bits(value, fmt, bits, scale)
+
+
+def _flip_bits(value: float, fmt: str, bits: Sequence[int], scale: float | None) -> dict:
     f = get_format(fmt)
     if f.kind == "int":
         if scale is None:  # as in flip_value: the value is the tensor's largest magnitude

@@ -8,6 +8,7 @@ is marked "stopped"; everything it finished before (epochs, models, sweep levels
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import streamlit as st
@@ -72,30 +73,38 @@ def require_result(rec: dict | None, *, hint: str, stopped: str) -> dict:
     return rec
 
 
-def sweep_curves(rec: dict) -> list[dict]:
-    """A sweep job record (models, methods, levels of per-model summaries) -> figure curves."""
-    levels = rec["levels"]
-    return [
-        {
-            "label": name.replace("demo · ", ""),
-            "method": method,
-            "x": [lv["level"] for lv in levels],
-            "mean": [lv["summaries"][i]["mean_accuracy"] for lv in levels],
-            "lo": [lv["summaries"][i]["ci95"][0] for lv in levels],
-            "hi": [lv["summaries"][i]["ci95"][1] for lv in levels],
-            "clean": levels[0]["summaries"][i]["deployed_accuracy"] if levels else None,
-        }
-        for i, (name, method) in enumerate(zip(rec["models"], rec["methods"]))
-    ]
+def run_controls(
+    label: str, *, key: str, stop_key: str, disabled: bool = False
+) -> tuple[bool, object]:
+    """The primary run button and, next to it, a Stop slot (idle); returns (clicked, slot).
 
-
-def run_controls(label: str, *, key: str, stop_key: str) -> tuple[bool, object]:
-    """The primary run button and, next to it, a Stop slot (idle); returns (clicked, slot)."""
+    ``disabled``: some setting is flagged as invalid; the button waits until it is fixed.
+    """
     row = st.container(horizontal=True, vertical_alignment="center")
-    clicked = row.button(label, type="primary", icon=":material/play_arrow:", key=key)
+    clicked = row.button(
+        label, type="primary", icon=":material/play_arrow:", key=key, disabled=disabled
+    )
     slot = row.empty()
     stop_button(slot, live=False, key=stop_key)
     return clicked, slot
+
+
+def interrupt_point() -> bool:
+    """A cheap Streamlit yield point for library ``should_stop`` callbacks; always False.
+
+    Reading session state lets Streamlit act on a pending rerun (a click on Stop, or on any
+    widget): the run is abandoned right here, between two training batches, instead of at the
+    next chart update (an epoch later).
+    """
+    return "_sar_interrupt_probe" in st.session_state
+
+
+def eta_text(done: int, total: int, elapsed: float) -> str:
+    """'about 40 s left' from the epochs done so far and the time they took ('' before one)."""
+    if done <= 0 or total <= done:
+        return ""
+    left = elapsed / done * (total - done)
+    return f"about {left:.0f} s left" if left < 120 else f"about {left / 60:.0f} min left"
 
 
 def train_runs(
@@ -109,11 +118,13 @@ def train_runs(
     """Train every plan (dicts with label, method, config, name, color?) with live curves.
 
     Appends to ``rec["runs"]`` as it goes; each finished model joins the user's registry.
+    Stop acts within one batch (``interrupt_point``); the progress text estimates the time
+    left from the epochs measured so far.
     """
-    chart = LiveChart()
     bar = st.progress(0.0, text=progress_text)
+    chart = LiveChart()
     total = sum(p["config"].epochs for p in plans)
-    done = 0
+    done, t_start = 0, time.perf_counter()
     for plan in plans:
         run = {
             "label": plan["label"],
@@ -129,14 +140,15 @@ def train_runs(
             nonlocal done
             run["history"].append(r)
             done += 1
+            eta = eta_text(done, total, time.perf_counter() - t_start)
             bar.progress(
                 min(done / total, 1.0),
                 text=f"{progress_text}: {run['label']} epoch {r['epoch']}/{cfg.epochs} "
-                f"(test accuracy {100 * r['test_acc']:.1f}%)",
+                f"(test accuracy {100 * r['test_acc']:.1f}%){' · ' + eta if eta else ''}",
             )
             chart.draw(training_curves_figure(rec["runs"]))
 
-        result = train(spec, data, cfg, on_epoch=on_epoch)
+        result = train(spec, data, cfg, on_epoch=on_epoch, should_stop=interrupt_point)
         run["model"] = registry.add_trained(result, data, plan["name"]).name
     chart.draw(training_curves_figure(rec["runs"]), force=True)
     bar.empty()

@@ -14,7 +14,12 @@ UPLOAD_STATE = "sar_upload_status"  # session_state: uploader file_id -> ("ok" |
 
 
 def handle_upload(raw: bytes, filename: str) -> tuple[str, str]:
-    """Register uploaded checkpoint bytes: ("ok", model name) or ("error", the library's message)."""
+    """Register uploaded checkpoint bytes: ("ok", model name), ("same", name of the identical
+    model already loaded) or ("error", the library's message)."""
+    digest = registry.digest_of(raw)
+    same = next((e.name for e in registry.user_entries().values() if e.key == digest), None)
+    if same is not None:
+        return "same", same
     try:
         entry = registry.add_upload(raw, filename)
     except ValueError as e:
@@ -28,7 +33,11 @@ def file_slug(name: str) -> str:
 
 
 def upload_box(*, key: str = "upload") -> None:
-    """File uploader for SAR Lab checkpoints; invalid files give an st.error, nothing else."""
+    """File uploader for SAR Lab checkpoints; invalid files give an st.error, nothing else.
+
+    Call it before ``models_panel``: the upload is registered in this run, so the table below
+    already lists it (drawn after it, the table was one upload behind).
+    """
     up = st.file_uploader(
         "Upload a SAR Lab checkpoint (.safetensors)",
         type=["safetensors"],
@@ -44,6 +53,8 @@ def upload_box(*, key: str = "upload") -> None:
     kind, text = status[up.file_id]
     if kind == "ok":
         st.success(f"Loaded **{text}**; it is now selectable on every page.")
+    elif kind == "same":
+        st.info(f"This file is already loaded as **{text}**.")
     else:
         st.error(f"Could not load {up.name}: {text}", icon=":material/error:")
 

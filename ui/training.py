@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sar_core.plots.style import method_label
+from sar_core.plots.style import method_label, sequential_colors
 from sar_core.training import TrainConfig
-from ui.widgets import fmt_ci
-
-# light to dark vermillion: SAR's colour, one shade per rho of a sweep
-RHO_SHADES = ["#F5B183", "#EE8A4E", "#E3692A", "#D55E00", "#A94A00", "#7A3600", "#4D2200"]
+from ui.layout import clip01, fmt_ci
 
 
 def compare_plans(
@@ -27,7 +24,7 @@ def compare_plans(
 ) -> list[dict]:
     """One plan per method (SAR gets the geometry and rho mode; SAM / ASAM / SAR their rho)."""
     if not methods:
-        raise ValueError("Invalid methods=[]: select at least one method to train")
+        raise ValueError("Choose at least one method to train.")
     plans = []
     for m in methods:
         cfg = TrainConfig(
@@ -48,14 +45,15 @@ def rho_sweep_plans(
     """SAR at every rho (fixed radius), optionally preceded by an SGD reference."""
     rhos = sorted(set(rhos))
     if not rhos:
-        raise ValueError("Invalid rho list: give at least one ρ value, e.g. 0.1, 0.5, 1")
+        raise ValueError("Type at least one ρ value, like 0.1, 0.5, 1.")
+    shades = sequential_colors(len(rhos))  # one distinguishable colour per rho, dark to light
     plans = []
     if with_reference:
         cfg = TrainConfig(method="sgd", **base)
         plans.append({"label": "SGD", "method": "sgd", "config": cfg, "name": f"my {tag} · SGD"})
     for i, r in enumerate(rhos):
         cfg = TrainConfig(method="sar", rho=r, geometry=geometry, rho_mode="fixed", **base)
-        shade = RHO_SHADES[min(i * len(RHO_SHADES) // len(rhos), len(RHO_SHADES) - 1)]
+        shade = shades[i]
         plans.append(
             {
                 "label": f"SAR ρ={r:g}",
@@ -105,10 +103,57 @@ def rho_points(rec: Mapping) -> tuple[list[dict], dict | None]:
             "method": plan["method"],
             "clean_accuracy": run["history"][-1]["test_acc"],
             "mean_accuracy": s["mean_accuracy"],
-            "ci95": s["ci95"],
+            "ci95": [clip01(s["ci95"][0]), clip01(s["ci95"][1])],
         }
         if plan.get("rho") is None:
             reference = row
         else:
             points.append(row)
     return points, reference
+
+
+def _trend(values: Sequence[float]) -> str:
+    """'rose' / 'fell' (every step the same way), 'peaked' / 'dipped' (one turn), else 'varied'."""
+    steps = [b - a for a, b in zip(values, values[1:])]
+    if all(d >= 0 for d in steps):
+        return "rose"
+    if all(d <= 0 for d in steps):
+        return "fell"
+    best = max(range(len(values)), key=values.__getitem__)
+    worst = min(range(len(values)), key=values.__getitem__)
+    up = all(d >= 0 for d in steps[:best]) and all(d <= 0 for d in steps[best:])
+    down = all(d <= 0 for d in steps[:worst]) and all(d >= 0 for d in steps[worst:])
+    return "peaked" if up else "dipped" if down else "varied"
+
+
+def rho_caption(points: Sequence[Mapping], reference: Mapping | None) -> str:
+    """What the rho-sweep chart shows, computed from its points (never a fixed claim)."""
+    pts = sorted((p for p in points if p.get("mean_accuracy") is not None), key=lambda p: p["rho"])
+    if len(pts) < 2:
+        return "One ρ only: add more values to see a trend."
+    acc = [p["mean_accuracy"] for p in pts]
+    trend = _trend(acc)
+    first, last = pts[0], pts[-1]
+    best = max(pts, key=lambda p: p["mean_accuracy"])
+
+    def at(p: Mapping) -> str:
+        return f"{100 * p['mean_accuracy']:.1f}% at ρ={p['rho']:g}"
+
+    if trend in ("rose", "fell"):
+        text = f"Under faults, accuracy {trend} with ρ: {at(first)} → {at(last)}."
+    elif trend == "peaked":
+        text = f"Under faults, accuracy peaked at {at(best)} ({at(first)}, {at(last)})."
+    else:
+        text = (
+            f"Under faults, accuracy went up and down with ρ (best {at(best)}; {at(first)}, "
+            f"{at(last)}): it is not monotonic in ρ here."
+        )
+    lows = [p["ci95"][0] for p in pts]
+    highs = [p["ci95"][1] for p in pts]
+    if all(v is not None for v in lows + highs) and max(lows) <= min(highs):
+        text += " All 95% intervals overlap: more trials would be needed to call a difference."
+    clean = [p["clean_accuracy"] for p in pts]
+    text += f" Clean accuracy {_trend(clean)} ({100 * clean[0]:.1f}% → {100 * clean[-1]:.1f}%)."
+    if reference is not None:
+        text += f" SGD reference under faults: {100 * reference['mean_accuracy']:.1f}%."
+    return text + " Paired trials: every point saw the same fault patterns."

@@ -18,6 +18,8 @@ from sar_core import limits
 from sar_core.bits import FORMAT_NAMES, bit_fields, get_format, parse_bits
 from sar_core.faults import FaultModel
 from ui import registry
+from ui.inputs import Checks, InputError, read_ber
+from ui.layout import clip01, fmt_ber, fmt_ci, fmt_pct, page_header  # noqa: F401 (re-exported)
 from ui.registry import Entry
 
 T = TypeVar("T")
@@ -49,18 +51,7 @@ def guarded(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return fn(*args, **kwargs)
 
 
-# --- layout ----------------------------------------------------------------------------------
-
-
-def page_header(title: str, intro: str) -> None:
-    """Title plus the two or three sentences that say what the page shows and what to try."""
-    st.title(title)
-    st.markdown(intro)
-
-
-def fmt_pct(x: float | None) -> str:
-    """Accuracy in [0, 1] as a percentage string."""
-    return "–" if x is None else f"{100 * x:.1f}%"
+# --- layout ---------------------------------------------------------------------------------
 
 
 def finite_or_none(x: float | None) -> float | None:
@@ -68,17 +59,9 @@ def finite_or_none(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def fmt_ci(ci: Sequence[float] | None, digits: int = 1) -> str:
-    """A 95% CI [low, high] in [0, 1] as '91.2–94.0%'; 'n/a' when undefined (one trial: NaN)."""
-    if ci is None or finite_or_none(ci[0]) is None or finite_or_none(ci[1]) is None:
-        return "n/a"
-    return f"{100 * ci[0]:.{digits}f}–{100 * ci[1]:.{digits}f}%"
-
-
-def fmt_ber(x: float) -> str:
-    """A BER as 1e-4 / 2e-3 style text."""
-    m, e = f"{x:.0e}".split("e")
-    return f"{m}e{int(e)}"
+def ci_bounds(ci: Sequence[float]) -> tuple[float | None, float | None]:
+    """A 95% CI as (low, high) clamped to [0, 1]; None for an undefined (NaN) bound."""
+    return clip01(ci[0]), clip01(ci[1])
 
 
 class LiveChart:
@@ -220,14 +203,13 @@ def bit_picker(
 # --- fault models ----------------------------------------------------------------------------
 
 
-def format_picker(*, key: str = "format", default: str = "int8") -> str:
-    """Number format the weights are stored in (segmented control, URL-bound)."""
-    return st.segmented_control(
+def format_picker(*, key: str = "format", default: str = "int8", where=None) -> str:
+    """Number format the weights are stored in (a select box: readable at any width; URL-bound)."""
+    return (where or st).selectbox(
         "Number format",
         list(FORMAT_NAMES),
-        default=default,
+        index=list(FORMAT_NAMES).index(default),
         key=key,
-        required=True,
         bind="query-params",
         help="float32: 1 sign, 8 exponent, 23 mantissa bits; int8: symmetric per-tensor quantization.",
     )
@@ -251,12 +233,16 @@ def parse_floats(name: str, text: str) -> list[float]:
 
 
 def ber_select(
-    label: str, *, key: str, default: float = 0.01, help: str | None = None
+    label: str,
+    *,
+    key: str,
+    checks: Checks,
+    default: float = 0.01,
+    help: str | None = None,
 ) -> float | None:
     """One BER: a log-spaced select slider plus an optional exact value that overrides it.
 
-    An exact value that is not one number shows an ``st.error`` with the message and returns
-    None; the caller skips whatever needs the BER (the rest of the page still renders).
+    A bad exact value is flagged at once (``checks``) next to the box and gives None.
     """
     c1, c2 = st.columns([3, 2])
     with c1:
@@ -274,15 +260,10 @@ def ber_select(
             "Exact BER (optional)",
             key=f"{key}_exact",
             placeholder="e.g. 3e-3",
-            help="Overrides the slider; must be in (0, 1].",
+            help="Overrides the slider; a probability above 0 and at most 1.",
         )
     if exact.strip():
-        try:
-            return parse_one("ber", exact, "give one number in (0, 1]")
-        except ValueError as e:
-            with c2:
-                st.error(str(e), icon=":material/error:")
-            return None
+        return checks.check(read_ber, exact, where=c2)
     return ber
 
 
@@ -306,9 +287,9 @@ def fault_model_from(
     """A validated FaultModel; an empty bit selection is an error with a clear message."""
     if not bits:
         top = get_format(fmt).width - 1
-        raise ValueError(f"Invalid bits=[]: select at least one bit position in 0..{top}")
+        raise InputError(f"Choose at least one bit (0 to {top}) that may flip.")
     if layers is not None and not layers:
-        raise ValueError("Invalid layers=[]: select at least one layer")
+        raise InputError("Choose at least one layer (or none: every layer).")
     return FaultModel(
         format=fmt,
         bits=tuple(bits),
@@ -328,12 +309,19 @@ def fault_label(fm: FaultModel, *, with_rate: bool = True) -> str:
     return f"{fm.format}{bits}{', ' + rate if with_rate else ''}{layers}"
 
 
-def trials_slider(*, key: str = "trials", default: int = 30, high: int = 500) -> int:
-    """Monte Carlo trials per level (capped by sar_core.limits.MAX_TRIALS)."""
-    return st.slider(
+TRIALS_MAX = min(500, limits.MAX_TRIALS)  # one range on every page (see trials_slider)
+
+
+def trials_slider(*, key: str = "trials", default: int = 30, where=None) -> int:
+    """Monte Carlo trials per level: 1..TRIALS_MAX on every page.
+
+    One key and one range everywhere: Streamlit carries a keyed widget's value to the widget of
+    the same key on the next page, so a page with a smaller maximum crashed on a carried value.
+    """
+    return (where or st).slider(
         "Trials (fault patterns per level)",
         1,
-        min(high, limits.MAX_TRIALS),
+        TRIALS_MAX,
         default,
         key=key,
         bind="query-params",
@@ -341,17 +329,19 @@ def trials_slider(*, key: str = "trials", default: int = 30, high: int = 500) ->
     )
 
 
-def seed_input(*, key: str = "seed", default: int = 0) -> int:
-    """Random seed (URL-bound)."""
-    return int(
-        st.number_input(
-            "Seed",
-            min_value=0,
-            max_value=2**32 - 1,
-            value=default,
-            step=1,
-            key=key,
-            bind="query-params",
-            help="Same seed, same numbers: share the URL to reproduce a result.",
-        )
+def seed_input(*, key: str = "seed", default: int = 0, checks: Checks | None = None) -> int:
+    """Random seed (URL-bound): a whole number from 0 to 2^32 - 1, checked at once."""
+    from ui.inputs import check_int_in
+
+    value = st.number_input(
+        "Seed",
+        value=default,
+        step=1,
+        key=key,
+        bind="query-params",
+        help="Same seed, same numbers: share the URL to reproduce a result.",
     )
+    if checks is None:
+        return int(value)
+    seed = checks.check(check_int_in, value, "The seed", low=0, high=2**32 - 1)
+    return default if seed is None else seed

@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from sar_core.bits import bit_fields
-from sar_core.plots.style import FIELD_COLORS, method_color
+from sar_core.plots.style import FIELD_COLORS, method_color, rgba
 
 FIELD_NAMES = {
     "sign": "sign",
@@ -20,12 +20,6 @@ FIELD_NAMES = {
     "mantissa": "mantissa",
     "integer": "magnitude",
 }
-
-
-def _rgba(hex_color: str, alpha: float) -> str:
-    h = hex_color.lstrip("#")
-    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r},{g},{b},{alpha})"
 
 
 def bit_cells_figure(
@@ -60,7 +54,7 @@ def bit_cells_figure(
                     x1=x0 + 0.95,
                     y0=y0,
                     y1=y0 + 1,
-                    fillcolor=color if ch == "1" else _rgba(color, 0.15),
+                    fillcolor=color if ch == "1" else rgba(color, 0.15),
                     line=dict(color="black" if is_flipped else color, width=4 if is_flipped else 1),
                     layer="below",  # under the bit values
                 )
@@ -219,11 +213,13 @@ def delta_per_bit_figure(
     fmt: str,
     *,
     methods: Mapping[str, str] | None = None,
+    dashes: Mapping[str, str] | None = None,
     title: str | None = None,
 ) -> go.Figure:
     """Median |Δw| per flipped bit position for one or more models (log y), fields shaded.
 
-    ``curves``: label -> values indexed by bit position; ``methods``: label -> method (colour).
+    ``curves``: label -> values indexed by bit position; ``methods``: label -> method (colour);
+    ``dashes``: label -> line dash (e.g. demo models solid, the user's own dashed).
     Positions whose flip gives Inf/NaN are drawn at a capped height with an "×" marker.
     """
     fields = bit_fields(fmt)
@@ -253,7 +249,7 @@ def delta_per_bit_figure(
                 y=[v if v > 0 else None for v in y],
                 mode="lines+markers",
                 name=label,
-                line=dict(color=color, width=2),
+                line=dict(color=color, width=2, dash=(dashes or {}).get(label, "solid")),
                 marker=dict(
                     size=[11 if b else 6 for b in bad],
                     symbol=["x" if b else "circle" for b in bad],

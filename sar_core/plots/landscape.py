@@ -314,3 +314,58 @@ def fault_slice_figure(results: Sequence[dict], *, log_y: bool = True) -> go.Fig
             font={"size": 11, "color": "#D55E00"},
         )
     return fig
+
+
+def surfaces_figure(grids: Sequence[dict], *, log_z: bool = False, per_row: int = 2) -> go.Figure:
+    """3D surfaces of several models in one figure: ``per_row`` per row, one shared colour bar.
+
+    One figure (not one per column) keeps every surface readable on a narrow screen and shows
+    a single colour bar for the single colour scale.
+    """
+    zmin, zmax = color_range(grids, log_z=log_z)
+    n = max(len(grids), 1)
+    cols = min(per_row, n)
+    rows = math.ceil(n / cols)
+    names = [_name(g, i) for i, g in enumerate(grids)]
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        specs=[[{"type": "scene"}] * cols for _ in range(rows)],
+        subplot_titles=names,
+        horizontal_spacing=0.02,
+        vertical_spacing=0.06,
+    )
+    label = "log10 loss" if log_z else "loss"
+    gaps = total = 0
+    for i, g in enumerate(grids):
+        fig.add_trace(
+            go.Surface(
+                x=list(g["alphas"]),
+                y=list(g["betas"]),
+                z=_z(g, log_z),
+                cmin=zmin,
+                cmax=zmax,
+                colorscale=COLORSCALE,
+                showscale=i == 0,
+                colorbar={"title": label, "len": 0.8},
+                name=names[i],
+            ),
+            row=i // cols + 1,
+            col=i % cols + 1,
+        )
+        gaps += sum(_gaps(r, log_z) for r in g["loss"])
+        total += sum(len(r) for r in g["loss"])
+    scene = {
+        "xaxis_title": "α",
+        "yaxis_title": "β",
+        "zaxis_title": label,
+        "zaxis": {"range": [zmin, zmax]},
+    }
+    fig.update_scenes(**scene)
+    fig.update_layout(
+        title=f"{'log10 ' if log_z else ''}test loss surfaces (one colour scale for all models)",
+        height=430 * rows,
+        margin={"l": 0, "r": 0, "t": 70, "b": 10},
+    )
+    _note(fig, gaps, total, log_z)
+    return fig

@@ -9,13 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from sar_core.plots.bits import add_field_strip
-from sar_core.plots.style import method_color, method_label
-
-
-def _rgba(hex_color: str, alpha: float) -> str:
-    h = hex_color.lstrip("#")
-    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r},{g},{b},{alpha})"
+from sar_core.plots.style import method_color, method_label, rgba
 
 
 def level_text(v: float) -> str:
@@ -41,11 +35,15 @@ def sweep_figure(
     log_x: bool = True,
     title: str | None = None,
     clean_lines: bool = True,
+    zoom: bool = False,
+    mark_x: float | None = None,
 ) -> go.Figure:
     """Mean accuracy (%) with a 95% CI band per model against the fault level.
 
     ``curves``: dicts with ``label``, ``method``, ``x`` (levels), ``mean``, ``lo``, ``hi``
-    (accuracies in [0, 1]) and optionally ``clean`` (accuracy without faults, a dotted line).
+    (accuracies in [0, 1]) and optionally ``clean`` (accuracy without faults, a dotted line)
+    and ``dash`` (line style). ``zoom``: the y axis spans the data (CI bounds and clean lines)
+    with a small margin instead of starting at 0; ``mark_x``: a dotted vertical line there.
     """
     fig = go.Figure()
     for i, c in enumerate(curves):
@@ -59,7 +57,7 @@ def sweep_figure(
                     y=[100 * v for v in c["hi"]] + [100 * v for v in c["lo"]][::-1],
                     fill="toself",
                     mode="lines",  # the band is a polygon: no markers on its corners
-                    fillcolor=_rgba(color, 0.18),
+                    fillcolor=rgba(color, 0.18),
                     line=dict(width=0),
                     hoverinfo="skip",
                     legendgroup=label,
@@ -85,7 +83,7 @@ def sweep_figure(
                 mode="lines+markers",
                 name=label,
                 legendgroup=label,
-                line=dict(color=color, width=3),
+                line=dict(color=color, width=3, dash=c.get("dash", "solid")),
                 marker=dict(size=7),
                 hovertemplate="%{x:.3g}<br>mean accuracy %{y:.1f}%<extra>" + label + "</extra>",
             )
@@ -110,12 +108,35 @@ def sweep_figure(
     fig.update_layout(
         title=dict(text=title or "Accuracy under bit flips (mean and 95% CI, paired trials)"),
         xaxis=xaxis,
-        yaxis=dict(title=dict(text="test accuracy (%)"), rangemode="tozero"),
+        yaxis=dict(
+            title=dict(text="test accuracy (%)"),
+            rangemode="normal" if zoom else "tozero",
+            range=_zoom(curves) if zoom else None,
+        ),
         legend=dict(title=dict(text="model"), orientation="h", yanchor="top", y=-0.18, x=0),
         height=440,
         margin=dict(t=60, b=40),
     )
+    if mark_x is not None:
+        fig.add_vline(x=mark_x, line=dict(color="#555555", width=1, dash="dot"))
     return fig
+
+
+def _zoom(curves: Sequence[Mapping]) -> list[float] | None:
+    """A y range (%) that spans every finite mean, CI bound and clean line, plus 8% margin."""
+    vals = [
+        100 * float(v)
+        for c in curves
+        for key in ("mean", "lo", "hi")
+        for v in c.get(key, [])
+        if v is not None and np.isfinite(v)
+    ]
+    vals += [100 * float(c["clean"]) for c in curves if c.get("clean") is not None]
+    if not vals:
+        return None
+    lo, hi = min(vals), max(vals)
+    pad = max(0.08 * (hi - lo), 0.5)
+    return [max(lo - pad, 0.0), min(hi + pad, 100.0)]
 
 
 def sensitivity_heatmap(
@@ -180,10 +201,14 @@ def sharpness_scatter(
     (accuracies in [0, 1]).
     """
     fig = go.Figure()
-    shown: set[str] = set()
+    # no text next to the markers (labels of close points overlap): one legend entry per point,
+    # the method's colour, and a marker shape per point within a method
+    symbols = ["circle", "square", "diamond", "triangle-up", "cross", "star"]
+    seen: dict[str, int] = {}
     for i, p in enumerate(points):
         method = p.get("method", "")
-        name = method_label(method)
+        label = p.get("label") or method_label(method)
+        k = seen[method] = seen.get(method, -1) + 1
         err = None
         if p.get("lo") is not None and p.get("hi") is not None:
             err = dict(
@@ -197,26 +222,25 @@ def sharpness_scatter(
                 x=[p["x"]],
                 y=[100 * p["y"]],
                 error_y=err,
-                mode="markers+text",
-                text=[p.get("label", name)],
-                textposition="top center",
-                marker=dict(size=13, color=method_color(method, i), line=dict(width=1)),
-                name=name,
-                legendgroup=name,
-                showlegend=name not in shown,
+                mode="markers",
+                marker=dict(
+                    size=13,
+                    color=method_color(method, i),
+                    symbol=symbols[k % len(symbols)],
+                    line=dict(width=1, color="white"),
+                ),
+                name=label,
                 hovertemplate=(
-                    f"{p.get('label', name)}<br>{x_title}: %{{x:.3g}}<br>"
-                    "accuracy %{y:.1f}%<extra></extra>"
+                    f"{label}<br>{x_title}: %{{x:.3g}}<br>accuracy %{{y:.1f}}%<extra></extra>"
                 ),
             )
         )
-        shown.add(name)
     fig.update_layout(
         title=dict(text=title or "Flatter minimum, more robust? (one point per model)"),
         xaxis=dict(title=dict(text=x_title), type="log" if log_x else "linear"),
         yaxis=dict(title=dict(text=y_title)),
-        legend=dict(title=dict(text="method")),
-        height=440,
+        legend=dict(title=dict(text="model"), orientation="h", yanchor="top", y=-0.2, x=0),
+        height=460,
     )
     return fig
 
@@ -234,7 +258,7 @@ def double_win_figure(rows: Sequence[Mapping], *, fault_label: str) -> go.Figure
             x=labels,
             y=[100 * r["clean_accuracy"] for r in rows],
             name="clean",
-            marker=dict(color=[_rgba(c, 0.35) for c in colors], line=dict(color=colors, width=2)),
+            marker=dict(color=[rgba(c, 0.35) for c in colors], line=dict(color=colors, width=2)),
             hovertemplate="%{x}<br>clean %{y:.1f}%<extra></extra>",
         )
     )

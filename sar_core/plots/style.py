@@ -1,4 +1,10 @@
-"""Shared look: method names and colours (colour-blind-safe Okabe-Ito palette), field colours."""
+"""Shared look: one name and one fixed colour per method, everywhere; field colours.
+
+The method colours are colour-blind safe: the Okabe-Ito palette (Okabe & Ito 2008), extended
+with two colours of Paul Tol's "muted" scheme for the ninth and tenth method. No two methods
+share a hue family that a deuteranope or protanope confuses (SAM is green, SAR vermillion).
+Every figure takes its method colours from :func:`method_color`; nothing else picks them.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,20 @@ METHOD_LABELS = {
     "asam": "ASAM",
     "sar": "SAR",
     "fat": "Fault-aware (FAT)",
+    "clip": "Weight clipping",
+    "randbet": "RandBET",
+    "sar_clip": "SAR + clipping",
 }
 METHOD_COLORS = {
-    "sgd": "#0072B2",  # blue
-    "adam": "#56B4E9",  # sky blue
-    "sam": "#E69F00",  # orange
-    "asam": "#CC79A7",  # purple
-    "sar": "#D55E00",  # vermillion
-    "fat": "#009E73",  # green
+    "sgd": "#0072B2",  # blue (Okabe-Ito)
+    "adam": "#56B4E9",  # sky blue (Okabe-Ito)
+    "sam": "#009E73",  # bluish green (Okabe-Ito)
+    "asam": "#CC79A7",  # reddish purple (Okabe-Ito)
+    "sar": "#D55E00",  # vermillion (Okabe-Ito)
+    "fat": "#000000",  # black (Okabe-Ito)
+    "clip": "#E69F00",  # orange (Okabe-Ito)
+    "randbet": "#999933",  # olive (Tol muted)
+    "sar_clip": "#882255",  # wine (Tol muted): SAR's family, darker
 }
 FIELD_COLORS = {
     "sign": "#D55E00",
@@ -24,7 +36,13 @@ FIELD_COLORS = {
     "mantissa": "#009E73",
     "integer": "#009E73",
 }
-_EXTRA = ["#000000", "#F0E442", "#999999", "#8C564B", "#17BECF"]
+# models whose method is unknown (a checkpoint from elsewhere): greys and muted hues that no
+# method above uses
+_EXTRA = ["#777777", "#332288", "#44AA99", "#AA4499", "#DDCC77"]
+# a sequence of one method at several settings (SAR at several rho): viridis samples, ordered
+# dark to light, colour-blind safe and readable on white (the yellow end is left out)
+SEQUENTIAL = ["#440154", "#482878", "#3E4A89", "#31688E", "#26828E", "#1F9E89", "#35B779"]
+GREY = "#9A9A9A"
 
 
 def method_label(method: str) -> str:
@@ -33,5 +51,24 @@ def method_label(method: str) -> str:
 
 
 def method_color(method: str, index: int = 0) -> str:
-    """Colour of a method; unknown methods get a fixed extra colour by index."""
+    """The fixed colour of a method; unknown methods get a fixed extra colour by index."""
     return METHOD_COLORS.get(method, _EXTRA[index % len(_EXTRA)])
+
+
+def sequential_colors(n: int) -> list[str]:
+    """``n`` distinguishable colours in order (for one method at ``n`` settings)."""
+    if n <= 0:
+        return []
+    if n == 1:
+        return [SEQUENTIAL[3]]
+    if n > len(SEQUENTIAL):
+        return [SEQUENTIAL[i % len(SEQUENTIAL)] for i in range(n)]
+    last = len(SEQUENTIAL) - 1
+    return [SEQUENTIAL[round(i * last / (n - 1))] for i in range(n)]
+
+
+def rgba(hex_color: str, alpha: float) -> str:
+    """'#RRGGBB' as an rgba() string with opacity ``alpha``."""
+    h = hex_color.lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from sar_core.plots.style import method_color, method_label
+from sar_core.plots.style import method_color, method_label, rgba
 
 
 def run_color(run: Mapping, index: int = 0) -> str:
@@ -101,7 +101,7 @@ def rho_sweep_figure(
                 y=hi + lo[::-1],
                 fill="toself",
                 mode="lines",  # the band is a polygon: no markers on its corners
-                fillcolor="rgba(213,94,0,0.18)",
+                fillcolor=rgba(sar, 0.18),
                 line=dict(width=0),
                 hoverinfo="skip",
                 name="SAR under faults: 95% CI",

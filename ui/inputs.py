@@ -1,0 +1,171 @@
+"""One validation behaviour for every input: a bad value is flagged at once, next to its widget,
+in words a student understands; the page's run button waits until every flag is gone, and the
+previous results stay on screen.
+
+Number boxes have no min / max of their own (a browser box with bounds shows a rejected value in
+red while the page silently keeps using the last accepted one); their range is checked here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import streamlit as st
+
+T = TypeVar("T")
+
+
+class InputError(ValueError):
+    """A bad setting, with a message meant for the person who typed it."""
+
+
+class Checks:
+    """The input problems of one page run. ``check`` shows a problem at once and remembers it."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def check(self, fn: Callable[..., T], *args: Any, where=None, **kwargs: Any) -> T | None:
+        """``fn(*args, **kwargs)``; on ValueError an error box (in ``where``) and None."""
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as e:
+            self.flag(str(e), where=where)
+            return None
+
+    def flag(self, message: str, *, where=None) -> None:
+        """Show ``message`` as an error (in ``where``, default: here) and remember it."""
+        (where or st).error(message, icon=":material/error:")
+        self.problems.append(message)
+
+    @property
+    def ok(self) -> bool:
+        """True when no input was flagged in this run."""
+        return not self.problems
+
+    def waiting_note(self, where=None) -> None:
+        """Say why the run button does nothing (only when something is flagged)."""
+        if self.problems:
+            (where or st).caption("Fix the settings marked in red first; the results below stay.")
+
+
+# --- readers: text or number -> value, InputError in plain words -----------------------------
+
+
+def _numbers(text: str) -> list[float]:
+    out = []
+    for part in str(text).replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(float(part))
+        except ValueError:
+            raise InputError(f"'{part}' is not a number. Type numbers like 0.01 or 1e-3.") from None
+    return out
+
+
+def read_ber(text: str, what: str = "The bit error rate") -> float:
+    """One bit error rate in (0, 1] from text."""
+    vals = _numbers(text)
+    if len(vals) != 1:
+        raise InputError(f"{what} needs one number, like 0.003 or 3e-3; you typed '{text}'.")
+    return check_ber(vals[0], what)
+
+
+def check_ber(x: float, what: str = "The bit error rate") -> float:
+    """A BER must be above 0 and at most 1 (it is a probability)."""
+    if not math.isfinite(x) or not 0 < x <= 1:
+        raise InputError(
+            f"{what} is a probability: above 0 and at most 1 (0.003 means 3 bits in 1000 "
+            f"flip); {x:g} is not."
+        )
+    return float(x)
+
+
+def read_bers(text: str) -> list[float]:
+    """Several BERs from comma-separated text (each in (0, 1])."""
+    vals = _numbers(text)
+    if not vals:
+        raise InputError("Type at least one bit error rate, like 1e-3, 3e-3, 0.01.")
+    return [check_ber(v, "Each bit error rate") for v in vals]
+
+
+def read_floats(text: str, label: str, *, low: float, high: float) -> list[float]:
+    """Several numbers in [low, high] from comma-separated text."""
+    vals = _numbers(text)
+    if not vals:
+        raise InputError(f"{label}: type at least one number, like 0.1, 0.5, 1.")
+    return [check_float_in(v, label, low=low, high=high) for v in vals]
+
+
+def check_int_in(value: Any, label: str, *, low: int, high: int) -> int:
+    """A whole number in [low, high]."""
+    v = value
+    if v is None or isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise InputError(f"{label} must be a whole number from {low} to {high}.")
+    if not math.isfinite(v) or v != int(v) or not low <= v <= high:
+        raise InputError(f"{label} must be a whole number from {low} to {high}; {v:g} is not.")
+    return int(v)
+
+
+def check_float_in(
+    value: Any, label: str, *, low: float, high: float, low_open: bool = False
+) -> float:
+    """A number in [low, high] (or (low, high] when ``low_open``)."""
+    v = value
+    lo = f"above {low:g}" if low_open else f"from {low:g}"
+    if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise InputError(f"{label} must be a number {lo} to {high:g}.")
+    if v < low or v > high or (low_open and v == low):
+        raise InputError(f"{label} must be a number {lo} to {high:g}; {v:g} is not.")
+    return float(v)
+
+
+def read_ints(text: str, label: str, *, low: int, high: int) -> tuple[int, ...]:
+    """Comma-separated whole numbers in [low, high] (empty text: an empty tuple)."""
+    out = []
+    for part in str(text).replace(";", ",").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(int(part))
+        except ValueError:
+            raise InputError(
+                f"{label}: '{part}' is not a whole number; type numbers like 64, 32."
+            ) from None
+        check_int_in(out[-1], label, low=low, high=high)
+    return tuple(out)
+
+
+def read_bits(text: str, fmt: str) -> tuple[int, ...]:
+    """Bit positions from text: '0-7', '30,31' or a group (all, sign, exponent, mantissa, ...)."""
+    from sar_core.bits import get_format, parse_bits
+
+    top = get_format(fmt).width - 1
+    groups = "all, sign, msb, lsb" + (", exponent, mantissa" if fmt != "int8" else "")
+    try:
+        bits = parse_bits(text, fmt)
+    except ValueError:
+        raise InputError(
+            f"Bits for {fmt} are numbered 0 to {top} (0 is the least significant bit). Type "
+            f"positions like 0-3 or {top}, or a group: {groups}. '{text}' is not one of them."
+        ) from None
+    return need_some(bits, f"Choose at least one bit (0 to {top}) that may flip.")
+
+
+def need_some(items: Sequence[T], message: str) -> Sequence[T]:
+    """``items`` when not empty, else an InputError with ``message``."""
+    if not items:
+        raise InputError(message)
+    return items
+
+
+def at_most(items: Sequence[T], n: int, what: str) -> Sequence[T]:
+    """``items`` when there are at most ``n`` of them."""
+    if len(items) > n:
+        raise InputError(f"Choose at most {n} {what} here (you chose {len(items)}).")
+    return items

@@ -1,0 +1,101 @@
+"""Drawing stored sweep results: curves, table rows (CI bounds clamped to [0, 100]%), the table.
+
+A job record keeps per-level, per-model summaries; the helpers here turn it into what the
+pages show, so the Bit flips page and the Robustness report draw a sweep the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+import streamlit as st
+
+from sar_core.plots.robustness import sweep_figure
+from sar_core.plots.style import method_label
+from ui.layout import clip01
+from ui.widgets import finite_or_none
+
+
+def short_name(name: str) -> str:
+    """A model name without the 'demo · ' prefix (legends, tables)."""
+    return name.replace("demo · ", "")
+
+
+def sweep_curves(rec: Mapping) -> list[dict]:
+    """A sweep job record -> figure curves; CI bounds clamped to [0, 1]; own models dashed."""
+    levels = rec["levels"]
+    sources = rec.get("sources") or ["demo"] * len(rec["models"])
+    curves = []
+    for i, (name, method) in enumerate(zip(rec["models"], rec["methods"])):
+        per = [lv["summaries"][i] for lv in levels]
+        curves.append(
+            {
+                "label": short_name(name),
+                "method": method,
+                "dash": "solid" if sources[i] == "demo" else "dash",
+                "x": [lv["level"] for lv in levels],
+                "mean": [s["mean_accuracy"] for s in per],
+                "lo": [clip01(s["ci95"][0]) for s in per],
+                "hi": [clip01(s["ci95"][1]) for s in per],
+                "clean": per[0]["deployed_accuracy"] if per else None,
+            }
+        )
+    for c in curves:  # an undefined bound (one trial) collapses the band onto the mean
+        c["lo"] = [m if v is None else v for v, m in zip(c["lo"], c["mean"])]
+        c["hi"] = [m if v is None else v for v, m in zip(c["hi"], c["mean"])]
+    return curves
+
+
+def flips_figure(rec: Mapping):
+    """The live / stored BER (or flip-count) sweep of the Bit flips page."""
+    x_title = "bit error rate (log scale)" if rec["rate"] == "ber" else "flips per trial (log)"
+    return sweep_figure(
+        sweep_curves(rec),
+        x_title=x_title,
+        title=f"Accuracy under bit flips: {rec['fault_label']} (mean, 95% CI, paired)",
+    )
+
+
+def sweep_rows(rec: Mapping) -> list[dict]:
+    """One row per (level, model): what the table shows and the CSV holds."""
+    rows = []
+    for lv in rec["levels"]:
+        for name, method, s in zip(rec["models"], rec["methods"], lv["summaries"]):
+            rows.append(
+                {
+                    "level": lv["level"],
+                    "model": name,
+                    "method": method_label(method),
+                    "mean_accuracy": s["mean_accuracy"],
+                    "ci95_low": clip01(s["ci95"][0]),  # empty: n/a (1 trial)
+                    "ci95_high": clip01(s["ci95"][1]),
+                    "std": finite_or_none(s["std"]),
+                    "mean_flips": s["mean_flips"],
+                    "vs_first_model": s["paired_difference"]["mean"],
+                    "deployed_accuracy": s["deployed_accuracy"],
+                    "trials": s["trials"],
+                }
+            )
+    return rows
+
+
+def flips_table(rows: list[dict], rate: str) -> None:
+    """The sweep table (percent columns, mean flips with 3 significant digits)."""
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        key="flips_table",
+        column_config={
+            "level": st.column_config.NumberColumn(
+                "BER" if rate == "ber" else "flips", format="%.3g"
+            ),
+            **{
+                k: st.column_config.NumberColumn(k.replace("_", " "), format="percent")
+                for k in ("mean_accuracy", "ci95_low", "ci95_high", "deployed_accuracy")
+            },
+            "vs_first_model": st.column_config.NumberColumn("vs first model", format="%+.3f"),
+            "std": st.column_config.NumberColumn(format="%.3f"),
+            "mean_flips": st.column_config.NumberColumn("mean flips", format="%.3g"),
+        },
+    )
