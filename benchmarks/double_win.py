@@ -28,25 +28,72 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 WANTED = ("sgd", "sam", "sar", "clip", "randbet", "sar_clip")
+TARGET_BER = 0.01  # the int8 target the tuned methods are tuned at (SAR's default target)
+TUNING_SEEDS = (0, 1)  # the SAR preset was chosen on these too
+GRIDS = {  # same 3-point grids as sar_core.suite; randbet uses clip's tuned w_max
+    "sam": ("rho", (0.05, 0.1, 0.2)),
+    "clip": ("w_max", (0.05, 0.15, 0.5)),
+    "randbet": ("ber_factor", (0.5, 1.0, 2.0)),
+}
 COLUMNS = ("clean_accuracy", "deployed_accuracy", "fault_accuracy", "attack_flips")
 
 
-def train_models(dataset: str, arch: str, seed: int, methods, epochs: int, workdir: Path) -> list:
-    """Train (or reuse) one checkpoint per method; returns their paths."""
+def _config(method: str, epochs: int, seed: int, over: dict):
+    from sar_core.faults import FaultModel
+    from sar_core.training import TrainConfig
+
+    kw = dict(over)
+    if "ber_factor" in kw:  # randbet trains at factor x the target BER
+        kw["fault_model"] = FaultModel(format="int8", ber=TARGET_BER * kw.pop("ber_factor"))
+    return TrainConfig(method=method, epochs=epochs, seed=seed, **kw)
+
+
+def _tag(over: dict) -> str:
+    return "".join(f"_{k}{v:g}" for k, v in sorted(over.items()))
+
+
+def train_one(dataset: str, arch: str, seed: int, method: str, epochs: int, over, workdir: Path):
+    """Train (or reuse) one checkpoint; returns its path."""
     from sar_core.data import load_dataset
     from sar_core.io import save_checkpoint
-    from sar_core.training import TrainConfig, spec_for, train
+    from sar_core.training import spec_for, train
 
-    data = load_dataset(dataset, seed=seed)
-    spec = spec_for(data, arch)
-    paths = []
-    for m in methods:
-        path = workdir / f"{dataset}_{arch}_{m}_seed{seed}.safetensors"
-        if not path.exists():
-            res = train(spec, data, TrainConfig(method=m, epochs=epochs, seed=seed), device="cpu")
-            save_checkpoint(path, res.model, spec, res.metadata(data))
-        paths.append(path)
-    return paths
+    path = workdir / f"{dataset}_{arch}_{method}{_tag(over)}_e{epochs}_seed{seed}.safetensors"
+    if not path.exists():
+        data = load_dataset(dataset, seed=seed)
+        spec = spec_for(data, arch)
+        res = train(spec, data, _config(method, epochs, seed, over), device="cpu")
+        save_checkpoint(path, res.model, spec, res.metadata(data))
+    return path
+
+
+def tune(dataset: str, arch: str, epochs: int, trials: int, workdir: Path) -> tuple[dict, list]:
+    """Per tuned method, the grid value with the best mean int8-target accuracy on seeds 0-1."""
+    from sar_core.campaign import run_campaign
+    from sar_core.faults import FaultModel
+    from sar_core.io import dataset_of, load_checkpoint
+
+    fm = FaultModel(format="int8", ber=TARGET_BER)
+    chosen: dict[str, dict] = {}
+    log = []
+    for method, (name, grid) in GRIDS.items():
+        scores = []
+        for v in grid:
+            over = {**chosen.get("clip", {}), name: v} if method == "randbet" else {name: v}
+            accs = []
+            for seed in TUNING_SEEDS:
+                ck = load_checkpoint(train_one(dataset, arch, seed, method, epochs, over, workdir))
+                d = dataset_of(ck)
+                r = run_campaign(ck.model, d.X_test, d.y_test, fm, trials=trials, seed=seed)
+                accs.append(r.summary()["mean_accuracy"])
+            scores.append(sum(accs) / len(accs))
+            log.append({"arch": arch, "method": method, **over, "tuning_accuracy": scores[-1]})
+        best = grid[max(range(len(grid)), key=scores.__getitem__)]
+        chosen[method] = (
+            {**chosen.get("clip", {}), name: best} if method == "randbet" else {name: best}
+        )
+    chosen["sar_clip"] = dict(chosen["clip"])
+    return chosen, log
 
 
 def report_command(paths, fmt: str, ber: str, trials: int, seed: int) -> list[str]:
@@ -153,6 +200,7 @@ def main() -> None:
     p.add_argument("--seeds", default="2,3,4", help="held-out seeds (not 0-1: SAR tuning)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--trials", type=int, default=200)
+    p.add_argument("--tune-trials", type=int, default=40, help="campaign trials per candidate")
     p.add_argument("--format", default="int8")
     p.add_argument("--ber", default="0.01")
     p.add_argument("--workdir", default="/tmp/sar_double_win", help="checkpoints (reused)")
@@ -170,10 +218,16 @@ def main() -> None:
     from sar_core.io import load_checkpoint
 
     reports, commands, configs = [], [], {}
+    tuned, tuning_log = {}, []
     for arch in a.archs.split(","):
+        tuned[arch], log = tune(a.dataset, arch, a.epochs, a.tune_trials, workdir)
+        tuning_log += log
         for seed in seeds:
             t0 = time.perf_counter()
-            paths = train_models(a.dataset, arch, seed, methods, a.epochs, workdir)
+            paths = [
+                train_one(a.dataset, arch, seed, m, a.epochs, tuned[arch].get(m, {}), workdir)
+                for m in methods
+            ]
             t1 = time.perf_counter()
             argv = report_command(paths, a.format, a.ber, a.trials, seed)
             rep = run_report(argv)
@@ -182,7 +236,7 @@ def main() -> None:
             commands.append(rep["command"])
             for path in paths:
                 meta_ck = load_checkpoint(path).meta
-                configs.setdefault(meta_ck["method"], meta_ck["config"])
+                configs.setdefault(f"{arch}/{meta_ck['method']}", meta_ck["config"])
             sys.stderr.write(
                 f"{arch} seed {seed}: train {t1 - t0:.0f}s, report {time.perf_counter() - t1:.0f}s\n"
             )
@@ -196,6 +250,8 @@ def main() -> None:
         "methods": methods,
         "attack_budget": reports[0]["attack_settings"]["max_flips"],
         "configs": configs,
+        "tuned": tuned,
+        "tuning": tuning_log,
         "load_average": os.getloadavg(),
     }
     rows = aggregate(reports)

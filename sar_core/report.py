@@ -191,7 +191,7 @@ def _protect_row(base: dict, ck, data, fm, protection, settings, trials, seed) -
     )
     s = res.summary()
     attack, flips = None, None
-    free = [b for b in range(8) if b not in protection.positions("int8")]
+    free = [b for b in range(8) if b not in protection.positions(fm.format)]
     if fm.format == "int8" and free:  # the attacker avoids bits a correcting code would undo
         attack = _attack(ck.model, data, fm, settings, seed, trials, bits=free)
         flips = attack["flips"] if attack["reached"] else None
@@ -209,10 +209,13 @@ def _protect_row(base: dict, ck, data, fm, protection, settings, trials, seed) -
         "extra_params": 0,
         "extra_ops": 0,
         "base_macs": base["base_macs"],
+        "attack_note": None
+        if attack
+        else "the attack flips int8 bits; this protection is not int8",
         "latency_ratio": None,  # decoding happens in the memory path, not in the model
         "latency_note": "ECC/TMR decoding happens in the memory path; not measured in software",
         "train_cost_ratio": base["train_cost_ratio"],
-        "protection": {**protection.to_dict(), "positions": protection.positions(fm.format)},
+        "protection": {**protection.to_dict(), "positions": list(protection.positions(fm.format))},
         "attack": attack,
     }
 

@@ -103,6 +103,15 @@ def test_no_sgd_model_means_no_cost_ratio_and_architectures_may_mix(demo_paths):
     assert out["mitigations"] == [] and out["fault_model"]["ber"] == 0.01
 
 
+def test_float32_report_protects_sign_and_exponent_msb(demo_paths):
+    argv = ["--models", demo_paths["digits_mlp_sgd"], "--format", "float32", "--ber", "1e-4"]
+    out = _run([*argv, "--trials", "3", "--attack-budget", "3", "--mitigations", "protect"])
+    prot = out["mitigations"][0]
+    assert prot["protection"]["positions"] == [30, 31]
+    assert prot["extra_bits"] == 2 * 2 * (64 * 128 + 128 * 64 + 640)
+    assert prot["attack_flips"] is None and prot["attack_note"]
+
+
 @pytest.mark.parametrize(
     "flags, name",
     [
