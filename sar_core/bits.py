@@ -13,7 +13,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from sar_core.validate import check_choice, check_float, check_int
 
@@ -156,12 +155,20 @@ def encode(values: np.ndarray, fmt: str, scale: np.ndarray | float | None = None
         with np.errstate(over="ignore"):
             return x.astype(np.float16).view(np.uint16).copy()
     if f.name == "bfloat16":
-        t = torch.from_numpy(x).to(torch.bfloat16).view(torch.int16)
-        return t.numpy().view(np.uint16).copy()
+        return _bfloat16_codes(x)
     if scale is None:
         raise ValueError("Invalid scale=None: int8 encoding needs a scale (see int8_scale)")
     q = np.clip(np.rint(x / np.asarray(scale, dtype=np.float32)), -127, 127).astype(np.int8)
     return q.view(np.uint8).copy()
+
+
+def _bfloat16_codes(x: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16 codes, round to nearest even (as torch's .to(bfloat16); NaN -> 0x7FC0)."""
+    u = x.view(np.uint32).astype(np.uint64)
+    lsb = (u >> 16) & 1  # ties go to the even upper half
+    out = ((u + 0x7FFF + lsb) >> 16).astype(np.uint16)
+    out[np.isnan(x)] = 0x7FC0  # torch's canonical quiet NaN
+    return out
 
 
 def decode(codes: np.ndarray, fmt: str, scale: np.ndarray | float | None = None) -> np.ndarray:
@@ -203,8 +210,8 @@ class FlipResult:
     """One bit flip of one value: before/after values and bit strings (MSB first)."""
 
     format: str
-    bit: int
-    field: str
+    bit: int | tuple[int, ...]  # the flipped position, or the positions flipped at once
+    field: str  # field of the bit ("+"-joined distinct fields when several)
     value_before: float
     value_after: float
     bits_before: str
@@ -229,7 +236,7 @@ class FlipResult:
         """JSON-friendly view (non-finite numbers as strings 'inf', '-inf', 'nan')."""
         return {
             "format": self.format,
-            "bit": self.bit,
+            "bit": list(self.bit) if isinstance(self.bit, tuple) else self.bit,
             "field": self.field,
             "value_before": _jsonable(self.value_before),
             "value_after": _jsonable(self.value_after),
@@ -247,14 +254,18 @@ def _jsonable(x: float) -> float | str:
     return "nan" if np.isnan(x) else ("inf" if x > 0 else "-inf")
 
 
-def flip_value(value: float, fmt: str, bit: int, scale: float | None = None) -> FlipResult:
-    """Store ``value`` in ``fmt``, flip bit ``bit``, and report the effect.
+def flip_value(
+    value: float, fmt: str, bit: int | Sequence[int], scale: float | None = None
+) -> FlipResult:
+    """Store ``value`` in ``fmt``, flip bit ``bit`` (or every bit of a list at once), report it.
 
-    For int8 the scale defaults to |value| / 127 (the value is then the tensor's maximum).
+    Several bits are XORed into the one stored code; an empty list only stores the value. Each
+    position is validated like a single bit. For int8 the scale defaults to |value| / 127 (the
+    value is then the tensor's maximum).
     """
     f = get_format(fmt)
     value = check_float("value", value)
-    check_int("bit", bit, low=0, high=f.width - 1)
+    positions = _bit_list(bit, f.width)
     s = None
     if f.kind == "int":
         if scale is None:
@@ -267,17 +278,31 @@ def flip_value(value: float, fmt: str, bit: int, scale: float | None = None) -> 
             )
     arr = np.array([value], dtype=np.float32)
     before = encode(arr, fmt, s)
-    after = flip_codes(before, bit)
+    after = before.copy()
+    for b in positions:
+        after = flip_codes(after, b)
+    fields = bit_fields(fmt)
+    with np.errstate(over="ignore", invalid="ignore"):
+        v0, v1 = float(decode(before, fmt, s)[0]), float(decode(after, fmt, s)[0])
     return FlipResult(
         format=fmt,
-        bit=bit,
-        field=bit_field(fmt, bit),
-        value_before=float(decode(before, fmt, s)[0]),
-        value_after=float(decode(after, fmt, s)[0]),
+        bit=positions[0] if isinstance(bit, (int, np.integer)) else tuple(positions),
+        field="+".join(dict.fromkeys(fields[b] for b in positions)),
+        value_before=v0,
+        value_after=v1,
         bits_before=to_bitstring(before[0], f.width),
         bits_after=to_bitstring(after[0], f.width),
         scale=s,
     )
+
+
+def _bit_list(bit: int | Sequence[int], width: int) -> list[int]:
+    """Distinct sorted bit positions, each checked like a single ``bit`` in 0..width-1."""
+    if isinstance(bit, (int, np.integer)) and not isinstance(bit, bool):
+        return [check_int("bit", bit, low=0, high=width - 1)]
+    if isinstance(bit, (str, bytes, bool)) or not hasattr(bit, "__iter__"):
+        raise ValueError(f"Invalid bit={bit!r}: must be an integer in [0, {width - 1}] or a list")
+    return sorted({check_int("bit", b, low=0, high=width - 1) for b in bit})
 
 
 def delta_per_bit(

@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from sar_core.evaluate import as_tensors, evaluate, model_device
-from sar_core.faults import FaultModel, Injector, catastrophic_bits
+from sar_core.evaluate import as_tensors, model_device
+from sar_core.faults import FaultModel, catastrophic_bits
+from sar_core.montecarlo import MonteCarlo
 from sar_core.optim import GEOMETRIES, SAM
 from sar_core.validate import check_choice, check_int
 
@@ -55,16 +56,12 @@ def fault_loss_increase(
             f"Invalid bits={list(fm.bits)} for calibration: only catastrophic bits {list(excluded)} "
             "are selected; choose other bits or give rho by hand"
         )
-    inj = Injector(model, replace(fm, bits=kept))
-    base = evaluate(model, X, y, inj.deployed()).loss
-    incs, bad = [], 0
-    for t in range(trials):
-        loss = evaluate(model, X, y, inj.apply(inj.sample(np.random.default_rng([seed, t])))).loss
-        if np.isfinite(loss):
-            incs.append(loss - base)
-        else:
-            bad += 1
-    return (float(np.mean(incs)) if incs else float("inf")), bad, excluded
+    mc = MonteCarlo([model], X, y, replace(fm, bits=kept))
+    base = mc.deployed[0][1]
+    losses = np.array([t.loss[0] for t in mc.run(trials, seed=seed)])
+    finite = np.isfinite(losses)
+    incs = losses[finite] - base
+    return (float(np.mean(incs)) if incs.size else float("inf")), int((~finite).sum()), excluded
 
 
 def sam_loss_increase(

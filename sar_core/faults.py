@@ -1,13 +1,25 @@
 """Fault models, fault patterns (sampling), and functional application to a parameter dict.
 
-A *site* is one stored bit of one eligible parameter element. Under a bit error rate p every
-site flips independently with probability p; we sample n ~ Binomial(N_sites, p) and then n
-distinct sites uniformly, which is the same distribution at O(n) cost. A pattern depends only on
-the parameter shapes, the fault model and the seed, so the same pattern can hit two models.
+A *site* is one place a fault can start: one stored word (element) of an eligible parameter and
+one start bit. For ``burst=1`` a site is one stored bit. Under a rate p every site is hit
+independently with probability p; we sample n ~ Binomial(N_sites, p) and then n distinct sites
+uniformly, which is the same distribution at O(n) cost. A hit site
+
+- ``kind="flip"``: flips the ``burst`` adjacent bits start..start+burst-1 (never past the word's
+  top bit; two bursts on one word flip the union of their bits once);
+- ``kind="stuck-at-0"`` / ``"stuck-at-1"``: forces those bits to 0 / 1, so a bit that already
+  holds the value does not change (patterns report hit sites; ``Injector`` counts changed bits).
+
+Asymmetric rates (``ber_10`` for 1->0, ``ber_01`` for 0->1) sample the sites holding a 1 and
+those holding a 0 separately (exactly Binomial(N_1, p_10) and Binomial(N_0, p_01)): such a pattern
+depends on the deployed bits, so only ``Injector.sample`` draws it. Every other pattern depends
+only on the parameter shapes, the fault model and the seed, so the same pattern can hit two
+models of one architecture (common random numbers).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -20,40 +32,45 @@ from sar_core import limits
 from sar_core.validate import check_choice, check_float, check_int
 
 Shapes = Mapping[str, tuple[int, ...]]
+KINDS = ("flip", "stuck-at-0", "stuck-at-1")
+TARGETS = ("weights", "activations")
 
 
 @dataclass(frozen=True)
 class FaultModel:
-    """Which bits of which parameters flip, in which storage format, and how many.
+    """Which bits of which parameters (or layer outputs) fail, how, in which format, how often.
 
-    Exactly one of ``ber`` (every eligible bit flips independently with probability ber) and
-    ``count`` (exactly ``count`` distinct eligible bits flip) is set.
+    Exactly one rate is set: ``ber`` (every site is hit independently with probability ber),
+    ``count`` (exactly ``count`` distinct sites), or the asymmetric pair ``ber_01`` / ``ber_10``
+    (flips only; a missing one of the pair is 0).
     """
 
     format: str = "float32"  # float32 | float16 | bfloat16 | int8
     bits: tuple[int, ...] | str | None = None  # positions (bit 0 = LSB), a group name, or None=all
-    ber: float | None = None  # bit error rate in (0, 1]
-    count: int | None = None  # exact number of flips per trial
+    ber: float | None = None  # rate per site in (0, 1]
+    count: int | None = None  # exact number of hit sites per trial
     layers: tuple[str, ...] | None = None  # module names (e.g. "fc1"); None = every layer
     include_bias: bool = False  # biases (1-D parameters) are eligible only when True
     granularity: str = "tensor"  # int8 scale: per "tensor" or per output "channel"
+    kind: str = "flip"  # flip | stuck-at-0 | stuck-at-1
+    burst: int = 1  # adjacent bits hit together in one word, starting at a selected bit
+    target: str = "weights"  # weights (stored parameters) | activations (layer outputs)
+    ber_01: float | None = None  # asymmetric: probability that a stored 0 becomes 1
+    ber_10: float | None = None  # asymmetric: probability that a stored 1 becomes 0
 
     def __post_init__(self) -> None:
-        B.get_format(self.format)
+        fmt = B.get_format(self.format)
         object.__setattr__(self, "bits", B.parse_bits(self.bits, self.format))
-        if (self.ber is None) == (self.count is None):
+        check_choice("kind", self.kind, KINDS)
+        check_choice("target", self.target, TARGETS)
+        object.__setattr__(self, "burst", check_int("burst", self.burst, low=1, high=fmt.width))
+        if not self.starts:
             raise ValueError(
-                f"Invalid ber={self.ber}, count={self.count}: give exactly one of ber in (0, 1] "
-                "or count >= 1"
+                f"Invalid burst={self.burst} with bits={list(self.bits)}: a burst starting at a "
+                f"selected bit must end by bit {fmt.width - 1} of the {fmt.width}-bit word; "
+                "select lower bits or a shorter burst"
             )
-        if self.ber is not None:
-            object.__setattr__(
-                self, "ber", check_float("ber", self.ber, low=0.0, high=1.0, low_open=True)
-            )
-        if self.count is not None:
-            object.__setattr__(
-                self, "count", check_int("count", self.count, low=1, high=limits.MAX_FLIP_COUNT)
-            )
+        self._check_rates()
         if self.layers is not None:
             if not isinstance(self.layers, (str, list, tuple)):
                 raise ValueError(
@@ -67,9 +84,58 @@ class FaultModel:
         if not isinstance(self.include_bias, (bool, np.bool_)):
             raise ValueError(f"Invalid include_bias={self.include_bias!r}: must be True or False")
 
+    def _check_rates(self) -> None:
+        asym = self.ber_01 is not None or self.ber_10 is not None
+        given = [n for n, v in (("ber", self.ber), ("count", self.count)) if v is not None]
+        if asym and given:
+            raise ValueError(
+                f"Invalid {given[0]}={getattr(self, given[0])} with ber_01={self.ber_01}, "
+                f"ber_10={self.ber_10}: asymmetric rates replace ber/count; give only one kind"
+            )
+        if not asym and len(given) != 1:
+            raise ValueError(
+                f"Invalid ber={self.ber}, count={self.count}: give exactly one of ber in (0, 1] "
+                "or count >= 1"
+            )
+        if self.ber is not None:
+            ber = check_float("ber", self.ber, low=0.0, high=1.0, low_open=True)
+            object.__setattr__(self, "ber", ber)
+        if self.count is not None:
+            count = check_int("count", self.count, low=1, high=limits.MAX_FLIP_COUNT)
+            object.__setattr__(self, "count", count)
+        if asym:
+            for name in ("ber_01", "ber_10"):
+                v = getattr(self, name)
+                object.__setattr__(
+                    self, name, check_float(name, 0.0 if v is None else v, low=0.0, high=1.0)
+                )
+            if self.ber_01 == 0 and self.ber_10 == 0:
+                raise ValueError("Invalid ber_01=0, ber_10=0: at least one rate must be > 0")
+            for what, bad in (
+                (f"kind={self.kind!r}", self.kind != "flip"),
+                (f"burst={self.burst}", self.burst != 1),
+                (f"target={self.target!r}", self.target != "weights"),
+            ):
+                if bad:
+                    raise ValueError(
+                        f"Invalid {what} with ber_01/ber_10: asymmetric rates apply to single-bit "
+                        "flips of stored weights (kind='flip', burst=1, target='weights')"
+                    )
+
+    @property
+    def asymmetric(self) -> bool:
+        """True when the rates are the per-direction pair ber_01 / ber_10."""
+        return self.ber_01 is not None
+
+    @property
+    def starts(self) -> tuple[int, ...]:
+        """Selected bits at which a burst fits inside the word (all selected bits for burst=1)."""
+        width = B.get_format(self.format).width
+        return tuple(b for b in self.bits if b + self.burst <= width)  # type: ignore[union-attr]
+
     def with_rate(self, *, ber: float | None = None, count: int | None = None) -> FaultModel:
-        """Same fault model with another BER or flip count."""
-        return replace(self, ber=ber, count=count)
+        """Same fault model with another BER or flip count (asymmetric rates dropped)."""
+        return replace(self, ber=ber, count=count, ber_01=None, ber_10=None)
 
     def to_dict(self) -> dict:
         """JSON-friendly dict."""
@@ -81,11 +147,16 @@ class FaultModel:
             "layers": list(self.layers) if self.layers else None,
             "include_bias": self.include_bias,
             "granularity": self.granularity,
+            "kind": self.kind,
+            "burst": self.burst,
+            "target": self.target,
+            "ber_01": self.ber_01,
+            "ber_10": self.ber_10,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping) -> FaultModel:
-        """Inverse of ``to_dict``."""
+        """Inverse of ``to_dict`` (dicts written before kind/burst/target existed still load)."""
         allowed = set(cls.__dataclass_fields__)
         if not isinstance(d, Mapping) or set(d) - allowed:
             raise ValueError(f"Invalid fault model {d!r}: allowed keys are {sorted(allowed)}")
@@ -131,103 +202,267 @@ def eligible_parameters(shapes: Shapes, fm: FaultModel) -> list[str]:
 
 
 def count_sites(shapes: Shapes, fm: FaultModel) -> int:
-    """N_sites = (eligible elements) x (selected bit positions)."""
+    """N_sites = (eligible elements) x (start bits; the selected bits when burst = 1)."""
     n_elem = sum(int(np.prod(shapes[n])) for n in eligible_parameters(shapes, fm))
-    return n_elem * len(fm.bits)  # type: ignore[arg-type]
+    return n_elem * len(fm.starts)
 
 
-@dataclass(frozen=True)
 class FaultPattern:
-    """Chosen sites: per parameter name, flat element indices and the bit flipped at each."""
+    """Hit sites: per parameter name, flat element indices and the (start) bit at each.
 
-    sites: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)
-    n_flips: int
-    n_sites: int
+    Site i covers bits bit[i] .. bit[i] + burst - 1 of element idx[i]. Patterns drawn by a
+    ``SiteSpace`` keep the global element ids and build the per-name ``sites`` dict only on demand.
+    """
+
+    def __init__(
+        self,
+        sites: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+        n_flips: int = 0,
+        n_sites: int = 0,
+        burst: int = 1,
+        *,
+        flat: tuple[SiteSpace, np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        if (sites is None) == (flat is None):
+            raise ValueError("Invalid FaultPattern: give exactly one of sites or flat")
+        self._sites, self._flat = sites, flat
+        self.n_flips, self.n_sites, self.burst = int(n_flips), int(n_sites), int(burst)
+
+    def __repr__(self) -> str:
+        return f"FaultPattern(n_flips={self.n_flips}, n_sites={self.n_sites}, burst={self.burst})"
+
+    @property
+    def sites(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Parameter name -> (flat element indices, start bits)."""
+        if self._sites is None:
+            space, elem, start = self._flat  # type: ignore[misc]
+            which = np.searchsorted(space.offsets, elem, side="right") - 1
+            sites = {}
+            for k, name in enumerate(space.names):
+                sel = which == k
+                if sel.any():
+                    sites[name] = (elem[sel] - space.offsets[k], start[sel])
+            self._sites = sites
+        return self._sites
+
+    def global_sites(self, names: list[str], offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(element ids in the concatenation of ``names`` at ``offsets``, start bits)."""
+        if self._flat is not None:
+            space, elem, start = self._flat
+            if space.names == names and np.array_equal(space.offsets, offsets):
+                return elem, start
+        pos = {n: k for k, n in enumerate(names)}
+        elems, starts = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+        for name, (idx, start) in self.sites.items():
+            if name not in pos:
+                raise ValueError(f"Invalid pattern: parameter {name!r} is not eligible here")
+            elems.append(np.asarray(idx, dtype=np.int64) + offsets[pos[name]])
+            starts.append(np.asarray(start, dtype=np.int64))
+        return np.concatenate(elems), np.concatenate(starts)
+
+    def masks(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(flat element indices, uint64 bit masks) of the sites on parameter ``name``."""
+        idx, start = self.sites[name]
+        return idx, burst_masks(start, self.burst)
+
+
+def burst_masks(start: np.ndarray, burst: int) -> np.ndarray:
+    """uint64 masks with bits start .. start + burst - 1 set."""
+    return np.left_shift(np.uint64((1 << burst) - 1), np.asarray(start).astype(np.uint64))
+
+
+class SiteSpace:
+    """The eligible sites of one fault model on one set of shapes, precomputed for fast sampling."""
+
+    def __init__(self, shapes: Shapes, fm: FaultModel) -> None:
+        self.fm = fm
+        self.names = eligible_parameters(shapes, fm)
+        sizes = np.array([int(np.prod(shapes[n])) for n in self.names], dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)])
+        self.starts = np.asarray(fm.starts, dtype=np.int64)
+        self.n_sites = int(sizes.sum()) * len(self.starts)
+
+    def split(self, site_ids: np.ndarray, n: int) -> FaultPattern:
+        """Pattern from global site ids (site = element * n_starts + start slot)."""
+        elem, slot = np.divmod(site_ids.astype(np.int64), len(self.starts))
+        return FaultPattern(
+            n_flips=n,
+            n_sites=self.n_sites,
+            burst=self.fm.burst,
+            flat=(self, elem, self.starts[slot]),
+        )
+
+    def sample(self, rng: np.random.Generator) -> FaultPattern:
+        """n ~ Binomial(N_sites, ber) (or n = count), then n distinct sites uniformly."""
+        fm = self.fm
+        if fm.asymmetric:
+            raise ValueError(
+                "Invalid fault model: asymmetric rates (ber_01/ber_10) depend on the stored "
+                "bits; sample with Injector(model, fm).sample(rng)"
+            )
+        if fm.count is not None:
+            if fm.count > self.n_sites:
+                raise ValueError(
+                    f"Invalid count={fm.count}: only {self.n_sites} eligible bit sites exist for "
+                    f"this model and fault model; use count <= {self.n_sites}"
+                )
+            n = fm.count
+        else:
+            n = int(rng.binomial(self.n_sites, fm.ber))
+        ids = rng.choice(self.n_sites, size=n, replace=False) if n else np.empty(0, np.int64)
+        return self.split(ids, n)
 
 
 def sample_pattern(shapes: Shapes, fm: FaultModel, rng: np.random.Generator | int) -> FaultPattern:
     """Sample one fault pattern: n ~ Binomial(N_sites, ber) (or n = count), then n distinct sites."""
-    rng = np.random.default_rng(rng)
-    names = eligible_parameters(shapes, fm)
-    sizes = np.array([int(np.prod(shapes[n])) for n in names], dtype=np.int64)
-    nbits = len(fm.bits)  # type: ignore[arg-type]
-    n_sites = int(sizes.sum()) * nbits
-    if fm.count is not None:
-        if fm.count > n_sites:
-            raise ValueError(
-                f"Invalid count={fm.count}: only {n_sites} eligible bit sites exist for this "
-                f"model and fault model; use count <= {n_sites}"
-            )
-        n = fm.count
-    else:
-        n = int(rng.binomial(n_sites, fm.ber))
-    site_ids = rng.choice(n_sites, size=n, replace=False) if n else np.empty(0, np.int64)
-    elem, bit_slot = np.divmod(site_ids.astype(np.int64), nbits)  # site = elem * nbits + slot
-    bit_pos = np.asarray(fm.bits, dtype=np.int64)[bit_slot]
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    which = np.searchsorted(offsets, elem, side="right") - 1
-    sites = {}
-    for k, name in enumerate(names):
-        sel = which == k
-        if sel.any():
-            sites[name] = (elem[sel] - offsets[k], bit_pos[sel])
-    return FaultPattern(sites=sites, n_flips=n, n_sites=n_sites)
+    return SiteSpace(shapes, fm).sample(np.random.default_rng(rng))
+
+
+def apply_masks(codes: np.ndarray, masks: np.ndarray, kind: str) -> np.ndarray:
+    """Codes after the masked bits are flipped (XOR) or stuck at 0 / 1 (a new array)."""
+    m = masks.astype(codes.dtype)
+    if kind == "flip":
+        return codes ^ m
+    if kind == "stuck-at-1":
+        return codes | m
+    return codes & ~m  # stuck-at-0
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What a pattern changes: per parameter, flat indices and their faulty values (O(flips))."""
+
+    values: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(repr=False)  # idx (n,), vals (n,)
+    n_changed: int  # stored bits whose value changed
 
 
 class Injector:
     """Deploys a model's parameters in a format and applies fault patterns functionally.
 
-    The model's tensors are read once (copied) and never written: every call returns new tensors.
+    The model's tensors are read once (copied) and never written. Every tensor handed out
+    (``deployed``, ``apply``, ``perturbation``) is a fresh tensor: in-place operations on it touch
+    neither the model nor this injector.
     """
 
     def __init__(self, model: nn.Module, fm: FaultModel) -> None:
+        if fm.target != "weights":
+            raise ValueError(
+                f"Invalid target={fm.target!r} for an Injector: it deploys stored weights; "
+                "activation faults run through sar_core.montecarlo"
+            )
         self.fm = fm
         params = {n: p.detach() for n, p in model.named_parameters()}
         self.shapes = {n: tuple(p.shape) for n, p in params.items()}
         self.device = next(iter(params.values())).device
-        self.eligible = eligible_parameters(self.shapes, fm)
-        self._codes: dict[str, np.ndarray] = {}
-        self._scales: dict[str, np.ndarray | None] = {}
-        deployed = dict(params)
-        for n in self.eligible:
-            w = params[n].cpu().numpy()
+        self.space = SiteSpace(self.shapes, fm)
+        self.eligible = self.space.names
+        self._codes: dict[str, np.ndarray] = {}  # flat stored codes
+        self._scales: dict[str, np.ndarray | None] = {}  # int8: per-element scale (flat)
+        self._deployed: dict[str, torch.Tensor] = {}  # own copies, never handed out
+        self._site_bits: tuple[np.ndarray, np.ndarray] | None = None
+        for n, p in params.items():
+            if n not in self.eligible:
+                self._deployed[n] = p.clone()
+                continue
+            w = p.cpu().numpy()
             s = B.int8_scale(w, fm.granularity) if fm.format == "int8" else None
-            self._codes[n] = B.encode(w, fm.format, s)
-            self._scales[n] = s
-            deployed[n] = self._to_tensor(B.decode(self._codes[n], fm.format, s))
-        self._deployed = deployed
+            codes = B.encode(w, fm.format, s)
+            self._deployed[n] = self._to_tensor(B.decode(codes, fm.format, s))
+            self._codes[n] = codes.reshape(-1)
+            self._scales[n] = None if s is None else np.broadcast_to(s, w.shape).reshape(-1)
+        # all eligible codes in one flat array, numbered like the SiteSpace's elements
+        self._all_codes = np.concatenate([self._codes[n] for n in self.eligible])
+        self._all_scales = (
+            np.concatenate([self._scales[n] for n in self.eligible])
+            if fm.format == "int8"
+            else None
+        )
 
     def _to_tensor(self, a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device)
+        return torch.from_numpy(np.array(a, dtype=np.float32, copy=True)).to(self.device)
 
     @property
     def n_sites(self) -> int:
-        """Number of eligible bit sites."""
-        return count_sites(self.shapes, self.fm)
+        """Number of eligible sites (bits; start bits of a burst)."""
+        return self.space.n_sites
+
+    def with_rate(self, fm: FaultModel) -> Injector:
+        """This deployment (codes, scales) under ``fm``, which may differ only in its rate."""
+        new = copy.copy(self)
+        new.fm, new.space = fm, SiteSpace(self.shapes, fm)
+        return new
 
     def deployed(self) -> dict[str, torch.Tensor]:
-        """Parameters as stored in the format, without flips (quantization alone)."""
-        return dict(self._deployed)
+        """Parameters as stored in the format, without flips (quantization alone); fresh tensors."""
+        return {n: t.clone() for n, t in self._deployed.items()}
 
     def sample(self, rng: np.random.Generator | int) -> FaultPattern:
-        """Sample a pattern for this model's shapes."""
-        return sample_pattern(self.shapes, self.fm, rng)
+        """Sample a pattern for this model (asymmetric rates read the deployed bits)."""
+        rng = np.random.default_rng(rng)
+        return self._sample_asymmetric(rng) if self.fm.asymmetric else self.space.sample(rng)
+
+    def _sample_asymmetric(self, rng: np.random.Generator) -> FaultPattern:
+        # Binomial over the sites holding a 1 (1->0 at ber_10), then over those holding a 0
+        if self._site_bits is None:
+            held = np.concatenate(
+                [
+                    (
+                        self._codes[n][:, None].astype(np.uint64)
+                        >> self.space.starts.astype(np.uint64)
+                    )
+                    & np.uint64(1)
+                    for n in self.eligible
+                ]
+            ).reshape(-1)  # site = element * n_bits + slot, as SiteSpace numbers them
+            self._site_bits = (np.flatnonzero(held == 1), np.flatnonzero(held == 0))
+        ones, zeros = self._site_bits
+        n10 = int(rng.binomial(ones.size, self.fm.ber_10))
+        n01 = int(rng.binomial(zeros.size, self.fm.ber_01))
+        ids = np.concatenate(
+            [
+                ones[rng.choice(ones.size, size=n10, replace=False)] if n10 else ones[:0],
+                zeros[rng.choice(zeros.size, size=n01, replace=False)] if n01 else zeros[:0],
+            ]
+        )
+        return self.space.split(ids, n10 + n01)
+
+    def delta(self, pattern: FaultPattern) -> Delta:
+        """Faulty values of the elements the pattern changes (encode/flip/decode those codes only)."""
+        offsets = self.space.offsets
+        elem, start = pattern.global_sites(self.eligible, offsets)
+        if elem.size == 0:
+            return Delta(values={}, n_changed=0)
+        u, inv = np.unique(elem, return_inverse=True)  # sorted: one slice per parameter
+        m = np.zeros(u.size, dtype=np.uint64)
+        np.bitwise_or.at(m, inv, burst_masks(start, pattern.burst))  # bursts sharing a word: union
+        old = self._all_codes[u]
+        new = apply_masks(old, m, self.fm.kind)
+        changed = int(np.bitwise_count(old ^ new).sum())
+        keep = new != old
+        u, new = u[keep], new[keep]
+        scale = None if self._all_scales is None else self._all_scales[u]
+        vals = torch.from_numpy(B.decode(new, self.fm.format, scale)).to(self.device)
+        idx = torch.from_numpy(u).to(self.device)
+        bounds = np.searchsorted(u, offsets).tolist()
+        out = {}
+        for k, name in enumerate(self.eligible):
+            a, b = bounds[k], bounds[k + 1]
+            if b > a:
+                out[name] = (idx[a:b] - int(offsets[k]), vals[a:b])
+        return Delta(values=out, n_changed=changed)
 
     def apply(self, pattern: FaultPattern) -> dict[str, torch.Tensor]:
-        """Parameters with the pattern's bits flipped (new tensors; untouched ones shared)."""
-        out = dict(self._deployed)
-        for name, (idx, bit_pos) in pattern.sites.items():
-            if name not in self._codes:
-                raise ValueError(f"Invalid pattern: parameter {name!r} is not eligible here")
-            codes = self._codes[name].copy()
-            flat = codes.reshape(-1)
-            masks = np.left_shift(np.ones_like(bit_pos, dtype=np.uint64), bit_pos.astype(np.uint64))
-            np.bitwise_xor.at(flat, idx, masks.astype(flat.dtype))  # distinct sites: XOR = OR
-            with np.errstate(over="ignore", invalid="ignore"):
-                out[name] = self._to_tensor(B.decode(codes, self.fm.format, self._scales[name]))
+        """Parameters with the pattern applied; fresh tensors (only changed elements recomputed)."""
+        return self.apply_delta(self.delta(pattern))
+
+    def apply_delta(self, delta: Delta) -> dict[str, torch.Tensor]:
+        """Deployed parameters with a delta's values scattered in; fresh tensors."""
+        out = self.deployed()
+        for name, (idx, vals) in delta.values.items():
+            out[name].view(-1)[idx] = vals
         return out
 
     def perturbation(self, pattern: FaultPattern) -> dict[str, torch.Tensor]:
-        """w_faulty - w_deployed for every parameter (zeros where nothing flipped)."""
+        """w_faulty - w_deployed for every parameter (zeros where nothing changed)."""
         faulty = self.apply(pattern)
         return {n: faulty[n] - self._deployed[n] for n in faulty}

@@ -18,7 +18,8 @@ from torch.func import functional_call, grad, grad_and_value, jvp, vmap
 from sar_core import limits
 from sar_core.campaign import summarize
 from sar_core.evaluate import as_tensors, evaluate, model_device
-from sar_core.faults import FaultModel, Injector
+from sar_core.faults import FaultModel
+from sar_core.montecarlo import MonteCarlo
 from sar_core.validate import check_float, check_int
 
 Flat = tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
@@ -199,15 +200,14 @@ def fault_sharpness(
     seed = check_int("seed", seed, low=0, high=2**63 - 1)
     if not (isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor)):
         X, y = as_tensors(X, y, model_device(model))
-    inj = Injector(model, fault_model)
-    base = evaluate(model, X, y, inj.deployed()).loss
-    incs, flips, bad = [], [], 0
-    for t in range(trials):
-        pattern = inj.sample(np.random.default_rng([seed, t]))
-        loss = evaluate(model, X, y, inj.apply(pattern)).loss
-        flips.append(pattern.n_flips)
-        if np.isfinite(loss):
-            incs.append(loss - base)
+    mc = MonteCarlo([model], X, y, fault_model)
+    base = mc.deployed[0][1]
+    incs, flips, changed, bad = [], [], [], 0
+    for trial in mc.run(trials, seed=seed):
+        flips.append(trial.n_flips[0])
+        changed.append(trial.n_changed[0])
+        if np.isfinite(trial.loss[0]):
+            incs.append(trial.loss[0] - base)
         else:
             bad += 1
     if incs:
@@ -222,6 +222,7 @@ def fault_sharpness(
         "trials": trials,
         "deployed_loss": base,
         "mean_flips": float(np.mean(flips)),
+        "mean_changed_bits": float(np.mean(changed)),
         "fault_model": fault_model.to_dict(),
     }
 

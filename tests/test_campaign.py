@@ -146,7 +146,7 @@ def test_nonfinite_logits_count_as_wrong_and_loss_is_inf():
     assert s["mean_accuracy"] == 0.0 and s["nonfinite_loss_trials"] == 8
     json.loads(dumps(s))  # summaries serialise: inf -> "inf"
     csv = rows_to_csv(res.rows())
-    assert csv.splitlines()[0] == "trial,accuracy,loss,flips" and ",inf," in csv
+    assert csv.splitlines()[0] == "trial,accuracy,loss,flips,changed_bits" and ",inf," in csv
 
 
 def test_score_logits_rows_with_nan_or_inf_are_wrong():

@@ -65,16 +65,17 @@ def guard(zoo, digits):
 
 @pytest.fixture
 def injections(monkeypatch):
-    """Count Injector.apply calls (one faulty parameter set each) and the bits they flip."""
+    """Count Injector.delta calls (one faulty parameter set each) and the bits they change."""
     count = {"patterns": 0, "bits": 0}
-    real = Injector.apply
+    real = Injector.delta
 
     def counting(self, pattern):
         count["patterns"] += 1
-        count["bits"] += pattern.n_flips
-        return real(self, pattern)
+        out = real(self, pattern)
+        count["bits"] += out.n_changed
+        return out
 
-    monkeypatch.setattr(Injector, "apply", counting)
+    monkeypatch.setattr(Injector, "delta", counting)
     return count
 
 

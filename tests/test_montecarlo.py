@@ -1,0 +1,207 @@
+"""The Monte Carlo core against independent references: full forward passes, scipy, numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import state_digest
+
+from sar_core import campaign as C
+from sar_core import montecarlo as M
+from sar_core.evaluate import as_tensors, evaluate
+from sar_core.faults import FaultModel, Injector
+
+FORMATS = [
+    ("float32", "mantissa"),
+    ("float16", "mantissa"),
+    ("bfloat16", "mantissa"),
+    ("int8", None),
+]
+
+
+@pytest.fixture(scope="module")
+def xy(digits):
+    return as_tensors(digits.X_test[:96], digits.y_test[:96])
+
+
+def _reference(model, X, y, fm, trials, seed):
+    """The plain path: one full functional forward pass per trial with Injector.apply."""
+    inj = Injector(model, fm)
+    out = []
+    for t in range(trials):
+        s = evaluate(model, X, y, inj.apply(inj.sample(M.trial_rng(seed, t))))
+        out.append((s.accuracy, s.loss))
+    return out
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_resume_evaluator_is_bit_identical_to_full_forward_passes(demo, xy, arch):
+    X, y = xy
+    model = demo[f"digits_{arch}_sgd"].model
+    fm = FaultModel(
+        format="int8", ber=2e-3, include_bias=True, layers=("out",) if arch == "cnn" else None
+    )
+    ref = _reference(model, X, y, fm, 12, 5)
+    got = [
+        (t.accuracy[0], t.loss[0])
+        for t in M.MonteCarlo([model], X, y, fm, evaluator="resume").run(12, seed=5)
+    ]
+    assert got == ref
+
+
+@pytest.mark.parametrize("fmt, bits", FORMATS)
+@pytest.mark.parametrize("layers, bias", [(None, True), (("fc2",), False), (("out",), True)])
+def test_batched_matches_full_forward_passes(demo, xy, fmt, bits, layers, bias):
+    """Batched (sparse corrections, other rounding): equal accuracies, losses to rtol 1e-4."""
+    X, y = xy
+    model = demo["digits_mlp_sar"].model
+    fm = FaultModel(format=fmt, bits=bits, ber=3e-3, include_bias=bias, layers=layers)
+    ref = _reference(model, X, y, fm, 20, 1)
+    mc = M.MonteCarlo([model], X, y, fm, evaluator="batched", memory_mb=2)
+    got = [(t.accuracy[0], t.loss[0]) for t in mc.run(20, seed=1)]
+    assert [a for a, _ in got] == [a for a, _ in ref]
+    np.testing.assert_allclose([v for _, v in got], [v for _, v in ref], rtol=1e-4)
+
+
+def test_batched_with_overflow_stays_within_stated_tolerance(demo, xy):
+    """All float32 bits (exponent flips overflow): accuracies within 3 rows, same inf losses."""
+    X, y = xy
+    model = demo["digits_mlp_sgd"].model
+    fm = FaultModel(format="float32", ber=3e-4, include_bias=True)
+    ref = _reference(model, X, y, fm, 30, 2)
+    got = [(t.accuracy[0], t.loss[0]) for t in M.MonteCarlo([model], X, y, fm).run(30, seed=2)]
+    for (a, la), (b, lb) in zip(got, ref):
+        assert abs(a - b) <= 3 / len(y) + 1e-9
+        assert np.isfinite(la) == np.isfinite(lb)
+
+
+def test_chunk_size_follows_memory_and_results_do_not_depend_on_it(demo, xy):
+    X, y = xy
+    model = demo["digits_mlp_sam"].model
+    fm = FaultModel(format="int8", ber=1e-3)
+    small = M.MonteCarlo([model], X, y, fm, memory_mb=1)
+    big = M.MonteCarlo([model], X, y, fm, memory_mb=64)
+    assert small.chunk < big.chunk
+    a = [t.accuracy for t in small.run(40, seed=3)]
+    b = [t.accuracy for t in big.run(40, seed=3)]
+    assert a == b
+
+
+def test_run_is_lazy_so_memory_grows_with_the_chunk_not_the_trials(demo, xy, monkeypatch):
+    X, y = xy
+    mc = M.MonteCarlo([demo["digits_mlp_sgd"].model], X, y, FaultModel(ber=1e-4), memory_mb=1)
+    calls = []
+    real = Injector.delta
+    monkeypatch.setattr(Injector, "delta", lambda self, p: calls.append(1) or real(self, p))
+    first = next(mc.run(2000, seed=0))
+    assert first.index == 0 and len(calls) == mc.chunk < 2000
+
+
+def test_zero_flip_trials_reuse_the_deployed_score_without_evaluation(demo, xy, monkeypatch):
+    X, y = xy
+    model = demo["digits_cnn_sgd"].model
+    fm = FaultModel(format="float16", ber=1e-7)
+    mc = M.MonteCarlo([model], X, y, fm)
+    evaluated = []
+    ev = mc._evals[0]
+    real = ev.scores
+    monkeypatch.setattr(ev, "scores", lambda ds: evaluated.extend(ds) or real(ds))
+    trials = list(mc.run(50, seed=0))
+    zero = [t for t in trials if t.n_flips[0] == 0]
+    assert len(zero) > 40
+    deployed = evaluate(model, X, y, Injector(model, fm).deployed())
+    assert all(t.accuracy[0] == deployed.accuracy and t.loss[0] == deployed.loss for t in zero)
+    assert len(evaluated) == 50 - len(zero)
+
+
+def test_stuck_sites_that_change_nothing_are_not_evaluated(xy):
+    from conftest import tiny_linear
+
+    model = tiny_linear([[1.0, -1.0], [-1.0, 1.0]], [0.0, 0.0])  # every code holds bit 31 = 0 or 1
+    X, y = torch.ones(4, 2), torch.tensor([0, 1, 0, 1])
+    fm = FaultModel(bits=(29,), count=1, kind="stuck-at-0")  # 1.0 holds bit 29 = 1 ...
+    mc = M.MonteCarlo([model], X, y, fm)
+    for t in mc.run(8, seed=0):
+        assert t.n_changed == (1,)  # ... so every stuck site changes one bit
+    fm1 = FaultModel(bits=(29,), count=1, kind="stuck-at-1")  # already 1: nothing changes
+    for t in M.MonteCarlo([model], X, y, fm1).run(8, seed=0):
+        assert t.n_changed == (0,) and t.accuracy == (mc.deployed[0][0],)
+
+
+def test_paired_models_see_the_same_patterns(demo, xy):
+    X, y = xy
+    models = [demo[f"digits_mlp_{m}"].model for m in ("sgd", "sar")]
+    mc = M.MonteCarlo(models, X, y, FaultModel(format="int8", ber=1e-3))
+    for t in range(5):
+        a, b = mc.patterns(7, t)
+        assert a is b
+    solo = [t.accuracy[0] for t in M.MonteCarlo(models[1:], X, y, mc.fm).run(10, seed=7)]
+    assert [t.accuracy[1] for t in mc.run(10, seed=7)] == solo
+
+
+# ------------------------------------------------------------ injector aliasing -------------
+
+
+@pytest.mark.parametrize("include_bias", [False, True])
+def test_injector_outputs_never_alias_the_model_or_each_other(demo, include_bias):
+    model = demo["digits_mlp_sgd"].model
+    before = state_digest(model)
+    inj = Injector(model, FaultModel(format="float32", count=40, include_bias=include_bias))
+    pattern = inj.sample(0)
+    ref = {n: t.clone() for n, t in inj.apply(pattern).items()}
+    ref_dep = {n: t.clone() for n, t in inj.deployed().items()}
+    for out in (inj.deployed(), inj.apply(pattern), inj.perturbation(pattern)):
+        for t in out.values():
+            t.add_(1.0).mul_(-3.0)  # in place, on every returned tensor (biases included)
+    assert state_digest(model) == before
+    again = inj.apply(pattern)
+    assert all(torch.equal(again[n], ref[n]) for n in ref)
+    assert all(torch.equal(inj.deployed()[n], ref_dep[n]) for n in ref_dep)
+
+
+# ------------------------------------------------------------ statistics --------------------
+
+
+def test_t_quantile_matches_scipy():
+    from scipy import stats
+
+    for df in [1, 2, 3, 4, 5, 7, 10, 19, 29, 30, 49, 99, 199, 1999, 10**5]:
+        for p in (0.5, 0.6, 0.9, 0.975, 0.995, 0.025, 0.999):
+            assert C.t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-10, abs=1e-12)
+
+
+def test_campaign_module_does_not_import_scipy():
+    import subprocess
+    import sys
+
+    code = "import sys, sar_core.campaign; print('scipy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_accuracy_ci_is_clamped_to_the_unit_interval():
+    res = C.CampaignResult(FaultModel(ber=0.1), 1.0, 1.0, 10, accuracy=[1.0] * 9 + [0.9])
+    res.flips, res.loss = [1] * 10, [0.1] * 10
+    raw = C.summarize(res.accuracy)["ci95"]
+    s = res.summary()
+    assert raw[1] > 1.0 and s["ci95"][1] == 1.0 and s["ci95"][0] == raw[0]
+    res0 = C.CampaignResult(FaultModel(ber=0.1), 1.0, 1.0, 10, accuracy=[0.0] * 9 + [0.1])
+    res0.flips, res0.loss = [1] * 10, [0.1] * 10
+    assert res0.summary()["ci95"][0] == 0.0
+
+
+def test_sweep_curves_match_the_summaries(demo, xy):
+    X, y = xy
+    models = [demo[f"digits_mlp_{m}"].model for m in ("sgd", "sam")]
+    fm = FaultModel(format="int8", ber=0.1)
+    points = list(C.iter_sweep(models, X, y, fm, bers=[1e-3, 1e-2], trials=6))
+    curves = C.sweep_curves(points)
+    assert curves["levels"] == [1e-3, 1e-2]
+    for m, model_curve in enumerate(curves["models"]):
+        assert model_curve["mean_accuracy"] == [s[m]["mean_accuracy"] for _, s in points]
+        assert model_curve["ci95_low"] == [s[m]["ci95"][0] for _, s in points]
+        assert model_curve["ci95_high"] == [s[m]["ci95"][1] for _, s in points]
+    # each level equals an independent campaign with that rate (same trial seeds)
+    solo = C.run_campaign(models[1], X, y, fm.with_rate(ber=1e-2), trials=6).summary()
+    assert points[1][1][1]["mean_accuracy"] == solo["mean_accuracy"]
