@@ -304,3 +304,55 @@ def test_flip_result_to_dict_is_json_safe():
     assert B.flip_value(0.0, "float32", 3).relative_change == float("inf")
     z = B.flip_value(0.0, "int8", 3)  # q = 0 -> 8; a zero value gets scale 1
     assert (z.value_after, z.relative_change) == (8.0, float("inf"))
+
+
+# ---------------------------------------------------------------- several bits at once --------
+
+
+@pytest.mark.parametrize("fmt", ["float32", "float16", "bfloat16", "int8"])
+def test_flip_value_list_xors_every_bit_into_the_code(fmt):
+    rng = np.random.default_rng(5)
+    width = B.get_format(fmt).width
+    for _ in range(40):
+        bits = sorted(rng.choice(width, size=int(rng.integers(1, 4)), replace=False).tolist())
+        v = float(np.float32(rng.normal(0, 0.5)))
+        r = B.flip_value(v, fmt, bits)
+        one = B.flip_value(v, fmt, bits[0])  # the single-bit path is the reference for the code
+        before = int(one.bits_before, 2)
+        mask = sum(1 << b for b in bits)
+        assert r.bits_before == one.bits_before
+        assert int(r.bits_after, 2) == before ^ mask
+        assert r.bit == tuple(bits) and r.to_dict()["bit"] == bits
+        assert r.field == "+".join(dict.fromkeys(B.bit_fields(fmt)[b] for b in bits))
+
+
+def test_flip_value_list_validates_like_a_single_bit():
+    with pytest.raises(ValueError, match=r"bit=8.*\[0, 7\]"):
+        B.flip_value(0.5, "int8", [3, 8])
+    with pytest.raises(ValueError, match=r"scale="):
+        B.flip_value(0.5, "int8", [3, 4], 1e-46)  # the UI copy returned 0.0 silently here
+    with pytest.raises(ValueError, match="bit="):
+        B.flip_value(0.5, "float32", "3")
+    assert B.flip_value(0.5, "float32", 3).bit == 3  # one int still works
+    assert B.flip_value(0.5, "float32", []).value_after == 0.5  # nothing flipped: stored only
+
+
+def test_bits_module_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, sar_core.bits; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_bfloat16_encode_matches_torch_rounding():
+    import torch
+
+    x = np.concatenate([_random_float32(5000, 11), _weights(3000, 12), [np.nan, -np.inf, np.inf]])
+    x = x.astype(np.float32)
+    ref = torch.from_numpy(x).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    got = B.encode(x, "bfloat16")
+    nan = np.isnan(x)
+    assert np.array_equal(got[~nan], ref[~nan])
+    assert np.all(np.isnan(B.decode(got[nan], "bfloat16")))
