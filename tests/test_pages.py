@@ -15,7 +15,7 @@ if str(ROOT) not in sys.path:  # the page scripts import ui and sar_core from th
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-PAGES = ["home", "train", "landscape", "bit_flips", "bit_anatomy", "robustness"]
+PAGES = ["home", "lesson", "train", "landscape", "bit_flips", "bit_anatomy", "robustness"]
 TIMEOUT = 120
 
 
@@ -60,7 +60,8 @@ def test_app_navigation_and_home():
     table = at.dataframe[0].value
     assert len(table) == 6 and {"clean", "under faults", "vs SGD"} <= set(table.columns)
     assert charts(at) == 1
-    assert len(at.get("page_link")) == 5
+    links = [p.proto.page for p in at.get("page_link")]
+    assert set(links) == set(PAGES[1:]) and links[0] == "lesson"  # the lesson comes first
     at.switch_page("app_pages/bit_anatomy.py").run()
     assert_ok(at)
     assert at.title[0].value == "Bit anatomy"
@@ -120,19 +121,20 @@ def test_train_rho_sweep_plots_against_rho():
 
 
 def test_train_bad_input_shows_error_and_recovers():
+    """A bad setting is flagged as soon as it is typed; Train waits; clearing it trains."""
     at = page("train").run()
     at.number_input(key="epochs").set_value(1)
     at.slider(key="trials").set_value(2)
     at.multiselect(key="methods").set_value(["sgd"])
     at.text_input(key="tbits").set_value("40").run()
-    at.button(key="train_go").click().run()
     assert not at.exception
-    assert len(errors(at)) == 1 and errors(at)[0].startswith("Invalid bits=")
-    assert errors(at)[0].endswith("position 40 is outside 0..7 for int8")
+    assert len(errors(at)) == 1 and errors(at)[0].startswith("Bits for int8 are numbered 0 to 7")
+    assert "'40' is not one of them" in errors(at)[0]
+    assert at.button(key="train_go").disabled
     at.text_input(key="tbits").set_value("all")
     at.text_input(key="tber_exact").set_value("1.5").run()
-    at.button(key="train_go").click().run()
-    assert not at.exception and "Invalid ber=1.5" in errors(at)[0]
+    assert not at.exception and "is a probability" in errors(at)[0]
+    assert at.button(key="train_go").disabled
     at.text_input(key="tber_exact").set_value("").run()
     at.button(key="train_go").click().run()
     assert_ok(at)
@@ -183,16 +185,16 @@ def test_bit_flips_bad_input_shows_error_and_recovers():
     at.slider(key="points").set_value(1)
     at.button(key="bits_int8_grp_none").click().run()
     assert at.pills(key="bits_int8").value == []
-    at.button(key="play").click().run()
     assert not at.exception
-    assert errors(at) == ["Invalid bits=[]: select at least one bit position in 0..7"]
+    assert errors(at) == ["Choose at least one bit (0 to 7) that may flip."]
+    assert at.button(key="play").disabled
     at.button(key="bits_int8_grp_msb").click().run()
     assert at.pills(key="bits_int8").value == [7]
     for bad in ("2", "0", "-1e-3"):
         at.text_input(key="ber_exact").set_value(bad).run()
-        at.button(key="play").click().run()
         assert not at.exception
-        assert errors(at) and errors(at)[0].startswith("Invalid ber="), bad
+        assert errors(at) and "is a probability: above 0 and at most 1" in errors(at)[0], bad
+        assert at.button(key="play").disabled
     at.text_input(key="ber_exact").set_value("0.02").run()
     at.button(key="play").click().run()
     assert_ok(at)
@@ -205,7 +207,7 @@ def test_bit_flips_settings_come_from_the_url():
     at.run()
     assert_ok(at)
     assert at.number_input(key="seed").value == 7
-    assert at.segmented_control(key="format").value == "float32"
+    assert at.selectbox(key="format").value == "float32"
     assert sorted(at.pills(key="bits_float32").value) == list(range(23, 31))
     assert at.slider(key="trials").value == 4
 
@@ -215,13 +217,13 @@ def test_bit_anatomy_flip_formats_and_bad_value():
     assert_ok(at)
     assert [m.value for m in at.metric][:2] == ["0.1", "3.402824e+37"]  # bit 30 of 0.1
     assert charts(at) == 4
-    at.segmented_control(key="format").set_value("int8").run()
+    at.selectbox(key="aformat").set_value("int8").run()
     assert_ok(at)
     at.pills(key="flip_int8").set_value([0]).run()
     assert_ok(at)
     assert at.metric[1].value == "0.0992126"  # q = 127 -> 126: 0.1 * 126 / 127
     at.text_input(key="value").set_value("abc").run()
-    assert not at.exception and errors(at)[0].startswith("Invalid value='abc'")
+    assert not at.exception and errors(at)[0].startswith("'abc' is not a number")
     at.text_input(key="value").set_value("-2.5").run()
     assert_ok(at)
     at.radio(key="src").set_value("weight").run()
@@ -265,12 +267,12 @@ def test_landscape_tiny_run():
     assert len(at.dataframe[0].value) == 2  # sharpness table
     at.segmented_control(key="view").set_value("surface").run()
     assert_ok(at)
-    assert charts(at) == 5  # two surfaces instead of one contour figure
+    assert charts(at) == 4  # the surfaces share one figure (and one colour bar)
     at.text_input(key="fbits").set_value("9").run()
-    at.button(key="compute").click().run()
     assert not at.exception and len(errors(at)) == 1
-    assert errors(at)[0].startswith("Invalid bits=")
-    assert errors(at)[0].endswith("position 9 is outside 0..7 for int8")
+    assert errors(at)[0].startswith("Bits for int8 are numbered 0 to 7")
+    assert at.button(key="compute").disabled
+    assert charts(at) == 4  # the previous results stay
 
 
 # --- regressions: bad text inputs, per-tensor int8 scale, one-trial CIs ---------------------
@@ -285,27 +287,36 @@ def test_landscape_tiny_run():
     ],
 )
 def test_exact_ber_that_is_not_one_number_is_an_error(name, key, go):
-    """'abc' / '0.1, 0.2' in the exact-BER box: an st.error with the message, no exception, the
-    run button does nothing, and clearing the box brings the page back."""
+    """'abc' / '0.1, 0.2' / '2' / '0' / '-1' in the exact-BER box: flagged at once in plain words,
+    no exception, the run button waits, and clearing the box brings the page back."""
     at = page(name).run()
     for bad, msg in [
-        ("abc", "Invalid ber='abc': expected a number"),
-        ("0.1, 0.2", "Invalid ber='0.1, 0.2': give one number in (0, 1]"),
+        ("abc", "'abc' is not a number"),
+        ("0.1, 0.2", "The bit error rate needs one number"),
+        ("2", "The bit error rate is a probability"),
+        ("0", "The bit error rate is a probability"),
+        ("-1", "The bit error rate is a probability"),
     ]:
         at.text_input(key=f"{key}_exact").set_value(bad).run()
         assert not at.exception, [e.value for e in at.exception]
         assert len(errors(at)) == 1 and errors(at)[0].startswith(msg), errors(at)
-        at.button(key=go).click().run()  # skipped cleanly: same single error, nothing computed
-        assert not at.exception and len(errors(at)) == 1 and errors(at)[0].startswith(msg)
-        assert f"job_{name}" not in at.session_state or not at.dataframe
+        assert at.button(key=go).disabled
+        assert f"job_{name}" not in at.session_state
         at.run()  # and again on an unrelated rerun
         assert not at.exception and len(errors(at)) == 1
     at.text_input(key=f"{key}_exact").set_value("").run()
     assert_ok(at)
+    assert not at.button(key=go).disabled
 
 
 @pytest.mark.parametrize(
-    ("text", "shown"), [("inf", "'inf'"), ("2.7", "'2.7'"), ("64, abc", "'abc'"), ("0", "0")]
+    ("text", "shown"),
+    [
+        ("inf", "'inf' is not a whole number"),
+        ("2.7", "'2.7' is not a whole number"),
+        ("64, abc", "'abc' is not a whole number"),
+        ("0", "from 1 to 1024; 0 is not"),
+    ],
 )
 def test_train_widths_must_be_integers(text, shown):
     at = page("train").run()
@@ -313,11 +324,9 @@ def test_train_widths_must_be_integers(text, shown):
     at.slider(key="trials").set_value(2)
     at.multiselect(key="methods").set_value(["sgd"])
     at.text_input(key="widths").set_value(text).run()
-    at.button(key="train_go").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert len(errors(at)) == 1 and errors(at)[0].startswith(
-        f"Invalid widths={shown}: must be an integer"
-    )
+    assert len(errors(at)) == 1 and shown in errors(at)[0], errors(at)
+    assert at.button(key="train_go").disabled
     assert at.session_state["sar_registry"] == {}  # nothing trained
     at.text_input(key="widths").set_value("16").run()
     at.button(key="train_go").click().run()
@@ -328,11 +337,16 @@ def test_train_widths_must_be_integers(text, shown):
 
 def test_bit_anatomy_int8_scale_needs_one_number():
     at = page("bit_anatomy").run()
-    at.segmented_control(key="format").set_value("int8").run()
-    for bad in (",", "1e-3, 2e-3", " ; "):
+    at.selectbox(key="aformat").set_value("int8").run()
+    for bad, msg in (
+        (",", "The int8 scale: type at least one number"),
+        ("1e-3, 2e-3", "The int8 scale needs one positive number"),
+        (" ; ", "The int8 scale: type at least one number"),
+        ("-1", "The int8 scale must be a number from 1e-30"),
+    ):
         at.text_input(key="scale").set_value(bad).run()
         assert not at.exception, [e.value for e in at.exception]
-        assert errors(at) == [f"Invalid scale={bad!r}: type one positive number, e.g. 1e-3"]
+        assert len(errors(at)) == 1 and errors(at)[0].startswith(msg), errors(at)
         at.run()
         assert not at.exception
     at.text_input(key="scale").set_value("0.01").run()
@@ -386,8 +400,9 @@ def test_weight_delta_per_bit_of_a_demo_model_matches_per_tensor_scales():
 
 
 def test_ci_helpers_show_na_for_undefined_intervals():
+    from ui.layout import fmt_ci
     from ui.training import results_rows
-    from ui.widgets import finite_or_none, fmt_ci
+    from ui.widgets import finite_or_none
 
     nan = float("nan")
     assert fmt_ci([0.912, 0.94]) == "91.2–94.0%" and fmt_ci([0.912, 0.94], 0) == "91–94%"
@@ -432,3 +447,216 @@ def test_one_trial_shows_na_not_nan():
     rob.button(key="run_report").click().run()
     assert_ok(rob)
     assert list(rob.dataframe[0].value["95% CI"]) == ["n/a", "n/a"]
+
+
+# --- issue 9: defects found in a real browser (each failed before its fix) ------------------
+
+
+def _widget_bounds(at: AppTest) -> dict[str, tuple]:
+    """Key -> what a carried value must fit: (type, min, max, options, max selections)."""
+    out = {}
+    for kind in ("slider", "number_input", "select_slider", "multiselect", "selectbox"):
+        for w in at.get(kind):
+            if not w.key or w.key.startswith("$$"):
+                continue
+            p = w.proto
+            out[w.key] = (
+                kind,
+                getattr(p, "min", None),
+                getattr(p, "max", None),
+                tuple(getattr(p, "options", ()) or ()),
+                getattr(p, "max_selections", None),
+            )
+    return out
+
+
+def test_widgets_sharing_a_key_accept_the_same_values_on_every_page():
+    """Defect 1: Streamlit carries a keyed widget's value to the same key on the next page; a
+    page with a smaller maximum (trials 500 -> 300) then raised StreamlitValueAboveMaxError.
+    Every key used on several pages must accept the same values everywhere."""
+    seen: dict[str, tuple[str, tuple]] = {}
+    for name in PAGES[1:]:
+        for key, bounds in _widget_bounds(page(name).run()).items():
+            if key in seen:
+                first, other = seen[key]
+                assert other == bounds, f"key {key!r}: {first} {other} vs {name} {bounds}"
+            else:
+                seen[key] = (name, bounds)
+    assert "trials" in seen and "models" in seen  # the shared keys are really checked
+
+
+def test_one_session_through_every_page_with_settings_carried():
+    """Defect 1/3: one session moves page to page with extreme settings; nothing crashes."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("app_pages/bit_flips.py").run()
+    at.slider(key="trials").set_value(500)
+    at.selectbox(key="format").set_value("float32")
+    at.multiselect(key="models").set_value(["demo · digits CNN · SGD", "demo · digits CNN · SAR"])
+    at.run()
+    assert not at.exception
+    for name in PAGES[1:] + PAGES[:1] + ["bit_flips"]:
+        at.switch_page(f"app_pages/{name}.py").run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+
+
+@pytest.mark.parametrize("value", ["3.5e38", "1e39", "-1e39", "1e-45", "nan"])
+@pytest.mark.parametrize("fmt", ["float32", "float16", "int8"])
+def test_bit_anatomy_never_crashes_on_huge_tiny_or_non_finite_values(value, fmt):
+    """Defect 2: '3.5e38' or /bit_anatomy?value=1e39 raised "Unknown format code 'g' for object
+    of type 'str'"; 1e-45 in float32 showed an int8 error."""
+    at = page("bit_anatomy")
+    at.query_params.update({"value": value, "aformat": fmt})
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    v = float(value)
+    if value == "nan":
+        assert errors(at) and "Type a finite number" in errors(at)[0]
+        return
+    if fmt == "int8" and v == 1e-45:  # |v| / 127 is below float32's smallest scale
+        assert errors(at) and errors(at)[0].startswith("int8 stores this value as q × s")
+        return
+    assert not errors(at), errors(at)
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        ref = float(np.float32(v)) if fmt == "float32" else float(np.float16(v))
+    if fmt != "int8":  # the stored value is the numpy cast of the typed one (inf when too large)
+        want = f"{ref:.7g}" if np.isfinite(ref) else ("inf" if ref > 0 else "-inf")
+        assert at.metric[0].value == want
+    table = at.dataframe[0].value
+    assert list(table["format"]) == ["float32", "float16", "bfloat16", "int8"]
+
+
+def test_bit_anatomy_opens_in_float32_whatever_format_other_pages_carry():
+    """Defect 3: the pages' shared 'format' (int8) carried into Bit anatomy, whose first
+    experiment ("bit 30 of 0.1") needs float32."""
+    at = page("bit_anatomy")
+    at.query_params.update({"format": "int8"})  # what navigation from Bit flips carries
+    at.run()
+    assert_ok(at)
+    assert at.selectbox(key="aformat").value == "float32"
+    assert [m.value for m in at.metric][:2] == ["0.1", "3.402824e+37"]
+
+
+def test_results_computed_with_other_settings_are_marked():
+    """Defect 3: after switching the models, the old chart was shown as current."""
+    at = page("bit_flips").run()
+    at.slider(key="trials").set_value(2)
+    at.slider(key="points").set_value(1)
+    at.button(key="play").click().run()
+    assert_ok(at)
+    assert not at.warning and charts(at) == 1
+    at.multiselect(key="models").set_value(["demo · digits CNN · SGD", "demo · digits CNN · SAR"])
+    at.run()
+    assert_ok(at)
+    assert charts(at) == 1  # the old results stay visible...
+    (w,) = [w.value for w in at.warning]  # ...marked as computed with other settings
+    assert w.startswith("**Settings changed — press Play.**") and "models" in w
+    at.multiselect(key="models").set_value(list(DEFAULT_MLPS)).run()
+    assert not at.warning  # back to the settings of the results: not stale
+
+
+DEFAULT_MLPS = ("demo · digits MLP · SGD", "demo · digits MLP · SAM", "demo · digits MLP · SAR")
+
+
+def test_rho_caption_is_computed_from_the_points():
+    """Defect 4: the caption said 'not monotonic in ρ' under a chart that rose steadily."""
+    from ui.training import rho_caption
+
+    def pts(accs, half=0.002):
+        return [
+            {"rho": r, "mean_accuracy": a, "clean_accuracy": 0.97, "ci95": [a - half, a + half]}
+            for r, a in zip((0.05, 0.1, 0.5, 1.0), accs)
+        ]
+
+    rising = rho_caption(pts([0.9557, 0.96, 0.965, 0.9704]), None)
+    assert "rose with ρ: 95.6% at ρ=0.05 → 97.0% at ρ=1" in rising
+    assert "not monotonic" not in rising
+    bumpy = rho_caption(pts([0.95, 0.97, 0.94, 0.96]), None)
+    assert "not monotonic" in bumpy and "best 97.0% at ρ=0.1" in bumpy
+    peaked = rho_caption(pts([0.95, 0.97, 0.96, 0.94]), None)
+    assert peaked.startswith("Under faults, accuracy peaked at 97.0% at ρ=0.1")
+    noisy = rho_caption(pts([0.95, 0.951, 0.952, 0.953], half=0.05), None)
+    assert "All 95% intervals overlap" in noisy
+
+
+def test_ci_bounds_are_clamped_and_mean_flips_keep_their_digits():
+    """Defect 5: 'ci95 high 100.05%' in the table and CSV; 'mean flips 0.0' for 0.033."""
+    from ui.layout import fmt_ci
+    from ui.results import sweep_curves, sweep_rows
+
+    s = {
+        "mean_accuracy": 0.999,
+        "ci95": [0.9975, 1.0005],
+        "std": 0.001,
+        "mean_flips": 0.033,
+        "paired_difference": {"mean": 0.0},
+        "deployed_accuracy": 0.999,
+        "trials": 30,
+    }
+    rec = {
+        "models": ["m"],
+        "methods": ["sgd"],
+        "rate": "ber",
+        "levels": [{"level": 1e-6, "summaries": [s]}],
+    }
+    (row,) = sweep_rows(rec)
+    assert row["ci95_high"] == 1.0 and row["ci95_low"] == 0.9975
+    assert sweep_curves(rec)[0]["hi"] == [1.0]
+    assert fmt_ci(s["ci95"]) == "99.8–100.0%" and fmt_ci([-0.01, 0.02]) == "0.0–2.0%"
+    at = page("bit_flips").run()
+    at.slider(key="trials").set_value(2)
+    at.slider(key="points").set_value(1)
+    at.button(key="play").click().run()
+    cfg = at.dataframe[0].proto.columns
+    assert '"mean_flips"' in cfg and '"%.3g"' in cfg.split('"mean_flips"')[1][:120]
+
+
+def test_uploaded_model_is_listed_in_the_same_run():
+    """Defect 6: the first upload showed 'No models of your own yet' next to 'Loaded ...'; a
+    second upload was registered but missing from the table."""
+    at = page("train").run()
+    good = (ROOT / "assets" / "digits_mlp_sar.safetensors").read_bytes()
+    at.file_uploader[0].set_value(("mine.safetensors", good, "application/octet-stream")).run()
+    assert_ok(at)
+    assert not [i.value for i in at.info if "No models of your own" in i.value]
+    assert list(at.dataframe[0].value["model"]) == ["upload · mine"]
+    other = (ROOT / "assets" / "digits_mlp_sgd.safetensors").read_bytes()
+    at.file_uploader[0].set_value(("other.safetensors", other, "application/octet-stream")).run()
+    assert list(at.dataframe[0].value["model"]) == ["upload · mine", "upload · other"]
+    at.file_uploader[0].set_value(("again.safetensors", good, "application/octet-stream")).run()
+    assert any("already loaded as **upload · mine**" in i.value for i in at.info)
+    assert len(at.dataframe[0].value) == 2
+
+
+def test_a_rejected_number_is_flagged_and_never_used():
+    """Defect 7: a number box showing a rejected 0 trained with the last accepted value."""
+    at = page("train").run()
+    at.multiselect(key="methods").set_value(["sgd"])
+    at.slider(key="trials").set_value(2)
+    at.number_input(key="epochs").set_value(0).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert errors(at) == ["Epochs must be a whole number from 1 to 300; 0 is not."]
+    assert at.button(key="train_go").disabled and at.session_state["sar_registry"] == {}
+    at.number_input(key="epochs").set_value(1).run()
+    at.button(key="train_go").click().run()
+    assert_ok(at)
+    assert list(at.dataframe[0].value["epochs"]) == [1]
+
+
+def test_bad_input_keeps_previous_results_and_speaks_plainly():
+    """Defect 8: a bad value appeared only after Play, and then the previous results vanished;
+    messages read like code (Invalid methods=[])."""
+    at = page("bit_flips").run()
+    at.slider(key="trials").set_value(2)
+    at.slider(key="points").set_value(1)
+    at.button(key="play").click().run()
+    assert charts(at) == 1
+    at.text_input(key="ber_exact").set_value("2").run()  # flagged at once, before any Play
+    assert not at.exception and len(errors(at)) == 1 and at.button(key="play").disabled
+    assert charts(at) == 1 and len(at.dataframe) == 1  # previous results stay
+    train = page("train").run()
+    train.multiselect(key="methods").set_value([]).run()
+    assert errors(train) == ["Choose at least one method to train."]
+    for msgs in (errors(at), errors(train)):
+        assert not any("Invalid" in m or "[-inf, inf]" in m for m in msgs), msgs
