@@ -2,7 +2,8 @@
 
 All measures work on the flattened parameter vector theta (P,) through
 ``torch.func.functional_call``; the model's own tensors are never written. Loss = mean
-cross-entropy on (X, y). Hessian-vector products are forward-over-reverse: Hv = jvp(grad L)(v).
+cross-entropy on (X, y). The spectrum and the trace use ``hvp_graph``: one gradient graph kept
+and differentiated again per product; ``hessian_vector_product`` is forward-over-reverse.
 """
 
 from __future__ import annotations
@@ -58,67 +59,133 @@ def _hvp(loss, theta: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda v: jvp(g, (theta,), (v,))[1]  # forward-over-reverse: d/de grad L(theta + e v)
 
 
-def hessian_eigenvalues(
-    model: nn.Module, X, y, *, k: int = 1, iters: int = 100, tol: float = 1e-4, seed: int = 0
-) -> list[float]:
-    """Top-k Hessian eigenvalues by magnitude: power iteration on Hv, deflation by projection.
+def hvp_graph(model: nn.Module, X, y) -> tuple[int, Callable[[torch.Tensor], torch.Tensor]]:
+    """(P, hvp): H v by differentiating one kept gradient graph again (as PyHessian does).
 
-    Eigenvector j is sought in the orthogonal complement of the ones already found (Hotelling
-    deflation); iteration stops when the Rayleigh quotient changes by less than tol (relative).
+    The gradient g(theta) is built once with ``create_graph=True``; each product is
+    d(g . v)/d theta, one backward pass through that graph, with no new forward pass.
+    """
+    theta0, loss = flat_loss(model, X, y)
+    theta = theta0.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(loss(theta), theta, create_graph=True)
+
+    def hvp(v: torch.Tensor) -> torch.Tensor:
+        (hv,) = torch.autograd.grad(g, theta, grad_outputs=v, retain_graph=True)
+        return hv.detach()
+
+    return theta.numel(), hvp
+
+
+def lanczos_extremes(
+    model: nn.Module, X, y, *, k: int = 1, iters: int = 100, tol: float = 1e-4, seed: int = 0
+) -> dict:
+    """Extreme Hessian eigenvalues by Lanczos with full reorthogonalization.
+
+    Returns ``lambda_max`` (largest algebraic eigenvalue), ``lambda_min`` (smallest), ``top``
+    (the k largest, descending), ``n_hvp`` and ``converged``. Iteration stops when the Ritz
+    residual |beta_m s_m| of each wanted Ritz value is below tol x |value| (or the Krylov space
+    is exhausted: then the values are exact), else after ``iters`` products.
     """
     k = check_int("k", k, low=1, high=100)
     iters = check_int("iters", iters, low=1, high=100_000)
     tol = check_float("tol", tol, low=0.0)
     seed = check_int("seed", seed, low=0, high=2**63 - 1)
-    theta, loss = flat_loss(model, X, y)
-    hvp = _hvp(loss, theta)
+    P, hvp = hvp_graph(model, X, y)
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    found: list[torch.Tensor] = []
-    eigs: list[float] = []
-    for _ in range(min(k, theta.numel())):
-        v = _project(torch.randn(theta.shape, generator=gen).to(theta), found)
-        v = v / v.norm()
-        lam = None
-        for _ in range(iters):
-            hv = _project(hvp(v), found)
-            new = float(v @ hv)  # Rayleigh quotient v^T H v, ||v|| = 1
-            norm = hv.norm()
-            if not torch.isfinite(norm) or norm == 0:
-                lam = new
-                break
-            v = hv / norm
-            if lam is not None and abs(new - lam) <= tol * max(abs(new), 1e-12):
-                lam = new
-                break
-            lam = new
-        eigs.append(float(lam))
-        found.append(v)
-    return eigs
+    v = torch.randn(P, generator=gen)
+    V = [v / v.norm()]  # orthonormal Lanczos vectors
+    alphas: list[float] = []
+    betas: list[float] = []
+    converged = False
+    for m in range(min(iters, P)):
+        w = hvp(V[-1])
+        alphas.append(float(w @ V[-1]))
+        Vm = torch.stack(V)  # (m + 1, P); two passes of Gram-Schmidt keep V orthogonal
+        for _ in range(2):
+            w = w - Vm.t() @ (Vm @ w)
+        beta = float(w.norm())
+        theta, S_ = np.linalg.eigh(_tridiagonal(alphas, betas))
+        want = list(range(len(theta) - min(k, len(theta)), len(theta))) + [0]
+        resid = [abs(beta * S_[-1, i]) for i in want]
+        if not np.isfinite(beta) or beta <= 1e-10 * max(abs(theta).max(), 1e-30):
+            converged = True  # invariant subspace: the Ritz values are exact eigenvalues
+            break
+        if m >= 1 and all(r <= tol * max(abs(theta[i]), 1e-12) for r, i in zip(resid, want)):
+            converged = True
+            break
+        betas.append(beta)
+        V.append(w / beta)
+    converged = converged or len(alphas) == P  # the whole space: Ritz values are exact
+    top = sorted(theta.tolist(), reverse=True)[:k]
+    return {
+        "lambda_max": float(theta[-1]),
+        "lambda_min": float(theta[0]),
+        "top": top,
+        "n_hvp": len(alphas),
+        "converged": converged,
+    }
 
 
-def _project(v: torch.Tensor, basis: list[torch.Tensor]) -> torch.Tensor:
-    for u in basis:  # Gram-Schmidt against found eigenvectors
-        v = v - (u @ v) * u
-    return v
+def _tridiagonal(alphas: list[float], betas: list[float]) -> np.ndarray:
+    T = np.diag(np.asarray(alphas, dtype=np.float64))
+    if betas:
+        off = np.asarray(betas, dtype=np.float64)
+        T += np.diag(off, 1) + np.diag(off, -1)
+    return T
+
+
+def hessian_eigenvalues(
+    model: nn.Module, X, y, *, k: int = 1, iters: int = 100, tol: float = 1e-4, seed: int = 0
+) -> list[float]:
+    """The k largest algebraic Hessian eigenvalues (descending), by Lanczos (``lanczos_extremes``)."""
+    return lanczos_extremes(model, X, y, k=k, iters=iters, tol=tol, seed=seed)["top"]
 
 
 def hessian_trace(
-    model: nn.Module, X, y, *, samples: int = 64, seed: int = 0, chunk_size: int = 16
+    model: nn.Module,
+    X,
+    y,
+    *,
+    samples: int = 64,
+    seed: int = 0,
+    rel_ci: float = 0.05,
+    min_samples: int = 8,
+    chunk_size: int | None = None,
 ) -> dict:
-    """Hutchinson: tr(H) = E[z^T H z] for Rademacher z; mean and 95% t-interval over samples."""
+    """Hutchinson: tr(H) = E[z^T H z] for Rademacher z, with a stopping rule on its CI.
+
+    Probes are drawn one at a time (each one HVP through one kept gradient graph); after
+    ``min_samples`` the estimate stops as soon as the 95% t-interval's half-width is at most
+    ``rel_ci`` x |mean| (rel_ci = 0: always ``samples`` probes). Returns mean, ci95, std,
+    ``samples`` = ``n_probes`` (probes used), ``max_probes`` and ``stopped_early``.
+    ``chunk_size`` is accepted for backward compatibility and ignored.
+    """
     samples = check_int("samples", samples, low=2, high=limits.MAX_TRIALS)
     seed = check_int("seed", seed, low=0, high=2**63 - 1)
-    chunk_size = check_int("chunk_size", chunk_size, low=1, high=limits.MAX_TRIALS)
-    theta, loss = flat_loss(model, X, y)
-    hvp = _hvp(loss, theta)
+    rel_ci = check_float("rel_ci", rel_ci, low=0.0)
+    min_samples = check_int("min_samples", min_samples, low=2, high=limits.MAX_TRIALS)
+    P, hvp = hvp_graph(model, X, y)
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    z = (torch.randint(0, 2, (samples, theta.numel()), generator=gen) * 2 - 1).to(theta)  # (S, P)
-    quad = []
-    for i in range(0, samples, chunk_size):
-        zc = z[i : i + chunk_size]
-        quad += (vmap(hvp)(zc) * zc).sum(dim=1).tolist()  # z^T H z, batched over probes
+    quad: list[float] = []
+    s = None
+    for i in range(samples):
+        z = (torch.randint(0, 2, (P,), generator=gen) * 2 - 1).float()  # Rademacher
+        quad.append(float(z @ hvp(z)))  # z^T H z
+        if i + 1 >= min(min_samples, samples) and rel_ci > 0:
+            s = summarize(quad)
+            if (s["ci95"][1] - s["mean"]) <= rel_ci * abs(s["mean"]):
+                break
     s = summarize(quad)
-    return {"mean": s["mean"], "ci95": s["ci95"], "std": s["std"], "samples": samples}
+    n = len(quad)
+    return {
+        "mean": s["mean"],
+        "ci95": s["ci95"],
+        "std": s["std"],
+        "samples": n,
+        "n_probes": n,
+        "max_probes": samples,
+        "stopped_early": n < samples,
+    }
 
 
 def sam_sharpness(
@@ -245,13 +312,14 @@ def sharpness_report(
     if not (isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor)):
         X, y = as_tensors(X, y, model_device(model))
     clean = evaluate(model, X, y)
+    spectrum = lanczos_extremes(model, X, y, seed=seed)
     out = {
         "loss": clean.loss,
         "accuracy": clean.accuracy,
         "n_params": sum(p.numel() for p in model.parameters()),
         "rho": check_float("rho", rho, low=0.0, low_open=True),
         "seed": seed,
-        "lambda_max": hessian_eigenvalues(model, X, y, k=1, seed=seed)[0],
+        **{k: spectrum[k] for k in ("lambda_max", "lambda_min")},
         "trace": hessian_trace(model, X, y, seed=seed),
         "sam_sharpness": sam_sharpness(model, X, y, rho=rho),
         "asam_sharpness": sam_sharpness(model, X, y, rho=rho, adaptive=True),
