@@ -84,3 +84,38 @@ def test_load_csv_label_column_and_string_labels():
     d = load_csv(text.encode(), label_column="label")
     assert d.n_features == 2 and d.n_classes == 2
     assert set(np.unique(d.y_train)) == {0, 1}
+
+
+def test_mnist1d_is_the_packages_own_generator_split_by_seed(tmp_path, monkeypatch):
+    import random
+
+    from mnist1d.data import get_dataset_args, make_dataset
+    from sklearn.model_selection import train_test_split
+
+    monkeypatch.chdir(tmp_path)  # the package's download path would write a pickle here
+    np_state, py_state = np.random.get_state(), random.getstate()
+    d = load_dataset("mnist1d", seed=2)
+    # global RNG states untouched (the package seeds np.random and random itself)
+    assert np.array_equal(np.random.get_state()[1], np_state[1])
+    assert random.getstate() == py_state
+    assert list(tmp_path.iterdir()) == []  # nothing written to the working directory
+    assert d.image_shape == (1, 40) and d.n_classes == 10 and d.n_features == 40
+    # reference: the package's generator called directly, split and standardised by hand
+    ref = make_dataset(get_dataset_args())
+    X = np.concatenate([ref["x"], ref["x_test"]]).astype(np.float64)
+    y = np.concatenate([ref["y"], ref["y_test"]])
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.2, random_state=2, stratify=y)
+    mu, sd = Xtr.mean(0), Xtr.std(0)
+    np.testing.assert_allclose(d.X_train, (Xtr - mu) / sd, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(d.X_test, (Xte - mu) / sd, rtol=1e-5, atol=1e-5)
+    assert np.array_equal(d.y_test, yte) and len(d.y_test) == 1000
+    assert not np.array_equal(d.y_test, load_dataset("mnist1d", seed=3).y_test)
+
+
+def test_data_module_imports_sklearn_and_mnist1d_lazily():
+    import subprocess
+    import sys
+
+    code = "import sys, sar_core.data\nprint('sklearn' in sys.modules, 'mnist1d' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

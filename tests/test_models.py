@@ -58,3 +58,40 @@ def test_spec_dict_round_trip(arch):
 def test_activations(activation):
     m = build_model(ModelSpec(n_features=4, n_classes=2, widths=(3,), activation=activation), 0)
     assert m(torch.randn(2, 4)).shape == (2, 2)
+
+
+def test_cnn1d_layers_parameter_count_and_output_shape():
+    spec = ModelSpec(
+        arch="cnn1d", n_features=40, n_classes=10, widths=(16, 32), image_shape=(1, 40)
+    )
+    m = build_model(spec, 0)
+    assert layer_names(m) == ["conv1", "conv2", "out"]
+    assert tuple(m.conv1.weight.shape) == (16, 1, 5) and tuple(m.conv2.weight.shape) == (32, 16, 5)
+    # 40 -> pool 20 -> pool 10 time steps, 32 channels
+    assert n_parameters(m) == (16 * 5 + 16) + (32 * 16 * 5 + 32) + (32 * 10 * 10 + 10)
+    x = torch.randn(3, 40)
+    assert m(x).shape == (3, 10)
+    # reference forward with torch.nn.functional, from the model's own weights
+    import torch.nn.functional as F
+
+    h = F.max_pool1d(
+        F.relu(F.conv1d(x.reshape(3, 1, 40), m.conv1.weight, m.conv1.bias, padding=2)), 2
+    )
+    h = F.max_pool1d(F.relu(F.conv1d(h, m.conv2.weight, m.conv2.bias, padding=2)), 2)
+    ref = F.linear(h.flatten(1), m.out.weight, m.out.bias)
+    torch.testing.assert_close(m(x), ref)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(image_shape=None), "cnn1d' needs \\(C, L\\)"),
+        (dict(image_shape=(1, 8, 8), n_features=64), "cnn1d' needs \\(C, L\\)"),
+        (dict(image_shape=(2, 40)), "C\\*L must equal"),
+        (dict(widths=(4, 4, 4, 4, 4)), "at most"),
+    ],
+)
+def test_cnn1d_rejects_bad_shapes(kwargs, match):
+    base = dict(arch="cnn1d", n_features=40, n_classes=10, widths=(16, 32), image_shape=(1, 40))
+    with pytest.raises(ValueError, match=match):
+        ModelSpec(**{**base, **kwargs})

@@ -1,0 +1,205 @@
+"""SAR v2: geometry and radius derived from the target fault model, checked against references.
+
+References: per-bit displacements from sar_core.bits (NumPy bit views, an independent code path
+from the closed-form tables in optim.fault_intensity), Monte Carlo fault perturbations from
+sar_core.faults, and the ascent formula computed by hand in float64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sar_core import bits as B
+from sar_core.faults import FaultModel, Injector
+from sar_core.optim import SAR, describe_sar, expected_flips, fault_intensity
+from sar_core.training import TrainConfig, train
+
+
+def _reference_t(w: np.ndarray, fm: FaultModel, kept: tuple[int, ...]) -> np.ndarray:
+    """RMS over ``kept`` bits of |decode(encode(w) ^ (1 << b)) - decode(encode(w))|, via NumPy."""
+    scale = B.int8_scale(w, fm.granularity) if fm.format == "int8" else None
+    codes = B.encode(w, fm.format, scale)
+    base = B.decode(codes, fm.format, scale).astype(np.float64)
+    sq = np.zeros_like(base)
+    for b in kept:
+        flipped = codes ^ codes.dtype.type(1 << b)
+        with np.errstate(over="ignore", invalid="ignore"):
+            sq += (B.decode(flipped, fm.format, scale).astype(np.float64) - base) ** 2
+    return np.sqrt(sq / len(kept))
+
+
+@pytest.mark.parametrize(
+    "fmt, bits, gran",
+    [
+        ("int8", None, "tensor"),
+        ("int8", (0, 3, 7), "channel"),
+        ("float16", "0-13,15", "tensor"),  # all but the exponent MSB (bit 14)
+        ("bfloat16", "0-13,15", "tensor"),
+        ("float32", "0-29,31", "tensor"),
+        ("float16", "mantissa", "tensor"),
+    ],
+)
+def test_intensity_matches_per_bit_flips_from_numpy_bit_views(fmt, bits, gran):
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((6, 9)) * rng.choice([0.002, 0.05, 0.7], size=(6, 9))).astype(
+        np.float32
+    )
+    fm = FaultModel(format=fmt, bits=bits, ber=0.01, granularity=gran)
+    t = fault_intensity(torch.from_numpy(w), fm).double().numpy()
+    ref = _reference_t(w, fm, fm.bits)
+    np.testing.assert_allclose(t, ref, rtol=2e-3)
+
+
+def test_exponent_msb_is_left_out_of_the_geometry_and_reported():
+    fm = FaultModel(format="float16", ber=1e-3)  # all 16 bits
+    w = torch.full((4, 5), 0.1)
+    np.testing.assert_allclose(
+        fault_intensity(w, fm).numpy(),
+        _reference_t(w.numpy(), fm, tuple(b for b in range(16) if b != 14)),
+        rtol=2e-3,
+    )
+    model = nn.Sequential(nn.Linear(5, 4))
+    d = describe_sar(model, fm, rho=0.5)
+    assert d["excluded_bits"] == [14] and 14 not in d["covered_bits"]
+    assert d["expected_flips"] == pytest.approx(1e-3 * 20 * 15)
+    assert d["expected_excluded_flips"] == pytest.approx(1e-3 * 20)
+    assert d["p_any_excluded_flip"] == pytest.approx(1 - (1 - 1e-3) ** 20)
+    assert d["rho"] == pytest.approx(0.5 * math.sqrt(1e-3 * 20 * 15))
+    with pytest.raises(ValueError, match="catastrophic"):
+        fault_intensity(w, FaultModel(format="float16", bits=(14,), ber=1e-3))
+
+
+def test_int8_geometry_is_the_quantization_step_times_rms_dq():
+    w = torch.tensor([[0.5, -0.25], [0.1, 0.0]])
+    fm = FaultModel(format="int8", bits=(0, 7), ber=0.01)
+    s = 0.5 / 127
+    expected = s * math.sqrt((1**2 + 128**2) / 2)
+    np.testing.assert_allclose(fault_intensity(w, fm).numpy(), np.full((2, 2), expected), rtol=1e-6)
+
+
+def test_occurrence_radius_is_the_expected_normalised_fault_norm():
+    """E ||T^-1 D||^2 over sampled int8 fault patterns equals E[n] = p * N_sites."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 4))
+    fm = FaultModel(format="int8", ber=0.02)
+    inj = Injector(model, fm)
+    ts = {n: fault_intensity(p.detach(), fm) for n, p in model.named_parameters() if p.dim() > 1}
+    vals = []
+    for k in range(300):
+        d = inj.perturbation(inj.sample(np.random.default_rng([5, k])))
+        vals.append(sum(float(((d[n] / ts[n]) ** 2).sum()) for n in ts))
+    e_n, _ = expected_flips(fm, 20 * 30 + 30 * 4)
+    assert e_n == pytest.approx(0.02 * 720 * 8)
+    se = np.std(vals, ddof=1) / np.sqrt(len(vals))
+    assert abs(np.mean(vals) - e_n) < 4 * se + 1e-9
+
+
+def _setup():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    X, y = torch.randn(40, 6), torch.randint(0, 3, (40,))
+    return model, X, y
+
+
+@pytest.mark.parametrize(
+    "fm", [FaultModel(format="int8", ber=0.01), FaultModel(format="float16", ber=1e-3)]
+)
+def test_fault_ascent_step_matches_the_formula(fm):
+    model, X, y = _setup()
+    w0 = {n: p.detach().double().clone() for n, p in model.named_parameters()}
+    opt = SAR(
+        model.named_parameters(), torch.optim.SGD, rho=0.3, geometry="fault", fault_model=fm, lr=0.1
+    )
+    F.cross_entropy(model(X), y).backward()
+    g = {n: p.grad.detach().double().clone() for n, p in model.named_parameters()}
+    kept = tuple(b for b in fm.bits if not (fm.format == "float16" and b == 14))
+    t = {
+        n: torch.from_numpy(_reference_t(w0[n].float().numpy(), fm, kept))
+        if w0[n].dim() > 1
+        else torch.zeros_like(w0[n])  # biases: not eligible, no ascent
+        for n in w0
+    }
+    n_w = 6 * 8 + 8 * 3
+    r = 0.3 * math.sqrt(fm.ber * n_w * len(kept))
+    norm = math.sqrt(sum(float(((t[n] * g[n]) ** 2).sum()) for n in w0))
+    opt.first_step()
+    for n, p in model.named_parameters():
+        e = r * t[n] ** 2 * g[n] / norm
+        np.testing.assert_allclose(p.detach().double() - w0[n], e, rtol=5e-3, atol=1e-7)
+
+
+def test_rho_zero_fault_geometry_training_equals_sgd_bit_exactly(digits):
+    fm = FaultModel(format="int8", ber=0.01)
+    from sar_core.training import spec_for
+
+    spec = spec_for(digits, "mlp", widths=(16,))
+    a = train(spec, digits, TrainConfig(method="sgd", epochs=2, seed=3))
+    b = train(
+        spec,
+        digits,
+        TrainConfig(method="sar", geometry="fault", rho=0.0, fault_model=fm, epochs=2, seed=3),
+    )
+    assert all(torch.equal(p, q) for p, q in zip(a.model.parameters(), b.model.parameters()))
+
+
+def test_two_target_fault_models_give_two_checkpoints_from_the_same_seed(digits):
+    from sar_core.training import spec_for
+
+    spec = spec_for(digits, "mlp", widths=(16,))
+    base = dict(method="sar", geometry="fault", rho=0.02, epochs=2, seed=3)
+    targets = [
+        FaultModel(format="int8", ber=0.01),
+        FaultModel(format="int8", ber=0.03),  # same geometry, other radius
+        FaultModel(format="float16", ber=1e-4),  # other geometry
+    ]
+    models = [train(spec, digits, TrainConfig(fault_model=fm, **base)).model for fm in targets]
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert not all(
+                torch.equal(p, q) for p, q in zip(models[i].parameters(), models[j].parameters())
+            )
+
+
+def test_describe_sar_int8_layers_and_radius():
+    model, _, _ = _setup()
+    fm = FaultModel(format="int8", ber=0.01)
+    d = describe_sar(model, fm, rho=0.1)
+    assert d["covered_bits"] == list(range(8)) and d["excluded_bits"] == []
+    assert d["eligible_weights"] == 6 * 8 + 8 * 3
+    assert d["expected_flips"] == pytest.approx(0.01 * 72 * 8)
+    assert d["fault_radius"] == pytest.approx(math.sqrt(0.01 * 72 * 8))
+    rows = {r["name"]: r for r in d["layers"]}
+    assert not rows["0.bias"]["eligible"] and rows["0.weight"]["eligible"]
+    s = float(model[0].weight.detach().abs().max()) / 127
+    assert rows["0.weight"]["t_mean"] == pytest.approx(s * math.sqrt(21845 / 8), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda m: SAR(m.parameters(), geometry="fault", lr=0.1), "fault_model"),
+        (
+            lambda m: SAR(
+                m.parameters(),
+                geometry="fault",
+                lr=0.1,
+                fault_model=FaultModel("int8", ber=0.1, layers=("0",)),
+            ),
+            "named_parameters",
+        ),
+        (
+            lambda m: TrainConfig(method="sar", geometry="fault", rho_mode="calibrated"),
+            "calibrated",
+        ),
+    ],
+)
+def test_bad_sar_v2_settings_are_clear_errors(make, match):
+    model, _, _ = _setup()
+    with pytest.raises(ValueError, match=match):
+        make(model)
