@@ -65,11 +65,11 @@ class SuiteConfig:
     methods: tuple[str, ...] = METHODS
     tuning_seeds: tuple[int, ...] = (0, 1)
     heldout_seeds: tuple[int, ...] = (2, 3, 4)
-    epochs: int = 30
+    epochs: int = 20
     lr: float = 0.05
-    trials_target: int = 30  # per grid BER when fixing the targets
-    trials_tune: int = 40  # per tuning seed and candidate
-    trials_eval: int = 100  # per held-out seed and method
+    trials_target: int = 20  # per grid BER when fixing the targets
+    trials_tune: int = 30  # per tuning seed and candidate
+    trials_eval: int = 60  # per held-out seed and method
     grids: dict = field(default_factory=lambda: dict(GRIDS))
     int8_grid: tuple[float, ...] = INT8_GRID
     f16_grid: tuple[float, ...] = F16_GRID
