@@ -1,0 +1,324 @@
+"""Speed of the project against a naive loop, the peers and the pure forward passes (the limit).
+
+    python benchmarks/run.py [--quick] [--repeats 3] [--skip-cli]
+
+One process, one torch thread, the same seeded models and data for every contender, cases
+interleaved (A, B, C, A, B, C, ...) and reported as medians with the load average, so that a
+busy machine slows every contender alike. Peers (pytorchfi, loss-landscapes, PyHessian; see
+requirements-bench.txt) are skipped with a printed note when not installed. ``--quick`` runs tiny
+sizes (the test suite's smoke test); its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sar_core import sharpness as S  # noqa: E402
+from sar_core.campaign import run_campaign  # noqa: E402
+from sar_core.data import load_dataset  # noqa: E402
+from sar_core.evaluate import as_tensors, score_logits  # noqa: E402
+from sar_core.faults import FaultModel, Injector  # noqa: E402
+from sar_core.io import load_checkpoint  # noqa: E402
+from sar_core.models import ModelSpec, build_model  # noqa: E402
+
+ROWS: list[tuple[str, str, float, str]] = []  # (section, case, median seconds, note)
+
+
+def peer(name: str):
+    """The peer module, or None with a printed note."""
+    try:
+        return __import__(name)
+    except ImportError:
+        print(
+            f"note: {name} is not installed: its rows are skipped "
+            "(pip install -r requirements-bench.txt)"
+        )
+        return None
+
+
+def interleaved(cases: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median wall seconds of each case, run round-robin ``repeats`` times after one warm-up."""
+    for fn in cases.values():
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for _ in range(repeats):
+        for k, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def trained_mlp(data, widths: tuple[int, ...], epochs: int) -> torch.nn.Module:
+    """A seeded MLP trained by a plain Adam loop (independent of sar_core.training)."""
+    spec = ModelSpec(n_features=data.n_features, n_classes=data.n_classes, widths=widths)
+    model = build_model(spec, 0).train()
+    X, y = as_tensors(data.X_train, data.y_train)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(epochs):
+        for idx in torch.randperm(len(y), generator=gen).split(64):
+            opt.zero_grad()
+            F.cross_entropy(model(X[idx]), y[idx]).backward()
+            opt.step()
+    return model.eval()
+
+
+# ------------------------------------------------------------------ campaign ---------------
+
+
+def naive_campaign(model, X, y, fm: FaultModel, trials: int, seed: int = 0) -> list[float]:
+    """One Bernoulli draw per stored bit (dense mask), XOR, full forward pass, per trial."""
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    out = []
+    for t in range(trials):
+        rng = np.random.default_rng([seed, t])
+        faulty = {}
+        for n, w in params.items():
+            if w.dim() < 2 and not fm.include_bias:
+                faulty[n] = w
+                continue
+            codes = w.numpy().reshape(-1).view(np.uint32)
+            hit = rng.random((codes.size, 32)) < fm.ber  # (elements, bits)
+            mask = (hit * (np.uint64(1) << np.arange(32, dtype=np.uint64))).sum(1)
+            faulty[n] = torch.from_numpy((codes ^ mask.astype(np.uint32)).view(np.float32))
+            faulty[n] = faulty[n].view(w.shape)
+        with torch.no_grad():
+            out.append(score_logits(functional_call(model, faulty, (X,)), y).accuracy)
+    return out
+
+
+def pytorchfi_campaign(pfi_core, model, X, y, fm: FaultModel, trials: int, seed: int = 0):
+    """The same patterns injected by pytorchfi (weights only: it cannot hit biases)."""
+    layers = [m for m in model.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    names = {id(m): n for n, m in model.named_modules()}
+    fi = pfi_core.fault_injection(
+        model,
+        X.shape[0],
+        input_shape=[X.shape[1]],
+        layer_types=[torch.nn.Linear, torch.nn.Conv2d],
+        use_cuda=False,
+    )
+    inj = Injector(model, FaultModel(format="float32", ber=fm.ber))  # weights only
+    out = []
+    for t in range(trials):
+        delta = inj.delta(inj.sample(np.random.default_rng([seed, t])))
+        lay, k, d1, d2, d3, val = [], [], [], [], [], []
+        for li, m in enumerate(layers):
+            key = f"{names[id(m)]}.weight"
+            if key not in delta.values:
+                continue
+            idx, vals = delta.values[key]
+            coords = np.unravel_index(idx.numpy(), tuple(m.weight.shape))
+            for i in range(idx.numel()):
+                c = [int(a[i]) for a in coords] + [None] * (4 - len(coords))
+                lay.append(li)
+                k.append(c[0])
+                d1.append(c[1])
+                d2.append(c[2])
+                d3.append(c[3])
+                val.append(float(vals[i]))
+        corrupted = (
+            fi.declare_weight_fi(layer_num=lay, k=k, dim1=d1, dim2=d2, dim3=d3, value=val)
+            if lay
+            else model
+        )
+        with torch.no_grad():
+            out.append(score_logits(corrupted(X), y).accuracy)
+    return out
+
+
+def forwards(model, X, n: int) -> None:
+    """``n`` plain forward passes: the limit a campaign is compared with."""
+    with torch.no_grad():
+        for _ in range(n):
+            model(X)
+
+
+def bench_campaign(label, model, X, y, ber, trials, repeats, pfi) -> None:
+    fm = FaultModel(format="float32", ber=ber, include_bias=True)
+    res = run_campaign(model, X, y, fm, trials=trials)
+    needed = sum(1 for c in res.changed if c)
+    cases = {
+        "sar_core run_campaign": lambda: run_campaign(model, X, y, fm, trials=trials),
+        "naive dense-mask loop": lambda: naive_campaign(model, X, y, fm, trials),
+        f"{trials} forward passes": lambda: forwards(model, X, trials),
+    }
+    if pfi is not None:
+        cases["pytorchfi (weights only)"] = lambda: pytorchfi_campaign(pfi, model, X, y, fm, trials)
+    med = interleaved(cases, repeats)
+    sec = f"campaign {label}, float32 all bits + biases, BER {ber:g}, {trials} trials"
+    ours = med["sar_core run_campaign"]
+    fwd = med[f"{trials} forward passes"]
+    for case, t in med.items():
+        note = "" if case.startswith("sar_core") else f"{t / ours:.2f}x ours"
+        ROWS.append((sec, case, t, note))
+    ROWS.append(
+        (
+            sec,
+            f"ours / forward passes needed ({needed} of {trials} trials change a bit)",
+            ours,
+            f"{ours / (fwd * max(needed, 1) / trials):.2f}x" if needed else "no pass needed",
+        )
+    )
+    ROWS.append((sec, "ours / one forward pass per trial", ours, f"{ours / fwd:.2f}x"))
+
+
+# ------------------------------------------------------------------ landscape, sharpness ---
+
+
+def bench_landscape(label, model, X, y, steps, repeats, ll) -> None:
+    from sar_core import landscape as L
+
+    d1, d2 = L.direction_pair(model, 0)
+    cases = {
+        "sar_core slice_2d": lambda: L.slice_2d(model, X, y, d1, d2, steps=steps),
+        f"{steps * steps} forward passes": lambda: forwards(model, X, steps * steps),
+    }
+    if ll is not None:
+        from loss_landscapes.metrics import Loss
+
+        metric = Loss(F.cross_entropy, X, y)
+        cases["loss-landscapes random_plane"] = lambda: ll.random_plane(
+            model, metric, distance=1, steps=steps, normalization="filter", deepcopy_model=True
+        )
+    med = interleaved(cases, repeats)
+    sec = f"landscape {label}, 2D {steps}x{steps}"
+    ours = med["sar_core slice_2d"]
+    for case, t in med.items():
+        ROWS.append((sec, case, t, "" if case.startswith("sar_core") else f"ours {ours / t:.2f}x"))
+
+
+def bench_sharpness(label, model, X, y, repeats, pyh, max_probes: int) -> None:
+    sec = f"sharpness {label}"
+    ours = S.lanczos_extremes(model, X, y, tol=1e-3)
+    cases = {"sar_core lambda_max (Lanczos)": lambda: S.lanczos_extremes(model, X, y, tol=1e-3)}
+    note = f"lambda_max {ours['lambda_max']:.5g}, lambda_min {ours['lambda_min']:.4g}, {ours['n_hvp']} HVPs"
+    if pyh is not None:
+
+        def peer_eig():
+            h = pyh.hessian(model, F.cross_entropy, data=(X, y), cuda=False)
+            return h.eigenvalues(maxIter=100, tol=1e-3, top_n=1)[0][0]
+
+        val = peer_eig()
+        cases["PyHessian eigenvalues (power iteration)"] = peer_eig
+        note += f"; PyHessian {val:.5g} ({100 * (val / ours['lambda_max'] - 1):+.2f}%)"
+    med = interleaved(cases, repeats)
+    t0 = med["sar_core lambda_max (Lanczos)"]
+    for case, t in med.items():
+        ROWS.append((sec, case, t, note if case.startswith("sar_core") else f"ours {t0 / t:.2f}x"))
+    fixed = S.hessian_trace(model, X, y, samples=max_probes, rel_ci=0)
+    width = fixed["ci95"][1] - fixed["mean"]
+    rel = width / abs(fixed["mean"])
+    rule = S.hessian_trace(model, X, y, samples=max_probes, rel_ci=rel)
+    med = interleaved(
+        {
+            f"trace, fixed {max_probes} probes": lambda: S.hessian_trace(
+                model, X, y, samples=max_probes, rel_ci=0
+            ),
+            "trace, stop at that CI width": lambda: S.hessian_trace(
+                model, X, y, samples=max_probes, rel_ci=rel
+            ),
+        },
+        repeats,
+    )
+    for (case, t), r in zip(med.items(), (fixed, rule)):
+        hw = r["ci95"][1] - r["mean"]
+        ROWS.append((sec, case, t, f"{r['n_probes']} probes, trace {r['mean']:.4g} +- {hw:.3g}"))
+
+
+# ------------------------------------------------------------------ CLI --------------------
+
+
+def bench_cli(trials: tuple[int, int], repeats: int, data) -> None:
+    """Marginal cost per trial of `python -m sar_core inject` (difference of two trial counts)."""
+    path = ROOT / "assets" / "digits_mlp_sgd.safetensors"
+
+    def run(n):
+        cmd = [
+            sys.executable,
+            "-m",
+            "sar_core",
+            "inject",
+            "--model",
+            str(path),
+            "--format",
+            "float32",
+            "--ber",
+            "1e-4",
+            "--include-bias",
+            "--trials",
+            str(n),
+            "--quiet",
+            "--json",
+        ]
+        subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
+
+    med = interleaved({n: (lambda n=n: run(n)) for n in trials}, repeats)
+    per = (med[trials[1]] - med[trials[0]]) / (trials[1] - trials[0])
+    model = load_checkpoint(path).model
+    X, y = as_tensors(data.X_test, data.y_test)
+    fm = FaultModel(format="float32", ber=1e-4, include_bias=True)
+    naive = interleaved({"n": lambda: naive_campaign(model, X, y, fm, 20)}, repeats)["n"] / 20
+    sec = "CLI inject, demo MLP, float32 all bits + biases, BER 1e-4"
+    for n in trials:
+        ROWS.append((sec, f"whole process, {n} trials", med[n], ""))
+    ROWS.append((sec, "marginal cost per trial", per, f"naive loop {naive / per:.1f}x slower"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-cli", action="store_true")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    q = a.quick
+    repeats = 1 if q else a.repeats
+    data = load_dataset("digits", seed=0)
+    X, y = as_tensors(data.X_test, data.y_test)
+    if q:
+        X, y = X[:32], y[:32]
+    mlp = trained_mlp(data, (16,) if q else (128, 128), 1 if q else 20)
+    cnn = load_checkpoint(ROOT / "assets" / "digits_cnn_sgd.safetensors").model
+    pfi = peer("pytorchfi.core")
+    pfi = sys.modules.get("pytorchfi.core") if pfi is not None else None
+    ll, pyh = peer("loss_landscapes"), peer("pyhessian")
+    trials = 4 if q else 200
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread, "
+        f"{len(y)} digits test rows, medians of {repeats} interleaved runs"
+    )
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    mlp_label = "MLP 64-16-10 (quick)" if q else "MLP 64-128-128-10"
+    for label, model in ((mlp_label, mlp), ("SmallCNN (demo, 8-16 ch)", cnn)):
+        for ber in (1e-4, 1e-7):
+            bench_campaign(label, model, X, y, ber, trials, repeats, pfi)
+    for label, model in ((mlp_label, mlp), ("SmallCNN", cnn)):
+        bench_landscape(label, model, X, y, 3 if q else 41, repeats, ll)
+        bench_sharpness(label, model, X, y, repeats, pyh, 8 if q else 64)
+    if not (q or a.skip_cli):
+        bench_cli((20, 220), repeats, data)
+    print("\n| section | case | median s | note |\n|---|---|---|---|")
+    for sec, case, t, note in ROWS:
+        print(f"| {sec} | {case} | {t:.4f} | {note} |")
+    print("\nload average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+
+
+if __name__ == "__main__":
+    main()
