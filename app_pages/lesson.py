@@ -16,7 +16,7 @@ with st.spinner(LOADING):  # the text above is on screen before torch loads
     from sar_core.plots.robustness import sweep_figure
     from ui import lesson as L
     from ui import registry
-    from ui.inputs import Checks, check_int_in
+    from ui.inputs import Checks, check_int_in, read_int
     from ui.layout import fmt_ber, fmt_ci, fmt_pct
     from ui.lesson_text import (
         PRESETS,
@@ -84,17 +84,9 @@ if expert:
     with e1:
         seed = st.number_input("Seed", value=0, step=1, key="seed", bind="query-params")
         seed = checks.check(check_int_in, seed, "The seed", low=0, high=2**32 - 1) or 0
-else:
-    seed = (
-        checks.check(
-            check_int_in,
-            int(st.query_params.get("seed", "0") or 0),
-            "The seed",
-            low=0,
-            high=2**32 - 1,
-        )
-        or 0
-    )
+else:  # the seed still comes from a shared link; only the expert view shows its box
+    raw = st.query_params.get("seed", "0")
+    seed = checks.check(read_int, raw, "The seed in this link", low=0, high=2**32 - 1) or 0
 
 demos = {e.method: e for e in registry.demo_entries() if e.arch == "mlp"}
 sgd, sar = demos["sgd"], demos["sar"]

@@ -124,6 +124,15 @@ def check_float_in(
     return float(v)
 
 
+def read_int(text: str, label: str, *, low: int, high: int) -> int:
+    """One whole number in [low, high] from text."""
+    try:
+        v = int(str(text).strip())
+    except ValueError:
+        raise InputError(f"{label} must be a whole number from {low} to {high}.") from None
+    return check_int_in(v, label, low=low, high=high)
+
+
 def read_ints(text: str, label: str, *, low: int, high: int) -> tuple[int, ...]:
     """Comma-separated whole numbers in [low, high] (empty text: an empty tuple)."""
     out = []

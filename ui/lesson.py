@@ -33,14 +33,14 @@ class Fault:
     bits: str | tuple[int, ...]
 
 
-FAULTS = {
-    "int8": Fault("int8, all 8 bits", "int8", "all"),
-    "int8-sign": Fault("int8, sign bit only (bit 7)", "int8", (7,)),
-    "float32": Fault("float32, all 32 bits", "float32", "all"),
-    "float32-exponent": Fault("float32, exponent bits only (30–23)", "float32", "exponent"),
-    "float32-bit30": Fault("float32, bit 30 only (the top exponent bit)", "float32", (30,)),
-    "float32-mantissa": Fault("float32, mantissa bits only (22–0)", "float32", "mantissa"),
-    "float16": Fault("float16, all 16 bits", "float16", "all"),
+FAULTS = {  # the labels are also what a shared link holds (?fault=float32%3A+bit+30+only)
+    "int8": Fault("int8: all bits", "int8", "all"),
+    "int8-sign": Fault("int8: sign bit", "int8", (7,)),
+    "float32": Fault("float32: all bits", "float32", "all"),
+    "float32-exponent": Fault("float32: exponent bits", "float32", "exponent"),
+    "float32-bit30": Fault("float32: bit 30 only", "float32", (30,)),
+    "float32-mantissa": Fault("float32: mantissa bits", "float32", "mantissa"),
+    "float16": Fault("float16: all bits", "float16", "all"),
 }
 # every BER the slider offers: 1, 2, 3, 5 per decade from 1e-7 to 0.5
 BERS = tuple(float(f"{m}e{e}") for e in range(-7, 0) for m in (1, 2, 3, 5))
