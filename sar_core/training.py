@@ -25,7 +25,7 @@ from sar_core import limits
 from sar_core.calibrate import Calibration, calibrate_rho
 from sar_core.data import Dataset
 from sar_core.evaluate import as_tensors, evaluate
-from sar_core.faults import FaultModel, Injector, eligible_parameters
+from sar_core.faults import FaultModel, Injector
 from sar_core.models import ModelSpec, build_model
 from sar_core.optim import (
     ASAM,
@@ -35,6 +35,7 @@ from sar_core.optim import (
     SAR_DEFAULT_RHO,
     SAR_GEOMETRIES,
 )
+from sar_core.randbet import RandBET, clip_weights
 from sar_core.validate import check_choice, check_float, check_int
 
 METHODS = ("sgd", "adam", "sam", "asam", "sar", "fat", "clip", "randbet", "sar_clip")
@@ -253,68 +254,6 @@ def _fat_grads(model: nn.Module, xb, yb, fm: FaultModel, rng: np.random.Generato
     return float(loss.detach())
 
 
-def clip_weights(model: nn.Module, w_max: float) -> None:
-    """Clamp every weight tensor (parameters with >= 2 dims; biases stay free) to [-w_max, w_max]."""
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() >= 2:
-                p.clamp_(-w_max, w_max)
-
-
-def int8_codes(w: torch.Tensor, granularity: str = "tensor") -> tuple[torch.Tensor, torch.Tensor]:
-    """(q int8, s) with q = clip(round(w / s), -127, 127), s = max|w| / 127 (as bits.encode)."""
-    a = w.detach().abs()
-    if granularity == "channel" and w.dim() > 1:
-        m = a.reshape(w.shape[0], -1).amax(dim=1).reshape((-1,) + (1,) * (w.dim() - 1))
-    else:
-        m = a.max()
-    s = torch.where(m > 0, m / 127.0, torch.ones_like(m)).float()
-    return torch.round(w.detach() / s).clamp_(-127, 127).to(torch.int8), s
-
-
-def random_bit_errors(
-    q: torch.Tensor, bits: tuple[int, ...], ber: float, gen: torch.Generator
-) -> tuple[torch.Tensor, int]:
-    """Flip every selected bit of every int8 code independently with probability ``ber``."""
-    hits = torch.rand((len(bits),) + tuple(q.shape), generator=gen) < ber  # (|B|, *q.shape)
-    weights = torch.tensor([1 << b for b in bits], dtype=torch.int32).reshape(
-        (-1,) + (1,) * q.dim()
-    )
-    mask = (hits.to(torch.int32) * weights).sum(0).to(torch.uint8)  # distinct bits: sum = OR
-    flipped = (q.view(torch.uint8) ^ mask).view(torch.int8)
-    return flipped, int(hits.sum())
-
-
-class _RandBET:
-    """Per-step RandBET forward: losses at the quantized and at the bit-error weights (STE)."""
-
-    def __init__(self, model: nn.Module, fm: FaultModel, seed: int) -> None:
-        shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
-        self.names = eligible_parameters(shapes, fm)
-        self.fm = fm
-        self.gen = torch.Generator().manual_seed(seed)
-        self.flips = 0
-        self.sites = 0
-
-    def loss(self, model: nn.Module, xb, yb) -> tuple[torch.Tensor, torch.Tensor]:
-        params = dict(model.named_parameters())
-        clean, faulty = dict(params), dict(params)
-        for n in self.names:
-            w = params[n]
-            q, s = int8_codes(w, self.fm.granularity)
-            qf, k = random_bit_errors(q, self.fm.bits, self.fm.ber, self.gen)  # type: ignore[arg-type]
-            self.flips += k
-            self.sites += q.numel() * len(self.fm.bits)  # type: ignore[arg-type]
-            # straight-through: forward uses the stored value, the gradient flows to w as is
-            clean[n] = w + (q.float() * s - w).detach()
-            faulty[n] = w + (qf.float() * s - w).detach()
-        out = functional_call(model, clean, (xb,))
-        out_f = functional_call(model, faulty, (xb,))
-        finite = torch.isfinite(out_f).all(dim=1)
-        loss_f = F.cross_entropy(out_f[finite], yb[finite]) if finite.any() else out_f.sum() * 0
-        return 0.5 * (F.cross_entropy(out, yb) + loss_f), out
-
-
 def _batch_step(model, opt, config: TrainConfig, xb, yb, aux) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on a batch; returns (loss at w, logits at w)."""
 
@@ -391,7 +330,7 @@ def train(
     Xte, yte = as_tensors(data.X_test, data.y_test, dev)
     gen = torch.Generator().manual_seed(config.seed)  # batch order, same for every method
     aux = (
-        _RandBET(model, config.target, config.seed)
+        RandBET(model, config.target, config.seed)
         if config.method == "randbet"
         else np.random.default_rng([config.seed, 1])  # fat's fault patterns
     )
@@ -416,7 +355,7 @@ def train(
         rec.update(
             test_acc=score.accuracy, test_loss=score.loss, rho=opt.param_groups[0].get("rho")
         )
-        if isinstance(aux, _RandBET):
+        if isinstance(aux, RandBET):
             rec.update(bit_errors=aux.flips, bit_error_sites=aux.sites)
         rec["seconds"] = time.perf_counter() - t0
         result.history.append(rec)
@@ -433,7 +372,7 @@ def _epoch(model, opt, config, Xtr, ytr, gen, aux, should_stop) -> dict | None:
     n = Xtr.shape[0]
     perm = torch.randperm(n, generator=gen).to(Xtr.device)
     tot_loss, tot_correct = 0.0, 0
-    if isinstance(aux, _RandBET):
+    if isinstance(aux, RandBET):
         aux.flips = aux.sites = 0
     for i in range(0, n, config.batch_size):
         if should_stop is not None and should_stop():

@@ -9,13 +9,8 @@ import torch
 from sar_core import bits as B
 from sar_core.faults import FaultModel
 from sar_core.models import build_model
-from sar_core.training import (
-    TrainConfig,
-    int8_codes,
-    random_bit_errors,
-    spec_for,
-    train,
-)
+from sar_core.randbet import int8_codes, random_bit_errors
+from sar_core.training import TrainConfig, spec_for, train
 
 
 @pytest.fixture(scope="module")
