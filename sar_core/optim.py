@@ -351,14 +351,23 @@ def fault_intensity(w: torch.Tensor, fm: FaultModel) -> torch.Tensor:
     return t2.clamp(max=torch.finfo(torch.float32).max).sqrt()
 
 
-def describe_sar(model: nn.Module, fault_model: FaultModel, *, rho: float = 1.0) -> dict:
-    """What SAR v2 derives from a target fault model at ``model``'s current weights.
+def describe_sar(
+    model: nn.Module | Any, fault_model: FaultModel, *, rho: float = 1.0, seed: int = 0
+) -> dict:
+    """What SAR v2 derives from a target fault model, at ``model``'s current weights.
 
-    Returns the covered/excluded bits, expected flips, the fault radius sqrt(E[n]) and the
-    effective radius rho * sqrt(E[n]), the expected fault-perturbation norm in weight units, and
-    per parameter the intensity T (mean, min, max) and the int8 scale when relevant.
-    Build ``model`` with ``sar_core.models.build_model(spec, seed)`` to describe it before training.
+    ``model`` may be a ``ModelSpec``: it is then described at its initial weights for ``seed``
+    (what training starts from; T follows the weights during training). Returns the covered and
+    excluded bits, expected flips, the fault radius sqrt(E[n]) and the effective radius
+    rho * sqrt(E[n]), the expected fault-perturbation norm in weight units, and per parameter
+    the intensity T (mean, min, max) and the int8 scale when relevant.
     """
+    from sar_core.models import ModelSpec, build_model
+
+    if isinstance(model, ModelSpec):
+        model = build_model(model, seed)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"Invalid model={model!r}: expected a torch module or a ModelSpec")
     if not isinstance(fault_model, FaultModel):
         raise ValueError(f"Invalid fault_model={fault_model!r}: expected a FaultModel")
     rho = check_float("rho", rho, low=0.0)

@@ -7,6 +7,7 @@ sar_core.faults, and the ascent formula computed by hand in float64.
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -203,3 +204,17 @@ def test_bad_sar_v2_settings_are_clear_errors(make, match):
     model, _, _ = _setup()
     with pytest.raises(ValueError, match=match):
         make(model)
+
+
+def test_describe_sar_accepts_a_spec_and_varies_with_the_target():
+    from sar_core.models import ModelSpec, build_model
+
+    spec = ModelSpec(arch="mlp", n_features=6, n_classes=3, widths=(8,))
+    fm8, fm16 = FaultModel(format="int8", ber=0.01), FaultModel(format="float16", ber=1e-3)
+    a = describe_sar(spec, fm8, rho=0.1, seed=2)
+    assert a == describe_sar(build_model(spec, 2), fm8, rho=0.1)
+    b = describe_sar(spec, fm16, rho=0.1, seed=2)
+    assert a["rho"] != b["rho"] and a["layers"] != b["layers"]
+    assert json.loads(json.dumps(a)) == a  # JSON-ready for the dashboard
+    with pytest.raises(ValueError, match="model"):
+        describe_sar("mlp", fm8)
