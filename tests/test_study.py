@@ -217,6 +217,43 @@ def test_reference_numbers_match_the_library_called_directly(reference, digest):
     assert row["delta"] == pytest.approx(float(np.mean(acc("sam") - acc("sgd"))), abs=1e-12)
 
 
+def test_report_pools_the_trials_of_all_seeds(reference):
+    """Cells of the report equal summarize() of the concatenated per-trial values (numpy)."""
+    from sar_core.campaign import summarize
+    from sar_core.study.report import aggregate
+
+    trials = read_table(reference / "trials.parquet")
+    cells = aggregate(read_table(reference / "results.parquet"))
+    assert len(cells) == 2 * 2 * 2
+    for c in cells:
+
+        def acc(method, c=c):
+            sel = [
+                t
+                for t in trials
+                if (t["task"], t["method"], t["level"]) == (c["task"], method, c["level"])
+            ]
+            return np.array(
+                [t["accuracy"] for t in sorted(sel, key=lambda t: (t["seed"], t["trial"]))]
+            )
+
+        s = summarize(acc(c["method"]))
+        assert c["acc"] == pytest.approx((s["mean"], *s["ci95"]), rel=1e-9, abs=1e-12)
+        if not c["is_reference"]:
+            d = summarize(acc(c["method"]) - acc("sgd"))
+            assert c["delta"] == pytest.approx((d["mean"], *d["ci95"]), rel=1e-9, abs=1e-12)
+
+
+def test_campaign_seed_can_follow_the_run_seed():
+    from sar_core.study.plan import make_plan
+
+    text = SPEC.replace("seed = 3", "seed = 1000\nadd_run_seed = true")
+    plan = make_plan(parse_spec(text))
+    seeds = {(c.seed, plan.tasks[c.key].inputs["seed"]) for c in plan.campaigns}
+    assert seeds == {(0, 1000), (1, 1001)}
+    _bad(SPEC.replace("seed = 3", "seed = 3\nadd_run_seed = 1"), "add_run_seed")
+
+
 def test_rerun_skips_every_finished_task(reference, spec_path):
     before = len((reference / "completions.log").read_text().splitlines())
     res = run_study(spec_path, reference, executor="local", workers=1)

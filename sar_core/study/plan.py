@@ -5,8 +5,8 @@ model) and ``campaign`` (one model at one fault point; trial t uses the pattern 
 [campaign seed, t], so every model of an architecture sees the same faults and paired
 differences are formed afterwards from the per-trial accuracies). A sharpness or campaign task
 depends on its model's train task. The key of a task is the sha256 of everything that fixes its
-result: its inputs, its dependencies' keys, and a fingerprint of the library code and versions
-that compute it. Two studies that share a task share its cached result.
+result: its inputs, its dependencies' keys, and a fingerprint of the library code (every
+top-level sar_core module) and of the torch and numpy versions. Two studies that share a task share its cached result.
 """
 
 from __future__ import annotations
@@ -19,21 +19,9 @@ from pathlib import Path
 from sar_core.study.spec import FaultPoint, StudySpec
 
 SCHEMA = "sar-lab/study/1"
-# modules whose code fixes the numbers a task produces (plots, CLI, UI do not)
-NUMERIC_MODULES = (
-    "bits",
-    "calibrate",
-    "campaign",
-    "data",
-    "evaluate",
-    "faults",
-    "io",
-    "models",
-    "optim",
-    "sharpness",
-    "training",
-    "study/worker",
-)
+# the code a task's numbers depend on: every top-level module of sar_core (a change to any of
+# them invalidates the cache: safe rather than clever) and the study worker
+WORKER = "study/worker.py"
 
 
 def content_hash(obj: dict) -> str:
@@ -50,10 +38,8 @@ def code_version() -> str:
 
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256(f"{SCHEMA} torch {torch.__version__} numpy {numpy.__version__}".encode())
-    for name in NUMERIC_MODULES:
-        p = root / f"{name}.py"
-        if p.is_file():
-            h.update(name.encode() + b"\0" + p.read_bytes())
+    for p in [*sorted(root.glob("*.py")), root / WORKER]:
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -133,6 +119,11 @@ def train_config(cfg: dict, seed: int) -> dict:
     return TrainConfig(**d).to_dict()
 
 
+def campaign_seed(spec: StudySpec, seed: int) -> int:
+    """Campaign seed of the models of run seed ``seed``."""
+    return spec.campaign_seed + (seed if spec.add_run_seed else 0)
+
+
 def make_plan(spec: StudySpec) -> Plan:
     """Expand a spec: train tasks, then sharpness and campaign tasks that depend on them."""
     plan = Plan(spec=spec, code=code_version())
@@ -163,7 +154,7 @@ def make_plan(spec: StudySpec) -> Plan:
                         "data": data,
                         "fault": p.fault,
                         "trials": spec.trials,
-                        "seed": spec.campaign_seed,
+                        "seed": campaign_seed(spec, seed),
                     }
                     label = f"campaign {t.name} seed {seed} {m} {p.setting} {p.label}"
                     ck = plan.add("campaign", label, inputs, (tk,))

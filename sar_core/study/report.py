@@ -2,9 +2,10 @@
 
 ``html_report(rows, ...)`` builds it from rows of the results table (any caller, e.g. the
 dashboard, can pass its own rows with the same columns); ``write_report(dir, html)`` reads a
-study directory. Across seeds, a cell (task, method, fault point) shows the mean over seeds with
-a 95% t-interval over seeds; with one seed, that seed's interval over trials. A paired
-difference is a win when its interval lies above zero, a loss when below, a tie otherwise.
+study directory. Across seeds, a cell (task, method, fault point) pools the trials of all seeds
+(n = seeds x trials) and shows their mean with a Student-t 95% interval, as the task suite does
+(sar_core.suite): it captures fault-pattern noise, not training-seed noise. A paired difference
+is a win when its interval lies above zero, a loss when below, a tie otherwise.
 """
 
 from __future__ import annotations
@@ -40,14 +41,23 @@ pre{background:#f7f7f7;padding:.8rem;overflow-x:auto;font-size:.82rem}
 """
 
 
-def _ci(values: Sequence[float], lo: float, hi: float) -> tuple[float, float, float]:
-    """Mean over seeds and its 95% t-interval; one seed: its own (trial) interval."""
-    from sar_core.campaign import summarize
+def pooled(means, stds, ns) -> tuple[float, float, float]:
+    """Mean and 95% t-interval of all trials of several seeds pooled, from per-seed summaries.
 
-    if len(values) == 1:
-        return float(values[0]), float(lo), float(hi)
-    s = summarize(values)
-    return s["mean"], s["ci95"][0], s["ci95"][1]
+    Exact for the pooled sample: N = sum n_i, mean = sum n_i m_i / N, and the sum of squares is
+    sum (n_i - 1) s_i^2 + n_i (m_i - mean)^2 (a seed with one trial adds no within-seed term).
+    """
+    from scipy import stats
+
+    m, s, n = (np.asarray(v, dtype=np.float64) for v in (means, stds, ns))
+    total = n.sum()
+    mean = float((n * m).sum() / total)
+    if total < 2:
+        return mean, math.nan, math.nan
+    within = np.where(n > 1, (n - 1) * np.nan_to_num(s, nan=0.0) ** 2, 0.0)
+    var = float((within + n * (m - mean) ** 2).sum() / (total - 1))
+    half = float(stats.t.ppf(0.975, total - 1) * math.sqrt(var / total))
+    return mean, mean - half, mean + half
 
 
 def aggregate(rows: Sequence[Mapping]) -> list[dict]:
@@ -57,11 +67,10 @@ def aggregate(rows: Sequence[Mapping]) -> list[dict]:
         cells.setdefault((r["task"], r["method"], r["fault"], float(r["level"])), []).append(r)
     out = []
     for (task, method, fault, level), rs in cells.items():
-        acc = _ci([r["mean_accuracy"] for r in rs], rs[0]["ci95_low"], rs[0]["ci95_high"])
+        ns = [r.get("trials", 1) for r in rs]
+        acc = pooled([r["mean_accuracy"] for r in rs], [r.get("std", math.nan) for r in rs], ns)
         d = [r.get("delta", math.nan) for r in rs]
-        delta = _ci(
-            d, rs[0].get("delta_ci95_low", math.nan), rs[0].get("delta_ci95_high", math.nan)
-        )
+        delta = pooled(d, [r.get("delta_std", math.nan) for r in rs], ns)
         sharp = [r.get("sharpness", math.nan) for r in rs]
         out.append(
             {
@@ -199,7 +208,7 @@ def _curves_figure(cells: Sequence[dict], task: str, fault: str):
         curves,
         x_title=f"{key}{' (log scale)' if log_x else ''}",
         log_x=log_x,
-        title=f"{task}: accuracy under {fault} faults (mean over seeds, 95% CI)",
+        title=f"{task}: accuracy under {fault} faults (trials of all seeds pooled, 95% CI)",
     )
 
 
@@ -270,8 +279,9 @@ def html_report(
     parts.append("<h2>Cross-task summary</h2>" + _summary_table(cells))
     parts.append(
         '<p class="note">Δ: accuracy minus the reference method\'s under identical fault '
-        "patterns (paired trials), in points; a cell is a task at one fault level, averaged over "
-        "seeds (95% t-interval over seeds; one seed: over trials). Win: interval above 0.</p>"
+        "patterns (paired trials), in points; a cell is a task at one fault level with the trials "
+        "of all seeds pooled (95% t-interval over seeds x trials: fault-pattern noise, not "
+        "training-seed noise). Win: interval above 0, loss: below, tie: otherwise.</p>"
     )
     for task in tasks:
         tc = [c for c in cells if c["task"] == task]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from sar_core.study.cache import Store, atomic_write
-from sar_core.study.plan import CampaignRef, Plan
+from sar_core.study.plan import CampaignRef, Plan, campaign_seed
 
 RESULT_COLUMNS = (
     "study",
@@ -43,6 +43,7 @@ RESULT_COLUMNS = (
     "delta",
     "delta_ci95_low",
     "delta_ci95_high",
+    "delta_std",
     "sharpness_measure",
     "sharpness",
     "fault_model",
@@ -55,11 +56,11 @@ def _task_spec(plan: Plan, name: str):
     return next(t for t in plan.spec.tasks if t.name == name)
 
 
-def _paired(ref: list[float], acc: list[float]) -> tuple[float, float, float]:
+def _paired(ref: list[float], acc: list[float]) -> tuple[float, float, float, float]:
     from sar_core.campaign import summarize
 
     s = summarize(np.asarray(acc) - np.asarray(ref))
-    return s["mean"], s["ci95"][0], s["ci95"][1]
+    return s["mean"], s["ci95"][0], s["ci95"][1], s["std"]
 
 
 def _campaign_row(plan: Plan, store: Store, c: CampaignRef, res: dict, ref_res: dict | None):
@@ -68,7 +69,7 @@ def _campaign_row(plan: Plan, store: Store, c: CampaignRef, res: dict, ref_res: 
     spec, t = plan.spec, _task_spec(plan, c.task)
     sh = next(m.sharpness_key for m in plan.models if m.key == c.model_key)
     sharp = store.load(plan.tasks[sh])["value"] if sh and store.has(plan.tasks[sh]) else math.nan
-    delta = _paired(ref_res["accuracy"], res["accuracy"]) if ref_res else (math.nan,) * 3
+    delta = _paired(ref_res["accuracy"], res["accuracy"]) if ref_res else (math.nan,) * 4
     cfg = plan.tasks[c.model_key].inputs["config"]
     return {
         "study": spec.name,
@@ -84,7 +85,7 @@ def _campaign_row(plan: Plan, store: Store, c: CampaignRef, res: dict, ref_res: 
         "level": c.point.level,
         "level_label": c.point.label,
         "trials": res["trials"],
-        "campaign_seed": spec.campaign_seed,
+        "campaign_seed": campaign_seed(spec, c.seed),
         "n_test": res["n_test"],
         "clean_accuracy": res["clean_accuracy"],
         "deployed_accuracy": res["deployed_accuracy"],
@@ -98,6 +99,7 @@ def _campaign_row(plan: Plan, store: Store, c: CampaignRef, res: dict, ref_res: 
         "delta": delta[0],
         "delta_ci95_low": delta[1],
         "delta_ci95_high": delta[2],
+        "delta_std": delta[3],
         "sharpness_measure": spec.sharpness["measure"],
         "sharpness": sharp,
         "fault_model": dumps(c.point.fault),

@@ -92,6 +92,7 @@ class StudySpec:
     tasks: tuple[TaskSpec, ...]
     trials: int
     campaign_seed: int
+    add_run_seed: bool  # campaign seed of run seed s: campaign_seed + s (else campaign_seed)
     reference: str
     sharpness: dict  # measure, rho, samples
     cpus_per_task: float
@@ -328,7 +329,12 @@ def parse_spec(text: str) -> StudySpec:
     tnames = [t.name for t in tasks]
     if len(set(tnames)) != len(tnames):
         raise ValueError(f"Invalid tasks: names {tnames} repeat; set 'name' on each task")
-    camp = _where_keys(raw.get("campaign", {}), ("trials", "seed", "reference"), "campaign")
+    camp = _where_keys(
+        raw.get("campaign", {}), ("trials", "seed", "add_run_seed", "reference"), "campaign"
+    )
+    add_run_seed = camp.get("add_run_seed", False)
+    if not isinstance(add_run_seed, bool):
+        raise ValueError(f"Invalid campaign.add_run_seed={add_run_seed!r}: must be true or false")
     mnames = tuple(m.name for m in methods)
     reference = _wrap(
         "campaign", check_choice, "reference", camp.get("reference", mnames[0]), mnames
@@ -346,6 +352,7 @@ def parse_spec(text: str) -> StudySpec:
         campaign_seed=_wrap(
             "campaign", check_int, "seed", camp.get("seed", 0), low=0, high=2**63 - 1
         ),
+        add_run_seed=add_run_seed,
         reference=reference,
         sharpness=_sharpness(raw.get("sharpness", {})),
         cpus_per_task=_wrap(
