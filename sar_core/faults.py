@@ -282,6 +282,12 @@ class SiteSpace:
         self.starts = np.asarray(fm.starts, dtype=np.int64)
         self.n_sites = int(sizes.sum()) * len(self.starts)
 
+    def with_fault_model(self, fm: FaultModel) -> SiteSpace:
+        """The same sites under ``fm`` (which must select the same sites: only its rate differs)."""
+        new = copy.copy(self)
+        new.fm = fm
+        return new
+
     def split(self, site_ids: np.ndarray, n: int) -> FaultPattern:
         """Pattern from global site ids (site = element * n_starts + start slot)."""
         elem, slot = np.divmod(site_ids.astype(np.int64), len(self.starts))
@@ -292,9 +298,10 @@ class SiteSpace:
             flat=(self, elem, self.starts[slot]),
         )
 
-    def sample(self, rng: np.random.Generator) -> FaultPattern:
+    def sample(self, rng: np.random.Generator | int) -> FaultPattern:
         """n ~ Binomial(N_sites, ber) (or n = count), then n distinct sites uniformly."""
         fm = self.fm
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         if fm.asymmetric:
             raise ValueError(
                 "Invalid fault model: asymmetric rates (ber_01/ber_10) depend on the stored "
@@ -389,7 +396,7 @@ class Injector:
     def with_rate(self, fm: FaultModel) -> Injector:
         """This deployment (codes, scales) under ``fm``, which may differ only in its rate."""
         new = copy.copy(self)
-        new.fm, new.space = fm, SiteSpace(self.shapes, fm)
+        new.fm, new.space = fm, self.space.with_fault_model(fm)
         return new
 
     def deployed(self) -> dict[str, torch.Tensor]:

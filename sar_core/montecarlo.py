@@ -298,7 +298,9 @@ class MonteCarlo:
     """Fault-injection trials on one or more models of one architecture, common random numbers.
 
     ``clean`` / ``deployed`` hold each model's (accuracy, loss) without faults, in float32 and as
-    stored in the format. ``run`` yields ``Trial`` records in trial order.
+    stored in the format (for activation faults the weights stay float32: deployed = clean).
+    ``run`` yields ``Trial`` records in trial order. ``calibration`` (inputs, e.g. X_train) sets
+    the int8 activation scales; it is required for int8 activation faults only.
     """
 
     def __init__(
@@ -310,6 +312,7 @@ class MonteCarlo:
         *,
         evaluator: str = "auto",
         memory_mb: float = 64.0,
+        calibration=None,
     ) -> None:
         check_choice("evaluator", evaluator, EVALUATORS)
         memory_mb = check_float("memory_mb", memory_mb, low=1.0, high=1e6)
@@ -318,29 +321,25 @@ class MonteCarlo:
         if not (isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor)):
             X, y = as_tensors(X, y, model_device(self.models[0]))
         self.X, self.y = X, y
+        self.clean = [_score(logits_of(m, None, X), y) for m in self.models]
+        if fm.target == "activations":
+            from sar_core.activations import ActivationFaults
+
+            self.injectors, self._evals = (
+                [],
+                [ActivationFaults(m, fm, X, calibration) for m in self.models],
+            )
+            self.n_sites = self._evals[0].space.n_sites
+            self.deployed = list(self.clean)
+            self.chunk = 64
+            return
         self.injectors = [Injector(m, fm) for m in self.models]
         self.n_sites = self.injectors[0].n_sites
-        self.clean, self.deployed, self._evals = [], [], []
+        self.deployed, self._evals = [], []
         for m, inj in zip(self.models, self.injectors):
-            s = score_logits(logits_of(m, None, X), y)
-            self.clean.append((s.accuracy, s.loss))
             params = inj._deployed  # read-only inside the core; never handed out
-            use = evaluator
-            if use == "auto":
-                use = "batched" if _Batched.applies(m, params, X) else "resume"
-            elif use == "batched" and not _Batched.applies(m, params, X):
-                raise ValueError(
-                    "Invalid evaluator='batched': the model is not a Sequential of Linear layers "
-                    "and elementwise activations with finite deployed weights; use 'resume'"
-                )
-            ev = (
-                _Batched(m, params, X, y, memory_mb)
-                if use == "batched"
-                else _Resume(m, params, X, y)
-            )
-            s = score_logits(logits_of(m, params, X), y)  # exact, as a full forward pass
-            self.deployed.append((s.accuracy, s.loss))
-            self._evals.append(ev)
+            self._evals.append(_evaluator(evaluator, m, params, X, y, memory_mb))
+            self.deployed.append(_score(logits_of(m, params, X), y))  # exact full forward pass
         self.chunk = min(ev.max_chunk for ev in self._evals)
 
     def with_rate(self, fm: FaultModel) -> MonteCarlo:
@@ -355,39 +354,74 @@ class MonteCarlo:
         new = copy.copy(self)
         new.fm = fm
         new.injectors = [inj.with_rate(fm) for inj in self.injectors]
+        if fm.target == "activations":
+            new._evals = [copy.copy(ev) for ev in self._evals]
+            for ev in new._evals:
+                ev.fm, ev.space = fm, ev.space.with_fault_model(fm)
         return new
 
     def patterns(self, seed: int, t: int) -> list[FaultPattern]:
         """Trial t's pattern for each model (one shared pattern unless rates are asymmetric)."""
+        if self.fm.target == "activations":
+            return [self._evals[0].space.sample(trial_rng(seed, t))] * len(self.models)
         if self.fm.asymmetric:
             return [inj.sample(trial_rng(seed, t)) for inj in self.injectors]
         p = self.injectors[0].sample(trial_rng(seed, t))
         return [p] * len(self.models)
 
+    def _scores(self, m: int, pats: list[FaultPattern]) -> tuple[list[int], list]:
+        """(bits changed, (accuracy, loss)) per pattern for model m."""
+        scores = [self.deployed[m]] * len(pats)  # nothing changed: the deployed score
+        if self.fm.target == "activations":
+            changed = []
+            for i, p in enumerate(pats):
+                logits, c = self._evals[m].logits(p)
+                changed.append(c)
+                if c:
+                    scores[i] = _score(logits, self.y)
+            return changed, scores
+        deltas = [self.injectors[m].delta(p) for p in pats]
+        need = [i for i, d in enumerate(deltas) if d.n_changed and d.values]
+        for i, s in zip(need, self._evals[m].scores([deltas[i] for i in need])):
+            scores[i] = s
+        return [d.n_changed for d in deltas], scores
+
     def run(self, trials: int, *, seed: int = 0, start: int = 0) -> Iterator[Trial]:
-        """Trials start .. start + trials - 1, in order; chunks of ``self.chunk`` are evaluated at once."""
+        """Trials start .. start + trials - 1, in order; chunks of ``self.chunk`` at once."""
         trials = check_int("trials", trials, low=0, high=10**9)
         seed = check_int("seed", seed, low=0, high=2**63 - 1)
         end = start + trials
         for c0 in range(start, end, self.chunk):
             ts = range(c0, min(c0 + self.chunk, end))
             pats = [self.patterns(seed, t) for t in ts]
-            per_model = []
-            for m, (inj, ev) in enumerate(zip(self.injectors, self._evals)):
-                deltas = [inj.delta(p[m]) for p in pats]
-                need = [i for i, d in enumerate(deltas) if d.n_changed and d.values]
-                scores = [self.deployed[m]] * len(ts)  # nothing changed: the deployed score
-                for i, s in zip(need, ev.scores([deltas[i] for i in need])):
-                    scores[i] = s
-                per_model.append((deltas, scores))
+            per_model = [self._scores(m, [p[m] for p in pats]) for m in range(len(self.models))]
             for i, t in enumerate(ts):
                 yield Trial(
                     index=t,
                     n_flips=tuple(p.n_flips for p in pats[i]),
-                    n_changed=tuple(d[i].n_changed for d, _ in per_model),
+                    n_changed=tuple(c[i] for c, _ in per_model),
                     accuracy=tuple(s[i][0] for _, s in per_model),
                     loss=tuple(s[i][1] for _, s in per_model),
                 )
+
+
+def _score(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    s = score_logits(logits, y)
+    return s.accuracy, s.loss
+
+
+def _evaluator(kind: str, model, params, X, y, memory_mb: float):
+    """The evaluator ``kind`` ("auto" picks "batched" where it applies) for one model."""
+    if kind == "auto":
+        kind = "batched" if _Batched.applies(model, params, X) else "resume"
+    elif kind == "batched" and not _Batched.applies(model, params, X):
+        raise ValueError(
+            "Invalid evaluator='batched': the model is not a Sequential of Linear layers "
+            "and elementwise activations with finite deployed weights; use 'resume'"
+        )
+    if kind == "batched":
+        return _Batched(model, params, X, y, memory_mb)
+    return _Resume(model, params, X, y)
 
 
 def faulty_parameters(
