@@ -1,8 +1,8 @@
 """The SAR Lab task suite: targets by rule, tuning on seeds 0-1, judgement on held-out seeds 2-4.
 
 The protocol is documented in ``sar_core/suite.py``. This script runs it, writes
-``<out>.json`` (read by the dashboard) and ``<out>.csv`` (one row per task, setting and method),
-and prints the README tables in Markdown.
+``<out>.json`` (read by the dashboard), ``<out>.csv`` (one row per task, setting and method) and
+``<out>.md`` (the tables), and prints the README tables in Markdown.
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/suite.py [--workers 2] [--quick] [--tasks a,b]
       [--out benchmarks/results/suite]
@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sar_core.suite import (  # noqa: E402
     TASKS,
     SuiteConfig,
+    markdown_details,
     markdown_table,
     quick_config,
     result_rows,
@@ -66,9 +67,14 @@ def main(argv: list[str] | None = None) -> int:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    parts = []
     for setting in ("int8", "float16"):
-        print(f"\n### {setting} target setting (held-out seeds {list(cfg.heldout_seeds)})\n")
-        print(markdown_table(results, setting))
+        parts.append(f"### {setting} target setting (held-out seeds {list(cfg.heldout_seeds)})")
+        parts.append(markdown_table(results, setting))
+    parts += ["### Targets, selections and per-seed deltas", markdown_details(results)]
+    text = "\n\n".join(parts)
+    out.with_suffix(".md").write_text(text + "\n")
+    print(text)
     print(
         f"\n{len(cfg.tasks)} tasks, {results['run_seconds']:.0f} s with {a.workers} workers "
         f"(load average {load0:.1f} -> {os.getloadavg()[0]:.1f})"

@@ -394,6 +394,44 @@ def markdown_table(results: dict, setting: str = "int8") -> str:
     return "\n".join(lines)
 
 
+def markdown_details(results: dict) -> str:
+    """Targets, selected hyperparameters and per-seed deltas of every task (results appendix)."""
+    lines = [
+        "| task | n train / test (pt per sample) | int8 BER (SGD loss) | float16 BER (SGD loss) "
+        "| selected on tuning seeds |",
+        "|---|---|---|---|---|",
+    ]
+    for t in results["tasks"]:
+        tg = t["targets"]
+        sel = "; ".join(
+            f"{m} " + ", ".join(f"{k}={v:g}" for k, v in p.items())
+            for m, p in t["selected"].items()
+            if p
+        )
+        band = {s: "" if tg[s]["in_band"] else " out of 5-30 band" for s in tg}
+        lines.append(
+            f"| {t['task']} | {t['n_train']} / {t['n_test']} ({t['pt_per_sample']:.2f}) "
+            f"| {tg['int8']['ber']:.3g} ({tg['int8']['sgd_loss_pt']:.1f} pt{band['int8']}) "
+            f"| {tg['float16']['ber']:.3g} ({tg['float16']['sgd_loss_pt']:.1f} pt"
+            f"{band['float16']}) | {sel} |"
+        )
+    lines += [
+        "",
+        "| task | method | int8 Δ per held-out seed | float16 Δ per held-out seed |",
+        "|---|---|---|---|",
+    ]
+    for t in results["tasks"]:
+        for m, r in t["methods"].items():
+            if m == "sgd":
+                continue
+            per = {
+                s: ", ".join(f"{d:+.1f}" for d in r[s]["delta_per_seed"])
+                for s in ("int8", "float16")
+            }
+            lines.append(f"| {t['task']} | {m} | {per['int8']} | {per['float16']} |")
+    return "\n".join(lines)
+
+
 def with_overrides(cfg: SuiteConfig, **changes) -> SuiteConfig:
     """Copy of a suite config with some fields changed."""
     return replace(cfg, **changes)
