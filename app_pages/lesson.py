@@ -63,8 +63,8 @@ ber = c2.select_slider(
 )
 expert = c3.toggle("Expert view", False, key="expert", bind="query-params")
 
-p = st.container(horizontal=True)
-p.caption("Try:")
+p = st.container(horizontal=True, vertical_alignment="center")
+p.markdown("**Try:**", width="content")
 for i, (label, pf, pb) in enumerate(PRESETS):
     p.button(label, key=f"preset_{i}", on_click=apply_preset, args=(pf, pb))
 precise = st.query_params.get("precise") == "1"
@@ -117,7 +117,7 @@ with st.container(key="lesson_numbers"):
     n1, n2, n3 = st.columns(3)
     for col, e, s in ((n1, sgd, here[0]), (n2, sar, here[1])):
         col.metric(
-            f"{e.name.replace('demo · digits MLP · ', '')}: accuracy under faults",
+            f"{e.name.split(' · ')[-1]} under faults",
             fmt_pct(s["mean_accuracy"]),
             delta=f"{100 * (s['mean_accuracy'] - s['deployed_accuracy']):+.1f} pt vs no faults",
             delta_color="normal",
@@ -125,7 +125,7 @@ with st.container(key="lesson_numbers"):
         )
     diff = here[1]["paired_difference"]
     n3.metric(
-        "Right minus left (same faults)",
+        f"{entries[1].name.split(' · ')[-1]} − {entries[0].name.split(' · ')[-1]}",
         f"{100 * diff['mean']:+.1f} pt",
         help=f"paired 95% CI {fmt_ci(diff['ci95']).replace('%', '')} pt"
         if diff["n"] > 1
@@ -137,18 +137,20 @@ left, right = st.columns(2, gap="medium")
 with left:
     fig = sweep_figure(
         L.curves(entries, points),
-        title="Accuracy against the bit error rate (mean, 95% CI)",
+        title="Accuracy vs bit error rate" + (" (mean, 95% CI)" if expert else ""),
         zoom=True,
         mark_x=ber,
     )
-    fig.update_layout(height=340, margin=dict(t=50, b=10))
+    fig.update_layout(height=380, margin=dict(t=50, b=10), legend_title_text="")
     st.plotly_chart(fig, key="lesson_sweep")
 with right:
     fig = fault_slice_figure(slices, log_y=True)
     fig.update_layout(
-        height=340,
+        height=380,
         margin=dict(t=50, b=10),
-        title="Loss along the real fault (α = 1: the faulty weights)",
+        title="Loss along the real fault",
+        xaxis_title="α: 0 = stored weights, 1 = after the flips",
+        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0, title_text=""),
     )
     st.plotly_chart(fig, key="lesson_fault")
 st.markdown(fault_rise_sentence(entries, slices, expert=expert))
@@ -177,7 +179,12 @@ with right:
         title="Loss along a random direction"
         + (" (filter-normalized, Li et al. 2018)" if expert else ""),
     )
-    fig.update_layout(height=330, margin=dict(t=50, b=10), xaxis_title="step along the direction")
+    fig.update_layout(
+        height=360,
+        margin=dict(t=50, b=10),
+        xaxis_title="step along the direction",
+        legend=dict(orientation="h", yanchor="top", y=-0.22, x=0, title_text=""),
+    )
     st.plotly_chart(fig, key="lesson_random")
 
 with st.expander("Why can one measure call SAR *sharper* and another *flatter*?", expanded=False):

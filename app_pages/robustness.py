@@ -4,7 +4,15 @@ import streamlit as st
 
 from ui.layout import LOADING, page_header
 
-with st.spinner(LOADING):  # the title is on screen before torch loads (see below)
+page_header(
+    "Robustness report",
+    "One button measures the chosen models four ways under one fault model: accuracy against "
+    "the bit error rate, which bit of which layer hurts most, whether the flatter model is the "
+    "more robust one, and the *double win* table (clean accuracy kept, robustness gained, same "
+    "inference cost). **Try first:** press *Run report* with the three demo MLPs, then with the "
+    "three demo CNNs.",
+)
+with st.spinner(LOADING):  # the title is on screen before torch loads
     import pandas as pd
 
     from sar_core.plots.robustness import (
@@ -51,14 +59,6 @@ SHARPNESS = {
     "avg_sharpness": "average-case sharpness (random, ρ = 0.05)",
 }
 
-page_header(
-    "Robustness report",
-    "One button measures the chosen models four ways under one fault model: accuracy against "
-    "the bit error rate, which bit of which layer hurts most, whether the flatter model is the "
-    "more robust one, and the *double win* table (clean accuracy kept, robustness gained, same "
-    "inference cost). **Try first:** press *Run report* with the three demo MLPs, then with the "
-    "three demo CNNs.",
-)
 previous = job("report")
 checks = Checks()
 

@@ -27,25 +27,34 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 # url path, query (small settings so the runs stay quick), button that produces results, text that
 # shows the results are there
-PAGES = {
-    "home": ("", "", None, "Demo models"),  # a subheader: only there once the results are
-    "train": ("train", "?epochs=8&trials=10", "Train", "Remove"),
-    "train_rho": (
-        "train",
-        "?mode=%CF%81+sweep+%28SAR%29&rhos=0.05%2C0.5%2C2%2C5&epochs=10&trials=20",
-        "Train",
-        "Remove",
+RUNS = {
+    "train": ("train", "?epochs=2&trials=3&methods=SGD&methods=SAR", "Train", "Remove"),
+    "landscape": (
+        "landscape",
+        "?steps1=15&steps2=9&dosharp=false",
+        "Compute",
+        "Along a real fault",
     ),
-    "landscape": ("landscape", "?steps1=31&steps2=15", "Compute", "Along a real fault"),
-    "bit_flips": ("bit_flips", "?trials=10&points=5", "Play", "Download CSV"),
-    "bit_anatomy": ("bit_anatomy", "", None, "Typical weight change per bit position"),
+    "bit_flips": ("bit_flips", "?trials=10&points=4", "Play", "Download CSV"),
     "robustness": (
         "robustness",
-        "?trials=10&heat_flips=5",
+        "?trials=3&heat_flips=5&heat_trials=2&sharp=false",
         "Run report",
-        "Sharpness against robustness",
+        "Which bit of which layer?",
     ),
 }
+# every page: url path and a text that is there once the page has drawn
+PAGES = {
+    "home": ("", "Demo models"),
+    "lesson": ("lesson", "Loss along the real fault"),
+    "train": ("train", "Your models"),
+    "landscape": ("landscape", "to draw the landscapes of the selected models"),
+    "bit_flips": ("bit_flips", "to start the sweep"),
+    "bit_anatomy": ("bit_anatomy", "Typical weight change per bit position"),
+    "robustness": ("robustness", "to measure the selected models"),
+}
+SIZES = ((1024, 768), (1440, 900))
+TIMINGS: dict[str, float] = {}  # measured, printed at the end of the module (not asserted)
 
 
 if not Path(CHROMIUM).exists():  # fail loudly: CI must run this test, never skip it
@@ -63,7 +72,7 @@ def server(tmp_path_factory):
     """A streamlit server on a free port; always terminated."""
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
-    env = {**os.environ, "SAR_TORCH_THREADS": "1"}
+    env = {**os.environ, "SAR_NUM_THREADS": "1"}
     cmd = [
         sys.executable,
         "-m",
@@ -140,7 +149,7 @@ def wait_idle(page, timeout: float = 120.0) -> None:
             quiet_since = None
         elif quiet_since is None:
             quiet_since = time.time()
-        elif time.time() - quiet_since > 1.0:
+        elif time.time() - quiet_since > 0.6:
             return
         time.sleep(0.2)
     raise AssertionError("the page kept running")
@@ -176,38 +185,142 @@ def open_page(page, url: str, path: str, query: str = "") -> None:
     wait_idle(page)
 
 
-def test_first_visit_to_a_page_url_shows_the_app_menu(server, browser):
-    # Runs first on a fresh server: a folder named pages/ made Streamlit send its automatic
-    # file-name menu ("app", "bit flips", ...) to the first session, and it never updated.
-    context = browser.new_context()
+def title_time(page, url: str, label: str) -> None:
+    """Record seconds from navigation to Streamlit's app shell, to the page's title (h1), and
+    to the end of the page's script run."""
+    t0 = time.perf_counter()
+    page.goto(url, wait_until="commit")
+    page.wait_for_selector('[data-testid="stApp"]', timeout=120_000)
+    TIMINGS[f"{label}: app shell (s)"] = time.perf_counter() - t0
+    page.locator('[data-testid="stMain"] h1').first.wait_for(state="visible", timeout=120_000)
+    TIMINGS[f"{label}: title visible (s)"] = time.perf_counter() - t0
+    wait_idle(page)
+    TIMINGS[f"{label}: page complete (s)"] = time.perf_counter() - t0 - 0.6  # minus idle check
+
+
+def test_first_visit_paints_at_once_and_shows_the_app_menu(server, browser):
+    # Runs first on a fresh server. (1) First paint: the title is drawn before torch loads
+    # (measured, reported at the end, not asserted). (2) A folder named pages/ made Streamlit send
+    # its automatic file-name menu ("app", "bit flips", ...) to the first session.
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
     try:
         page = context.new_page()
-        page.goto(f"{server}/robustness", wait_until="domcontentloaded")
+        title_time(page, f"{server}/robustness", "first visit after server start")
         nav = page.locator('[data-testid="stSidebarNav"]')
         nav.get_by_text("Robustness report").wait_for(timeout=60_000)
-        page.wait_for_timeout(1500)
         labels = nav.inner_text().split("\n")
         assert "Bit flips (live)" in labels and "app" not in labels, labels
+        title_time(page, f"{server}/", "second page (Home: demo results)")
+        assert_clean(page, "home after start")
     finally:
         context.close()
 
 
-def test_every_page_renders_and_runs(server, browser, shots):
-    """Each page opens without errors, its main button produces results, screenshots saved."""
+def test_every_page_at_two_screen_sizes(server, browser, shots):
+    """Every page opens without an exception box at 1024x768 and 1440x900 (screenshots)."""
+    for w, h in SIZES:
+        context = browser.new_context(viewport={"width": w, "height": h})
+        page = context.new_page()
+        try:
+            for name, (path, marker) in PAGES.items():
+                open_page(page, server, path)
+                page.get_by_text(marker).first.wait_for(timeout=60_000)
+                assert_clean(page, f"{name} at {w}px")
+                page.wait_for_timeout(300)
+                page.screenshot(path=str(shots / f"size_{name}_{w}.png"))
+        finally:
+            context.close()
+
+
+def test_main_buttons_produce_results(server, browser, shots):
+    """Each page's button produces its results without errors; screenshots of the results."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     try:
-        for name, (path, query, button, marker) in PAGES.items():
+        for name, (path, query, button, marker) in RUNS.items():
             open_page(page, server, path, query)
-            assert_clean(page, name)
-            if button is not None:
-                click(page, button)
-                page.wait_for_timeout(500)
-                wait_idle(page, timeout=180)
+            click(page, button)
+            page.wait_for_timeout(500)
+            wait_idle(page, timeout=180)
             page.get_by_text(marker, exact=True).first.wait_for(timeout=30_000)
             assert_clean(page, name)
             page.wait_for_timeout(800)  # let plotly finish drawing
             full_screenshot(page, shots / f"app_{name}.png")
+        for name in ("home", "lesson", "bit_anatomy"):
+            open_page(page, server, PAGES[name][0])
+            page.wait_for_timeout(800)
+            full_screenshot(page, shots / f"app_{name}.png")
+    finally:
+        context.close()
+
+
+def metric_values(page) -> list[str]:
+    return page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+
+
+def test_lesson_updates_on_a_slider_move_without_a_button(server, browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    try:
+        open_page(page, server, "lesson")
+        before = metric_values(page)
+        assert len(before) == 3 and before[0].endswith("%")
+        slider = page.get_by_role("slider").first
+        slider.focus()
+        t0 = time.perf_counter()
+        page.keyboard.press("ArrowLeft")  # 3e-2 -> 2e-2; no button is pressed
+        page.wait_for_function(
+            "(old) => { const v = [...document.querySelectorAll('[data-testid=stMetricValue]')]"
+            ".map(e => e.innerText); return v.length === 3 && v[0] !== old; }",
+            arg=before[0],
+            timeout=30_000,
+        )
+        TIMINGS["lesson: slider move to new numbers (s)"] = time.perf_counter() - t0
+        wait_idle(page)
+        assert metric_values(page) != before
+        assert "error_rate=2e-2" in page.url
+        assert_clean(page, "lesson after a slider move")
+    finally:
+        context.close()
+
+
+def test_a_shared_lesson_link_shows_the_same_numbers_in_a_fresh_context(server, browser):
+    query = "?fault=float32%3A+bit+30+only&error_rate=1e-4&seed=5&expert=true"
+    seen = []
+    for _ in range(2):  # two contexts: no shared cookies, storage or session
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        try:
+            page = context.new_page()
+            open_page(page, server, "lesson", query)
+            assert_clean(page, "shared lesson link")
+            seen.append(metric_values(page))
+        finally:
+            context.close()
+    assert seen[0] == seen[1] and len(seen[0]) == 3
+
+
+def test_settings_carried_between_pages_never_crash(server, browser):
+    """Defect 1: trials 500 on Bit flips, then the Robustness report and Train (smaller maxima
+    before the fix) raised StreamlitValueAboveMaxError; bits must stay selected."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    try:
+        open_page(page, server, "bit_flips")
+        slider = page.get_by_role("slider", name="Trials (fault patterns per level)")
+        slider.focus()
+        page.keyboard.press("End")
+        wait_idle(page)
+        assert "trials=500" in page.url
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        for label in ("Robustness report", "Train", "Loss landscape", "Lesson: flat vs sharp"):
+            nav.get_by_role("link", name=label, exact=True).click()
+            page.wait_for_timeout(300)
+            wait_idle(page)
+            assert_clean(page, f"{label} after trials=500")
+        nav.get_by_role("link", name="Robustness report", exact=True).click()
+        page.wait_for_timeout(300)
+        wait_idle(page)
+        assert "bits=none" not in page.url
     finally:
         context.close()
 
@@ -225,6 +338,7 @@ def test_stop_interrupts_training(server, browser):
         t0 = time.time()
         click(page, "Stop")
         page.get_by_text("Training was stopped").wait_for(timeout=30_000)
+        TIMINGS["Stop click to 'Training was stopped' (s)"] = time.time() - t0
         assert time.time() - t0 < 30
         wait_idle(page)
         assert_clean(page, "train after stop")
@@ -238,8 +352,8 @@ def test_two_sessions_are_isolated(server, browser):
     b = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
         pa, pb = a.new_page(), b.new_page()
-        open_page(pa, server, "train", "?epochs=3&trials=3&methods=SGD")
-        open_page(pb, server, "train", "?epochs=3&trials=3&methods=Adam")
+        open_page(pa, server, "train", "?epochs=2&trials=3&methods=SGD")
+        open_page(pb, server, "train", "?epochs=2&trials=3&methods=Adam")
         click(pa, "Train")
         click(pb, "Train")
         pa.wait_for_timeout(500)
@@ -254,3 +368,9 @@ def test_two_sessions_are_isolated(server, browser):
     finally:
         a.close()
         b.close()
+
+
+def test_report_timings():
+    """Print what was measured above (first paint, lesson update, Stop): reported, not asserted."""
+    for k, v in TIMINGS.items():
+        print(f"{k}: {v:.2f}")
