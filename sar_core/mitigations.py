@@ -130,7 +130,7 @@ def range_restricted(model: nn.Module, bounds: ActivationBounds) -> nn.Sequentia
 
 
 def inference_ops(model: nn.Module, n_features: int) -> dict:
-    """Per-sample multiply-accumulates of Linear/Conv2d layers and clamp ops (2 per element)."""
+    """Per-sample multiply-accumulates of Linear/Conv layers and clamp ops (2 per element)."""
     seq = _sequential(model)
     h = torch.zeros(1, n_features)
     macs, clamp_ops = 0, 0
@@ -139,7 +139,7 @@ def inference_ops(model: nn.Module, n_features: int) -> dict:
             out = m(h)
             if isinstance(m, nn.Linear):
                 macs += m.in_features * m.out_features
-            elif isinstance(m, nn.Conv2d):
+            elif isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
                 k = math.prod(m.kernel_size) * m.in_channels // m.groups
                 macs += out[0].numel() * k
             elif isinstance(m, Clamp):

@@ -89,6 +89,18 @@ def test_extra_ops_counted_by_hand(restricted):
     assert plain["clamp_ops"] == 0 and ops["macs"] == plain["macs"]
 
 
+def test_conv1d_ops_counted_by_hand():
+    from sar_core.models import ModelSpec, build_model
+
+    spec = ModelSpec(arch="cnn1d", n_features=40, n_classes=10, widths=(4, 6), image_shape=(1, 40))
+    model = build_model(spec, 0)
+    bounds = profile_bounds(model, np.random.default_rng(0).normal(size=(32, 40)))
+    ops = inference_ops(range_restricted(model, bounds), 40)
+    # conv1: 4 x 40 outputs, 1 x 5 taps; conv2: 6 x 20 outputs, 4 x 5 taps; out: 6 * 10 -> 10
+    assert ops["macs"] == 4 * 40 * 5 + 6 * 20 * 4 * 5 + 6 * 10 * 10
+    assert ops["clamp_ops"] == 2 * (4 * 40 + 6 * 20)
+
+
 @pytest.mark.parametrize("k, r", [(1, 3), (4, 4), (8, 5), (11, 5), (26, 6), (32, 7), (64, 8)])
 def test_secded_check_bits_match_known_codes(k, r):
     # extended Hamming: (4,1) repetition+parity, (8,4), (13,8), (16,11), (32,26), (39,32), (72,64)
