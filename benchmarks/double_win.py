@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 WANTED = ("sgd", "sam", "sar", "clip", "randbet", "sar_clip")
-TARGET_BER = 0.01  # the int8 target the tuned methods are tuned at (SAR's default target)
+DEFAULT_TARGET_BER = 0.01  # int8 target for tuning when the report is not int8 (SAR's default)
 TUNING_SEEDS = (0, 1)  # the SAR preset was chosen on these too
 GRIDS = {  # same 3-point grids as sar_core.suite; randbet uses clip's tuned w_max
     "sam": ("rho", (0.05, 0.1, 0.2)),
@@ -48,7 +48,8 @@ def _config(method: str, epochs: int, seed: int, over: dict):
 
     kw = dict(over)
     if "ber_factor" in kw:  # randbet trains at factor x the target BER
-        kw["fault_model"] = FaultModel(format="int8", ber=TARGET_BER * kw.pop("ber_factor"))
+        ber = kw.pop("target_ber", DEFAULT_TARGET_BER) * kw.pop("ber_factor")
+        kw["fault_model"] = FaultModel(format="int8", ber=min(ber, 1.0))
     return TrainConfig(method=method, epochs=epochs, seed=seed, **kw)
 
 
@@ -71,19 +72,47 @@ def train_one(dataset: str, arch: str, seed: int, method: str, epochs: int, over
     return path
 
 
-def tune(dataset: str, arch: str, epochs: int, trials: int, workdir: Path) -> tuple[dict, list]:
+def auto_target(dataset: str, arch: str, epochs: int, workdir: Path) -> float:
+    """sar_core.suite's rule: the smallest int8 BER of its grid at which SGD (tuning seeds) loses
+    >= 5 points of accuracy (30 trials, campaign seed 7)."""
+    from sar_core.campaign import run_campaign
+    from sar_core.faults import FaultModel
+    from sar_core.io import dataset_of, load_checkpoint
+    from sar_core.suite import INT8_GRID
+
+    cks = [
+        load_checkpoint(train_one(dataset, arch, s, "sgd", epochs, {}, workdir))
+        for s in TUNING_SEEDS
+    ]
+    for ber in INT8_GRID:
+        fm = FaultModel(format="int8", ber=ber)
+        losses = []
+        for ck in cks:
+            d = dataset_of(ck)
+            r = run_campaign(ck.model, d.X_test, d.y_test, fm, trials=30, seed=7).summary()
+            losses.append(r["clean_accuracy"] - r["mean_accuracy"])
+        if sum(losses) / len(losses) >= 0.05:
+            return ber
+    return INT8_GRID[-1]
+
+
+def tune(
+    dataset: str, arch: str, epochs: int, trials: int, workdir: Path, target_ber: float
+) -> tuple[dict, list]:
     """Per tuned method, the grid value with the best mean int8-target accuracy on seeds 0-1."""
     from sar_core.campaign import run_campaign
     from sar_core.faults import FaultModel
     from sar_core.io import dataset_of, load_checkpoint
 
-    fm = FaultModel(format="int8", ber=TARGET_BER)
+    fm = FaultModel(format="int8", ber=target_ber)
     chosen: dict[str, dict] = {}
     log = []
     for method, (name, grid) in GRIDS.items():
         scores = []
         for v in grid:
-            over = {**chosen.get("clip", {}), name: v} if method == "randbet" else {name: v}
+            over = {name: v}
+            if method == "randbet":  # clip's w_max, trained at factor x the target BER
+                over = {**chosen["clip"], name: v, "target_ber": target_ber}
             accs = []
             for seed in TUNING_SEEDS:
                 ck = load_checkpoint(train_one(dataset, arch, seed, method, epochs, over, workdir))
@@ -227,7 +256,7 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=200)
     p.add_argument("--tune-trials", type=int, default=40, help="campaign trials per candidate")
     p.add_argument("--format", default="int8")
-    p.add_argument("--ber", default="0.01")
+    p.add_argument("--ber", default="0.01", help="or 'auto' (int8): sar_core.suite's target rule")
     p.add_argument("--workdir", default="/tmp/sar_double_win", help="checkpoints (reused)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "double_win"))
     p.add_argument("--render", action="store_true", help="only rewrite OUT.md from OUT.json")
@@ -248,9 +277,14 @@ def main() -> None:
     from sar_core.io import load_checkpoint
 
     reports, commands, configs = [], [], {}
-    tuned, tuning_log = {}, []
+    tuned, tuning_log, bers = {}, [], {}
     for arch in a.archs.split(","):
-        tuned[arch], log = tune(a.dataset, arch, a.epochs, a.tune_trials, workdir)
+        if a.ber == "auto":
+            bers[arch] = auto_target(a.dataset, arch, a.epochs, workdir)
+        else:
+            bers[arch] = float(a.ber)
+        tune_ber = bers[arch] if a.format == "int8" else DEFAULT_TARGET_BER
+        tuned[arch], log = tune(a.dataset, arch, a.epochs, a.tune_trials, workdir, tune_ber)
         tuning_log += log
         for seed in seeds:
             t0 = time.perf_counter()
@@ -259,7 +293,7 @@ def main() -> None:
                 for m in methods
             ]
             t1 = time.perf_counter()
-            argv = report_command(paths, a.format, a.ber, a.trials, seed)
+            argv = report_command(paths, a.format, f"{bers[arch]:g}", a.trials, seed)
             rep = run_report(argv)
             rep.update(arch=arch, seed=seed, command="python -m sar_core report " + " ".join(argv))
             reports.append(rep)
@@ -276,7 +310,7 @@ def main() -> None:
         "epochs": a.epochs,
         "trials": a.trials,
         "format": a.format,
-        "ber": a.ber,
+        "ber": bers if len(bers) > 1 else next(iter(bers.values())),
         "methods": methods,
         "attack_budget": reports[0]["attack_settings"]["max_flips"],
         "configs": configs,
