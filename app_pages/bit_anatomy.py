@@ -17,7 +17,7 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
 
     from sar_core.bits import get_format, int8_scale
     from sar_core.plots.bits import bit_cells_figure, delta_per_bit_figure, flip_effect_figure
-    from ui.anatomy import every_format_rows, flip, read_value, storage_note
+    from ui.anatomy import bits_to_change, every_format_rows, flip, read_value, storage_note
     from ui.compute import (
         flip_effects,
         weight_delta_per_bit,
@@ -107,9 +107,30 @@ flips = st.pills(
     format_func=lambda b: bit_label(fmt, b),
     label_visibility="collapsed",
 )
-res = checks.check(flip, value, fmt, flips or [], scale)
-if res is None:
+kind = st.radio(
+    "What happens to the clicked bits",
+    ["flip", "stuck-at-0", "stuck-at-1"],
+    format_func={
+        "flip": "flip (soft error)",
+        "stuck-at-0": "stuck at 0",
+        "stuck-at-1": "stuck at 1",
+    }.get,
+    key="akind",
+    bind="query-params",
+    horizontal=True,
+    help="A stuck bit is forced to 0 or 1: a clicked bit that already holds that value stays.",
+)
+stored = checks.check(flip, value, fmt, [], scale)
+if stored is None:
     st.stop()  # the problem is shown above; nothing below can be drawn for this value
+changed = bits_to_change(stored["bits_before"], flips or [], kind)
+res = flip(value, fmt, changed, scale)
+if kind != "flip" and flips and len(changed) < len(flips):
+    same = sorted(set(flips) - set(changed), reverse=True)
+    st.caption(
+        f"Bit{'s' if len(same) > 1 else ''} {', '.join(map(str, same))} already "
+        f"held {kind[-1]}: {kind} leaves {'them' if len(same) > 1 else 'it'} unchanged."
+    )
 
 note = storage_note(value, res["value_before"])
 if note:

@@ -15,6 +15,7 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
     from sar_core import limits
     from sar_core.bits import get_format
     from sar_core.io import rows_to_csv
+    from sar_core.names import FAULT_KINDS, FAULT_TARGETS
     from ui import registry
     from ui.compute import log_levels, sweep_iter
     from ui.inputs import Checks, at_most, check_int_in, need_some, read_bers
@@ -95,15 +96,51 @@ with r2:
         )
         levels = log_levels(1, top, points, integer=True) if top else []
         rate = {"count": 1}
-s1, s2, _ = st.columns([1, 1, 2])
+s1, s2, s3, s4, s5 = st.columns([2, 2, 2, 2, 2])
 with s1:
     seed = seed_input(checks=checks)
-include_bias = s2.checkbox("Include biases", False, key="bias")
+kind = s2.selectbox(
+    "What a hit does",
+    FAULT_KINDS,
+    key="kind",
+    bind="query-params",
+    help="flip: the bit inverts (a soft error); stuck-at-0 / 1: the bit is forced to 0 / 1 "
+    "(a worn or broken memory cell; a bit that already holds that value does not change).",
+)
+target = s3.selectbox(
+    "Where",
+    FAULT_TARGETS,
+    key="target",
+    bind="query-params",
+    help="weights: the stored parameters; activations: each layer's outputs as computed.",
+)
+with s4:
+    burst = st.number_input(
+        "Burst (adjacent bits)",
+        value=1,
+        step=1,
+        key="burst",
+        bind="query-params",
+        help="A hit changes this many neighbouring bits of one word, from the chosen bit up.",
+    )
+    burst = (
+        checks.check(check_int_in, burst, "The burst length", low=1, high=get_format(fmt).width)
+        or 1
+    )
+include_bias = s5.checkbox("Include biases", False, key="bias")
 
 fm = None
 if bits:
     fm = checks.check(
-        fault_model_from, fmt, bits, layers=layers or None, include_bias=include_bias, **rate
+        fault_model_from,
+        fmt,
+        bits,
+        layers=layers or None,
+        include_bias=include_bias,
+        kind=kind,
+        burst=burst,
+        target=target,
+        **rate,
     )
 else:
     checks.flag(f"Choose at least one bit (0 to {get_format(fmt).width - 1}) that may flip.")
@@ -114,13 +151,21 @@ settings = {
     "bits": list(bits),
     "layers": list(layers),
     "bias": include_bias,
+    "kind": [kind, target, burst],
     "rate": rate_mode,
     "levels": list(levels),
     "trials": trials,
     "seed": seed,
 }
 NAMES = {"models": "models", "format": "format", "bits": "bits", "layers": "layers"}
-NAMES.update(bias="biases", rate="fault rate", levels="levels", trials="trials", seed="seed")
+NAMES.update(
+    bias="biases",
+    kind="fault kind",
+    rate="fault rate",
+    levels="levels",
+    trials="trials",
+    seed="seed",
+)
 
 play, stop_slot = run_controls("Play", key="play", stop_key="flips_stop", disabled=not checks.ok)
 checks.waiting_note()

@@ -105,6 +105,25 @@ run, stop_slot = run_controls(
 checks.waiting_note()
 
 
+def barrier_caption(res: dict) -> str:
+    """Whether the straight line between the two models crosses a loss barrier (from the data)."""
+    import math
+
+    inside = [
+        (t, v) for t, v in zip(res["t"], res["loss"]) if 0 <= t <= 1 and math.isfinite(float(v))
+    ]
+    if not inside:
+        return "The loss is not finite along this line."
+    ends = max(float(res["loss_a"]), float(res["loss_b"]))
+    t_top, top = max(inside, key=lambda p: float(p[1]))
+    if top > ends * 1.01:
+        return (
+            f"A barrier: between the two models the loss rises to {top:.3g} (t = {t_top:.2f}), "
+            f"above both ends ({float(res['loss_a']):.3g}, {float(res['loss_b']):.3g})."
+        )
+    return "No barrier: the loss stays at or below the higher end along the whole line."
+
+
 def labelled(res: dict, entry) -> dict:
     """Result with a legend label (the figures prefix the method's name themselves)."""
     label = entry.name.replace("demo · ", "")
@@ -242,4 +261,4 @@ if a_name in pool and b_name in pool:
         ),
         key="interp",
     )
-    st.caption("Models trained from the same initial weights often sit in one basin: no barrier.")
+    st.caption(barrier_caption(res))

@@ -16,7 +16,7 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
 
     from sar_core import limits
     from sar_core.data import DATASETS
-    from sar_core.optim import GEOMETRIES, SAR_DEFAULT_RHO
+    from sar_core.optim import SAR_DEFAULT_RHO, SAR_GEOMETRIES
     from sar_core.plots.style import method_label
     from sar_core.plots.training import rho_sweep_figure, training_curves_figure
     from sar_core.training import METHODS, spec_for
@@ -37,6 +37,9 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
     from ui.panels import models_panel, upload_box
     from ui.training import (
         compare_plans,
+        describe_rows,
+        describe_target,
+        describe_text,
         faulty_column,
         results_rows,
         rho_caption,
@@ -57,13 +60,11 @@ previous = job("train")
 checks = Checks()
 
 c0, c1, c2, c3, c4 = st.columns([3, 2, 2, 2, 2])
-mode = c0.segmented_control(
+mode = c0.selectbox(  # a select box, not a segmented control: readable at 1024 px
     "Mode",
     ["compare", "rho sweep"],
-    default="compare",
     format_func={"compare": "Compare methods", "rho sweep": "ρ sweep (SAR)"}.get,
     key="mode",
-    required=True,
     bind="query-params",
 )
 ds_name = c1.selectbox("Dataset", DATASETS, key="dataset", bind="query-params")
@@ -147,7 +148,13 @@ with st.expander("More settings: learning rate, radii, geometry, batch size, wid
         )
         radii[m] = checks.check(check_float_in, v, f"{method_label(m)}'s ρ", low=0, high=100)
     g1, g2, g3, g4 = st.columns(4)
-    geometry = g1.selectbox("SAR geometry", GEOMETRIES, index=1, key="geometry")
+    geometry = g1.selectbox(
+        "SAR geometry",
+        SAR_GEOMETRIES,
+        index=1,
+        key="geometry",
+        help="fault: the neighbourhood and radius follow the target fault model (SAR v2).",
+    )
     rho_mode = g2.selectbox(
         "SAR ρ mode",
         ["fixed", "calibrated"],
@@ -180,6 +187,17 @@ settings = {
     "more": [lr, radii, geometry, rho_mode, batch, widths],
 }
 NAMES = {"fault": "SAR's fault model", "more": "more settings", "rhos": "ρ values"}
+
+if fm is not None and "sar" in methods and checks.ok:
+    with st.expander("What SAR derives from this fault model (before training)"):
+        with show_errors():
+            desc = describe_target(
+                dataset(ds_name, seed), arch, widths, fm, rho=radii["sar"] or 0.0, seed=seed
+            )
+        st.markdown(describe_text(desc))
+        st.dataframe(pd.DataFrame(describe_rows(desc)), hide_index=True, key="sar_describe")
+        if geometry != "fault":
+            st.caption("Used by training when the SAR geometry (More settings) is *fault*.")
 
 go, stop_slot = run_controls("Train", key="train_go", stop_key="train_stop", disabled=not checks.ok)
 checks.waiting_note()

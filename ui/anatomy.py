@@ -49,6 +49,18 @@ def flip(value: float, fmt: str, bits, scale: float | None) -> dict:
         ) from None
 
 
+def bits_to_change(stored: str, picked, kind: str) -> list[int]:
+    """The clicked bits that a fault of ``kind`` really changes in a stored word (MSB first).
+
+    flip: all of them; stuck-at-0 / stuck-at-1: only those now holding a 1 / a 0.
+    """
+    width = len(stored)
+    if kind == "flip":
+        return sorted(picked)
+    keep = "1" if kind == "stuck-at-0" else "0"
+    return sorted(b for b in picked if stored[width - 1 - b] == keep)
+
+
 def _worst_flip(value: float, fmt: str, scale: float | None) -> int:
     """The bit whose single flip changes ``value`` most (inf / NaN counts as the most)."""
     eff = np.array([as_number(x) for x in flip_effects(value, fmt, scale)], dtype=np.float64)

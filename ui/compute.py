@@ -14,19 +14,15 @@ import streamlit as st
 
 from sar_core import limits
 from sar_core.bits import (
-    decode,
     delta_per_bit,
-    encode,
-    flip_codes,
     flip_value,
     get_format,
-    to_bitstring,
 )
 from sar_core.campaign import check_bers, compare, iter_sweep
 from sar_core.evaluate import as_tensors, logits_of
 from sar_core.faults import FaultModel, count_sites, parameter_shapes
 from sar_core.models import n_parameters
-from sar_core.validate import check_float, check_int
+from sar_core.validate import check_int
 from ui.cache import dataset
 from ui.layout import clip01
 from ui.registry import Entry, check_comparable, demo_entries
@@ -145,12 +141,14 @@ def sweep_iter(
     data = check_comparable(entries)
     if bers is not None:
         check_bers(bers)
-    else:
+    elif not counts:
+        raise ValueError("Give at least one flip count.")
+    elif fm.target == "weights":
         n_sites = count_sites(parameter_shapes(entries[0].model), fm)
-        if not counts:
-            raise ValueError("Invalid counts=[]: give at least one flip count")
         for c in counts:
             check_int("count", c, low=1, high=min(n_sites, limits.MAX_FLIP_COUNT))
+    # activation faults: int8 scales per layer from the training inputs (calibration data)
+    extra = {"calibration": data.X_train} if fm.target == "activations" else {}
     return iter_sweep(
         [e.model for e in entries],
         data.X_test,
@@ -160,6 +158,7 @@ def sweep_iter(
         counts=counts,
         trials=trials,
         seed=seed,
+        **extra,
     )
 
 
@@ -329,43 +328,22 @@ def sharpness_of(
 def flip_bits(value: float, fmt: str, bits: Sequence[int], scale: float | None = None) -> dict:
     """Store ``value`` in ``fmt`` and flip every bit in ``bits`` at once (none: just store it).
 
-    One bit is exactly sar_core.bits.flip_value; several are XORed into the stored code.
-    Returns value/bit strings before and after, the field of each flipped bit, relative change.
+    sar_core.bits.flip_value (a list of bits is XORed into the one stored code). Returns value /
+    bit strings before and after, the flipped positions (``bits``) and the relative change;
+    values may be inf / NaN (a float32 overflow, an exponent flip).
     """
-    value = check_float("value", value)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # inf / NaN are results
-        return _flip_bits(value, fmt, bits, scale)
-
-
-def _flip_bits(value: float, fmt: str, bits: Sequence[int], scale: float | None) -> dict:
-    f = get_format(fmt)
-    if f.kind == "int":
-        if scale is None:  # as in flip_value: the value is the tensor's largest magnitude
-            scale = abs(value) / 127.0 if value != 0 else 1.0
-        scale = check_float("scale", scale, low=0.0, low_open=True)
-    bits = sorted({check_int("bit", b, low=0, high=f.width - 1) for b in bits})
-    if len(bits) == 1:
-        r = flip_value(value, fmt, bits[0], scale)
-        return {**r.to_dict(), "relative_change": r.relative_change, "bits": bits}
-    s = scale if f.kind == "int" else None
-    before = encode(np.array([value], dtype=np.float32), fmt, s)
-    after = before.copy()
-    for b in bits:
-        after = flip_codes(after, b)
-    with np.errstate(over="ignore", invalid="ignore"):
-        v0 = float(decode(before, fmt, s)[0])
-        v1 = float(decode(after, fmt, s)[0])
-    d = abs(np.float64(v1) - np.float64(v0))
-    rel = 0.0 if d == 0 else (float(d / abs(v0)) if v0 != 0 else float("inf"))
+        r = flip_value(value, fmt, sorted(set(bits)), scale)
+        rel = r.relative_change
     return {
         "format": fmt,
-        "bits": bits,
-        "value_before": v0,
-        "value_after": v1,
-        "bits_before": to_bitstring(before[0], f.width),
-        "bits_after": to_bitstring(after[0], f.width),
-        "scale": s,
-        "relative_change": rel if np.isfinite(v1) else float("inf"),
+        "bits": list(r.bit),
+        "value_before": r.value_before,
+        "value_after": r.value_after,
+        "bits_before": r.bits_before,
+        "bits_after": r.bits_after,
+        "scale": r.scale,
+        "relative_change": rel if np.isfinite(r.value_after) else float("inf"),
     }
 
 

@@ -157,3 +157,53 @@ def rho_caption(points: Sequence[Mapping], reference: Mapping | None) -> str:
     if reference is not None:
         text += f" SGD reference under faults: {100 * reference['mean_accuracy']:.1f}%."
     return text + " Paired trials: every point saw the same fault patterns."
+
+
+def describe_target(data, arch: str, widths, fm, *, rho: float, seed: int) -> dict:
+    """sar_core.optim.describe_sar for the model this page would train (its initial weights)."""
+    from sar_core.optim import describe_sar
+    from sar_core.training import spec_for
+
+    return describe_sar(spec_for(data, arch, widths or None), fm, rho=rho, seed=seed)
+
+
+def describe_rows(desc: Mapping) -> list[dict]:
+    """The per-layer part of describe_sar as table rows (eligible layers only)."""
+    rows = []
+    for layer in desc["layers"]:
+        if not layer.get("eligible"):
+            continue
+        rows.append(
+            {
+                "parameter": layer["name"],
+                "shape": " × ".join(map(str, layer["shape"])),
+                "mean |w|": layer.get("abs_w_mean"),
+                "intensity T (mean)": layer.get("t_mean"),
+                "T min": layer.get("t_min"),
+                "T max": layer.get("t_max"),
+                "int8 scale": layer.get("int8_scale_max"),
+            }
+        )
+    return rows
+
+
+def describe_text(desc: Mapping) -> str:
+    """Plain sentences about what SAR v2 derives from the target fault model."""
+    cov, exc = desc["covered_bits"], desc["excluded_bits"]
+    text = (
+        f"At this fault model about **{desc['expected_flips']:.3g} bits flip** per pass over the "
+        f"{desc['eligible_weights']:,} eligible weights. SAR's *fault* geometry scales each "
+        "weight's neighbourhood by how far a flip moves it (the intensity T below) and sets the "
+        f"radius to ρ × √E[n] = {desc['multiplier']:g} × {desc['fault_radius']:.3g} = "
+        f"**{desc['rho']:.3g}** (expected size of a fault, in weight units: "
+        f"{desc['expected_perturbation_norm']:.3g})."
+    )
+    if exc:
+        text += (
+            f" Bits {', '.join(map(str, exc))} are left out: one flip there is catastrophic "
+            "(no radius can cover it)"
+        )
+        p = desc.get("p_any_excluded_flip")
+        text += f"; the chance that any of them flips is {p:.3g}." if p is not None else "."
+    text += f" Covered bits: {len(cov)}."
+    return text

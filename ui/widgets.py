@@ -283,6 +283,9 @@ def fault_model_from(
     count: int | None = None,
     layers: Sequence[str] | None = None,
     include_bias: bool = False,
+    kind: str = "flip",
+    burst: int = 1,
+    target: str = "weights",
 ) -> FaultModel:
     """A validated FaultModel; an empty bit selection is an error with a clear message."""
     if not bits:
@@ -297,6 +300,11 @@ def fault_model_from(
         count=count,
         layers=tuple(layers) if layers else None,
         include_bias=include_bias,
+        **(
+            {"kind": kind, "burst": burst, "target": target}
+            if (kind, burst, target) != ("flip", 1, "weights")
+            else {}
+        ),
     )
 
 
@@ -306,7 +314,11 @@ def fault_label(fm: FaultModel, *, with_rate: bool = True) -> str:
     bits = "" if len(fm.bits) == width else f" bits {compact_bits(fm.bits)}"
     rate = f"BER {fmt_ber(fm.ber)}" if fm.ber is not None else f"{fm.count} flips"
     layers = f", layers {','.join(fm.layers)}" if fm.layers else ""
-    return f"{fm.format}{bits}{', ' + rate if with_rate else ''}{layers}"
+    kind = getattr(fm, "kind", "flip")
+    extra = "" if kind == "flip" else f", {kind}"
+    extra += f", bursts of {fm.burst}" if getattr(fm, "burst", 1) > 1 else ""
+    extra += ", activations" if getattr(fm, "target", "weights") == "activations" else ""
+    return f"{fm.format}{bits}{', ' + rate if with_rate else ''}{layers}{extra}"
 
 
 TRIALS_MAX = min(500, limits.MAX_TRIALS)  # one range on every page (see trials_slider)
