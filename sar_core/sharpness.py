@@ -77,14 +77,24 @@ def hvp_graph(model: nn.Module, X, y) -> tuple[int, Callable[[torch.Tensor], tor
 
 
 def lanczos_extremes(
-    model: nn.Module, X, y, *, k: int = 1, iters: int = 100, tol: float = 1e-4, seed: int = 0
+    model: nn.Module,
+    X,
+    y,
+    *,
+    k: int = 1,
+    iters: int = 100,
+    tol: float = 1e-4,
+    seed: int = 0,
+    want_min: bool = True,
 ) -> dict:
     """Extreme Hessian eigenvalues by Lanczos with full reorthogonalization.
 
     Returns ``lambda_max`` (largest algebraic eigenvalue), ``lambda_min`` (smallest), ``top``
-    (the k largest, descending), ``n_hvp`` and ``converged``. Iteration stops when the Ritz
-    residual |beta_m s_m| of each wanted Ritz value is below tol x |value| (or the Krylov space
-    is exhausted: then the values are exact), else after ``iters`` products.
+    (the k largest, descending), ``n_hvp`` and ``converged``. The wanted Ritz values are the k
+    largest and, with ``want_min``, the smallest. Iteration stops when each wanted value's Ritz
+    residual |beta_m s_m| is below tol x |value|, or it changed by less than tol x |value| in the
+    last step (PyHessian's criterion), or the Krylov space is exhausted (then the values are
+    exact); else after ``iters`` products.
     """
     k = check_int("k", k, low=1, high=100)
     iters = check_int("iters", iters, low=1, high=100_000)
@@ -97,6 +107,7 @@ def lanczos_extremes(
     alphas: list[float] = []
     betas: list[float] = []
     converged = False
+    prev: list[float] = []
     for m in range(min(iters, P)):
         w = hvp(V[-1])
         alphas.append(float(w @ V[-1]))
@@ -105,12 +116,19 @@ def lanczos_extremes(
             w = w - Vm.t() @ (Vm @ w)
         beta = float(w.norm())
         theta, S_ = np.linalg.eigh(_tridiagonal(alphas, betas))
-        want = list(range(len(theta) - min(k, len(theta)), len(theta))) + [0]
+        want = list(range(len(theta) - min(k, len(theta)), len(theta))) + ([0] if want_min else [])
         resid = [abs(beta * S_[-1, i]) for i in want]
+        vals = [theta[i] for i in want]
         if not np.isfinite(beta) or beta <= 1e-10 * max(abs(theta).max(), 1e-30):
             converged = True  # invariant subspace: the Ritz values are exact eigenvalues
             break
-        if m >= 1 and all(r <= tol * max(abs(theta[i]), 1e-12) for r, i in zip(resid, want)):
+        small = [r <= tol * max(abs(v), 1e-12) for r, v in zip(resid, vals)]
+        if m >= 2 and len(prev) == len(vals):
+            small = [
+                a or abs(v - p) <= tol * max(abs(v), 1e-12) for a, v, p in zip(small, vals, prev)
+            ]
+        prev = vals
+        if m >= 1 and all(small):
             converged = True
             break
         betas.append(beta)
@@ -138,7 +156,9 @@ def hessian_eigenvalues(
     model: nn.Module, X, y, *, k: int = 1, iters: int = 100, tol: float = 1e-4, seed: int = 0
 ) -> list[float]:
     """The k largest algebraic Hessian eigenvalues (descending), by Lanczos (``lanczos_extremes``)."""
-    return lanczos_extremes(model, X, y, k=k, iters=iters, tol=tol, seed=seed)["top"]
+    return lanczos_extremes(model, X, y, k=k, iters=iters, tol=tol, seed=seed, want_min=False)[
+        "top"
+    ]
 
 
 def hessian_trace(
@@ -150,39 +170,51 @@ def hessian_trace(
     seed: int = 0,
     rel_ci: float = 0.05,
     min_samples: int = 8,
+    deflate: int = 0,
     chunk_size: int | None = None,
 ) -> dict:
     """Hutchinson: tr(H) = E[z^T H z] for Rademacher z, with a stopping rule on its CI.
 
     Probes are drawn one at a time (each one HVP through one kept gradient graph); after
     ``min_samples`` the estimate stops as soon as the 95% t-interval's half-width is at most
-    ``rel_ci`` x |mean| (rel_ci = 0: always ``samples`` probes). Returns mean, ci95, std,
-    ``samples`` = ``n_probes`` (probes used), ``max_probes`` and ``stopped_early``.
+    ``rel_ci`` x |mean| (rel_ci = 0: always ``samples`` probes). ``deflate`` = k > 0 is
+    Hutch++ (Meyer et al. 2021): Q = orth(H Omega) for k random sign vectors, tr(Q^T H Q) exactly
+    (2k HVPs), plus Hutchinson on (I - QQ^T) z, whose variance lacks the top of the spectrum; the
+    interval is that of the residual probes. Returns mean, ci95, std, ``samples`` = ``n_probes``
+    (residual probes), ``n_hvp`` (all products), ``max_probes`` and ``stopped_early``.
     ``chunk_size`` is accepted for backward compatibility and ignored.
     """
     samples = check_int("samples", samples, low=2, high=limits.MAX_TRIALS)
     seed = check_int("seed", seed, low=0, high=2**63 - 1)
     rel_ci = check_float("rel_ci", rel_ci, low=0.0)
     min_samples = check_int("min_samples", min_samples, low=2, high=limits.MAX_TRIALS)
+    deflate = check_int("deflate", deflate, low=0, high=1000)
     P, hvp = hvp_graph(model, X, y)
     gen = torch.Generator(device="cpu").manual_seed(seed)
+    sign = lambda: (torch.randint(0, 2, (P,), generator=gen) * 2 - 1).float()  # noqa: E731
+    exact, Q = 0.0, None
+    if deflate:
+        Q, _ = torch.linalg.qr(torch.stack([hvp(sign()) for _ in range(min(deflate, P))], dim=1))
+        exact = float(sum(Q[:, i] @ hvp(Q[:, i]) for i in range(Q.shape[1])))  # tr(Q^T H Q)
     quad: list[float] = []
-    s = None
     for i in range(samples):
-        z = (torch.randint(0, 2, (P,), generator=gen) * 2 - 1).float()  # Rademacher
+        z = sign()
+        if Q is not None:
+            z = z - Q @ (Q.t() @ z)  # the part of z outside span(Q)
         quad.append(float(z @ hvp(z)))  # z^T H z
         if i + 1 >= min(min_samples, samples) and rel_ci > 0:
             s = summarize(quad)
-            if (s["ci95"][1] - s["mean"]) <= rel_ci * abs(s["mean"]):
+            if (s["ci95"][1] - s["mean"]) <= rel_ci * abs(s["mean"] + exact):
                 break
     s = summarize(quad)
     n = len(quad)
     return {
-        "mean": s["mean"],
-        "ci95": s["ci95"],
+        "mean": s["mean"] + exact,
+        "ci95": [c + exact for c in s["ci95"]],
         "std": s["std"],
         "samples": n,
         "n_probes": n,
+        "n_hvp": n + 2 * (0 if Q is None else Q.shape[1]),
         "max_probes": samples,
         "stopped_early": n < samples,
     }
@@ -320,7 +352,7 @@ def sharpness_report(
         "rho": check_float("rho", rho, low=0.0, low_open=True),
         "seed": seed,
         **{k: spectrum[k] for k in ("lambda_max", "lambda_min")},
-        "trace": hessian_trace(model, X, y, seed=seed),
+        "trace": hessian_trace(model, X, y, seed=seed, deflate=4),
         "sam_sharpness": sam_sharpness(model, X, y, rho=rho),
         "asam_sharpness": sam_sharpness(model, X, y, rho=rho, adaptive=True),
         "avg_sharpness": average_sharpness(model, X, y, rho=rho, seed=seed),

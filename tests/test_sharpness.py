@@ -94,6 +94,18 @@ def test_hvp_graph_matches_the_dense_hessian(tiny):
     torch.testing.assert_close(cols.double(), H, rtol=1e-4, atol=1e-5)
 
 
+def test_hutchpp_is_exact_when_the_deflation_spans_the_space_and_unbiased_otherwise(tiny):
+    model, X, y, H, *_ = tiny
+    P = H.shape[0]
+    full = S.hessian_trace(model, X, y, samples=4, deflate=P, rel_ci=0)
+    assert full["mean"] == pytest.approx(float(H.trace()), rel=1e-4, abs=1e-5)
+    assert full["n_hvp"] == 4 + 2 * P
+    r = S.hessian_trace(model, X, y, samples=400, deflate=4, seed=2, rel_ci=0)
+    assert r["ci95"][0] - 1e-6 <= float(H.trace()) <= r["ci95"][1] + 1e-6 or abs(
+        r["mean"] - float(H.trace())
+    ) <= 2 * (r["ci95"][1] - r["mean"])
+
+
 def test_trace_stopping_rule_uses_fewer_probes_when_they_agree(tiny):
     model, X, y, H, *_ = tiny
     fixed = S.hessian_trace(model, X, y, samples=64, seed=3, rel_ci=0)
