@@ -29,6 +29,7 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
     from ui.inputs import Checks, at_most, check_float_in, need_some, read_bits
     from ui.jobs import finish_job, job, require_result, run_controls, start_job, stop_button
     from ui.layout import changed_settings, stale_box
+    from ui.results import barrier_caption
     from ui.widgets import (
         ber_select,
         fault_label,
@@ -103,25 +104,6 @@ run, stop_slot = run_controls(
     "Compute", key="compute", stop_key="land_stop", disabled=not checks.ok
 )
 checks.waiting_note()
-
-
-def barrier_caption(res: dict) -> str:
-    """Whether the straight line between the two models crosses a loss barrier (from the data)."""
-    import math
-
-    inside = [
-        (t, v) for t, v in zip(res["t"], res["loss"]) if 0 <= t <= 1 and math.isfinite(float(v))
-    ]
-    if not inside:
-        return "The loss is not finite along this line."
-    ends = max(float(res["loss_a"]), float(res["loss_b"]))
-    t_top, top = max(inside, key=lambda p: float(p[1]))
-    if top > ends * 1.01:
-        return (
-            f"A barrier: between the two models the loss rises to {top:.3g} (t = {t_top:.2f}), "
-            f"above both ends ({float(res['loss_a']):.3g}, {float(res['loss_b']):.3g})."
-        )
-    return "No barrier: the loss stays at or below the higher end along the whole line."
 
 
 def labelled(res: dict, entry) -> dict:

@@ -58,6 +58,7 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
 
 previous = job("train")
 checks = Checks()
+top = st.container()  # live curves and results first: on screen without scrolling
 
 c0, c1, c2, c3, c4 = st.columns([3, 2, 2, 2, 2])
 mode = c0.selectbox(  # a select box, not a segmented control: readable at 1024 px
@@ -231,39 +232,42 @@ if go and checks.ok:
         plans=[{k: v for k, v in p.items() if k != "config"} for p in plans],
     )
     stop_button(stop_slot, live=True, key="train_stop")
-    train_runs(rec, spec, data, plans)
-    with show_errors(), st.spinner("Measuring every model under the same faults..."):
+    train_runs(rec, spec, data, plans, where=top)
+    with top, show_errors(), st.spinner("Measuring every model under the same faults..."):
         entries = registry.get([r["model"] for r in rec["runs"]])
         rec["faulty"] = paired_campaign(entries, fm, trials=trials, seed=seed)
     previous = finish_job(rec, stop_slot, key="train_stop")
 
-if previous is not None:
-    if previous["status"] == "stopped":
-        st.warning(
-            "Training was stopped. Finished models are kept in *Your models*; the run "
-            "that was interrupted is shown up to its last full epoch."
-        )
-    changed = changed_settings(previous.get("settings", {}), settings, NAMES)
-    with stale_box("train", changed, "Train"):
-        st.plotly_chart(training_curves_figure(previous["runs"]), key="train_curves")
-        st.dataframe(
-            pd.DataFrame(results_rows(previous)),
-            hide_index=True,
-            key="train_table",
-            column_config={
-                "clean accuracy": st.column_config.NumberColumn(format="percent"),
-                faulty_column(previous): st.column_config.NumberColumn(format="percent"),
-                "vs first (pt)": st.column_config.NumberColumn(format="%+.1f"),
-                "train time (s)": st.column_config.NumberColumn(format="%.1f"),
-            },
-        )
-        if previous["mode"] == "rho sweep" and previous.get("faulty"):
-            points, reference = rho_points(previous)
-            st.plotly_chart(
-                rho_sweep_figure(points, fault_label=previous["fault_label"], baseline=reference),
-                key="rho_sweep_fig",
+with top:
+    if previous is not None:
+        if previous["status"] == "stopped":
+            st.warning(
+                "Training was stopped. Finished models are kept in *Your models*; the run "
+                "that was interrupted is shown up to its last full epoch."
             )
-            st.caption(rho_caption(points, reference))
+        changed = changed_settings(previous.get("settings", {}), settings, NAMES)
+        with stale_box("train", changed, "Train"):
+            st.plotly_chart(training_curves_figure(previous["runs"]), key="train_curves")
+            st.dataframe(
+                pd.DataFrame(results_rows(previous)),
+                hide_index=True,
+                key="train_table",
+                column_config={
+                    "clean accuracy": st.column_config.NumberColumn(format="percent"),
+                    faulty_column(previous): st.column_config.NumberColumn(format="percent"),
+                    "vs first (pt)": st.column_config.NumberColumn(format="%+.1f"),
+                    "train time (s)": st.column_config.NumberColumn(format="%.1f"),
+                },
+            )
+            if previous["mode"] == "rho sweep" and previous.get("faulty"):
+                points, reference = rho_points(previous)
+                st.plotly_chart(
+                    rho_sweep_figure(
+                        points, fault_label=previous["fault_label"], baseline=reference
+                    ),
+                    key="rho_sweep_fig",
+                )
+                st.caption(rho_caption(points, reference))
 
 st.subheader("Your models")
 st.caption(

@@ -35,6 +35,11 @@ def charts(at: AppTest) -> int:
     return len(at.get("plotly_chart"))
 
 
+def table_with(at: AppTest, column: str):
+    """The first table (as a DataFrame) that has ``column``."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
 def assert_ok(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not errors(at), errors(at)
@@ -109,7 +114,7 @@ def test_train_tiny_run_registers_models():
 
 def test_train_rho_sweep_plots_against_rho():
     at = page("train").run()
-    at.segmented_control(key="mode").set_value("rho sweep").run()
+    at.selectbox(key="mode").set_value("rho sweep").run()
     at.text_input(key="rhos").set_value("0.1, 1").run()
     at.checkbox(key="ref").uncheck()
     at.number_input(key="epochs").set_value(2)
@@ -620,13 +625,13 @@ def test_uploaded_model_is_listed_in_the_same_run():
     at.file_uploader[0].set_value(("mine.safetensors", good, "application/octet-stream")).run()
     assert_ok(at)
     assert not [i.value for i in at.info if "No models of your own" in i.value]
-    assert list(at.dataframe[0].value["model"]) == ["upload · mine"]
+    assert list(table_with(at, "source")["model"]) == ["upload · mine"]
     other = (ROOT / "assets" / "digits_mlp_sgd.safetensors").read_bytes()
     at.file_uploader[0].set_value(("other.safetensors", other, "application/octet-stream")).run()
-    assert list(at.dataframe[0].value["model"]) == ["upload · mine", "upload · other"]
+    assert list(table_with(at, "source")["model"]) == ["upload · mine", "upload · other"]
     at.file_uploader[0].set_value(("again.safetensors", good, "application/octet-stream")).run()
     assert any("already loaded as **upload · mine**" in i.value for i in at.info)
-    assert len(at.dataframe[0].value) == 2
+    assert len(table_with(at, "source")) == 2
 
 
 def test_a_rejected_number_is_flagged_and_never_used():
@@ -660,3 +665,73 @@ def test_bad_input_keeps_previous_results_and_speaks_plainly():
     assert errors(train) == ["Choose at least one method to train."]
     for msgs in (errors(at), errors(train)):
         assert not any("Invalid" in m or "[-inf, inf]" in m for m in msgs), msgs
+
+
+# --- fault kinds, stuck bits, what SAR derives, computed captions ---------------------------
+
+
+def test_bit_flips_stuck_at_faults_on_activations():
+    at = page("bit_flips").run()
+    at.slider(key="trials").set_value(2)
+    at.slider(key="points").set_value(1)
+    at.selectbox(key="kind").set_value("stuck-at-1")
+    at.selectbox(key="target").set_value("activations")
+    at.button(key="play").click().run()
+    assert_ok(at)
+    assert len(at.dataframe[0].value) == 3
+    assert "stuck-at-1" in at.session_state["job_flips"]["fault_label"]
+    assert at.session_state["job_flips"]["fault"]["target"] == "activations"
+
+
+def test_bit_anatomy_stuck_bits_change_only_bits_that_differ():
+    """0.1 in float32 is 0x3DCCCCCD: bit 30 holds 0, bit 29 holds 1 (numpy bit view)."""
+    import numpy as np
+
+    code = int(np.float32(0.1).view(np.uint32))
+    assert (code >> 30) & 1 == 0 and (code >> 29) & 1 == 1
+    at = page("bit_anatomy").run()
+    at.pills(key="flip_float32").set_value([30])
+    at.radio(key="akind").set_value("stuck-at-0").run()
+    assert_ok(at)
+    assert at.metric[1].value == "0.1"  # bit 30 already holds 0: nothing changes
+    at.radio(key="akind").set_value("stuck-at-1").run()
+    want = np.array([code | (1 << 30)], dtype=np.uint32).view(np.float32)[0]
+    assert at.metric[1].value == f"{float(want):.7g}"
+    at.pills(key="flip_float32").set_value([29]).run()
+    assert at.metric[1].value == "0.1"  # bit 29 already holds 1
+    at.radio(key="akind").set_value("stuck-at-0").run()
+    want = np.array([code & ~(1 << 29)], dtype=np.uint32).view(np.float32)[0]
+    assert at.metric[1].value == f"{float(want):.7g}"
+
+
+def test_train_shows_what_sar_derives_before_training():
+    at = page("train").run()
+    assert_ok(at)
+    texts = " ".join(m.value for m in at.markdown)
+    assert "bits flip" in texts and "ρ × √E[n]" in texts
+    from sar_core.data import load_dataset
+    from sar_core.faults import FaultModel
+    from sar_core.optim import describe_sar
+    from sar_core.training import spec_for
+
+    desc = describe_sar(
+        spec_for(load_dataset("digits", seed=0), "mlp"),
+        FaultModel(format="int8", ber=0.01),
+        rho=at.number_input(key="rho").value,
+        seed=0,
+    )
+    assert f"{desc['expected_flips']:.3g} bits flip" in texts
+    table = table_with(at, "parameter")
+    assert list(table["parameter"]) == [r["name"] for r in desc["layers"] if r["eligible"]]
+
+
+def test_interpolation_caption_follows_the_curve():
+    """The caption under the interpolation says 'barrier' only when the curve has one."""
+    from ui.results import barrier_caption
+
+    flat = {"t": [0, 0.5, 1], "loss": [0.2, 0.15, 0.1], "loss_a": 0.2, "loss_b": 0.1}
+    bump = {"t": [-0.5, 0, 0.5, 1], "loss": [9.0, 0.2, 0.4, 0.1], "loss_a": 0.2, "loss_b": 0.1}
+    assert barrier_caption(flat).startswith("No barrier")
+    assert barrier_caption(bump).startswith(
+        "A barrier: between the two models the loss rises to 0.4 (t = 0.50)"
+    )

@@ -351,7 +351,8 @@ def flip_bits(value: float, fmt: str, bits: Sequence[int], scale: float | None =
 def flip_effects(value: float, fmt: str, scale: float | None = None) -> list[float]:
     """Relative change of ``value`` for a flip of each bit position (index = position)."""
     width = get_format(fmt).width
-    return [flip_value(value, fmt, b, scale).relative_change for b in range(width)]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # inf / NaN are results
+        return [flip_value(value, fmt, b, scale).relative_change for b in range(width)]
 
 
 # --- inference cost --------------------------------------------------------------------------

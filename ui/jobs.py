@@ -114,15 +114,18 @@ def train_runs(
     plans: Sequence[dict],
     *,
     progress_text: str = "Training",
+    where=None,
 ) -> None:
     """Train every plan (dicts with label, method, config, name, color?) with live curves.
 
     Appends to ``rec["runs"]`` as it goes; each finished model joins the user's registry.
     Stop acts within one batch (``interrupt_point``); the progress text estimates the time
-    left from the epochs measured so far.
+    left from the epochs measured so far. ``where``: the container to draw into (e.g. one at the
+    top of the page, so the live chart is on screen without scrolling).
     """
-    bar = st.progress(0.0, text=progress_text)
-    chart = LiveChart()
+    with where if where is not None else st.container():
+        bar = st.progress(0.0, text=progress_text)
+        chart = LiveChart()
     total = sum(p["config"].epochs for p in plans)
     done, t_start = 0, time.perf_counter()
     for plan in plans:

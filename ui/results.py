@@ -6,6 +6,7 @@ pages show, so the Bit flips page and the Robustness report draw a sweep the sam
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import pandas as pd
@@ -99,3 +100,20 @@ def flips_table(rows: list[dict], rate: str) -> None:
             "mean_flips": st.column_config.NumberColumn("mean flips", format="%.3g"),
         },
     )
+
+
+def barrier_caption(res: dict) -> str:
+    """Whether the straight line between the two models crosses a loss barrier (from the data)."""
+    inside = [
+        (t, v) for t, v in zip(res["t"], res["loss"]) if 0 <= t <= 1 and math.isfinite(float(v))
+    ]
+    if not inside:
+        return "The loss is not finite along this line."
+    ends = max(float(res["loss_a"]), float(res["loss_b"]))
+    t_top, top = max(inside, key=lambda p: float(p[1]))
+    if top > ends * 1.01:
+        return (
+            f"A barrier: between the two models the loss rises to {top:.3g} (t = {t_top:.2f}), "
+            f"above both ends ({float(res['loss_a']):.3g}, {float(res['loss_b']):.3g})."
+        )
+    return "No barrier: the loss stays at or below the higher end along the whole line."
