@@ -24,27 +24,34 @@ def short_name(name: str) -> str:
 
 
 def sweep_curves(rec: Mapping) -> list[dict]:
-    """A sweep job record -> figure curves; CI bounds clamped to [0, 1]; own models dashed."""
-    levels = rec["levels"]
+    """A sweep job record -> figure curves; CI bounds clamped to [0, 1]; own models dashed.
+
+    The per-model series come from sar_core.campaign.sweep_curves (the library's one way to
+    turn sweep points into curves); this adds labels, colours and line styles.
+    """
+    from sar_core.campaign import sweep_curves as library_curves
+
+    series = library_curves((lv["level"], lv["summaries"]) for lv in rec["levels"])
     sources = rec.get("sources") or ["demo"] * len(rec["models"])
     curves = []
     for i, (name, method) in enumerate(zip(rec["models"], rec["methods"])):
-        per = [lv["summaries"][i] for lv in levels]
+        m = series["models"][i] if series["models"] else {}
+        mean = list(m.get("mean_accuracy", []))
+        lo = [clip01(v) for v in m.get("ci95_low", [])]
+        hi = [clip01(v) for v in m.get("ci95_high", [])]
         curves.append(
             {
                 "label": short_name(name),
                 "method": method,
                 "dash": "solid" if sources[i] == "demo" else "dash",
-                "x": [lv["level"] for lv in levels],
-                "mean": [s["mean_accuracy"] for s in per],
-                "lo": [clip01(s["ci95"][0]) for s in per],
-                "hi": [clip01(s["ci95"][1]) for s in per],
-                "clean": per[0]["deployed_accuracy"] if per else None,
+                "x": list(series["levels"]),
+                "mean": mean,
+                # an undefined bound (one trial) collapses the band onto the mean
+                "lo": [a if v is None else v for v, a in zip(lo, mean)],
+                "hi": [a if v is None else v for v, a in zip(hi, mean)],
+                "clean": m.get("deployed_accuracy"),
             }
         )
-    for c in curves:  # an undefined bound (one trial) collapses the band onto the mean
-        c["lo"] = [m if v is None else v for v, m in zip(c["lo"], c["mean"])]
-        c["hi"] = [m if v is None else v for v, m in zip(c["hi"], c["mean"])]
     return curves
 
 
