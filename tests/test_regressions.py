@@ -1,4 +1,5 @@
-"""Regression tests for defects found in review (each failed before its fix)."""
+"""Regression tests for defects found in review (each failed before its fix): the library's,
+then the dashboard's (issue 9, found in a real browser; AppTest sessions)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import save as st_save
+from test_pages import PAGES, ROOT, TIMEOUT, AppTest, assert_ok, charts, errors, page, table_with
 
 from sar_core.bits import flip_value, parse_bits
 from sar_core.calibrate import calibrate_rho
@@ -159,3 +161,216 @@ def test_stopping_mid_epoch_returns_the_weights_its_history_describes(digits):
     for p, q in zip(res.model.parameters(), once.model.parameters()):
         assert torch.equal(p, q)  # exactly the one-epoch model
     assert res.metadata(digits)["stopped"] is True
+
+
+# --- issue 9: dashboard defects found in a real browser (each failed before its fix) --------
+
+
+def _widget_bounds(at: AppTest) -> dict[str, tuple]:
+    """Key -> what a carried value must fit: (type, min, max, options, max selections)."""
+    out = {}
+    for kind in ("slider", "number_input", "select_slider", "multiselect", "selectbox"):
+        for w in at.get(kind):
+            if not w.key or w.key.startswith("$$"):
+                continue
+            p = w.proto
+            out[w.key] = (
+                kind,
+                getattr(p, "min", None),
+                getattr(p, "max", None),
+                tuple(getattr(p, "options", ()) or ()),
+                getattr(p, "max_selections", None),
+            )
+    return out
+
+
+def test_widgets_sharing_a_key_accept_the_same_values_on_every_page():
+    """Defect 1: Streamlit carries a keyed widget's value to the same key on the next page; a
+    page with a smaller maximum (trials 500 -> 300) then raised StreamlitValueAboveMaxError.
+    Every key used on several pages must accept the same values everywhere."""
+    seen: dict[str, tuple[str, tuple]] = {}
+    for name in PAGES[1:]:
+        for key, bounds in _widget_bounds(page(name).run()).items():
+            if key in seen:
+                first, other = seen[key]
+                assert other == bounds, f"key {key!r}: {first} {other} vs {name} {bounds}"
+            else:
+                seen[key] = (name, bounds)
+    assert "trials" in seen and "models" in seen  # the shared keys are really checked
+
+
+def test_one_session_through_every_page_with_settings_carried():
+    """Defect 1/3: one session moves page to page with extreme settings; nothing crashes."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    at.switch_page("app_pages/bit_flips.py").run()
+    at.slider(key="trials").set_value(500)
+    at.selectbox(key="format").set_value("float32")
+    at.multiselect(key="models").set_value(["demo · digits CNN · SGD", "demo · digits CNN · SAR"])
+    at.run()
+    assert not at.exception
+    for name in PAGES[1:] + PAGES[:1] + ["bit_flips"]:
+        at.switch_page(f"app_pages/{name}.py").run()
+        assert not at.exception, (name, [e.value for e in at.exception])
+
+
+@pytest.mark.parametrize("value", ["3.5e38", "1e39", "-1e39", "1e-45", "nan"])
+@pytest.mark.parametrize("fmt", ["float32", "float16", "int8"])
+def test_bit_anatomy_never_crashes_on_huge_tiny_or_non_finite_values(value, fmt):
+    """Defect 2: '3.5e38' or /bit_anatomy?value=1e39 raised "Unknown format code 'g' for object
+    of type 'str'"; 1e-45 in float32 showed an int8 error."""
+    at = page("bit_anatomy")
+    at.query_params.update({"value": value, "aformat": fmt})
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    v = float(value)
+    if value == "nan":
+        assert errors(at) and "Type a finite number" in errors(at)[0]
+        return
+    if fmt == "int8" and v == 1e-45:  # |v| / 127 is below float32's smallest scale
+        assert errors(at) and errors(at)[0].startswith("int8 stores this value as q × s")
+        return
+    assert not errors(at), errors(at)
+    import numpy as np
+
+    with np.errstate(over="ignore"):
+        ref = float(np.float32(v)) if fmt == "float32" else float(np.float16(v))
+    if fmt != "int8":  # the stored value is the numpy cast of the typed one (inf when too large)
+        want = f"{ref:.7g}" if np.isfinite(ref) else ("inf" if ref > 0 else "-inf")
+        assert at.metric[0].value == want
+    table = at.dataframe[0].value
+    assert list(table["format"]) == ["float32", "float16", "bfloat16", "int8"]
+
+
+def test_bit_anatomy_opens_in_float32_whatever_format_other_pages_carry():
+    """Defect 3: the pages' shared 'format' (int8) carried into Bit anatomy, whose first
+    experiment ("bit 30 of 0.1") needs float32."""
+    at = page("bit_anatomy")
+    at.query_params.update({"format": "int8"})  # what navigation from Bit flips carries
+    at.run()
+    assert_ok(at)
+    assert at.selectbox(key="aformat").value == "float32"
+    assert [m.value for m in at.metric][:2] == ["0.1", "3.402824e+37"]
+
+
+def test_results_computed_with_other_settings_are_marked():
+    """Defect 3: after switching the models, the old chart was shown as current."""
+    at = page("bit_flips").run()
+    at.slider(key="trials").set_value(2)
+    at.slider(key="points").set_value(1)
+    at.button(key="play").click().run()
+    assert_ok(at)
+    assert not at.warning and charts(at) == 1
+    at.multiselect(key="models").set_value(["demo · digits CNN · SGD", "demo · digits CNN · SAR"])
+    at.run()
+    assert_ok(at)
+    assert charts(at) == 1  # the old results stay visible...
+    (w,) = [w.value for w in at.warning]  # ...marked as computed with other settings
+    assert w.startswith("**Settings changed — press Play.**") and "models" in w
+    at.multiselect(key="models").set_value(list(DEFAULT_MLPS)).run()
+    assert not at.warning  # back to the settings of the results: not stale
+
+
+DEFAULT_MLPS = ("demo · digits MLP · SGD", "demo · digits MLP · SAM", "demo · digits MLP · SAR")
+
+
+def test_rho_caption_is_computed_from_the_points():
+    """Defect 4: the caption said 'not monotonic in ρ' under a chart that rose steadily."""
+    from ui.training import rho_caption
+
+    def pts(accs, half=0.002):
+        return [
+            {"rho": r, "mean_accuracy": a, "clean_accuracy": 0.97, "ci95": [a - half, a + half]}
+            for r, a in zip((0.05, 0.1, 0.5, 1.0), accs)
+        ]
+
+    rising = rho_caption(pts([0.9557, 0.96, 0.965, 0.9704]), None)
+    assert "rose with ρ: 95.6% at ρ=0.05 → 97.0% at ρ=1" in rising
+    assert "not monotonic" not in rising
+    bumpy = rho_caption(pts([0.95, 0.97, 0.94, 0.96]), None)
+    assert "not monotonic" in bumpy and "best 97.0% at ρ=0.1" in bumpy
+    peaked = rho_caption(pts([0.95, 0.97, 0.96, 0.94]), None)
+    assert peaked.startswith("Under faults, accuracy peaked at 97.0% at ρ=0.1")
+    noisy = rho_caption(pts([0.95, 0.951, 0.952, 0.953], half=0.05), None)
+    assert "All 95% intervals overlap" in noisy
+
+
+def test_ci_bounds_are_clamped_and_mean_flips_keep_their_digits():
+    """Defect 5: 'ci95 high 100.05%' in the table and CSV; 'mean flips 0.0' for 0.033."""
+    from ui.layout import fmt_ci
+    from ui.results import sweep_curves, sweep_rows
+
+    s = {
+        "mean_accuracy": 0.999,
+        "ci95": [0.9975, 1.0005],
+        "std": 0.001,
+        "mean_flips": 0.033,
+        "paired_difference": {"mean": 0.0},
+        "deployed_accuracy": 0.999,
+        "trials": 30,
+    }
+    rec = {
+        "models": ["m"],
+        "methods": ["sgd"],
+        "rate": "ber",
+        "levels": [{"level": 1e-6, "summaries": [s]}],
+    }
+    (row,) = sweep_rows(rec)
+    assert row["ci95_high"] == 1.0 and row["ci95_low"] == 0.9975
+    assert sweep_curves(rec)[0]["hi"] == [1.0]
+    assert fmt_ci(s["ci95"]) == "99.8–100.0%" and fmt_ci([-0.01, 0.02]) == "0.0–2.0%"
+    at = page("bit_flips").run()
+    at.slider(key="trials").set_value(2)
+    at.slider(key="points").set_value(1)
+    at.button(key="play").click().run()
+    cfg = at.dataframe[0].proto.columns
+    assert '"mean_flips"' in cfg and '"%.3g"' in cfg.split('"mean_flips"')[1][:120]
+
+
+def test_uploaded_model_is_listed_in_the_same_run():
+    """Defect 6: the first upload showed 'No models of your own yet' next to 'Loaded ...'; a
+    second upload was registered but missing from the table."""
+    at = page("train").run()
+    good = (ROOT / "assets" / "digits_mlp_sar.safetensors").read_bytes()
+    at.file_uploader[0].set_value(("mine.safetensors", good, "application/octet-stream")).run()
+    assert_ok(at)
+    assert not [i.value for i in at.info if "No models of your own" in i.value]
+    assert list(table_with(at, "source")["model"]) == ["upload · mine"]
+    other = (ROOT / "assets" / "digits_mlp_sgd.safetensors").read_bytes()
+    at.file_uploader[0].set_value(("other.safetensors", other, "application/octet-stream")).run()
+    assert list(table_with(at, "source")["model"]) == ["upload · mine", "upload · other"]
+    at.file_uploader[0].set_value(("again.safetensors", good, "application/octet-stream")).run()
+    assert any("already loaded as **upload · mine**" in i.value for i in at.info)
+    assert len(table_with(at, "source")) == 2
+
+
+def test_a_rejected_number_is_flagged_and_never_used():
+    """Defect 7: a number box showing a rejected 0 trained with the last accepted value."""
+    at = page("train").run()
+    at.multiselect(key="methods").set_value(["sgd"])
+    at.slider(key="trials").set_value(2)
+    at.number_input(key="epochs").set_value(0).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert errors(at) == ["Epochs must be a whole number from 1 to 300; 0 is not."]
+    assert at.button(key="train_go").disabled and at.session_state["sar_registry"] == {}
+    at.number_input(key="epochs").set_value(1).run()
+    at.button(key="train_go").click().run()
+    assert_ok(at)
+    assert list(at.dataframe[0].value["epochs"]) == [1]
+
+
+def test_bad_input_keeps_previous_results_and_speaks_plainly():
+    """Defect 8: a bad value appeared only after Play, and then the previous results vanished;
+    messages read like code (Invalid methods=[])."""
+    at = page("bit_flips").run()
+    at.slider(key="trials").set_value(2)
+    at.slider(key="points").set_value(1)
+    at.button(key="play").click().run()
+    assert charts(at) == 1
+    at.text_input(key="ber_exact").set_value("2").run()  # flagged at once, before any Play
+    assert not at.exception and len(errors(at)) == 1 and at.button(key="play").disabled
+    assert charts(at) == 1 and len(at.dataframe) == 1  # previous results stay
+    train = page("train").run()
+    train.multiselect(key="methods").set_value([]).run()
+    assert errors(train) == ["Choose at least one method to train."]
+    for msgs in (errors(at), errors(train)):
+        assert not any("Invalid" in m or "[-inf, inf]" in m for m in msgs), msgs
