@@ -113,6 +113,7 @@ class Batched:
         widths = sum(a.shape[0] for a in acts[1:])
         per_trial = 4 * (2 * X.shape[0] * widths + sum(p.numel() for p in params.values()))
         self.max_chunk = int(max(1, min(256, memory_mb * 2**20 // per_trial)))
+        self._cache: dict = {}
         self.owner = {
             f"{n}.{k}": i for i, (n, _) in enumerate(self.children) for k in ("weight", "bias")
         }
@@ -149,17 +150,26 @@ class Batched:
 
     def _changes(self, pname: str, deltas: list[Delta]):
         """Concatenated (trial, flat index, dW) of a parameter's changed entries over the chunk."""
+        key = (id(deltas), pname)
+        if key in self._cache:
+            return self._cache[key]
         base = self.params[pname].view(-1)
-        ks, idxs, dvs = [], [], []
+        ks, idxs, vals = [], [], []
         for k, d in enumerate(deltas):
             if pname in d.values:
-                idx, vals = d.values[pname]
-                ks.append(torch.full_like(idx, k))
+                idx, v = d.values[pname]
+                ks.append(k)
                 idxs.append(idx)
-                dvs.append(vals - base[idx])
-        if not idxs:
-            return None
-        return torch.cat(ks), torch.cat(idxs), torch.cat(dvs)
+                vals.append(v)
+        out = None
+        if idxs:
+            idx = torch.cat(idxs)
+            k = torch.repeat_interleave(
+                torch.tensor(ks, device=idx.device), torch.tensor([i.numel() for i in idxs])
+            )
+            out = (k, idx, torch.cat(vals) - base[idx])
+        self._cache[key] = out
+        return out
 
     def _correct(self, Z: torch.Tensor, j: int, deltas, A: torch.Tensor, slot=None) -> None:
         """Z (K, W, N) += dW A + db of Linear child j (A (I, N) clean); rows mapped by ``slot``."""
@@ -180,23 +190,25 @@ class Batched:
     def _touched_units(self, j: int, deltas: list[Delta]):
         """Per trial the sorted output units of Linear j it changes, padded: (P (K, S), slot fn)."""
         name, lin = self.children[j]
-        units = []
-        for d in deltas:
-            rows = []
-            if f"{name}.weight" in d.values:
-                rows.append(d.values[f"{name}.weight"][0] // lin.in_features)
-            if f"{name}.bias" in d.values:
-                rows.append(d.values[f"{name}.bias"][0])
-            units.append(torch.unique(torch.cat(rows)))
-        smax = max(u.numel() for u in units)
-        P = torch.empty(len(units), smax, dtype=torch.long, device=self.X.device)
-        for k, u in enumerate(units):
-            P[k] = u[-1]  # pads repeat the last unit (rows stay sorted for searchsorted) ...
-            P[k, : u.numel()] = u  # ... and receive no correction: dH = 0 there
-        return P, lambda k, rows: torch.searchsorted(P[k], rows.unsqueeze(1)).squeeze(1)
+        o, K = lin.out_features, len(deltas)
+        keys = []
+        for pname, fan in ((f"{name}.weight", lin.in_features), (f"{name}.bias", None)):
+            ch = self._changes(pname, deltas) if pname in self.params else None
+            if ch is not None:
+                k, idx, _ = ch
+                keys.append(k * o + (idx // fan if fan else idx))
+        u = torch.unique(torch.cat(keys))  # sorted (trial, unit) keys
+        kk, rr = u // o, u % o
+        counts = torch.bincount(kk, minlength=K)
+        first = torch.cumsum(counts, 0) - counts  # position of each trial's first unit in u
+        P = rr[(first + counts - 1).clamp(min=0)].unsqueeze(1).repeat(1, int(counts.max()))
+        P[kk, torch.arange(u.numel(), device=u.device) - first[kk]] = rr
+        # pads repeat the trial's last unit and receive no correction: dH = 0 there
+        return P, lambda k, rows: torch.searchsorted(u, k * o + rows) - first[k]
 
     def logits(self, deltas: list[Delta], j: int) -> torch.Tensor:
         """Logits (K, C, N) (feature-major) of trials whose first touched child is Linear j."""
+        self._cache = {}  # per chunk: concatenated changes of each parameter
         later = [i for i in self.linear if i > j]
         K = len(deltas)
         with torch.no_grad():
