@@ -213,7 +213,7 @@ def _flips(seed_row: dict, budget: int) -> str:
 def markdown(rows: list[dict], meta: dict) -> str:
     """The aggregated table as markdown."""
     lines = [
-        f"Digits, held-out seeds {meta['seeds']}, {meta['epochs']} epochs; faults: "
+        f"{meta['dataset']}, held-out seeds {meta['seeds']}, {meta['epochs']} epochs; faults: "
         f"{meta['format']} BER {meta['ber']}, all bits, weights only, {meta['trials']} trials "
         "per seed (paired across methods). Means over seeds; Δ = paired gain vs SGD in points "
         "(mean over seeds, range); PBS = progressive bit search flips to reach chance + 10 "
@@ -247,6 +247,35 @@ def _write_md(out: str, rows: list[dict], meta: dict, commands: list[str]) -> No
     )  # fmt: skip
 
 
+def latency_table(rounds: int) -> str:
+    """Range restriction vs plain (and plain vs itself: the noise floor) on the demo models."""
+    import torch
+
+    from sar_core.io import dataset_of, load_checkpoint
+    from sar_core.mitigations import latency_ratio, profile_bounds, range_restricted
+
+    lines = [
+        f"Latency ratios (median of {rounds} interleaved rounds of 5 forward passes over the "
+        f"test split, 1 thread), load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.",
+        "",
+        "| model | SGD vs itself (noise floor) | SAR vs SGD | SGD + range restriction vs SGD |",
+        "|---|---|---|---|",
+    ]
+    for arch in ("mlp", "cnn"):
+        sgd = load_checkpoint(ROOT / "assets" / f"digits_{arch}_sgd.safetensors")
+        sar = load_checkpoint(ROOT / "assets" / f"digits_{arch}_sar.safetensors").model
+        d = dataset_of(sgd)
+        X = torch.as_tensor(d.X_test)
+        rr = range_restricted(sgd.model, profile_bounds(sgd.model, d.X_train))
+        with torch.no_grad():
+            r = [
+                latency_ratio(lambda f=f, X=X: f(X), lambda m=sgd.model, X=X: m(X), rounds=rounds)
+                for f in (sgd.model, sar, rr)
+            ]
+        lines.append(f"| digits {arch} | {r[0]:.3f} | {r[1]:.3f} | {r[2]:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="digits")
@@ -260,7 +289,16 @@ def main() -> None:
     p.add_argument("--workdir", default="/tmp/sar_double_win", help="checkpoints (reused)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "double_win"))
     p.add_argument("--render", action="store_true", help="only rewrite OUT.md from OUT.json")
+    p.add_argument("--latency", type=int, default=0, help="only the latency table, N rounds")
     a = p.parse_args()
+    if a.latency:
+        import torch
+
+        torch.set_num_threads(1)
+        table = latency_table(a.latency)
+        Path(a.out + "_latency.md").write_text(table)
+        sys.stdout.write(table)
+        return
     if a.render:
         saved = json.loads(Path(a.out + ".json").read_text())
         _write_md(a.out, saved["table"], saved["meta"], [r["command"] for r in saved["reports"]])
