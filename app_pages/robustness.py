@@ -34,6 +34,7 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
     from ui.jobs import finish_job, job, require_result, run_controls, start_job, stop_button
     from ui.layout import changed_settings, stale_box
     from ui.results import sweep_curves
+    from ui.suite_view import suite_section
     from ui.widgets import (
         BER_GRID,
         ber_select,
@@ -61,6 +62,8 @@ SHARPNESS = {
 
 previous = job("report")
 checks = Checks()
+with st.expander("Across tasks: the suite's results (held-out seeds, every method vs SGD)"):
+    suite_section()
 
 models = model_picker("Models (same architecture and dataset)", key="models")
 checks.check(need_some, models, "Choose at least one model.")

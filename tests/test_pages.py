@@ -522,3 +522,52 @@ def test_interpolation_caption_follows_the_curve():
     assert barrier_caption(bump).startswith(
         "A barrier: between the two models the loss rises to 0.4 (t = 0.50)"
     )
+
+
+def _suite_file(tmp_path) -> Path:
+    """A small results file in the suite's format, built with sar_core.suite's own helpers."""
+    import json
+
+    import numpy as np
+
+    from sar_core.suite import _delta, summarize_suite
+
+    rng = np.random.default_rng(0)
+    tasks = []
+    for task, shift in (("digits_mlp", 0.04), ("wine_mlp", -0.03)):
+        base = [rng.uniform(0.6, 0.9, 40) for _ in range(2)]  # 2 seeds x 40 trials
+        accs = {"sgd": base, "sar": [b + shift for b in base]}
+        methods = {}
+        for m in accs:
+            row = {"clean": 96.0, "clean_delta": 0.0 if m == "sgd" else -0.2}
+            for s in ("int8", "float16"):
+                row[s] = {"robust": float(100 * np.mean(accs[m])), **_delta(accs, "sgd", m)}
+            methods[m] = row
+        tgt = {"ber": 0.01, "sgd_loss_pt": 6.0}
+        tasks.append(
+            {
+                "task": task,
+                "n_test": 100,
+                "targets": {"int8": tgt, "float16": tgt},
+                "selected": {"sar": {"rho": 0.015}},
+                "methods": methods,
+            }
+        )
+    path = tmp_path / "suite.json"
+    path.write_text(json.dumps({"tasks": tasks, "summary": summarize_suite(tasks)}))
+    return path
+
+
+def test_robustness_report_shows_the_suite_across_tasks(tmp_path, monkeypatch):
+    monkeypatch.setenv("SAR_SUITE_RESULTS", str(_suite_file(tmp_path)))
+    at = page("robustness").run()
+    assert_ok(at)
+    summary = table_with(at, "wins")
+    (sar,) = summary.to_dict("records")  # SGD is the reference, not a row
+    assert (sar["method"], sar["wins"], sar["losses"], sar["ties"]) == ("SAR", 1, 1, 0)
+    fig = next(c for c in at.get("plotly_chart"))
+    assert "minus SGD" in fig.proto.spec
+    monkeypatch.setenv("SAR_SUITE_RESULTS", str(tmp_path / "missing.json"))
+    at = page("robustness").run()
+    assert_ok(at)
+    assert any("python benchmarks/suite.py" in i.value for i in at.info)

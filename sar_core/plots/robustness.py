@@ -286,3 +286,53 @@ def double_win_figure(rows: Sequence[Mapping], *, fault_label: str) -> go.Figure
         height=420,
     )
     return fig
+
+
+def suite_delta_figure(rows: Sequence[Mapping], *, setting: str) -> go.Figure:
+    """Accuracy under faults minus SGD's (points, 95% CI) per task and method: the suite view.
+
+    ``rows``: sar_core.suite.result_rows dicts (task, method, delta, ci95_low, ci95_high,
+    verdict, ber); SGD rows (delta 0 by definition) are left out.
+    """
+    fig = go.Figure()
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "sgd"))
+    n = max(len(methods), 1)
+    for k, m in enumerate(methods):
+        mine = [r for r in rows if r["method"] == m]
+        base = m.split("@")[0]
+        offset = (k - (n - 1) / 2) * 0.8 / n  # methods side by side within a task's row
+        fig.add_trace(
+            go.Scatter(
+                x=[r["delta"] for r in mine],
+                y=[tasks.index(r["task"]) + offset for r in mine],
+                error_x=dict(
+                    type="data",
+                    symmetric=False,
+                    array=[r["ci95_high"] - r["delta"] for r in mine],
+                    arrayminus=[r["delta"] - r["ci95_low"] for r in mine],
+                    color=method_color(base, k),
+                ),
+                mode="markers",
+                marker=dict(size=9, color=method_color(base, k), line=dict(width=1, color="white")),
+                name=method_label(base) + (m[len(base) :] if m != base else ""),
+                customdata=[[r["task"], r["verdict"], r["ber"]] for r in mine],
+                hovertemplate="%{customdata[0]} (BER %{customdata[2]:.3g})<br>Δ vs SGD "
+                "%{x:+.1f} pt<br>%{customdata[1]}<extra>" + method_label(base) + "</extra>",
+            )
+        )
+    fig.add_vline(x=0, line=dict(color="#555555", width=1, dash="dot"))
+    fig.update_layout(
+        title=dict(text=f"Accuracy under {setting} faults minus SGD's (held-out seeds, 95% CI)"),
+        xaxis=dict(title=dict(text="difference from SGD (percentage points)"), zeroline=False),
+        yaxis=dict(
+            tickvals=list(range(len(tasks))),
+            ticktext=tasks,
+            autorange="reversed",
+            title=dict(text="task"),
+        ),
+        legend=dict(orientation="h", yanchor="top", y=-0.18, x=0),
+        height=160 + 55 * len(tasks),
+        margin=dict(t=60),
+    )
+    return fig
