@@ -324,10 +324,10 @@ def filtered_campaign(
     X, y = as_tensors(X, y, model_device(model))
     inj = Injector(model, fm)
     res = CampaignResult(
-        fm,
-        evaluate(model, X, y).accuracy,
-        evaluate(model, X, y, inj.deployed()).accuracy,
-        inj.n_sites,
+        fault_model=fm,
+        clean_accuracy=evaluate(model, X, y).accuracy,
+        deployed_accuracy=evaluate(model, X, y, inj.deployed()).accuracy,
+        n_sites=inj.n_sites,
     )
     for t in range(trials):
         pattern = inj.sample(np.random.default_rng([seed, t]))
