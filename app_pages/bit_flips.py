@@ -17,8 +17,8 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
     from sar_core.io import rows_to_csv
     from sar_core.names import FAULT_KINDS, FAULT_TARGETS
     from ui import registry
-    from ui.compute import log_levels, sweep_iter
-    from ui.inputs import Checks, at_most, check_int_in, need_some, read_bers
+    from ui.compute import asym_sweep_iter, log_levels, sweep_iter
+    from ui.inputs import Checks, at_most, check_float_in, check_int_in, need_some, read_bers
     from ui.jobs import finish_job, job, run_controls, start_job, stop_button
     from ui.layout import changed_settings, stale_box
     from ui.results import flips_figure, flips_table, sweep_rows
@@ -58,8 +58,12 @@ bits = bit_picker(fmt, key="bits", label=f"Bits that may flip ({get_format(fmt).
 r1, r2, r3 = st.columns([2, 3, 2])
 rate_mode = r1.radio(
     "Fault rate",
-    ["ber", "count"],
-    format_func={"ber": "Bit error rate sweep", "count": "Exact flip-count sweep"}.get,
+    ["ber", "count", "asym"],
+    format_func={
+        "ber": "Bit error rate sweep",
+        "count": "Exact flip-count sweep",
+        "asym": "Asymmetric sweep (1→0 and 0→1 rates)",
+    }.get,
     key="rate",
     bind="query-params",
 )
@@ -67,9 +71,9 @@ with r3:
     points = st.slider("Points", 1, limits.MAX_BER_POINTS, 6, key="points", bind="query-params")
     trials = trials_slider(key="trials", default=30)
 with r2:
-    if rate_mode == "ber":
+    if rate_mode in ("ber", "asym"):
         lo, hi = st.select_slider(
-            "BER range (log scale)",
+            "BER range (log scale)" if rate_mode == "ber" else "1→0 rate range (log scale)",
             BER_GRID,
             value=(1e-3, 1e-1),
             format_func=fmt_ber,
@@ -77,7 +81,7 @@ with r2:
             bind="query-params",
         )
         exact = st.text_input(
-            "Exact BER levels (optional, overrides the range)",
+            "Exact levels (optional, overrides the range)",
             key="ber_exact",
             placeholder="e.g. 1e-3, 3e-3, 0.01",
         )
@@ -85,6 +89,23 @@ with r2:
             checks.check(read_bers, exact) if exact.strip() else log_levels(lo, hi, points)
         ) or []
         rate = {"ber": levels[0] if levels else 0.01}
+        ratio = 0.0
+        if rate_mode == "asym":
+            ratio = st.number_input(
+                "0→1 rate as a multiple of the 1→0 rate",
+                value=0.1,
+                format="%.3g",
+                key="ratio",
+                bind="query-params",
+                help="Some memories lose charge far more often than they gain it: 1→0 errors "
+                "dominate. 0.1: a stored 0 becomes 1 ten times less often than a 1 becomes 0.",
+            )
+            top_level = max(levels) if levels else 1.0
+            ratio = checks.check(
+                check_float_in, ratio, "The 0→1 / 1→0 ratio", low=0.0, high=1.0 / top_level
+            )
+            ratio = 0.0 if ratio is None else ratio
+            rate = {"ber_10": rate["ber"], "ber_01": ratio * rate["ber"]}
     else:
         max_count = st.number_input("Largest number of flips", value=100, step=1, key="max_count")
         top = checks.check(
@@ -153,7 +174,7 @@ settings = {
     "bias": include_bias,
     "kind": [kind, target, burst],
     "rate": rate_mode,
-    "levels": list(levels),
+    "levels": list(levels) + ([ratio] if rate_mode == "asym" else []),
     "trials": trials,
     "seed": seed,
 }
@@ -171,15 +192,19 @@ play, stop_slot = run_controls("Play", key="play", stop_key="flips_stop", disabl
 checks.waiting_note()
 
 if play and checks.ok:
-    kw = {"bers": levels} if rate_mode == "ber" else {"counts": levels}
     with show_errors():
-        stream = sweep_iter(models, fm, trials=trials, seed=seed, **kw)
+        if rate_mode == "asym":
+            stream = asym_sweep_iter(models, fm, levels, ratio=ratio, trials=trials, seed=seed)
+        else:
+            kw = {"bers": levels} if rate_mode == "ber" else {"counts": levels}
+            stream = sweep_iter(models, fm, trials=trials, seed=seed, **kw)
     rec = start_job(
         "flips",
         models=[m.name for m in models],
         methods=[m.method for m in models],
         sources=[m.source for m in models],
         rate=rate_mode,
+        ratio=ratio if rate_mode == "asym" else None,
         fault_label=fault_label(fm, with_rate=False),
         fault=fm.to_dict(),
         settings=settings,
@@ -191,7 +216,7 @@ if play and checks.ok:
     with show_errors():
         for i, (level, summaries) in enumerate(stream):
             rec["levels"].append({"level": level, "summaries": summaries})
-            label = fmt_ber(level) if rate_mode == "ber" else f"{level} flips"
+            label = f"{level} flips" if rate_mode == "count" else fmt_ber(level)
             bar.progress((i + 1) / len(levels), text=f"Level {i + 1}/{len(levels)}: {label}")
             chart.draw(flips_figure(rec))
     chart.slot.empty()

@@ -470,6 +470,24 @@ def test_bit_flips_stuck_at_faults_on_activations():
     assert at.session_state["job_flips"]["fault"]["target"] == "activations"
 
 
+def test_bit_flips_asymmetric_rates_sweep():
+    """1→0 at each level, 0→1 at ratio × level: the table rows follow the levels, and the
+    fault model of the last level is what a direct paired campaign would use."""
+    at = page("bit_flips").run()
+    at.slider(key="trials").set_value(2)
+    at.radio(key="rate").set_value("asym").run()
+    at.text_input(key="ber_exact").set_value("0.01, 0.05").run()
+    at.number_input(key="ratio").set_value(0.2).run()
+    at.button(key="play").click().run()
+    assert_ok(at)
+    table = at.dataframe[0].value
+    assert sorted(set(table["level"])) == [0.01, 0.05] and len(table) == 6
+    assert at.session_state["job_flips"]["ratio"] == 0.2
+    at.number_input(key="ratio").set_value(500.0).run()  # 0→1 = 25: not a probability
+    assert not at.exception and at.button(key="play").disabled
+    assert "The 0→1 / 1→0 ratio must be a number from 0 to 20" in errors(at)[0]
+
+
 def test_bit_anatomy_stuck_bits_change_only_bits_that_differ():
     """0.1 in float32 is 0x3DCCCCCD: bit 30 holds 0, bit 29 holds 1 (numpy bit view)."""
     import numpy as np

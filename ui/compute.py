@@ -162,6 +162,29 @@ def sweep_iter(
     )
 
 
+def asym_sweep_iter(
+    entries: Sequence[Entry],
+    fm: FaultModel,
+    levels: Sequence[float],
+    *,
+    ratio: float,
+    trials: int,
+    seed: int,
+) -> Iterator[tuple[float, list[dict]]]:
+    """Asymmetric rates swept together: at each level, 1→0 = level and 0→1 = ratio × level
+    (paired campaigns, the same trial seeds at every level); yields (level, summaries)."""
+    from dataclasses import replace
+
+    check_comparable(entries)
+    check_bers(levels)
+    faults = [
+        replace(fm, ber=None, count=None, ber_10=lv, ber_01=ratio * lv) for lv in levels
+    ]  # validated (FaultModel) before the first level runs
+    return (
+        (lv, paired_campaign(entries, f, trials=trials, seed=seed)) for lv, f in zip(levels, faults)
+    )
+
+
 def log_levels(low: float, high: float, points: int, *, integer: bool = False) -> list[float]:
     """``points`` log-spaced levels from low to high (distinct integers when ``integer``)."""
     vals = [high] if points == 1 or low == high else list(np.geomspace(low, high, points))

@@ -57,7 +57,11 @@ def sweep_curves(rec: Mapping) -> list[dict]:
 
 def flips_figure(rec: Mapping):
     """The live / stored BER (or flip-count) sweep of the Bit flips page."""
-    x_title = "bit error rate (log scale)" if rec["rate"] == "ber" else "flips per trial (log)"
+    x_title = {
+        "ber": "bit error rate (log scale)",
+        "count": "flips per trial (log)",
+        "asym": f"1→0 rate, log scale (0→1 = {rec.get('ratio') or 0:g} × it)",
+    }[rec["rate"]]
     return sweep_figure(
         sweep_curves(rec),
         x_title=x_title,
@@ -96,7 +100,7 @@ def flips_table(rows: list[dict], rate: str) -> None:
         key="flips_table",
         column_config={
             "level": st.column_config.NumberColumn(
-                "BER" if rate == "ber" else "flips", format="%.3g"
+                {"ber": "BER", "count": "flips", "asym": "1→0 rate"}[rate], format="%.3g"
             ),
             **{
                 k: st.column_config.NumberColumn(k.replace("_", " "), format="percent")

@@ -286,6 +286,8 @@ def fault_model_from(
     kind: str = "flip",
     burst: int = 1,
     target: str = "weights",
+    ber_01: float | None = None,
+    ber_10: float | None = None,
 ) -> FaultModel:
     """A validated FaultModel; an empty bit selection is an error with a clear message."""
     if not bits:
@@ -300,11 +302,11 @@ def fault_model_from(
         count=count,
         layers=tuple(layers) if layers else None,
         include_bias=include_bias,
-        **(
-            {"kind": kind, "burst": burst, "target": target}
-            if (kind, burst, target) != ("flip", 1, "weights")
-            else {}
-        ),
+        kind=kind,
+        burst=burst,
+        target=target,
+        ber_01=ber_01,
+        ber_10=ber_10,
     )
 
 
@@ -312,7 +314,12 @@ def fault_label(fm: FaultModel, *, with_rate: bool = True) -> str:
     """Short human text for a fault model: 'int8, BER 1e-2' / 'float32 bits 0-22, 5 flips'."""
     width = get_format(fm.format).width
     bits = "" if len(fm.bits) == width else f" bits {compact_bits(fm.bits)}"
-    rate = f"BER {fmt_ber(fm.ber)}" if fm.ber is not None else f"{fm.count} flips"
+    if fm.ber is not None:
+        rate = f"BER {fmt_ber(fm.ber)}"
+    elif fm.count is not None:
+        rate = f"{fm.count} flips"
+    else:
+        rate = f"1→0 {fmt_ber(fm.ber_10 or 0)}, 0→1 {fmt_ber(fm.ber_01 or 0)}"
     layers = f", layers {','.join(fm.layers)}" if fm.layers else ""
     kind = getattr(fm, "kind", "flip")
     extra = "" if kind == "flip" else f", {kind}"
