@@ -1,9 +1,10 @@
 """Loss landscapes (Li et al., NeurIPS 2018): random directions, 1D / 2D slices, interpolation.
 
 Every grid point is a linear combination of parameter sets, sum_k c_k v_k (e.g. w + a d1 + b d2,
-or (1 - t) w_a + t w_b), evaluated with ``torch.func.functional_call``: the model's own tensors
-are read, never written. Grid points are batched with ``torch.func.vmap`` over stacked parameter
-sets, in chunks that bound memory. A grid point whose logits overflow scores loss = inf.
+or (1 - t) w_a + t w_b), evaluated by ``sar_core.combinations`` with
+``torch.func.functional_call``: the model's own tensors are read, never written. Grid points are
+batched with ``torch.func.vmap`` in cache-sized chunks. A point whose logits overflow scores
+loss = inf.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, vmap
 
+from sar_core import combinations as C
 from sar_core import limits
 from sar_core.evaluate import as_tensors, evaluate, model_device
 from sar_core.faults import FaultModel, Injector
@@ -22,8 +23,6 @@ from sar_core.validate import check_choice, check_float, check_int
 
 Params = dict[str, torch.Tensor]
 NORMALIZATIONS = ("filter", "layer", "none")
-_MEMORY_BUDGET = 2**24  # float32 elements held by one chunk of stacked grid points (64 MiB)
-_MAX_CHUNK = 64  # measured on 2 CPU cores: larger chunks stop paying (cache)
 
 
 def check_steps(steps: int) -> int:
@@ -98,14 +97,6 @@ def direction_pair(model: nn.Module, seed: int, **kwargs) -> tuple[Params, Param
     )
 
 
-def _chunk_size(params: Params, n_rows: int, n_features: int) -> int:
-    # stacked parameters + an upper bound on activations per sample: conv outputs keep the input's
-    # spatial size (padding=1) at most, so channels * n_features bounds a conv layer's output.
-    act = sum(p.shape[0] * (n_features if p.ndim == 4 else 1) for p in params.values() if p.ndim)
-    per_point = sum(p.numel() for p in params.values()) + n_rows * act
-    return int(max(1, min(_MAX_CHUNK, _MEMORY_BUDGET // max(per_point, 1))))
-
-
 def evaluate_combinations(
     model: nn.Module,
     X,
@@ -117,57 +108,11 @@ def evaluate_combinations(
 ) -> tuple[list[float], list[float]]:
     """(loss, accuracy) at every grid point sum_k coeffs[i, k] * vectors[k]; coeffs: (P, K).
 
-    A zero coefficient contributes exactly nothing, even where its vector is not finite.
+    A zero coefficient contributes exactly nothing, even where its vector is not finite. The
+    batched engine is ``sar_core.combinations``.
     """
     X, y = _xy(model, X, y)
-    c = torch.as_tensor(np.asarray(coeffs, dtype=np.float32))  # (P, K)
-    if c.ndim != 2 or c.shape[1] != len(vectors):
-        raise ValueError(f"Invalid coeffs shape={tuple(c.shape)}: expected (P, {len(vectors)})")
-    names = list(vectors[0])
-    finite = [all(bool(torch.isfinite(v[n]).all()) for n in names) for v in vectors]
-    if chunk_size is None:
-        chunk_size = _chunk_size(vectors[0], X.shape[0], X.shape[1] if X.ndim == 2 else 1)
-    chunk_size = check_int("chunk_size", chunk_size, low=1, high=100_000)
-    # a point that is exactly one of the vectors (a unit coefficient row, e.g. alpha = 0) is
-    # scored by evaluate() itself, unbatched, so it matches evaluate() bit for bit
-    unit = ((c == 0) | (c == 1)).all(dim=1) & ((c == 1).sum(dim=1) == 1)  # (P,)
-    exact = {k: evaluate(model, X, y, vectors[k]) for k in set(c[unit].argmax(dim=1).tolist())}
-    batched = vmap(lambda p: functional_call(model, p, (X,)))
-    losses: list[float] = []
-    accs: list[float] = []
-    with torch.no_grad():
-        for start in range(0, c.shape[0], chunk_size):
-            cc = c[start : start + chunk_size].to(X.device)  # (C, K)
-            stacked = {n: _combine(cc, [v[n] for v in vectors], finite) for n in names}
-            logits = batched(stacked)  # (C, N, n_classes)
-            loss, acc = _score_batch(logits, y)
-            for i in torch.nonzero(unit[start : start + chunk_size]).flatten().tolist():
-                s = exact[int(cc[i].argmax())]
-                loss[i], acc[i] = s.loss, s.accuracy
-            losses += loss
-            accs += acc
-    return losses, accs
-
-
-def _score_batch(logits: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
-    """score_logits for a stack (C, N, K): non-finite rows are wrong, their point's loss inf."""
-    finite_rows = torch.isfinite(logits).all(dim=2)  # (C, N)
-    correct = (logits.argmax(dim=2) == y) & finite_rows
-    logp = torch.log_softmax(logits, dim=2).gather(2, y.view(1, -1, 1).expand(len(logits), -1, 1))
-    loss = -logp.squeeze(2).mean(dim=1)  # (C,) mean cross-entropy
-    loss = torch.where(finite_rows.all(dim=1) & torch.isfinite(loss), loss, torch.inf)
-    return loss.tolist(), correct.float().mean(dim=1).tolist()
-
-
-def _combine(cc: torch.Tensor, tensors: list[torch.Tensor], finite: list[bool]) -> torch.Tensor:
-    out = None
-    for k, (t, ok) in enumerate(zip(tensors, finite)):
-        ck = cc[:, k].reshape(-1, *([1] * t.ndim))  # (C, 1, ..., 1)
-        term = ck * t.unsqueeze(0)  # (C, *shape)
-        if not ok:
-            term = torch.where(ck == 0, torch.zeros_like(term), term)  # 0 * inf must be 0
-        out = term if out is None else out + term
-    return out
+    return C.evaluate_combinations(model, X, y, vectors, coeffs, chunk_size=chunk_size)
 
 
 def slice_1d(

@@ -281,3 +281,83 @@ def test_fault_slice_figure_marks_real_fault():
     fig = P.fault_slice_figure([r])
     star = [t for t in fig.data if t.mode == "markers"][0]
     assert star.x == (1.0,) and star.y == (0.3,) and "4 flips" in star.name
+
+
+# ---------------------------------------------------------------- batched engine ---------------
+
+
+def _small_cnn():
+    from collections import OrderedDict
+
+    gen = torch.Generator().manual_seed(3)
+    cnn = torch.nn.Sequential(
+        OrderedDict(
+            conv=torch.nn.Conv2d(1, 4, 3, padding=1),
+            act=torch.nn.ReLU(),
+            pool=torch.nn.MaxPool2d(2),
+            flat=torch.nn.Flatten(),
+            out=torch.nn.Linear(64, 3),
+        )
+    ).eval()
+    with torch.no_grad():
+        for p in cnn.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    X = torch.randn(12, 1, 8, 8, generator=gen)  # a 4-D input
+    y = torch.randint(0, 3, (12,), generator=gen)
+    return cnn, X, y
+
+
+def test_activation_count_matches_the_layer_sizes(tiny):
+    from sar_core import combinations as C
+
+    model, X, _ = tiny  # 4-6-3 MLP: fc1 6 + relu 6 + out 3
+    w = {n: p.detach() for n, p in model.named_parameters()}
+    assert C.activation_elements(model, w, X) == 6 + 6 + 3
+    cnn, X4, _ = _small_cnn()  # conv 4x8x8, relu 4x8x8, pool 4x4x4, flatten (a view), out 3
+    w = {n: p.detach() for n, p in cnn.named_parameters()}
+    assert C.activation_elements(cnn, w, X4) == 256 + 256 + 64 + 3
+    digits_cnn = build_model(
+        ModelSpec(arch="cnn", n_features=64, n_classes=10, widths=(8, 16), image_shape=(1, 8, 8))
+    )
+    w = {n: p.detach() for n, p in digits_cnn.named_parameters()}
+    per_row = 2 * 8 * 64 + 8 * 16 + 2 * 16 * 16 + 16 * 4 + 10  # conv/relu, pool, conv/relu, pool
+    assert C.activation_elements(digits_cnn, w, torch.zeros(3, 64)) == per_row
+    points = C.chunk_size_for(digits_cnn, w, torch.zeros(360, 64))
+    per_point = sum(t.numel() for t in w.values()) + 360 * per_row
+    assert points == max(1, min(C.MAX_CHUNK, C.CHUNK_BUDGET // per_point))
+
+
+@pytest.mark.parametrize("which", ["mlp", "cnn"])
+def test_every_engine_path_matches_unbatched_evaluate(tiny, which):
+    """Affine head or not, vmap or loop, any chunk: each point equals evaluate() on w + a d1 + b d2."""
+    from sar_core import combinations as C
+
+    model, X, y = tiny if which == "mlp" else _small_cnn()
+    w = {n: p.detach() for n, p in model.named_parameters()}
+    d1, d2 = L.direction_pair(model, 5, include_bias=True)
+    assert C._split_head(model, list(w)) is not None  # the affine-head path is exercised
+    coeffs = [[1.0, a, b] for a, b in ((-1.0, 0.5), (0.3, -0.7), (2.0, 2.0), (0.0, 0.0))]
+    refs = [
+        evaluate(model, X, y, {n: w[n] + a * d1[n] + b * d2[n] for n in w}) for _, a, b in coeffs
+    ]
+    for chunk, batched in ((1, False), (3, True), (4, True), (2, False)):
+        loss, acc = C.evaluate_combinations(
+            model, X, y, [w, d1, d2], coeffs, chunk_size=chunk, batched=batched
+        )
+        for r, lo, ac in zip(refs, loss, acc):
+            assert math.isclose(lo, r.loss, rel_tol=1e-5) and ac == r.accuracy
+    assert loss[3] == refs[3].loss  # the unit row is scored by evaluate() itself
+
+
+def test_nonfinite_vector_bypasses_the_affine_head(tiny):
+    """0 * inf must stay 0: a vector with Inf in the head layer never enters the head sum."""
+    from sar_core import combinations as C
+
+    model, X, y = tiny
+    w = {n: p.detach() for n, p in model.named_parameters()}
+    bad = {n: torch.zeros_like(t) for n, t in w.items()}
+    bad["fc1.weight"][0, 0] = math.inf
+    loss, _ = C.evaluate_combinations(model, X, y, [w, bad], [[1.0, 0.0], [1.0, 1.0], [0.5, 0.0]])
+    assert loss[0] == evaluate(model, X, y).loss and loss[1] == math.inf
+    half = evaluate(model, X, y, {n: 0.5 * t for n, t in w.items()}).loss
+    assert math.isclose(loss[2], half, rel_tol=1e-6)
