@@ -212,3 +212,16 @@ def test_real_process_exit_code_and_one_line_errors(processes, case):
     else:
         assert out == "" and err.endswith("\n") and err.count("\n") == 1
         assert err.startswith("error: Invalid ")
+
+
+def test_train_clip_respects_w_max_and_records_the_target(cli, tmp_path):
+    p = tmp_path / "clip.safetensors"
+    argv = ("train", "--method", "clip", "--w-max", "0.05", "--epochs", "2", "--widths", "16")
+    rc, _, err = cli(*argv, "--quiet", "--out", p)
+    assert rc == 0, err
+    ck = load_checkpoint(p)
+    weights = [t.detach() for t in ck.model.parameters() if t.ndim > 1]
+    assert max(float(t.abs().max()) for t in weights) <= np.float32(0.05)  # float32 clamp bound
+    assert ck.meta["config"]["w_max"] == 0.05
+    rc, _, err = cli("train", "--method", "clip", "--w-max", "-1", "--out", tmp_path / "x")
+    assert rc == 2 and "w_max=-1.0" in err

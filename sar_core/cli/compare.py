@@ -27,16 +27,23 @@ def run(a: argparse.Namespace) -> dict:
     """Every model under the same patterns; per-model summaries and paired differences."""
     from sar_core.campaign import iter_compare, paired_difference
     from sar_core.cli.common import Progress
-    from sar_core.cli.faultargs import campaign_setup, summary_keys
+    from sar_core.cli.faultargs import campaign_setup, engine_options, summary_keys
 
     cks, data, fm, trials, seed = campaign_setup(a, a.models)
     # The bar is drawn only after the first trial: input errors surface before any output, so
     # bad input leaves exactly one line on stderr.
+    options = engine_options(fm, data)
     bar = Progress(trials, "compare", a.quiet)
     runs: list = []
     for i, runs in enumerate(  # noqa: B007 — the last yield holds the full result
         iter_compare(
-            [c.model for c in cks], data.X_test, data.y_test, fm, trials=trials, seed=seed
+            [c.model for c in cks],
+            data.X_test,
+            data.y_test,
+            fm,
+            trials=trials,
+            seed=seed,
+            **options,
         ),
         1,
     ):

@@ -126,6 +126,11 @@ def campaign_setup(a: argparse.Namespace, paths: list[str]):
     return cks, dataset_of(cks[0], a.csv), fm, trials, seed
 
 
+def engine_options(fm, data) -> dict:
+    """Extra MonteCarlo options: activation faults get the training inputs to calibrate int8."""
+    return {"calibration": data.X_train} if getattr(fm, "target", "weights") != "weights" else {}
+
+
 def summary_keys(s: dict, keys: tuple[str, ...]) -> dict:
     """The listed keys of a campaign summary, plus mean_changed_bits where the library has it."""
     extra = ("mean_changed_bits",) if "mean_changed_bits" in s else ()

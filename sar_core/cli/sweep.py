@@ -15,9 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(a: argparse.Namespace) -> dict:
     """One campaign per rate; per model the mean accuracy and its CI at every rate."""
-    from sar_core.campaign import iter_sweep
+    from sar_core.campaign import iter_sweep, sweep_curves
     from sar_core.cli.common import Progress, UsageError, number
-    from sar_core.cli.faultargs import campaign_setup
+    from sar_core.cli.faultargs import campaign_setup, engine_options
 
     if a.ber is None:
         raise UsageError("Invalid ber=None: sweep needs --ber P1,P2,... (values in (0, 1])")
@@ -25,16 +25,22 @@ def run(a: argparse.Namespace) -> dict:
     a.ber = str(bers[0])
     cks, data, fm, trials, seed = campaign_setup(a, a.models)
     bar = Progress(len(bers), "sweep", a.quiet)
-    per = [
-        {"path": p, "method": c.method, "mean_accuracy": [], "ci95_low": [], "ci95_high": []}
-        for p, c in zip(a.models, cks)
-    ]
     models = [c.model for c in cks]
-    levels = iter_sweep(models, data.X_test, data.y_test, fm, bers=bers, trials=trials, seed=seed)
-    for i, (_, summaries) in enumerate(levels, 1):
-        for entry, s in zip(per, summaries):
-            entry["mean_accuracy"].append(s["mean_accuracy"])
-            entry["ci95_low"].append(s["ci95"][0])
-            entry["ci95_high"].append(s["ci95"][1])
-        bar(i)
+    levels = iter_sweep(
+        models, data.X_test, data.y_test, fm, bers=bers, trials=trials, seed=seed,
+        **engine_options(fm, data),
+    )  # fmt: skip
+    curves = sweep_curves(_progress(levels, bar))
+    keys = ("mean_accuracy", "ci95_low", "ci95_high")
+    per = [
+        {"path": p, "method": c.method, **{k: m[k] for k in keys}}
+        for p, c, m in zip(a.models, cks, curves["models"])
+    ]
     return {"ber": bers, "models": per, "trials": trials, "fault_model": fm.to_dict()}
+
+
+def _progress(levels, bar):
+    """Pass the sweep's points through, advancing the bar after each."""
+    for i, point in enumerate(levels, 1):
+        yield point
+        bar(i)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sar_core.names import ARCHS, DATASETS, FORMAT_NAMES, GEOMETRIES, METHODS
+from sar_core.names import ARCHS, DATASETS, FORMAT_NAMES, METHODS, SAR_GEOMETRIES, TARGETED
 
 
 def add_arguments(t: argparse.ArgumentParser) -> None:
@@ -13,15 +13,26 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--arch", default="mlp", choices=ARCHS)
     t.add_argument("--method", default="sgd", choices=METHODS)
     t.add_argument("--rho", default=None)
-    t.add_argument("--geometry", default=None, choices=GEOMETRIES)
+    t.add_argument(
+        "--geometry",
+        default=None,
+        choices=SAR_GEOMETRIES,
+        help="SAR's neighbourhood (default: the preset); 'fault': SAR v2, from the target",
+    )
     t.add_argument("--rho-mode", default="fixed", choices=("fixed", "calibrated"))
     t.add_argument("--rho-max", default="2.0", help="cap of the calibrated rho")
+    t.add_argument(
+        "--w-max", default=None, help="weight clamp |w| <= w_max (clip, randbet, sar_clip)"
+    )
     t.add_argument("--epochs", default="30")
     t.add_argument("--lr", default=None)
     t.add_argument("--widths", default=None, help="comma-separated hidden widths / conv channels")
     t.add_argument("--seed", default="0")
     t.add_argument(
-        "--target-format", default="int8", choices=FORMAT_NAMES, help="SAR/FAT fault model"
+        "--target-format",
+        default="int8",
+        choices=FORMAT_NAMES,
+        help=f"target fault model of {', '.join(TARGETED)}",
     )
     t.add_argument("--target-ber", default="0.01")
     t.add_argument("--target-bits", default="all")
@@ -44,11 +55,12 @@ def _config(a: argparse.Namespace, seed: int):
         epochs=number("epochs", a.epochs, kind=int),
         lr=optional("lr", a.lr),
         rho=optional("rho", a.rho),
+        **({"w_max": optional("w-max", a.w_max)} if a.w_max is not None else {}),
         geometry=a.geometry,
         rho_mode=a.rho_mode,
         rho_max=number("rho-max", a.rho_max),
         seed=seed,
-        fault_model=target if a.method in ("sar", "fat") else None,
+        fault_model=target if a.method in TARGETED else None,
     )
 
 
