@@ -1,6 +1,6 @@
 """Command line: python -m sar_core <command> [options] [--json].
 
-Commands: train, inject, compare, sweep, flip, landscape, sharpness. Progress goes to stderr; with
+Commands: train, inject, compare, sweep, flip, landscape, sharpness, report, study. Progress goes to stderr; with
 --json exactly one JSON object goes to stdout. Bad input exits with code 2 and one line on stderr
 naming the parameter, the value and what is allowed; an internal error exits 1, also one line.
 
@@ -47,6 +47,8 @@ COMMANDS: dict[str, Command] = {
     "sharpness": Command(
         "sar_core.cli.sharpness", "Hessian / SAM / average / fault-model sharpness"
     ),
+    "report": Command("sar_core.report", "double-win table: accuracy, attack flips, overheads"),
+    "study": Command("sar_core.study.cli", "run a study spec (local or Ray) or write its report"),
 }
 
 
