@@ -31,6 +31,25 @@ from sar_core.suite import (  # noqa: E402
     run_suite,
 )
 
+MARK = {"win": "▲", "loss": "▼", "tie": "·"}
+
+
+def compact_table(results: dict, setting: str = "int8") -> str:
+    """README headline: per task, SGD's robust accuracy and every method's paired delta."""
+    methods = [m for m in results["tasks"][0]["methods"] if m != "sgd"]
+    head = f"| task (test n) | {setting} BER (SGD loss) | SGD clean / robust % | "
+    lines = [head + " | ".join(methods) + " |", "|---" * (3 + len(methods)) + "|"]
+    for t in results["tasks"]:
+        tg, r = t["targets"][setting], t["methods"]
+        cells = [f"{r[m][setting]['delta']:+.1f} {MARK[r[m][setting]['verdict']]}" for m in methods]
+        lines.append(
+            f"| {t['task']} ({t['n_test']}) | {tg['ber']:.3g} ({tg['sgd_loss_pt']:.1f} pt) "
+            f"| {r['sgd']['clean']:.1f} / {r['sgd'][setting]['robust']:.1f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join(lines)
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -70,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parts = []
     for setting in ("int8", "float16"):
         parts.append(f"### {setting} target setting (held-out seeds {list(cfg.heldout_seeds)})")
+        parts.append(compact_table(results, setting))
         parts.append(markdown_table(results, setting))
     parts += ["### Targets, selections and per-seed deltas", markdown_details(results)]
     text = "\n\n".join(parts)
