@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from sar_core.bits import get_format, to_bitstring
-from sar_core.campaign import iter_sweep
+from sar_core.bits import decode, encode, get_format, int8_scale, to_bitstring
+from sar_core.campaign import compare
 from sar_core.evaluate import evaluate
 from sar_core.faults import FaultModel, FaultPattern, Injector
 from ui.cache import dataset
@@ -56,31 +56,53 @@ def fault_model(key: str, ber: float) -> FaultModel:
 
 
 def levels_around(ber: float) -> list[float]:
-    """The chart's BER levels: a decade below the chosen BER up to three times it (at most 1)."""
-    return sorted({ber / 10, ber / 3, ber, min(3 * ber, 1.0)})
+    """The chart's BER levels: three slider steps below the chosen BER and one above.
+
+    Neighbouring slider positions share most levels, and each level is cached on its own, so a
+    one-step move computes one new level, not a whole sweep.
+    """
+    k = min(range(len(BERS)), key=lambda j: abs(math.log(BERS[j] / ber)))
+    near = [BERS[j] for j in range(max(k - 3, 0), min(k + 2, len(BERS)))]
+    return sorted(set(near) | {ber})
 
 
 def _keys(entries: Sequence[Entry]) -> tuple[str, ...]:
     return tuple(e.key for e in entries)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _sweep(keys, _models, data_key, fm_dict, levels, trials, seed) -> list[dict]:
+@st.cache_data(show_spinner=False, max_entries=1024)
+def _level(keys, _models, data_key, fm_dict, trials, seed) -> list[dict]:
+    """Per-model summaries of one paired campaign (as sar_core.campaign.iter_sweep makes them)."""
     data = dataset(*data_key)
-    fm = FaultModel.from_dict(fm_dict)
+    res = compare(
+        _models, data.X_test, data.y_test, FaultModel.from_dict(fm_dict), trials=trials, seed=seed
+    )
     out = []
-    for level, summaries in iter_sweep(
-        _models, data.X_test, data.y_test, fm, bers=list(levels), trials=trials, seed=seed
-    ):
-        out.append({"level": level, "summaries": summaries})
+    for r, d in zip(res["results"], res["paired_difference"]):
+        out.append({**r.summary(), "paired_difference": d})
     return out
 
 
 def sweep(entries: Sequence[Entry], fm: FaultModel, *, trials: int, seed: int) -> list[dict]:
-    """Paired campaigns at ``levels_around(fm.ber)``: [{level, summaries (one per model)}]."""
-    levels = tuple(levels_around(fm.ber))
+    """Paired campaigns at ``levels_around(fm.ber)``: [{level, summaries (one per model)}].
+
+    Trial t of every level uses rng([seed, t]) (sar_core.campaign), as in a sweep.
+    """
     models = [e.model for e in entries]
-    return _sweep(_keys(entries), models, entries[0].data_key, fm.to_dict(), levels, trials, seed)
+    return [
+        {
+            "level": lv,
+            "summaries": _level(
+                _keys(entries),
+                models,
+                entries[0].data_key,
+                fm.with_rate(ber=lv).to_dict(),
+                trials,
+                seed,
+            ),
+        }
+        for lv in levels_around(fm.ber)
+    ]
 
 
 def curves(entries: Sequence[Entry], points: list[dict]) -> list[dict]:
@@ -154,29 +176,48 @@ def random_slices(entries: Sequence[Entry], *, seed: int) -> list[dict]:
 # --- the flip that hurt most ------------------------------------------------------------------
 
 
+def _stored(model, name: str, fm: FaultModel) -> tuple[np.ndarray, np.ndarray | None]:
+    """One parameter's stored codes (flat) and int8 scales (flat, or None), as Injector makes
+    them: the scale comes from the model's own weights."""
+    w = dict(model.named_parameters())[name].detach().cpu().numpy()
+    s = int8_scale(w, fm.granularity) if fm.format == "int8" else None
+    codes = encode(w, fm.format, s).reshape(-1)
+    return codes, None if s is None else np.broadcast_to(s, w.shape).reshape(-1)
+
+
+def _decode(codes: np.ndarray, fm: FaultModel, scale: np.ndarray | None) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return decode(codes, fm.format, scale).astype(np.float64)
+
+
+def _moves(model, pattern, fm: FaultModel) -> list[tuple[float, str, int, int]]:
+    """(|Δw|, parameter, index, bit) of every flip of a pattern, taken one at a time (vectorized:
+    no faulty copy of the model per flip); non-finite moves count as infinite."""
+    out = []
+    for name, (idx, bits) in pattern.sites.items():
+        codes, scale = _stored(model, name, fm)
+        c0 = codes[idx]
+        c1 = c0 ^ np.left_shift(np.ones_like(c0), bits.astype(c0.dtype))
+        sc = None if scale is None else scale[idx]
+        d = np.abs(_decode(c1, fm, sc) - _decode(c0, fm, sc))
+        d = np.where(np.isfinite(d), d, np.inf)
+        out += [(float(v), name, int(i), int(b)) for v, i, b in zip(d, idx, bits)]
+    return sorted(out, key=lambda t: -t[0])
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
 def _worst_flip(keys, _models, data_key, fm_dict, seed, candidates) -> dict | None:
     data = dataset(*data_key)
     fm = FaultModel.from_dict(fm_dict)
     injectors = [Injector(m, fm) for m in _models]
     pattern = injectors[0].sample(np.random.default_rng([seed, 0]))  # the fault-direction draw
-    sites = [
-        (n, int(i), int(b)) for n, (idx, bits) in pattern.sites.items() for i, b in zip(idx, bits)
-    ]
-    if not sites:
+    if pattern.n_flips == 0:
         return None
-    base = injectors[0].deployed()
-    # rank by how far each flip moves the first model's weight (non-finite first), then measure
-    # the test loss of the largest few exactly, one flip at a time
-    moved = []
-    for n, i, b in sites:
-        single = FaultPattern({n: (np.array([i]), np.array([b]))}, 1, pattern.n_sites)
-        after = float(injectors[0].apply(single)[n].reshape(-1)[i])
-        d = abs(after - float(base[n].reshape(-1)[i]))
-        moved.append((math.inf if not math.isfinite(d) else d, n, i, b, single))
-    moved.sort(key=lambda t: -t[0])
+    # rank the flips by how far each moves the first model's weight, then measure the test
+    # loss of the largest few exactly, one flip at a time
     best = None
-    for _, n, i, b, single in moved[:candidates]:
+    for _, n, i, b in _moves(_models[0], pattern, fm)[:candidates]:
+        single = FaultPattern({n: (np.array([i]), np.array([b]))}, 1, pattern.n_sites)
         loss = evaluate(_models[0], data.X_test, data.y_test, injectors[0].apply(single)).loss
         score = math.inf if not math.isfinite(loss) else loss
         if best is None or score > best[0]:
@@ -185,17 +226,18 @@ def _worst_flip(keys, _models, data_key, fm_dict, seed, candidates) -> dict | No
     width = get_format(fm.format).width
     per_model = []
     for m, inj in zip(_models, injectors):
-        before = float(inj.deployed()[n].reshape(-1)[i])
-        faulty = inj.apply(single)
-        after = float(faulty[n].reshape(-1)[i])
+        codes, scale = _stored(m, n, fm)
+        c0 = codes[i : i + 1]
+        c1 = c0 ^ np.left_shift(np.ones_like(c0), np.array([b], dtype=c0.dtype))
+        sc = None if scale is None else scale[i : i + 1]
         per_model.append(
             {
-                "before": before,
-                "after": after,
-                "bits_before": _bits(before, fm, inj, n, i, width),
-                "bits_after": _bits(after, fm, inj, n, i, width, flip=b),
+                "before": float(_decode(c0, fm, sc)[0]),
+                "after": float(_decode(c1, fm, sc)[0]),
+                "bits_before": to_bitstring(int(c0[0]), width),
+                "bits_after": to_bitstring(int(c1[0]), width),
                 "loss_deployed": evaluate(m, data.X_test, data.y_test, inj.deployed()).loss,
-                "loss_after": evaluate(m, data.X_test, data.y_test, faulty).loss,
+                "loss_after": evaluate(m, data.X_test, data.y_test, inj.apply(single)).loss,
             }
         )
     return {
@@ -206,24 +248,6 @@ def _worst_flip(keys, _models, data_key, fm_dict, seed, candidates) -> dict | No
         "format": fm.format,
         "models": per_model,
     }
-
-
-def _bits(value: float, fm: FaultModel, inj: Injector, name: str, i: int, width: int, flip=None):
-    """The stored bits of one element (its code, XOR the flipped bit when ``flip`` is given)."""
-    from sar_core.bits import encode, int8_scale
-
-    if fm.format == "int8":  # the element's stored code, from the deployed value and its scale
-        w = inj.deployed()[name].numpy()
-        s = int8_scale(w, fm.granularity)
-        scale = float(np.broadcast_to(s, w.shape).reshape(-1)[i])
-        code = int(encode(np.array([w.reshape(-1)[i]], dtype=np.float32), "int8", scale)[0])
-    else:
-        with np.errstate(over="ignore", invalid="ignore"):
-            w = inj.deployed()[name].numpy().reshape(-1)[i]
-        code = int(encode(np.array([w], dtype=np.float32), fm.format)[0])
-    if flip is not None:
-        code ^= 1 << flip
-    return to_bitstring(code, width)
 
 
 def worst_flip(entries: Sequence[Entry], fm: FaultModel, *, seed: int) -> dict | None:
