@@ -51,19 +51,48 @@ def compact_table(results: dict, setting: str = "int8") -> str:
     return "\n".join(lines)
 
 
+def write_outputs(results: dict, out: Path) -> None:
+    """<out>.json, <out>.csv and <out>.md from a results dict; print the Markdown."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    rows = result_rows(results, "int8") + result_rows(results, "float16")
+    with out.with_suffix(".csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    seeds = results["config"]["heldout_seeds"]
+    parts = []
+    for setting in ("int8", "float16"):
+        parts.append(f"### {setting} target setting (held-out seeds {list(seeds)})")
+        parts.append(compact_table(results, setting))
+        parts.append(markdown_table(results, setting))
+    parts += ["### Targets, selections and per-seed deltas", markdown_details(results)]
+    text = "\n\n".join(parts)
+    out.with_suffix(".md").write_text(text + "\n")
+    print(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (one task, 2 epochs)")
     ap.add_argument("--workers", type=int, default=2, help="worker processes, 1 thread each")
     ap.add_argument("--tasks", default=None, help=f"comma list from {','.join(TASKS)}")
     ap.add_argument("--out", default="benchmarks/results/suite", help="path without extension")
+    ap.add_argument("--render", default=None, help="a results JSON: rewrite CSV/MD, no run")
     a = ap.parse_args(argv)
+    if a.render:
+        results = json.loads(Path(a.render).read_text())
+        write_outputs(results, Path(a.out))
+        return 0
     cfg = quick_config() if a.quick else SuiteConfig()
     if a.tasks:
         tasks = tuple(t.strip() for t in a.tasks.split(","))
         unknown = [t for t in tasks if t not in TASKS]
         if unknown:
-            print(f"error: unknown task {unknown[0]!r}; choose from {', '.join(TASKS)}")
+            print(
+                f"error: unknown task {unknown[0]!r}; choose from {', '.join(TASKS)}",
+                file=sys.stderr,
+            )
             return 2
         cfg = replace(cfg, tasks=tasks)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -78,23 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = run_suite(cfg, workers=max(1, a.workers), on_task=progress)
     results["load_average"] = {"start": load0, "end": os.getloadavg()[0]}
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
-    rows = result_rows(results, "int8") + result_rows(results, "float16")
-    with out.with_suffix(".csv").open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    parts = []
-    for setting in ("int8", "float16"):
-        parts.append(f"### {setting} target setting (held-out seeds {list(cfg.heldout_seeds)})")
-        parts.append(compact_table(results, setting))
-        parts.append(markdown_table(results, setting))
-    parts += ["### Targets, selections and per-seed deltas", markdown_details(results)]
-    text = "\n\n".join(parts)
-    out.with_suffix(".md").write_text(text + "\n")
-    print(text)
+    write_outputs(results, Path(a.out))
     print(
         f"\n{len(cfg.tasks)} tasks, {results['run_seconds']:.0f} s with {a.workers} workers "
         f"(load average {load0:.1f} -> {os.getloadavg()[0]:.1f})"
