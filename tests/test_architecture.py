@@ -228,3 +228,43 @@ def test_guarantees_doc_cites_real_tests_and_the_real_caps():
     assert set(caps) == set(public)
     for key, value in caps.items():
         assert int(value) == public[key], key
+
+
+# Library modules that still set torch's threads themselves; each should call
+# sar_core.runtime.configure_threads instead (reported to their owners). The test below keeps this
+# list honest: a file leaves it once it no longer calls set_num_threads, and no file may join it.
+THREADS_PENDING = {"sar_core/suite.py", "sar_core/study/worker.py"}
+
+
+def test_threads_are_set_in_one_place():
+    """Only sar_core/runtime.py calls torch.set_num_threads (DESIGN rule 5), never at import."""
+    callers = set()
+    for path in LIBRARY:
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, ast.Call) and _dotted(node.func).endswith("set_num_threads"):
+                callers.add(_rel(path))
+    assert callers - THREADS_PENDING == {"sar_core/runtime.py"}
+    assert callers >= THREADS_PENDING, f"no longer pending, drop: {THREADS_PENDING - callers}"
+    runtime = _tree(ROOT / "sar_core" / "runtime.py")
+    top_level_calls = [n for n in runtime.body if isinstance(n, ast.Expr)]
+    assert all(isinstance(n.value, ast.Constant) for n in top_level_calls)  # docstring only
+
+
+def test_cli_modules_import_nothing_heavy_at_module_level():
+    """The command table's modules import torch & co. only inside run() (lazy start)."""
+    light = {"sar_core.cli", "sar_core.names", "sar_core.limits", "sar_core.validate"}
+    for path in sorted((ROOT / "sar_core" / "cli").glob("*.py")):
+        for node in _tree(path).body:  # module level only
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                base = node.module
+                mods = [f"{base}.{a.name}" for a in node.names] if base == "sar_core" else [base]
+            else:
+                continue
+            for m in mods:
+                ok = not m.startswith("sar_core") or any(m.startswith(x) for x in light)
+                ok = ok and m.split(".")[0] in {"sar_core", "argparse", "contextlib", "importlib",
+                                                 "os", "sys", "time", "typing", "collections",
+                                                 "__future__"}  # fmt: skip
+                assert ok, f"{_rel(path)} imports {m} at module level"
