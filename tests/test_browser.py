@@ -29,6 +29,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 # shows the results are there
 RUNS = {
     "train": ("train", "?epochs=2&trials=3&methods=SGD&methods=SAR", "Train", "Remove"),
+    "train_rho": (
+        "train",
+        "?mode=%CF%81+sweep+%28SAR%29&rhos=0.1%2C0.5%2C2&epochs=2&trials=3",
+        "Train",
+        "Remove",
+    ),
     "landscape": (
         "landscape",
         "?steps1=15&steps2=9&dosharp=false",
@@ -338,8 +344,7 @@ def test_stop_interrupts_training(server, browser):
         t0 = time.time()
         click(page, "Stop")
         page.get_by_text("Training was stopped").wait_for(timeout=30_000)
-        TIMINGS["Stop click to 'Training was stopped' (s)"] = time.time() - t0
-        assert time.time() - t0 < 30
+        TIMINGS["Stop click to 'Training was stopped' (s)"] = time.time() - t0  # reported
         wait_idle(page)
         assert_clean(page, "train after stop")
     finally:
