@@ -11,6 +11,7 @@ Without a results file the spec is written as PROVISIONAL: each method at the mi
 tuning grid and fixed targets (int8 BER 0.01, float16 BER 1e-4), said so in the file.
 
 Run:  python studies/make_suite.py [--results benchmarks/results/suite.json] [--out studies/suite.toml]
+      [--tasks wine_mlp,moons_mlp]   (a subset of the suite's tasks)
 """
 
 from __future__ import annotations
@@ -59,9 +60,14 @@ def _method_lines(task: str, method: str, p: dict, targets: dict, fmt: str) -> s
     return f'methods."{method}" = {{ {", ".join(kv)} }}' if kv else ""
 
 
-def build(results: dict | None) -> str:
-    """The TOML text of the suite study."""
+def build(results: dict | None, tasks: tuple[str, ...] | None = None) -> str:
+    """The TOML text of the suite study (``tasks``: a subset of the suite's tasks)."""
     cfg = S.SuiteConfig()
+    if tasks:
+        unknown = [t for t in tasks if t not in S.TASKS]
+        if unknown:
+            raise ValueError(f"Invalid task {unknown[0]!r}: choose from {', '.join(S.TASKS)}")
+        cfg = S.with_overrides(cfg, tasks=tuple(tasks))
     methods = list(cfg.methods) + (["sar@float16"] if "sar" in cfg.methods else [])
     provisional = any(_selected(results, t)[2] for t in cfg.tasks)
     lines = [
@@ -131,10 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default=str(S.RESULTS_PATH))
     ap.add_argument("--out", default=str(ROOT / "studies" / "suite.toml"))
+    ap.add_argument("--tasks", default=None, help=f"comma list from {','.join(S.TASKS)}")
     a = ap.parse_args(argv)
     p = Path(a.results)
     results = json.loads(p.read_text()) if p.is_file() else None
-    text = build(results)
+    text = build(results, tuple(a.tasks.split(",")) if a.tasks else None)
     from sar_core.study.spec import parse_spec
 
     parse_spec(text)  # the written spec must validate

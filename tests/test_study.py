@@ -312,6 +312,32 @@ def test_resume_after_sigkill_loses_and_repeats_nothing(reference, spec_path, tm
     _same(_tables(reference), _tables(tmp_path))
 
 
+def test_killed_worker_is_replaced_and_its_tasks_retried(reference, spec_path, tmp_path):
+    """SIGKILL one pool worker midway: the run still finishes every task, same numbers."""
+    import multiprocessing
+    import threading
+
+    log, killed = tmp_path / "completions.log", []
+
+    def killer():
+        deadline = time.time() + 120
+        while time.time() < deadline and not killed:
+            if log.is_file() and len(log.read_text().splitlines()) >= 3:
+                kids = [p for p in multiprocessing.active_children() if p.pid]
+                if kids:
+                    os.kill(kids[0].pid, signal.SIGKILL)
+                    killed.append(kids[0].pid)
+            time.sleep(0.01)
+
+    t = threading.Thread(target=killer, daemon=True)
+    t.start()
+    res = run_study(spec_path, tmp_path, executor="local", workers=2)
+    t.join()
+    assert killed, "no worker was killed"
+    assert res["failed"] == {} and res["ran"] == N_TASKS
+    _same(_tables(reference), _tables(tmp_path))
+
+
 def test_failed_task_is_reported_and_its_dependents_skipped(tmp_path):
     text = SPEC.replace("seeds = [0, 1]", "seeds = [0]").replace(
         'dataset = "moons"', 'dataset = "moons"\narch = "cnn"'
@@ -404,3 +430,27 @@ def test_report_opens_offline_with_figures_and_spec(reference, spec_path, tmp_pa
     assert len(plots) == 2 * (1 + 1)  # per task: one BER curve figure, one sharpness scatter
     assert all(n > 0 for n in plots) and all(n > 0 for n in traces)
     assert spec_shown.strip() == spec_path.read_text().strip()
+
+
+# ---------------------------------------------------------------- bundled specs
+
+
+def test_bundled_specs_validate_and_suite_mirrors_sar_core_suite():
+    """studies/suite.toml is sar_core.suite's held-out stage (regenerate: studies/make_suite.py)."""
+    from sar_core import suite as S
+    from sar_core.study.spec import load_spec
+
+    smoke = load_spec(ROOT / "studies" / "smoke.toml")
+    assert len(smoke.tasks) * len(smoke.methods) * len(smoke.seeds) <= 8
+    spec = load_spec(ROOT / "studies" / "suite.toml")
+    cfg = S.SuiteConfig()
+    assert [(t.name, t.dataset, t.arch) for t in spec.tasks] == [
+        (name, *S.TASKS[name]) for name in cfg.tasks
+    ]
+    assert all(t.widths == S.WIDTHS[t.arch] for t in spec.tasks)
+    assert spec.seeds == cfg.heldout_seeds and spec.trials == cfg.trials_eval
+    assert set(cfg.methods) <= set(spec.methods) and spec.reference == "sgd"
+    for t in spec.tasks:
+        assert [p.setting for p in t.faults] == ["int8", "float16"]
+        for m in spec.methods:
+            assert (t.configs[m]["epochs"], t.configs[m]["lr"]) == (cfg.epochs, cfg.lr)

@@ -48,6 +48,7 @@ class _State:
         self.plan, self.store, self.run_id = plan, store, run_id
         self.on_event = on_event or (lambda e: None)
         self.todo = [t for t in plan.ordered() if not store.has(t)]
+        self.done_keys = set(plan.tasks) - {t.key for t in self.todo}
         self.out = Outcome(cached=len(plan.tasks) - len(self.todo))
         self.total = len(plan.tasks)
         self.failed_keys: set[str] = set()
@@ -57,6 +58,7 @@ class _State:
 
     def finish(self, task: Task, result: dict, ckpt: bytes | None) -> None:
         self.store.save(task, result, ckpt, self.run_id)
+        self.done_keys.add(task.key)
         self.out.ran += 1
         self._event(task, "ok")
 
@@ -108,7 +110,7 @@ def run_local(
             for task in list(waiting):
                 if st.blocked(task):
                     waiting.remove(task)
-                elif all(store.has(plan.tasks[d]) for d in task.deps):
+                elif all(d in st.done_keys for d in task.deps):
                     waiting.remove(task)
                     ck = None
                     if task.deps:
