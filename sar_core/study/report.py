@@ -184,10 +184,34 @@ def _summary_table(cells: Sequence[dict]) -> str:
     return _table(head, body)
 
 
+def _bars_figure(mine: Sequence[dict], task: str, fault: str):
+    """One fault level: clean and faulty accuracy per method (a curve would be one point)."""
+    from sar_core.plots.robustness import double_win_figure
+
+    c0 = mine[0]
+    fig = double_win_figure(
+        [
+            {
+                "label": c["method"],
+                "method": c["optimizer"],
+                "clean_accuracy": c["clean"],
+                "mean_accuracy": c["acc"][0],
+                "ci95": [c["acc"][1], c["acc"][2]],
+            }
+            for c in mine
+        ],
+        fault_label=f"{fault} {c0['level_key']}={c0['level_label']}",
+    )
+    fig.update_layout(title=dict(text=f"{task}: clean and under {fault} faults (95% CI)"))
+    return fig
+
+
 def _curves_figure(cells: Sequence[dict], task: str, fault: str):
     from sar_core.plots.robustness import sweep_figure
 
     mine = [c for c in cells if c["task"] == task and c["fault"] == fault]
+    if len({c["level"] for c in mine}) == 1:
+        return _bars_figure(mine, task, fault)
     curves = []
     for method in dict.fromkeys(c["method"] for c in mine):
         cs = sorted((c for c in mine if c["method"] == method), key=lambda c: c["level"])
