@@ -122,9 +122,9 @@ def tune(
             scores.append(sum(accs) / len(accs))
             log.append({"arch": arch, "method": method, **over, "tuning_accuracy": scores[-1]})
         best = grid[max(range(len(grid)), key=scores.__getitem__)]
-        chosen[method] = (
-            {**chosen.get("clip", {}), name: best} if method == "randbet" else {name: best}
-        )
+        chosen[method] = {name: best}
+        if method == "randbet":
+            chosen[method] = {**chosen["clip"], name: best, "target_ber": target_ber}
     chosen["sar_clip"] = dict(chosen["clip"])
     return chosen, log
 
@@ -276,7 +276,7 @@ def latency_table(rounds: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="digits")
     p.add_argument("--archs", default="mlp,cnn")
@@ -290,11 +290,48 @@ def main() -> None:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "double_win"))
     p.add_argument("--render", action="store_true", help="only rewrite OUT.md from OUT.json")
     p.add_argument("--latency", type=int, default=0, help="only the latency table, N rounds")
-    a = p.parse_args()
-    if a.latency:
-        import torch
+    return p
 
-        torch.set_num_threads(1)
+
+def run_all(a: argparse.Namespace, methods: list[str], workdir: Path) -> tuple[list, dict]:
+    """Tune, train and report every architecture and seed: (reports, meta additions)."""
+    from sar_core.io import load_checkpoint
+
+    reports, configs, tuned, tuning_log, bers = [], {}, {}, [], {}
+    for arch in a.archs.split(","):
+        ber = auto_target(a.dataset, arch, a.epochs, workdir) if a.ber == "auto" else float(a.ber)
+        bers[arch] = ber
+        tune_ber = ber if a.format == "int8" else DEFAULT_TARGET_BER
+        tuned[arch], log = tune(a.dataset, arch, a.epochs, a.tune_trials, workdir, tune_ber)
+        tuning_log += log
+        for seed in [int(s) for s in a.seeds.split(",")]:
+            t0 = time.perf_counter()
+            paths = [
+                train_one(a.dataset, arch, seed, m, a.epochs, tuned[arch].get(m, {}), workdir)
+                for m in methods
+            ]
+            t1 = time.perf_counter()
+            argv = report_command(paths, a.format, f"{ber:g}", a.trials, seed)
+            rep = run_report(argv)
+            rep.update(arch=arch, seed=seed, command="python -m sar_core report " + " ".join(argv))
+            reports.append(rep)
+            for path in paths:
+                meta_ck = load_checkpoint(path).meta
+                configs.setdefault(f"{arch}/{meta_ck['method']}", meta_ck["config"])
+            sys.stderr.write(
+                f"{arch} seed {seed}: train {t1 - t0:.0f}s, report {time.perf_counter() - t1:.0f}s\n"
+            )
+    extra = {"configs": configs, "tuned": tuned, "tuning": tuning_log}
+    extra["ber"] = bers if len(bers) > 1 else next(iter(bers.values()))
+    return reports, extra
+
+
+def main() -> None:
+    a = _parser().parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    if a.latency:
         table = latency_table(a.latency)
         Path(a.out + "_latency.md").write_text(table)
         sys.stdout.write(table)
@@ -303,66 +340,29 @@ def main() -> None:
         saved = json.loads(Path(a.out + ".json").read_text())
         _write_md(a.out, saved["table"], saved["meta"], [r["command"] for r in saved["reports"]])
         return
-    import torch
-
+    from sar_core.io import dumps
     from sar_core.training import METHODS
 
-    torch.set_num_threads(1)
     methods = [m for m in WANTED if m in METHODS]
     workdir = Path(a.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    seeds = [int(s) for s in a.seeds.split(",")]
-    from sar_core.io import load_checkpoint
-
-    reports, commands, configs = [], [], {}
-    tuned, tuning_log, bers = {}, [], {}
-    for arch in a.archs.split(","):
-        if a.ber == "auto":
-            bers[arch] = auto_target(a.dataset, arch, a.epochs, workdir)
-        else:
-            bers[arch] = float(a.ber)
-        tune_ber = bers[arch] if a.format == "int8" else DEFAULT_TARGET_BER
-        tuned[arch], log = tune(a.dataset, arch, a.epochs, a.tune_trials, workdir, tune_ber)
-        tuning_log += log
-        for seed in seeds:
-            t0 = time.perf_counter()
-            paths = [
-                train_one(a.dataset, arch, seed, m, a.epochs, tuned[arch].get(m, {}), workdir)
-                for m in methods
-            ]
-            t1 = time.perf_counter()
-            argv = report_command(paths, a.format, f"{bers[arch]:g}", a.trials, seed)
-            rep = run_report(argv)
-            rep.update(arch=arch, seed=seed, command="python -m sar_core report " + " ".join(argv))
-            reports.append(rep)
-            commands.append(rep["command"])
-            for path in paths:
-                meta_ck = load_checkpoint(path).meta
-                configs.setdefault(f"{arch}/{meta_ck['method']}", meta_ck["config"])
-            sys.stderr.write(
-                f"{arch} seed {seed}: train {t1 - t0:.0f}s, report {time.perf_counter() - t1:.0f}s\n"
-            )
+    reports, extra = run_all(a, methods, workdir)
     meta = {
         "dataset": a.dataset,
-        "seeds": seeds,
+        "seeds": [int(s) for s in a.seeds.split(",")],
         "epochs": a.epochs,
         "trials": a.trials,
         "format": a.format,
-        "ber": bers if len(bers) > 1 else next(iter(bers.values())),
         "methods": methods,
         "attack_budget": reports[0]["attack_settings"]["max_flips"],
-        "configs": configs,
-        "tuned": tuned,
-        "tuning": tuning_log,
         "load_average": os.getloadavg(),
+        **extra,
     }
     rows = aggregate(reports)
-    from sar_core.io import dumps
-
     Path(a.out + ".json").write_text(
         json.dumps(json.loads(dumps({"meta": meta, "table": rows, "reports": reports})), indent=1)
     )
-    _write_md(a.out, rows, meta, commands)
+    _write_md(a.out, rows, meta, [r["command"] for r in reports])
     sys.stdout.write(markdown(rows, meta))
 
 

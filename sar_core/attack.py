@@ -270,36 +270,39 @@ def progressive_bit_search(
     n_classes = int(logits_of(model, search.params, Xe[:1]).shape[1])
     target = 1.0 / n_classes + 0.10 if target_accuracy is None else float(target_accuracy)
     acc0 = evaluate(model, Xe, ye, search.params).accuracy
-    loss0 = cur = _loss(model, search.params, Xa, ya)
-    accs, losses, sites, reason, k = [], [], [], "budget", candidates
-    if acc0 <= target:
-        reason = "target"
-    while reason != "target" and len(sites) < max_flips:
-        best = search.best_flip(Xa, ya, k)
-        if best is None or not best[0] > cur:  # no candidate raises the loss: widen the search
-            if k >= max_candidates:
-                reason = "stalled"
-                break
-            k = min(4 * k, max_candidates)
-            continue
-        cur, name, idx, bit, dq = best
-        sites.append(search.accept(name, idx, bit, dq))
-        losses.append(cur)
-        accs.append(evaluate(model, Xe, ye, search.params).accuracy)
-        k = candidates
-        if accs[-1] <= target:
-            reason = "target"
+    loss0 = _loss(model, search.params, Xa, ya)
+    trace = _greedy(search, (Xa, ya), (Xe, ye), target, max_flips, candidates, max_candidates)
     return AttackResult(
         initial_accuracy=acc0,
         initial_loss=loss0,
         target_accuracy=target,
-        accuracy=accs,
-        loss=losses,
-        sites=sites,
-        stop_reason=reason,
         n_sites=inj.n_sites,
         fault_model=fm,
+        **trace,
     )
+
+
+def _greedy(search: _Search, attack, evaluation, target, max_flips, k0, k_max) -> dict:
+    """Accept loss-raising flips until eval accuracy <= target, the budget, or a stall."""
+    (Xa, ya), (Xe, ye) = attack, evaluation
+    cur = _loss(search.model, search.params, Xa, ya)
+    accs, losses, sites, k = [], [], [], k0
+    reason = "target" if evaluate(search.model, Xe, ye, search.params).accuracy <= target else ""
+    while not reason and len(sites) < max_flips:
+        best = search.best_flip(Xa, ya, k)
+        if best is None or not best[0] > cur:  # no candidate raises the loss: widen the search
+            if k >= k_max:
+                reason = "stalled"
+            k = min(4 * k, k_max)
+            continue
+        cur, name, idx, bit, dq = best
+        sites.append(search.accept(name, idx, bit, dq))
+        losses.append(cur)
+        accs.append(evaluate(search.model, Xe, ye, search.params).accuracy)
+        k = k0
+        if accs[-1] <= target:
+            reason = "target"
+    return {"accuracy": accs, "loss": losses, "sites": sites, "stop_reason": reason or "budget"}
 
 
 def random_flip_baseline(

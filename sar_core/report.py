@@ -220,6 +220,26 @@ def _protect_row(base: dict, ck, data, fm, protection, settings, trials, seed) -
     }
 
 
+def _inputs(models, trials, seed, mitigations, base, csv_path):
+    """Validated trials and seed, display paths, loaded checkpoints, and their shared data."""
+    from sar_core.campaign import check_trials
+    from sar_core.io import Checkpoint, check_same_data, dataset_of, load_checkpoint
+    from sar_core.validate import check_choice, check_int
+
+    trials = check_trials(trials)
+    seed = check_int("seed", seed, low=0, high=2**63 - 1)
+    for m in mitigations:
+        check_choice("mitigations", m, MITIGATIONS)
+    if not models:
+        raise ValueError("Invalid models=[]: give at least one checkpoint")
+    paths = [m if not isinstance(m, Checkpoint) else f"<model {i}>" for i, m in enumerate(models)]
+    cks = [m if isinstance(m, Checkpoint) else load_checkpoint(m) for m in models]
+    if base is not None:
+        check_int("base", base, low=0, high=len(cks) - 1)
+    check_same_data([str(p) for p in paths], cks)
+    return trials, seed, paths, cks, dataset_of(cks[0], csv_path)
+
+
 def double_win_report(
     models: Sequence,
     fault_model,
@@ -239,24 +259,13 @@ def double_win_report(
     else the first model); ``protection`` defaults to mitigations.default_protection(format).
     ``on_model(done, total)`` reports progress.
     """
-    from sar_core.campaign import check_trials, compare
-    from sar_core.io import Checkpoint, check_same_data, dataset_of, load_checkpoint
+    from sar_core.attack import check_attack_settings
+    from sar_core.campaign import compare
     from sar_core.mitigations import default_protection
-    from sar_core.validate import check_choice, check_int
 
-    trials = check_trials(trials)
-    seed = check_int("seed", seed, low=0, high=2**63 - 1)
     settings = attack or AttackSettings()
-    for m in mitigations:
-        check_choice("mitigations", m, MITIGATIONS)
-    if not models:
-        raise ValueError("Invalid models=[]: give at least one checkpoint")
-    paths = [m if not isinstance(m, Checkpoint) else f"<model {i}>" for i, m in enumerate(models)]
-    cks = [m if isinstance(m, Checkpoint) else load_checkpoint(m) for m in models]
-    if base is not None:
-        check_int("base", base, low=0, high=len(cks) - 1)
-    check_same_data([str(p) for p in paths], cks)
-    data = dataset_of(cks[0], csv_path)
+    check_attack_settings(**settings.to_dict())
+    trials, seed, paths, cks, data = _inputs(models, trials, seed, mitigations, base, csv_path)
     rows: list[dict] = [{} for _ in cks]
     done = 0
     for group in _groups(cks):
@@ -270,15 +279,14 @@ def double_win_report(
             if on_model is not None:
                 on_model(done, len(cks) + len(mitigations))
     b = base if base is not None else next((i for i, c in enumerate(cks) if c.method == "sgd"), 0)
+    prot = protection or default_protection(fault_model.format)
     extra = []
     for m in mitigations:
+        args = (rows[b], cks[b], data, fault_model)
         if m == "range":
-            extra.append(_range_row(rows[b], cks[b], data, fault_model, settings, trials, seed))
+            extra.append(_range_row(*args, settings, trials, seed))
         else:
-            prot = protection or default_protection(fault_model.format)
-            extra.append(
-                _protect_row(rows[b], cks[b], data, fault_model, prot, settings, trials, seed)
-            )
+            extra.append(_protect_row(*args, prot, settings, trials, seed))
         done += 1
         if on_model is not None:
             on_model(done, len(cks) + len(mitigations))
