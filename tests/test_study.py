@@ -454,3 +454,30 @@ def test_bundled_specs_validate_and_suite_mirrors_sar_core_suite():
         assert [p.setting for p in t.faults] == ["int8", "float16"]
         for m in spec.methods:
             assert (t.configs[m]["epochs"], t.configs[m]["lr"]) == (cfg.epochs, cfg.lr)
+
+
+def test_dashboard_sweep_rows_make_a_report():
+    """rows_from_sweep turns campaign.iter_sweep output into report rows, values unchanged."""
+    from sar_core.campaign import iter_sweep
+    from sar_core.data import load_dataset
+    from sar_core.faults import FaultModel
+    from sar_core.models import build_model
+    from sar_core.study.report import html_report, rows_from_sweep
+    from sar_core.training import spec_for
+
+    data = load_dataset("moons", seed=0, n_samples=200)
+    models = [build_model(spec_for(data, "mlp", (8,)), s) for s in (0, 1)]
+    fm = FaultModel(format="int8", ber=0.01)
+    levels = list(iter_sweep(models, data.X_test, data.y_test, fm, bers=[0.01, 0.1], trials=4))
+    rows = rows_from_sweep(levels, models=["a", "b"], methods=["sgd", "sar"], fault="int8")
+    assert [(r["method"], r["level"]) for r in rows] == [
+        ("a", 0.01),
+        ("b", 0.01),
+        ("a", 0.1),
+        ("b", 0.1),
+    ]
+    b = rows[3]
+    s = levels[1][1][1]
+    assert (b["mean_accuracy"], b["delta"]) == (s["mean_accuracy"], s["paired_difference"]["mean"])
+    page = html_report(rows, title="Dashboard models")
+    assert page.count('class="plotly-graph-div"') == 1 and "Dashboard models" in page

@@ -1,11 +1,9 @@
 """One self-contained HTML report of a study: plotly.js inlined, no network needed to open it.
 
-``html_report(rows, ...)`` builds it from rows of the results table (any caller, e.g. the
-dashboard, can pass its own rows with the same columns); ``write_report(dir, html)`` reads a
-study directory. Across seeds, a cell (task, method, fault point) pools the trials of all seeds
-(n = seeds x trials) and shows their mean with a Student-t 95% interval, as the task suite does
-(sar_core.suite): it captures fault-pattern noise, not training-seed noise. A paired difference
-is a win when its interval lies above zero, a loss when below, a tie otherwise.
+``html_report(rows, ...)`` builds it from rows of the results table (any caller can pass its own
+rows with the same columns; the dashboard's BER sweep becomes rows with ``rows_from_sweep``);
+``write_report(dir, html)`` reads a study directory. The statistics (seeds pooled, verdicts,
+cross-task summary) live in ``sar_core.study.summary``.
 """
 
 from __future__ import annotations
@@ -16,7 +14,9 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
+from sar_core.study.summary import aggregate, rows_from_sweep, summary_rows, verdict
+
+__all__ = ["aggregate", "html_report", "rows_from_sweep", "write_report"]
 
 REQUIRED = (
     "task",
@@ -41,58 +41,6 @@ pre{background:#f7f7f7;padding:.8rem;overflow-x:auto;font-size:.82rem}
 """
 
 
-def pooled(means, stds, ns) -> tuple[float, float, float]:
-    """Mean and 95% t-interval of all trials of several seeds pooled, from per-seed summaries.
-
-    Exact for the pooled sample: N = sum n_i, mean = sum n_i m_i / N, and the sum of squares is
-    sum (n_i - 1) s_i^2 + n_i (m_i - mean)^2 (a seed with one trial adds no within-seed term).
-    """
-    from scipy import stats
-
-    m, s, n = (np.asarray(v, dtype=np.float64) for v in (means, stds, ns))
-    total = n.sum()
-    mean = float((n * m).sum() / total)
-    if total < 2:
-        return mean, math.nan, math.nan
-    within = np.where(n > 1, (n - 1) * np.nan_to_num(s, nan=0.0) ** 2, 0.0)
-    var = float((within + n * (m - mean) ** 2).sum() / (total - 1))
-    half = float(stats.t.ppf(0.975, total - 1) * math.sqrt(var / total))
-    return mean, mean - half, mean + half
-
-
-def aggregate(rows: Sequence[Mapping]) -> list[dict]:
-    """One dict per (task, method, fault, level): means over seeds with 95% intervals."""
-    cells: dict[tuple, list[Mapping]] = {}
-    for r in rows:
-        cells.setdefault((r["task"], r["method"], r["fault"], float(r["level"])), []).append(r)
-    out = []
-    for (task, method, fault, level), rs in cells.items():
-        ns = [r.get("trials", 1) for r in rs]
-        acc = pooled([r["mean_accuracy"] for r in rs], [r.get("std", math.nan) for r in rs], ns)
-        d = [r.get("delta", math.nan) for r in rs]
-        delta = pooled(d, [r.get("delta_std", math.nan) for r in rs], ns)
-        sharp = [r.get("sharpness", math.nan) for r in rs]
-        out.append(
-            {
-                "task": task,
-                "method": method,
-                "optimizer": rs[0].get("optimizer", method),
-                "fault": fault,
-                "level": level,
-                "level_key": rs[0].get("level_key", "ber"),
-                "level_label": rs[0].get("level_label", f"{level:g}"),
-                "seeds": len(rs),
-                "clean": float(np.mean([r["clean_accuracy"] for r in rs])),
-                "acc": acc,
-                "delta": delta,
-                "is_reference": method == rs[0].get("reference"),
-                "sharpness": float(np.mean(sharp)) if sharp else math.nan,
-                "n_test": rs[0].get("n_test"),
-            }
-        )
-    return out
-
-
 def _pct(v: float) -> str:
     return "n/a" if v is None or not math.isfinite(v) else f"{100 * v:.1f}"
 
@@ -104,16 +52,6 @@ def _pct_ci(t: tuple[float, float, float], signed: bool = False) -> str:
     f = (lambda v: f"{100 * v:+.1f}") if signed else (lambda v: f"{100 * v:.1f}")
     ci = f" [{f(lo)}, {f(hi)}]" if math.isfinite(lo) and math.isfinite(hi) else " [n/a]"
     return f(m) + ci
-
-
-def verdict(delta: tuple[float, float, float]) -> str:
-    """win / loss / tie from a paired interval."""
-    _, lo, hi = delta
-    if math.isfinite(lo) and lo > 0:
-        return "win"
-    if math.isfinite(hi) and hi < 0:
-        return "loss"
-    return "tie"
 
 
 def _table(head: Sequence[str], body: Sequence[Sequence[str]]) -> str:
@@ -139,30 +77,6 @@ def _task_table(cells: Sequence[dict]) -> str:
         )
     head = ("method", "fault", "clean %", "under faults % [95% CI]", "Δ vs ref (pt)", "seeds")
     return _table(head, body)
-
-
-def summary_rows(cells: Sequence[dict]) -> list[dict]:
-    """Cross-task summary per (method, fault): comparisons, mean Δ, wins / ties / losses."""
-    groups: dict[tuple, list[dict]] = {}
-    for c in cells:
-        if not c["is_reference"]:
-            groups.setdefault((c["method"], c["fault"]), []).append(c)
-    out = []
-    for (method, fault), cs in sorted(groups.items()):
-        verdicts = [verdict(c["delta"]) for c in cs]
-        out.append(
-            {
-                "method": method,
-                "fault": fault,
-                "comparisons": len(cs),
-                "tasks": len({c["task"] for c in cs}),
-                "mean_delta": float(np.mean([c["delta"][0] for c in cs])),
-                "wins": verdicts.count("win"),
-                "ties": verdicts.count("tie"),
-                "losses": verdicts.count("loss"),
-            }
-        )
-    return out
 
 
 def _summary_table(cells: Sequence[dict]) -> str:
