@@ -263,3 +263,25 @@ def test_fault_model_dicts_round_trip_and_old_dicts_load():
     }
     loaded = FaultModel.from_dict(old)
     assert (loaded.kind, loaded.burst, loaded.target, loaded.ber_01) == ("flip", 1, "weights", None)
+
+
+@pytest.mark.parametrize(
+    "fm",
+    [
+        FaultModel(format="int8", ber=0.01, kind="stuck-at-1"),
+        FaultModel(format="float16", ber=1e-3, burst=2),
+        FaultModel(format="int8", ber_10=0.01, ber_01=0.001),
+    ],
+)
+def test_every_kind_is_deterministic_and_streams(demo, act_data, fm):
+    X, y = act_data
+    models = [demo["digits_mlp_sgd"].model, demo["digits_mlp_sam"].model]
+    a = [
+        (t.accuracy, t.n_flips, t.n_changed) for t in M.MonteCarlo(models, X, y, fm).run(12, seed=5)
+    ]
+    b = [
+        (t.accuracy, t.n_flips, t.n_changed) for t in M.MonteCarlo(models, X, y, fm).run(5, seed=5)
+    ]
+    assert a[:5] == b and a == [
+        (t.accuracy, t.n_flips, t.n_changed) for t in M.MonteCarlo(models, X, y, fm).run(12, seed=5)
+    ]
