@@ -481,3 +481,44 @@ def test_dashboard_sweep_rows_make_a_report():
     assert (b["mean_accuracy"], b["delta"]) == (s["mean_accuracy"], s["paired_difference"]["mean"])
     page = html_report(rows, title="Dashboard models")
     assert page.count('class="plotly-graph-div"') == 1 and "Dashboard models" in page
+
+
+def test_suite_spec_reproduces_the_suite_heldout_stage_bit_exactly():
+    """Models and campaigns of studies/make_suite.py's spec equal sar_core.suite's own code."""
+    import importlib.util
+
+    import torch
+
+    from sar_core import suite as S
+    from sar_core.io import load_checkpoint
+    from sar_core.study import worker
+    from sar_core.study.plan import make_plan
+
+    spec_mod = importlib.util.spec_from_file_location("make_suite", ROOT / "studies/make_suite.py")
+    make_suite = importlib.util.module_from_spec(spec_mod)
+    spec_mod.loader.exec_module(make_suite)
+    targets = {"int8": {"ber": 0.0562}, "float16": {"ber": 0.001}}
+    sel = {"sam": {"rho": 0.2}, "sar": {"rho": 0.05}, "fat": {"ber_factor": 0.3}}
+    sel.update(clip={"w_max": 0.15}, randbet={"ber_factor": 2.0, "w_max": 0.15})
+    sel.update(asam={"rho": 2.0}, sar_clip={"rho": 0.05, "w_max": 0.15}, sgd={})
+    results = {"tasks": [{"task": "moons_mlp", "targets": targets, "selected": sel}]}
+    full = S.SuiteConfig()
+    cfg = S.with_overrides(full, epochs=2, trials_eval=5, tasks=("moons_mlp",))
+    text = make_suite.build(results, ("moons_mlp",))
+    text = text.replace(f"epochs = {full.epochs}", "epochs = 2")
+    plan = make_plan(parse_spec(text.replace(f"trials = {full.trials_eval}", "trials = 5")))
+    for ref in [r for r in plan.models if r.seed == cfg.heldout_seeds[0]]:
+        task = plan.tasks[ref.key]
+        data = worker.load_data(task.inputs["data"])
+        _, ck = worker.train_task(task.inputs, data)
+        base = ref.method.split("@")[0]
+        fmt = "float16" if ref.method.endswith("@float16") else "int8"
+        target = S._fm(fmt, targets[fmt]["ber"])
+        theirs, _, d = S._train("moons_mlp", ref.seed, cfg, base, sel[base], target)
+        mine = load_checkpoint(ck).model.state_dict()
+        assert all(torch.equal(mine[k], v) for k, v in theirs.state_dict().items()), ref.method
+        c = next(c for c in plan.campaigns if c.model_key == ref.key and c.point.setting == "int8")
+        out = worker.campaign_task(plan.tasks[c.key].inputs, data, ck)
+        fm = S._fm("int8", targets["int8"]["ber"])
+        r, _ = S._robust([theirs], d, fm, cfg.trials_eval, 1000 + ref.seed)
+        assert out["accuracy"] == list(r[0].accuracy), ref.method
