@@ -360,19 +360,9 @@ def test_failed_task_is_reported_and_its_dependents_skipped(tmp_path):
 # ---------------------------------------------------------------- CLI
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "sar_core.study", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
+    from sar_core.study.__main__ import main
 
-
-def test_cli_bad_input_exits_2_with_one_line(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text(SPEC.replace("rho = 0.05", "rhoo = 0.05"))
     for args, needle in (
@@ -380,11 +370,13 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path):
         (["run", str(tmp_path / "missing.toml"), "--out", str(tmp_path / "o")], "missing.toml"),
         (["run", str(bad), "--out", str(tmp_path), "--workers", "0"], "workers"),
         (["run", str(bad), "--out", str(tmp_path), "--executor", "dask"], "dask"),
+        (["run", str(bad), "--out", str(tmp_path), "--address", "auto"], "--executor ray"),
         (["report", str(tmp_path), "--html", str(tmp_path / "r.html")], "results.parquet"),
     ):
-        r = _cli(*args)
-        assert r.returncode == 2, (args, r.stderr)
-        assert r.stdout == "" and r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
+        capsys.readouterr()
+        assert main(args) == 2, args
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and needle in err, (args, err)
 
 
 def test_cli_module_imports_neither_torch_nor_ray():
