@@ -374,3 +374,95 @@ def test_bad_input_keeps_previous_results_and_speaks_plainly():
     assert errors(train) == ["Choose at least one method to train."]
     for msgs in (errors(at), errors(train)):
         assert not any("Invalid" in m or "[-inf, inf]" in m for m in msgs), msgs
+
+
+# Machado, Oliveira & Fernandes (2009), severity 1.0, on linear RGB: an independent model of
+# colour vision deficiency to check the palette against.
+_CVD = {
+    "protan": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+               [-0.003882, -0.048116, 1.051998]],
+    "deutan": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+               [-0.011820, 0.042940, 0.968881]],
+    "tritan": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
+               [0.004733, 0.691367, 0.303900]],
+}  # fmt: skip
+
+
+def _lab(hex_color: str, vision=None) -> np.ndarray:
+    """CIE L*a*b* (D65) of an sRGB colour, optionally as seen with a colour vision deficiency."""
+    c = np.array([int(hex_color[i : i + 2], 16) / 255 for i in (1, 3, 5)])
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    if vision is not None:
+        lin = np.clip(np.array(_CVD[vision]) @ lin, 0, 1)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    n = (xyz @ lin) / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(n > 0.008856, np.cbrt(n), 7.787 * n + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_every_method_has_its_own_colour_blind_safe_colour():
+    """Defect 11: SAM and SAR were both orange. Every method has one fixed colour; under normal
+    and simulated protan / deutan / tritan vision every pair differs by >= 12 CIE76 units, and no
+    two chromatic colours share a hue family (< 30 degrees) at similar lightness (< 20 L*)."""
+    import itertools
+
+    from sar_core.plots.style import METHOD_COLORS, method_color
+    from sar_core.training import METHODS
+
+    assert set(METHODS) | {"clip", "randbet", "sar_clip"} <= set(METHOD_COLORS)
+    assert len(set(METHOD_COLORS.values())) == len(METHOD_COLORS)
+    for vision in (None, "protan", "deutan", "tritan"):
+        for a, b in itertools.combinations(METHOD_COLORS, 2):
+            d = np.linalg.norm(_lab(method_color(a), vision) - _lab(method_color(b), vision))
+            assert d >= 12, (vision, a, b, round(float(d), 1))
+    for a, b in itertools.combinations(METHOD_COLORS, 2):
+        (l1, a1, b1), (l2, a2, b2) = _lab(METHOD_COLORS[a]), _lab(METHOD_COLORS[b])
+        if np.hypot(a1, b1) > 20 and np.hypot(a2, b2) > 20:
+            dh = abs(np.degrees(np.arctan2(b1, a1) - np.arctan2(b2, a2))) % 360
+            assert min(dh, 360 - dh) >= 30 or abs(l1 - l2) >= 20, (a, b)
+
+
+def test_sharpness_scatter_has_no_overlapping_text_and_rho_runs_differ():
+    """Defect 11: point labels overlapped on the sharpness scatter; the rho sweep used six
+    shades of one orange."""
+    from sar_core.plots.robustness import sharpness_scatter
+    from ui.training import rho_sweep_plans
+
+    pts = [
+        {"label": f"m{i}", "method": m, "x": 1.0 + 0.01 * i, "y": 0.9, "lo": 0.89, "hi": 0.91}
+        for i, m in enumerate(["sgd", "sam", "sar", "sar"])
+    ]
+    fig = sharpness_scatter(pts, x_title="x")
+    assert all(t.mode == "markers" for t in fig.data)  # no text drawn next to the points
+    assert [t.name for t in fig.data] == ["m0", "m1", "m2", "m3"]  # one legend entry each
+    assert fig.data[2].marker.symbol != fig.data[3].marker.symbol  # same method, other shape
+    plans = rho_sweep_plans(
+        [0.05, 0.1, 0.2, 0.5, 1, 2],
+        {"epochs": 1},
+        tag="t",
+        geometry="elementwise",
+        with_reference=False,
+    )
+    shades = [p["color"] for p in plans]
+    assert len(set(shades)) == 6
+    lab = [_lab(c) for c in shades]
+    assert min(abs(a[0] - b[0]) for a, b in zip(lab, lab[1:])) > 3  # ordered, distinguishable
+
+
+def test_surfaces_share_one_figure_and_one_colour_bar():
+    """Defect 9: three narrow columns of 3D surfaces, each with its own identical colour bar."""
+    from sar_core.plots.landscape import surfaces_figure
+
+    g = {"alphas": [0, 1], "betas": [0, 1], "loss": [[1.0, 2.0], [3.0, 4.0]], "method": "sgd"}
+    fig = surfaces_figure([g, {**g, "method": "sam"}, {**g, "method": "sar"}])
+    assert len(fig.data) == 3 and [bool(t.showscale) for t in fig.data] == [True, False, False]
+    assert {(t.cmin, t.cmax) for t in fig.data} == {(1.0, 4.0)}
+
+
+def test_training_eta_is_computed_from_measured_epochs():
+    """Defect 10: the page promised 'about 10 s' for a run that took 50 s."""
+    from ui.jobs import eta_text
+
+    assert eta_text(0, 30, 0.0) == "" and eta_text(30, 30, 10.0) == ""
+    assert eta_text(3, 30, 6.0) == "about 54 s left"  # 2 s per epoch, 27 epochs to go
+    assert eta_text(1, 100, 3.0) == "about 5 min left"  # 297 s

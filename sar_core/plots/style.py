@@ -1,8 +1,10 @@
 """Shared look: one name and one fixed colour per method, everywhere; field colours.
 
-The method colours are colour-blind safe: the Okabe-Ito palette (Okabe & Ito 2008), extended
-with two colours of Paul Tol's "muted" scheme for the ninth and tenth method. No two methods
-share a hue family that a deuteranope or protanope confuses (SAM is green, SAR vermillion).
+The method colours are colour-blind safe: six of the Okabe-Ito palette (Okabe & Ito 2008) and
+three of Paul Tol's "muted" scheme. Checked in tests/test_regressions.py: under simulated
+protan-, deutan- and tritanopia (Machado et al. 2009) every pair stays at least 12 CIE76 units
+apart, and no two methods share a hue family at similar lightness (SAM green, SAR vermillion;
+before, SAM orange and SAR vermillion read as "both orange").
 Every figure takes its method colours from :func:`method_color`; nothing else picks them.
 """
 
@@ -26,9 +28,9 @@ METHOD_COLORS = {
     "asam": "#CC79A7",  # reddish purple (Okabe-Ito)
     "sar": "#D55E00",  # vermillion (Okabe-Ito)
     "fat": "#000000",  # black (Okabe-Ito)
-    "clip": "#E69F00",  # orange (Okabe-Ito)
-    "randbet": "#999933",  # olive (Tol muted)
-    "sar_clip": "#882255",  # wine (Tol muted): SAR's family, darker
+    "clip": "#999933",  # olive (Tol muted)
+    "randbet": "#332288",  # indigo (Tol muted)
+    "sar_clip": "#882255",  # wine (Tol muted)
 }
 FIELD_COLORS = {
     "sign": "#D55E00",
@@ -38,7 +40,7 @@ FIELD_COLORS = {
 }
 # models whose method is unknown (a checkpoint from elsewhere): greys and muted hues that no
 # method above uses
-_EXTRA = ["#777777", "#332288", "#44AA99", "#AA4499", "#DDCC77"]
+_EXTRA = ["#777777", "#44AA99", "#AA4499", "#DDCC77", "#BBBBBB"]
 # a sequence of one method at several settings (SAR at several rho): viridis samples, ordered
 # dark to light, colour-blind safe and readable on white (the yellow end is left out)
 SEQUENTIAL = ["#440154", "#482878", "#3E4A89", "#31688E", "#26828E", "#1F9E89", "#35B779"]
