@@ -72,6 +72,25 @@ def write_outputs(results: dict, out: Path) -> None:
     print(text)
 
 
+def _overrides(cfg, methods: str | None, grids: list[str]):
+    if methods:
+        ms = tuple(m.strip() for m in methods.split(","))
+        if ms[0] != "sgd" or any(m not in cfg.methods for m in ms):
+            raise ValueError(f"Invalid --methods={methods!r}: sgd first, then from {cfg.methods}")
+        cfg = replace(cfg, methods=ms)
+    new = dict(cfg.grids)
+    for g in grids:
+        m, _, vals = g.partition("=")
+        try:
+            values = tuple(float(v) for v in vals.split(","))
+        except ValueError:
+            values = ()
+        if m not in new or not values:
+            raise ValueError(f"Invalid --grid={g!r}: use METHOD=v1,v2 with METHOD in {list(new)}")
+        new[m] = (new[m][0], values)
+    return replace(cfg, grids=new)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (one task, 2 epochs)")
@@ -79,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", default=None, help=f"comma list from {','.join(TASKS)}")
     ap.add_argument("--out", default="benchmarks/results/suite", help="path without extension")
     ap.add_argument("--render", default=None, help="a results JSON: rewrite CSV/MD, no run")
+    ap.add_argument("--methods", default=None, help="comma list (sgd first), e.g. sgd,asam,sar")
+    ap.add_argument(
+        "--grid", action="append", default=[], help="override a grid: METHOD=v1,v2,... (repeatable)"
+    )
     a = ap.parse_args(argv)
     if a.render:
         results = json.loads(Path(a.render).read_text())
@@ -95,6 +118,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         cfg = replace(cfg, tasks=tasks)
+    try:
+        cfg = _overrides(cfg, a.methods, a.grid)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
