@@ -589,3 +589,16 @@ def test_robustness_report_shows_the_suite_across_tasks(tmp_path, monkeypatch):
     at = page("robustness").run()
     assert_ok(at)
     assert any("python benchmarks/suite.py" in i.value for i in at.info)
+
+
+def test_a_burst_that_cannot_fit_is_explained_at_once():
+    at = page("bit_flips").run()
+    at.button(key="bits_int8_grp_msb").click().run()  # only bit 7
+    at.number_input(key="burst").set_value(2).run()
+    assert not at.exception and at.button(key="play").disabled
+    assert errors(at) == [
+        "A burst of 2 bits must fit in the 8-bit word: starting at bit 7 it would run past "
+        "bit 7. Choose lower bits or a shorter burst."
+    ]
+    at.button(key="bits_int8_grp_all").click().run()  # bursts may start at bits 0..6
+    assert_ok(at)

@@ -166,20 +166,20 @@ def check_comparable(entries: Sequence[Entry]) -> Dataset:
     Paired fault campaigns need one architecture (the same fault sites) and one dataset split.
     """
     if not entries:
-        raise ValueError("Invalid models=[]: select at least one model")
+        raise ValueError("Choose at least one model.")
     first = entries[0]
     for e in entries[1:]:
         if e.data_key != first.data_key:
             raise ValueError(
-                f"Invalid models: {e.name!r} was trained on {e.data_key[0]} (seed {e.data_key[1]})"
-                f" but {first.name!r} on {first.data_key[0]} (seed {first.data_key[1]}); compare "
-                "models of one dataset"
+                f"{e.name} was trained on {e.data_key[0]} (split seed {e.data_key[1]}) but "
+                f"{first.name} on {first.data_key[0]} (split seed {first.data_key[1]}): compare "
+                "models of one dataset, so both are tested on the same examples."
             )
         if e.checkpoint.spec != first.checkpoint.spec:
             raise ValueError(
-                f"Invalid models: {e.name!r} ({e.arch} {list(e.checkpoint.spec.widths)}) and "
-                f"{first.name!r} ({first.arch} {list(first.checkpoint.spec.widths)}) differ in "
-                "architecture; a paired comparison needs identical architectures"
+                f"{e.name} ({e.arch} {list(e.checkpoint.spec.widths)}) and {first.name} "
+                f"({first.arch} {list(first.checkpoint.spec.widths)}) differ in architecture: "
+                "compare models of one architecture, so the same faults can hit both."
             )
     return dataset(*first.data_key)
 

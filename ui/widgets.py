@@ -295,6 +295,12 @@ def fault_model_from(
         raise InputError(f"Choose at least one bit (0 to {top}) that may flip.")
     if layers is not None and not layers:
         raise InputError("Choose at least one layer (or none: every layer).")
+    top = get_format(fmt).width - 1
+    if not any(b + burst - 1 <= top for b in bits):
+        raise InputError(
+            f"A burst of {burst} bits must fit in the {top + 1}-bit word: starting at bit "
+            f"{min(bits)} it would run past bit {top}. Choose lower bits or a shorter burst."
+        )
     return FaultModel(
         format=fmt,
         bits=tuple(bits),
