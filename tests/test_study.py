@@ -371,6 +371,21 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
         (["run", str(bad), "--out", str(tmp_path), "--workers", "0"], "workers"),
         (["run", str(bad), "--out", str(tmp_path), "--executor", "dask"], "dask"),
         (["run", str(bad), "--out", str(tmp_path), "--address", "auto"], "--executor ray"),
+        (
+            [
+                "run",
+                str(bad),
+                "--out",
+                str(tmp_path),
+                "--executor",
+                "ray",
+                "--address",
+                "auto",
+                "--workers",
+                "2",
+            ],
+            "local Ray instance only",
+        ),
         (["report", str(tmp_path), "--html", str(tmp_path / "r.html")], "results.parquet"),
     ):
         capsys.readouterr()

@@ -58,6 +58,11 @@ def run_study(
         check_int("workers", workers, low=1, high=4096)
     if address is not None and executor != "ray":
         raise ValueError(f"Invalid address={address!r}: --address needs --executor ray")
+    if address is not None and workers is not None:
+        raise ValueError(
+            f"Invalid workers={workers} with address={address!r}: the cluster's CPUs do the work; "
+            "--workers sizes the local pool or a local Ray instance only"
+        )
     spec = _spec(spec)
     store = Store(out)
     plan = make_plan(spec)
