@@ -64,6 +64,15 @@ class _Bar:
         sys.stderr.flush()
 
 
+def _invocation() -> list[str]:
+    """The command line as typed: ``python -m <module> args`` (or the script's path)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name:
+        return ["python", "-m", spec.name.removesuffix(".__main__"), *sys.argv[1:]]
+    return ["python", *sys.argv]
+
+
 def _workers(text: str | None) -> int | None:
     if text is None:
         return None
@@ -82,11 +91,7 @@ def _run(args: argparse.Namespace) -> dict:
     quiet = bool(getattr(args, "quiet", False))
     if args.address is not None and args.executor != "ray":
         raise ValueError(f"Invalid address={args.address!r}: --address needs --executor ray")
-    command = (
-        ["python", "-m", "sar_core", "study", *sys.argv[sys.argv.index("run") :]]
-        if ("run" in sys.argv)
-        else None
-    )
+    command = _invocation()
     try:
         out = run_study(
             args.spec,
