@@ -72,7 +72,12 @@ def build(results: dict | None, tasks: tuple[str, ...] | None = None) -> str:
     provisional = any(_selected(results, t)[2] for t in cfg.tasks)
     lines = [
         "# The SAR task suite's held-out stage as a study; written by studies/make_suite.py from",
-        "# sar_core/suite.py" + (" and benchmarks/results/suite.json." if results else "."),
+        "# sar_core/suite.py"
+        + (
+            f" and the suite results file created {results.get('created', '?')}."
+            if results
+            else "."
+        ),
     ]
     if provisional:
         lines += [
