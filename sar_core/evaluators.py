@@ -165,7 +165,8 @@ class Batched:
         if idxs:
             idx = torch.cat(idxs)
             k = torch.repeat_interleave(
-                torch.tensor(ks, device=idx.device), torch.tensor([i.numel() for i in idxs])
+                torch.tensor(ks, device=idx.device),
+                torch.tensor([i.numel() for i in idxs], device=idx.device),
             )
             out = (k, idx, torch.cat(vals) - base[idx])
         self._cache[key] = out
