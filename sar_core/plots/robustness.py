@@ -277,11 +277,19 @@ def double_win_figure(rows: Sequence[Mapping], *, fault_label: str) -> go.Figure
             hovertemplate="%{x}<br>under faults %{y:.1f}%<extra></extra>",
         )
     )
+    # zoomed to the data: on a 0-100% axis, 95.5 and 96.7 look the same
+    vals = [100 * r["clean_accuracy"] for r in rows] + [
+        100 * v for r in rows for v in (r["mean_accuracy"], r["ci95"][0]) if np.isfinite(v)
+    ]
+    lo = max(0.0, min(vals) - max(2.0, 0.1 * (max(vals) - min(vals)))) if vals else 0.0
     fig.update_layout(
         title=dict(text="Clean accuracy and accuracy under faults"),
         barmode="group",
         xaxis=dict(title=dict(text="model")),
-        yaxis=dict(title=dict(text="test accuracy (%)")),
+        yaxis=dict(
+            title=dict(text="test accuracy (%, axis zoomed)" if lo > 0 else "test accuracy (%)"),
+            range=[lo, 100.5],
+        ),
         legend=dict(orientation="h", yanchor="top", y=-0.25, x=0),
         height=420,
     )
