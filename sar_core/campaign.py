@@ -351,18 +351,20 @@ def sweep_bits(
     bits: Sequence[int] | None = None,
     trials: int = 20,
     seed: int = 0,
+    **options,
 ) -> list[dict]:
     """Accuracy when only one bit position is eligible, for each position (default: all)."""
     positions = list(bits) if bits is not None else list(fm.bits)  # type: ignore[arg-type]
     out = []
     for b in positions:
-        s = run_campaign(model, X, y, replace(fm, bits=(b,)), trials=trials, seed=seed).summary()
+        fm_b = replace(fm, bits=(b,))
+        s = run_campaign(model, X, y, fm_b, trials=trials, seed=seed, **options).summary()
         out.append({"bit": b, **{k: s[k] for k in ("mean_accuracy", "ci95", "std", "mean_flips")}})
     return out
 
 
 def sweep_layers(
-    model: nn.Module, X, y, fm: FaultModel, *, trials: int = 20, seed: int = 0
+    model: nn.Module, X, y, fm: FaultModel, *, trials: int = 20, seed: int = 0, **options
 ) -> list[dict]:
     """Accuracy when faults hit one layer at a time."""
     shapes = parameter_shapes(model)
@@ -374,7 +376,7 @@ def sweep_layers(
     out = []
     for lay in layers:
         s = run_campaign(
-            model, X, y, replace(fm, layers=(lay,)), trials=trials, seed=seed
+            model, X, y, replace(fm, layers=(lay,)), trials=trials, seed=seed, **options
         ).summary()
         out.append(
             {
