@@ -54,11 +54,14 @@ N_TASKS = 2 * 2 * 2 * (1 + 1 + 2)  # train + sharpness + 2 campaigns per model
 
 
 def _tables(d: Path) -> dict[str, list[dict]]:
-    """Tables without the key columns (keys fingerprint the code, which others edit meanwhile)."""
+    """Tables without keys and checkpoint paths (keys fingerprint the code, which may change)."""
     out = {}
     for name in ("results", "trials", "models"):
         rows = read_table(d / f"{name}.parquet")
-        out[name] = [{k: v for k, v in r.items() if not k.endswith("_key")} for r in rows]
+        out[name] = [
+            {k: v for k, v in r.items() if not k.endswith("_key") and k != "checkpoint"}
+            for r in rows
+        ]
     return out
 
 
