@@ -137,3 +137,15 @@ def test_module_import_is_light():
     code = "import sys, sar_core.report; print('torch' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_cli_report_command(cli, demo_paths):
+    path = demo_paths["digits_mlp_sar"]
+    rc, out, err = cli(
+        "report", "--models", path, "--trials", "2", "--attack-budget", "3", "--json"
+    )
+    assert rc == 0, err
+    rows = json.loads(out)["rows"]
+    assert [r["path"] for r in rows] == [str(path)] and rows[0]["extra_ops"] == 0
+    rc, out, err = cli("report", "--models", path, "--trials", "0", "--json")
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and "trials" in err
