@@ -60,6 +60,37 @@ def _method_lines(task: str, method: str, p: dict, targets: dict, fmt: str) -> s
     return f'methods."{method}" = {{ {", ".join(kv)} }}' if kv else ""
 
 
+def _header(results: dict | None, provisional: bool) -> list[str]:
+    src = f" and the suite results file created {results.get('created', '?')}." if results else "."
+    lines = [
+        "# The SAR task suite's held-out stage as a study; written by studies/make_suite.py from",
+        "# sar_core/suite.py" + src,
+    ]
+    if provisional:
+        lines += [
+            "# PROVISIONAL: no suite results file yet, so the targets are int8 BER 0.01 and float16",
+            "# BER 1e-4 and each method sits at the middle of its tuning grid. Regenerate after",
+            "# `python benchmarks/suite.py` to use the suite's targets and tuned hyperparameters.",
+        ]
+    return lines
+
+
+def _task_lines(task: str, results: dict | None, methods: list[str]) -> list[str]:
+    dataset, arch = S.TASKS[task]
+    targets, sel, _ = _selected(results, task)
+    lines = ["[[tasks]]", f'name = "{task}"', f'dataset = "{dataset}"', f'arch = "{arch}"']
+    lines.append(f"widths = {list(S.WIDTHS[arch])}")
+    for m in methods:
+        fmt = "float16" if m.endswith("@float16") else "int8"
+        line = _method_lines(task, m, sel.get(m.split("@")[0], {}), targets, fmt)
+        if line:
+            lines.append(line)
+    for fmt in ("int8", "float16"):
+        lines += ["[[tasks.faults]]", f'name = "{fmt}"', f'format = "{fmt}"']
+        lines.append(f"ber = {targets[fmt]!r}")
+    return [*lines, ""]
+
+
 def build(results: dict | None, tasks: tuple[str, ...] | None = None) -> str:
     """The TOML text of the suite study (``tasks``: a subset of the suite's tasks)."""
     cfg = S.SuiteConfig()
@@ -69,22 +100,7 @@ def build(results: dict | None, tasks: tuple[str, ...] | None = None) -> str:
             raise ValueError(f"Invalid task {unknown[0]!r}: choose from {', '.join(S.TASKS)}")
         cfg = S.with_overrides(cfg, tasks=tuple(tasks))
     methods = list(cfg.methods) + (["sar@float16"] if "sar" in cfg.methods else [])
-    provisional = any(_selected(results, t)[2] for t in cfg.tasks)
-    lines = [
-        "# The SAR task suite's held-out stage as a study; written by studies/make_suite.py from",
-        "# sar_core/suite.py"
-        + (
-            f" and the suite results file created {results.get('created', '?')}."
-            if results
-            else "."
-        ),
-    ]
-    if provisional:
-        lines += [
-            "# PROVISIONAL: no suite results file yet, so the targets are int8 BER 0.01 and float16",
-            "# BER 1e-4 and each method sits at the middle of its tuning grid. Regenerate after",
-            "# `python benchmarks/suite.py` to use the suite's targets and tuned hyperparameters.",
-        ]
+    lines = _header(results, any(_selected(results, t)[2] for t in cfg.tasks))
     lines += [
         'name = "suite"',
         'description = "SAR task suite, held-out seeds: every method at its tuned settings, '
@@ -101,28 +117,7 @@ def build(results: dict | None, tasks: tuple[str, ...] | None = None) -> str:
         geo = '\ngeometry = "fault"' if base in ("sar", "sar_clip") else ""
         lines += ["[[methods]]", f'name = "{m}"', f'method = "{base}"{geo}', ""]
     for task in cfg.tasks:
-        dataset, arch = S.TASKS[task]
-        targets, sel, _ = _selected(results, task)
-        lines += [
-            "[[tasks]]",
-            f'name = "{task}"',
-            f'dataset = "{dataset}"',
-            f'arch = "{arch}"',
-            f"widths = {list(S.WIDTHS[arch])}",
-        ]
-        for m in methods:
-            fmt = "float16" if m.endswith("@float16") else "int8"
-            line = _method_lines(task, m, sel.get(m.split("@")[0], {}), targets, fmt)
-            if line:
-                lines.append(line)
-        for fmt in ("int8", "float16"):
-            lines += [
-                "[[tasks.faults]]",
-                f'name = "{fmt}"',
-                f'format = "{fmt}"',
-                f"ber = {targets[fmt]!r}",
-            ]
-        lines.append("")
+        lines += _task_lines(task, results, methods)
     lines += [
         "[campaign]",
         f"trials = {cfg.trials_eval}",

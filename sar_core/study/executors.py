@@ -93,50 +93,25 @@ def run_local(
     """Run unfinished tasks on a process pool (spawned workers, one torch thread each)."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
 
-    from sar_core.study.worker import init_worker, run_task
+    from sar_core.study.worker import init_worker
 
     st = _State(plan, store, on_event, run_id)
     st.out.workers = workers or default_workers()
     retries = {t.key: plan.spec.max_retries for t in st.todo}
-    waiting = list(st.todo)
-    ckpts: dict[str, bytes] = {}
+    waiting, running, ckpts = list(st.todo), {}, {}
     ctx = mp.get_context("spawn")  # fork after torch has loaded is unsafe with its thread pools
     pool = ProcessPoolExecutor(st.out.workers, mp_context=ctx, initializer=init_worker)
-    running: dict = {}
     try:
         while waiting or running:
-            for task in list(waiting):
-                if st.blocked(task):
-                    waiting.remove(task)
-                elif all(d in st.done_keys for d in task.deps):
-                    waiting.remove(task)
-                    ck = None
-                    if task.deps:
-                        dep = task.deps[0]
-                        ck = ckpts.get(dep) or ckpts.setdefault(dep, store.read_checkpoint(dep))
-                    running[pool.submit(run_task, task.kind, task.inputs, ck)] = task
+            _submit_ready(st, pool, waiting, running, ckpts)
             if not running:  # nothing can start: a dependency is missing from the cache
                 for task in waiting:
                     st.fail(task, "skipped: its model is not in the cache")
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in finished:
-                task = running.pop(fut)
-                try:
-                    result, ck = fut.result()
-                except BrokenProcessPool as e:  # a worker died (killed, out of memory)
-                    if retries[task.key] > 0:
-                        retries[task.key] -= 1
-                        waiting.insert(0, task)
-                    else:
-                        st.fail(task, _one_line(e))
-                    continue
-                except Exception as e:  # noqa: BLE001 - reported per task
-                    st.fail(task, _one_line(e))
-                    continue
-                st.finish(task, result, ck)
+                _receive(st, fut, running.pop(fut), retries, waiting)
             if getattr(pool, "_broken", False):  # the others in flight died with it: resubmit
                 waiting[:0] = list(running.values())
                 running = {}
@@ -145,6 +120,43 @@ def run_local(
     finally:
         _stop_pool(pool)
     return st.out
+
+
+def _submit_ready(st: _State, pool, waiting: list, running: dict, ckpts: dict) -> None:
+    """Submit every waiting task whose model exists; drop those whose model failed."""
+    from sar_core.study.worker import run_task
+
+    for task in list(waiting):
+        if st.blocked(task):
+            waiting.remove(task)
+        elif all(d in st.done_keys for d in task.deps):
+            waiting.remove(task)
+            ck = None
+            if task.deps:
+                dep = task.deps[0]
+                if dep not in ckpts:
+                    ckpts[dep] = st.store.read_checkpoint(dep)
+                ck = ckpts[dep]
+            running[pool.submit(run_task, task.kind, task.inputs, ck)] = task
+
+
+def _receive(st: _State, fut, task: Task, retries: dict, waiting: list) -> None:
+    """Store a finished task, or record its failure; a task whose worker died is retried."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        result, ck = fut.result()
+    except BrokenProcessPool as e:  # a worker died (killed, out of memory)
+        if retries[task.key] > 0:
+            retries[task.key] -= 1
+            waiting.insert(0, task)
+        else:
+            st.fail(task, _one_line(e))
+        return
+    except Exception as e:  # noqa: BLE001 - reported per task
+        st.fail(task, _one_line(e))
+        return
+    st.finish(task, result, ck)
 
 
 def _stop_pool(pool) -> None:

@@ -31,6 +31,19 @@ def versions() -> dict:
     return out
 
 
+def _check_args(executor: str, workers: int | None, address: str | None) -> None:
+    check_choice("executor", executor, EXECUTORS)
+    if workers is not None:
+        check_int("workers", workers, low=1, high=4096)
+    if address is not None and executor != "ray":
+        raise ValueError(f"Invalid address={address!r}: --address needs --executor ray")
+    if address is not None and workers is not None:
+        raise ValueError(
+            f"Invalid workers={workers} with address={address!r}: the cluster's CPUs do the work; "
+            "--workers sizes the local pool or a local Ray instance only"
+        )
+
+
 def _spec(spec: StudySpec | str | Path) -> StudySpec:
     if isinstance(spec, StudySpec):
         return spec
@@ -53,16 +66,7 @@ def run_study(
     or "ray" (``address`` None starts a local instance with ``workers`` CPUs; "auto" or
     "ray://host:port" joins a cluster). Returns counts, failures and the table paths.
     """
-    check_choice("executor", executor, EXECUTORS)
-    if workers is not None:
-        check_int("workers", workers, low=1, high=4096)
-    if address is not None and executor != "ray":
-        raise ValueError(f"Invalid address={address!r}: --address needs --executor ray")
-    if address is not None and workers is not None:
-        raise ValueError(
-            f"Invalid workers={workers} with address={address!r}: the cluster's CPUs do the work; "
-            "--workers sizes the local pool or a local Ray instance only"
-        )
+    _check_args(executor, workers, address)
     spec = _spec(spec)
     store = Store(out)
     plan = make_plan(spec)
@@ -91,10 +95,9 @@ def run_study(
         store.append_run(record)
         raise
     paths = write_tables(collect(plan, store), store.root)
-    seconds = time.time() - t0
     record.update(
         status="failed" if outcome.failed else "ok",
-        seconds=seconds,
+        seconds=time.time() - t0,
         ran=outcome.ran,
         cached=outcome.cached,
         failed=len(outcome.failed),
@@ -105,12 +108,9 @@ def run_study(
         "out": str(store.root),
         "study": spec.name,
         **describe(plan),
-        "ran": outcome.ran,
-        "cached": outcome.cached,
+        **{k: record[k] for k in ("ran", "cached", "executor", "seconds")},
         "failed": outcome.failed,
-        "executor": executor,
         "workers": outcome.workers,
-        "seconds": seconds,
         **paths,
     }
 

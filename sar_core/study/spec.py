@@ -329,40 +329,48 @@ def parse_spec(text: str) -> StudySpec:
     tnames = [t.name for t in tasks]
     if len(set(tnames)) != len(tnames):
         raise ValueError(f"Invalid tasks: names {tnames} repeat; set 'name' on each task")
-    camp = _where_keys(
-        raw.get("campaign", {}), ("trials", "seed", "add_run_seed", "reference"), "campaign"
-    )
-    add_run_seed = camp.get("add_run_seed", False)
-    if not isinstance(add_run_seed, bool):
-        raise ValueError(f"Invalid campaign.add_run_seed={add_run_seed!r}: must be true or false")
     mnames = tuple(m.name for m in methods)
-    reference = _wrap(
-        "campaign", check_choice, "reference", camp.get("reference", mnames[0]), mnames
-    )
-    exe = _where_keys(raw.get("execution", {}), ("cpus_per_task", "max_retries"), "execution")
     return StudySpec(
         name=name,
         description=str(raw.get("description", "")),
         seeds=seeds,
         methods=mnames,
         tasks=tasks,
-        trials=_wrap(
-            "campaign", check_int, "trials", camp.get("trials", 100), low=1, high=limits.MAX_TRIALS
-        ),
-        campaign_seed=_wrap(
-            "campaign", check_int, "seed", camp.get("seed", 0), low=0, high=2**63 - 1
-        ),
-        add_run_seed=add_run_seed,
-        reference=reference,
+        **_campaign(raw.get("campaign", {}), mnames),
         sharpness=_sharpness(raw.get("sharpness", {})),
-        cpus_per_task=_wrap(
-            "execution", check_float, "cpus_per_task", exe.get("cpus_per_task", 1), low=0.01
-        ),
-        max_retries=_wrap(
-            "execution", check_int, "max_retries", exe.get("max_retries", 2), low=0, high=10
-        ),
+        **_execution(raw.get("execution", {})),
         text=text,
     )
+
+
+def _campaign(t: Any, methods: tuple[str, ...]) -> dict:
+    camp = _where_keys(t, ("trials", "seed", "add_run_seed", "reference"), "campaign")
+    add_run_seed = camp.get("add_run_seed", False)
+    if not isinstance(add_run_seed, bool):
+        raise ValueError(f"Invalid campaign.add_run_seed={add_run_seed!r}: must be true or false")
+    trials = camp.get("trials", 100)
+    return {
+        "trials": _wrap("campaign", check_int, "trials", trials, low=1, high=limits.MAX_TRIALS),
+        "campaign_seed": _wrap(
+            "campaign", check_int, "seed", camp.get("seed", 0), low=0, high=2**63 - 1
+        ),
+        "add_run_seed": add_run_seed,
+        "reference": _wrap(
+            "campaign", check_choice, "reference", camp.get("reference", methods[0]), methods
+        ),
+    }
+
+
+def _execution(t: Any) -> dict:
+    exe = _where_keys(t, ("cpus_per_task", "max_retries"), "execution")
+    return {
+        "cpus_per_task": _wrap(
+            "execution", check_float, "cpus_per_task", exe.get("cpus_per_task", 1), low=0.01
+        ),
+        "max_retries": _wrap(
+            "execution", check_int, "max_retries", exe.get("max_retries", 2), low=0, high=10
+        ),
+    }
 
 
 def load_spec(path: str | Path) -> StudySpec:
