@@ -322,7 +322,12 @@ def suite_delta_figure(rows: Sequence[Mapping], *, setting: str) -> go.Figure:
                     color=method_color(base, k),
                 ),
                 mode="markers",
-                marker=dict(size=9, color=method_color(base, k), line=dict(width=1, color="white")),
+                marker=dict(
+                    size=9,
+                    color=method_color(base, k),
+                    symbol="circle" if m == base else "diamond",  # SAR@float16: SAR's colour
+                    line=dict(width=1, color="white"),
+                ),
                 name=method_label(base) + (m[len(base) :] if m != base else ""),
                 customdata=[[r["task"], r["verdict"], r["ber"]] for r in mine],
                 hovertemplate="%{customdata[0]} (BER %{customdata[2]:.3g})<br>Δ vs SGD "
