@@ -29,7 +29,7 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
     from ui.inputs import Checks, at_most, check_float_in, need_some, read_bits
     from ui.jobs import finish_job, job, require_result, run_controls, start_job, stop_button
     from ui.layout import changed_settings, stale_box
-    from ui.results import barrier_caption
+    from ui.results import barrier_caption, fault_rise_text
     from ui.widgets import (
         ber_select,
         fault_label,
@@ -178,8 +178,8 @@ with stale_box("landscape", changed, "Compute"):
         st.subheader("Along a real fault")
         st.markdown(
             f"One fault pattern sampled from **{previous['fault_label']}** hits every model at the "
-            "same sites; α = 1 is the faulty model, α = 0 the deployed one. A flat model's loss "
-            "barely rises at α = 1."
+            "same sites; α = 1 is the faulty model, α = 0 the deployed one. "
+            + fault_rise_text(previous["faults"])
         )
         st.plotly_chart(fault_slice_figure(previous["faults"], log_y=True), key="fault_slice")
 

@@ -33,7 +33,7 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
     from ui.inputs import Checks, at_most, check_int_in, need_some
     from ui.jobs import finish_job, job, require_result, run_controls, start_job, stop_button
     from ui.layout import changed_settings, stale_box
-    from ui.results import sweep_curves
+    from ui.results import latency_text, sweep_curves
     from ui.suite_view import suite_section
     from ui.widgets import (
         BER_GRID,
@@ -245,8 +245,9 @@ with stale_box("report", changed, "Run report"):
             )
         t2.caption(
             f"Latency: median of 15 forward passes over the {previous['table'][0]['test_samples']} "
-            "test samples on this server's CPU (one thread); differences between models of one "
-            "architecture are timing noise. *vs first*: mean paired difference from the first model."
+            "test samples on this server's CPU (one thread); "
+            + latency_text([r["latency_ms"] for r in previous["table"]])
+            + " *vs first*: mean paired difference from the first model."
         )
 
     if previous.get("heat"):

@@ -605,3 +605,20 @@ def test_a_burst_that_cannot_fit_is_explained_at_once():
     ]
     at.button(key="bits_int8_grp_all").click().run()  # bursts may start at bits 0..6
     assert_ok(at)
+
+
+def test_result_sentences_follow_the_numbers():
+    """The landscape's fault sentence and the report's latency note state what was measured."""
+    from ui.results import fault_rise_text, latency_text
+
+    res = [
+        {"method": "sgd", "label": "digits MLP", "fault_loss": 0.30, "deployed_loss": 0.12},
+        {"method": "sar", "label": "digits MLP", "fault_loss": 0.20, "deployed_loss": 0.12},
+    ]
+    assert fault_rise_text(res) == (
+        "Loss rise at α = 1 — SGD: +0.18, SAR: +0.08. Least for SAR: the flattest along this fault."
+    )
+    res[1]["fault_loss"] = 0.40
+    assert fault_rise_text(res).endswith("Least for SGD: the flattest along this fault.")
+    assert latency_text([0.16, 0.15, 0.17]).startswith("the models are within 13% of each other")
+    assert latency_text([0.1, 0.2]).startswith("the slowest model took 100% longer")

@@ -128,3 +128,36 @@ def barrier_caption(res: dict) -> str:
             f"above both ends ({float(res['loss_a']):.3g}, {float(res['loss_b']):.3g})."
         )
     return "No barrier: the loss stays at or below the higher end along the whole line."
+
+
+def fault_rise_text(results: list[dict]) -> str:
+    """How much each model's loss rose at the real fault (α = 1), and where it rose least."""
+    rises = []
+    for r in results:
+        fl, dl = r.get("fault_loss"), r.get("deployed_loss")
+        ok = fl is not None and dl is not None and math.isfinite(float(fl))
+        rises.append((float(fl) - float(dl)) if ok else math.inf)
+    names = [method_label(r.get("method", "")) or r.get("label", "?") for r in results]
+    if len(set(names)) < len(names):  # two models of one method: add their labels
+        names = [f"{n} ({r.get('label', i)})" for i, (n, r) in enumerate(zip(names, results))]
+    parts = [
+        f"{n}: {'+' if v >= 0 else ''}{v:.3g}" if math.isfinite(v) else f"{n}: not finite"
+        for n, v in zip(names, rises)
+    ]
+    text = "Loss rise at α = 1 — " + ", ".join(parts) + "."
+    finite = [(v, n) for v, n in zip(rises, names) if math.isfinite(v)]
+    if len(finite) > 1 and min(finite)[0] != max(finite)[0]:
+        text += f" Least for {min(finite)[1]}: the flattest along this fault."
+    return text
+
+
+def latency_text(latencies_ms: list[float]) -> str:
+    """The latency spread, measured: within a few percent reads as timing noise."""
+    lo, hi = min(latencies_ms), max(latencies_ms)
+    spread = 100 * (hi - lo) / lo if lo > 0 else math.inf
+    if spread <= 25:
+        return (
+            f"the models are within {spread:.0f}% of each other, timing noise for one "
+            "architecture (SAR changes only training)."
+        )
+    return f"the slowest model took {spread:.0f}% longer than the fastest in this measurement."
