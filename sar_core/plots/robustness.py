@@ -28,6 +28,63 @@ def curve_label(curve: Mapping) -> str:
     return curve.get("label") or method_label(curve.get("method", ""))
 
 
+def _curve_traces(c: Mapping, color: str, clean_line: bool) -> list[go.Scatter]:
+    """One model's traces: the 95% CI band (or error bars for one level), the mean line, and a
+    dotted line at the accuracy without faults."""
+    label = curve_label(c)
+    x = list(c["x"])
+    out = []
+    if len(x) > 1:
+        out.append(
+            go.Scatter(
+                x=x + x[::-1],
+                y=[100 * v for v in c["hi"]] + [100 * v for v in c["lo"]][::-1],
+                fill="toself",
+                mode="lines",  # the band is a polygon: no markers on its corners
+                fillcolor=rgba(color, 0.18),
+                line=dict(width=0),
+                hoverinfo="skip",
+                legendgroup=label,
+                showlegend=False,
+                name=f"{label} 95% CI",
+            )
+        )
+    bars = dict(
+        type="data",
+        symmetric=False,
+        array=[100 * (h - m) for h, m in zip(c["hi"], c["mean"])],
+        arrayminus=[100 * (m - lo) for lo, m in zip(c["lo"], c["mean"])],
+        color=color,
+    )
+    out.append(
+        go.Scatter(
+            x=x,
+            y=[100 * v for v in c["mean"]],
+            error_y=bars if len(x) == 1 else None,
+            mode="lines+markers",
+            name=label,
+            legendgroup=label,
+            line=dict(color=color, width=3, dash=c.get("dash", "solid")),
+            marker=dict(size=7),
+            hovertemplate="%{x:.3g}<br>mean accuracy %{y:.1f}%<extra>" + label + "</extra>",
+        )
+    )
+    if clean_line and c.get("clean") is not None and x:
+        out.append(
+            go.Scatter(
+                x=[min(x), max(x)],
+                y=[100 * c["clean"]] * 2,
+                mode="lines",
+                line=dict(color=color, width=1, dash="dot"),
+                name=f"{label} without faults",
+                legendgroup=label,
+                showlegend=False,
+                hovertemplate=f"{label} without faults: %{{y:.1f}}%<extra></extra>",
+            )
+        )
+    return out
+
+
 def sweep_figure(
     curves: Sequence[Mapping],
     *,
@@ -47,60 +104,8 @@ def sweep_figure(
     """
     fig = go.Figure()
     for i, c in enumerate(curves):
-        label = curve_label(c)
-        color = method_color(c.get("method", ""), i)
-        x = list(c["x"])
-        if len(x) > 1:
-            fig.add_trace(
-                go.Scatter(
-                    x=x + x[::-1],
-                    y=[100 * v for v in c["hi"]] + [100 * v for v in c["lo"]][::-1],
-                    fill="toself",
-                    mode="lines",  # the band is a polygon: no markers on its corners
-                    fillcolor=rgba(color, 0.18),
-                    line=dict(width=0),
-                    hoverinfo="skip",
-                    legendgroup=label,
-                    showlegend=False,
-                    name=f"{label} 95% CI",
-                )
-            )
-        fig.add_trace(
-            go.Scatter(
-                x=x,
-                y=[100 * v for v in c["mean"]],
-                error_y=(
-                    dict(
-                        type="data",
-                        symmetric=False,
-                        array=[100 * (h - m) for h, m in zip(c["hi"], c["mean"])],
-                        arrayminus=[100 * (m - lo) for lo, m in zip(c["lo"], c["mean"])],
-                        color=color,
-                    )
-                    if len(x) == 1
-                    else None
-                ),
-                mode="lines+markers",
-                name=label,
-                legendgroup=label,
-                line=dict(color=color, width=3, dash=c.get("dash", "solid")),
-                marker=dict(size=7),
-                hovertemplate="%{x:.3g}<br>mean accuracy %{y:.1f}%<extra>" + label + "</extra>",
-            )
-        )
-        if clean_lines and c.get("clean") is not None and x:
-            fig.add_trace(
-                go.Scatter(
-                    x=[min(x), max(x)],
-                    y=[100 * c["clean"]] * 2,
-                    mode="lines",
-                    line=dict(color=color, width=1, dash="dot"),
-                    name=f"{label} without faults",
-                    legendgroup=label,
-                    showlegend=False,
-                    hovertemplate=f"{label} without faults: %{{y:.1f}}%<extra></extra>",
-                )
-            )
+        for trace in _curve_traces(c, method_color(c.get("method", ""), i), clean_lines):
+            fig.add_trace(trace)
     levels = sorted({float(v) for c in curves for v in c["x"]})
     xaxis = dict(title=dict(text=x_title), type="log" if log_x else "linear")
     if 0 < len(levels) <= 10:  # label exactly the measured levels
