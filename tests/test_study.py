@@ -532,3 +532,25 @@ def test_suite_spec_reproduces_the_suite_heldout_stage_bit_exactly():
         fm = S._fm("int8", targets["int8"]["ber"])
         r, _ = S._robust([theirs], d, fm, cfg.trials_eval, 1000 + ref.seed)
         assert out["accuracy"] == list(r[0].accuracy), ref.method
+
+
+def test_cross_task_summary_counts_and_clean_deltas(reference):
+    """summary_rows against a recount from the per-cell intervals and the models table."""
+    from sar_core.study.summary import aggregate, summary_rows, verdict
+
+    cells = aggregate(read_table(reference / "results.parquet"))
+    (row,) = summary_rows(cells)
+    sam = [c for c in cells if c["method"] == "sam"]
+    counts = [sum(verdict(c["delta"]) == v for c in sam) for v in ("win", "tie", "loss")]
+    assert [row["wins"], row["ties"], row["losses"]] == counts and sum(counts) == 4
+    assert row["mean_delta"] == pytest.approx(np.mean([c["delta"][0] for c in sam]))
+    models = read_table(reference / "models.parquet")
+
+    def clean(task, method):
+        return np.mean(
+            [m["clean_accuracy"] for m in models if (m["task"], m["method"]) == (task, method)]
+        )
+
+    diffs = [clean(t, "sam") - clean(t, "sgd") for t in ("digits-mlp", "moons-mlp")]
+    assert row["mean_clean_delta"] == pytest.approx(np.mean(diffs))
+    assert row["worst_clean_delta"] == pytest.approx(min(diffs))

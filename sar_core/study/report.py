@@ -91,10 +91,21 @@ def _summary_table(cells: Sequence[dict]) -> str:
             str(r["comparisons"]),
             f"{100 * r['mean_delta']:+.2f}",
             f"{r['wins']} / {r['ties']} / {r['losses']}",
+            f"{100 * r['mean_clean_delta']:+.2f}",
+            f"{100 * r['worst_clean_delta']:+.2f}",
         ]
         for r in rows
     ]
-    head = ("method", "fault", "tasks", "task x level cells", "mean Δ (pt)", "wins / ties / losses")
+    head = (
+        "method",
+        "fault",
+        "tasks",
+        "task x level cells",
+        "mean Δ (pt)",
+        "wins / ties / losses",
+        "mean clean Δ",
+        "worst clean Δ",
+    )
     return _table(head, body)
 
 

@@ -77,14 +77,17 @@ def verdict(delta: tuple[float, float, float]) -> str:
 
 
 def summary_rows(cells: Sequence[dict]) -> list[dict]:
-    """Cross-task summary per (method, fault): comparisons, mean Δ, wins / ties / losses."""
+    """Cross-task summary per (method, fault): comparisons, mean Δ, wins / ties / losses, and
+    the clean-accuracy difference to the reference (mean and worst over tasks)."""
     groups: dict[tuple, list[dict]] = {}
+    ref_clean = {c["task"]: c["clean"] for c in cells if c["is_reference"]}
     for c in cells:
         if not c["is_reference"]:
             groups.setdefault((c["method"], c["fault"]), []).append(c)
     out = []
     for (method, fault), cs in sorted(groups.items()):
         verdicts = [verdict(c["delta"]) for c in cs]
+        clean = {c["task"]: c["clean"] - ref_clean.get(c["task"], math.nan) for c in cs}
         out.append(
             {
                 "method": method,
@@ -95,6 +98,8 @@ def summary_rows(cells: Sequence[dict]) -> list[dict]:
                 "wins": verdicts.count("win"),
                 "ties": verdicts.count("tie"),
                 "losses": verdicts.count("loss"),
+                "mean_clean_delta": float(np.mean(list(clean.values()))),
+                "worst_clean_delta": float(np.min(list(clean.values()))),
             }
         )
     return out
