@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from sar_core import bits as B
-from sar_core.faults import FaultModel, FaultPattern, Injector, eligible_parameters
+from sar_core.faults import FaultModel, FaultPattern, eligible_parameters
 from sar_core.models import ACTIVATIONS
 from sar_core.validate import check_choice, check_int
 
@@ -312,32 +312,13 @@ def filtered_campaign(
 ):
     """A campaign whose trial t draws the campaign's pattern (rng([seed, t])), then filters it.
 
-    With ``pattern_filter=None`` this reproduces ``campaign.run_campaign`` exactly (tested), so
-    a filtered run is paired with the plain model's run trial by trial. The filter gets its own
-    generator rng([seed, t, 1]).
+    Runs through the Monte Carlo core (``MonteCarlo(pattern_filter=...)``); with
+    ``pattern_filter=None`` it is ``campaign.run_campaign`` itself, so a filtered run is paired
+    with the plain model's run trial by trial. The filter gets its own generator rng([seed, t, 1]).
     """
-    from sar_core.campaign import CampaignResult, check_trials
-    from sar_core.evaluate import as_tensors, evaluate, model_device
+    from sar_core.campaign import run_campaign
 
-    trials = check_trials(trials)
-    seed = check_int("seed", seed, low=0, high=2**63 - 1)
-    X, y = as_tensors(X, y, model_device(model))
-    inj = Injector(model, fm)
-    res = CampaignResult(
-        fault_model=fm,
-        clean_accuracy=evaluate(model, X, y).accuracy,
-        deployed_accuracy=evaluate(model, X, y, inj.deployed()).accuracy,
-        n_sites=inj.n_sites,
-    )
-    for t in range(trials):
-        pattern = inj.sample(np.random.default_rng([seed, t]))
-        if pattern_filter is not None:
-            pattern = pattern_filter(pattern, np.random.default_rng([seed, t, 1]))
-        s = evaluate(model, X, y, inj.apply(pattern))
-        res.accuracy.append(s.accuracy)
-        res.loss.append(s.loss)
-        res.flips.append(pattern.n_flips)
-    return res
+    return run_campaign(model, X, y, fm, trials=trials, seed=seed, pattern_filter=pattern_filter)
 
 
 def protected_campaign(

@@ -25,7 +25,7 @@ Evaluators (``evaluator=``):
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +76,10 @@ class MonteCarlo:
     stored in the format (for activation faults the weights stay float32: deployed = clean).
     ``run`` yields ``Trial`` records in trial order. ``calibration`` (inputs, e.g. X_train) sets
     the int8 activation scales; it is required for int8 activation faults only.
+    ``pattern_filter(pattern, rng) -> pattern`` (weight faults only) rewrites each sampled pattern
+    before it is applied, e.g. to drop the sites an error-correcting code repairs; it gets its own
+    generator ``rng([seed, t, 1])``, so the unfiltered draw, and hence the pairing with an
+    unfiltered campaign of the same seed, is unchanged.
     """
 
     def __init__(
@@ -88,8 +92,15 @@ class MonteCarlo:
         evaluator: str = "auto",
         memory_mb: float = 64.0,
         calibration=None,
+        pattern_filter: Callable[[FaultPattern, np.random.Generator], FaultPattern] | None = None,
     ) -> None:
         check_choice("evaluator", evaluator, EVALUATORS)
+        if pattern_filter is not None and fm.target == "activations":
+            raise ValueError(
+                "Invalid pattern_filter with target='activations': a pattern filter applies to "
+                "stored weights only"
+            )
+        self.pattern_filter = pattern_filter
         memory_mb = check_float("memory_mb", memory_mb, low=1.0, high=1e6)
         self.models, self.fm = list(models), fm
         check_same_architecture(self.models)
@@ -140,9 +151,13 @@ class MonteCarlo:
         if self.fm.target == "activations":
             return [self._evals[0].space.sample(trial_rng(seed, t))] * len(self.models)
         if self.fm.asymmetric:
-            return [inj.sample(trial_rng(seed, t)) for inj in self.injectors]
-        p = self.injectors[0].sample(trial_rng(seed, t))
-        return [p] * len(self.models)
+            pats = [inj.sample(trial_rng(seed, t)) for inj in self.injectors]
+        else:
+            pats = [self.injectors[0].sample(trial_rng(seed, t))] * len(self.models)
+        if self.pattern_filter is None:
+            return pats
+        # one filter draw per trial, shared by all models (common random numbers)
+        return [self.pattern_filter(p, np.random.default_rng([seed, t, 1])) for p in pats]
 
     def _scores(self, m: int, pats: list[FaultPattern]) -> tuple[list[int], list]:
         """(bits changed, (accuracy, loss)) per pattern for model m."""

@@ -205,3 +205,33 @@ def test_sweep_curves_match_the_summaries(demo, xy):
     # each level equals an independent campaign with that rate (same trial seeds)
     solo = C.run_campaign(models[1], X, y, fm.with_rate(ber=1e-2), trials=6).summary()
     assert points[1][1][1]["mean_accuracy"] == solo["mean_accuracy"]
+
+
+def test_pattern_filter_keeps_the_unfiltered_draw_and_applies_the_filtered_pattern(demo, xy):
+    """A filter that keeps only layer fc1's sites equals an fc1-only reference, trial by trial."""
+    from sar_core.faults import FaultPattern
+
+    X, y = xy
+    model = demo["digits_mlp_sgd"].model
+    fm = FaultModel(format="int8", ber=3e-3)
+    seen = []
+
+    def keep_fc1(p, rng):
+        seen.append(p.n_flips)
+        sites = {n: s for n, s in p.sites.items() if n.startswith("fc1.")}
+        n = sum(len(i) for i, _ in sites.values())
+        return FaultPattern(sites=sites, n_flips=n, n_sites=p.n_sites)
+
+    got = list(M.MonteCarlo([model], X, y, fm, pattern_filter=keep_fc1).run(6, seed=3))
+    inj = Injector(model, fm)
+    for t, trial in zip(range(6), got):
+        full = inj.sample(M.trial_rng(3, t))  # the unfiltered draw is unchanged by the filter
+        assert seen[t] == full.n_flips
+        kept = keep_fc1(full, None)
+        s = evaluate(model, X, y, inj.apply(kept))
+        assert trial.n_flips[0] == kept.n_flips
+        assert trial.accuracy[0] == pytest.approx(s.accuracy, abs=1.5 / len(y))
+    with pytest.raises(ValueError, match="pattern_filter"):
+        M.MonteCarlo(
+            [model], X, y, FaultModel(ber=1e-3, target="activations"), pattern_filter=keep_fc1
+        )
