@@ -41,9 +41,10 @@ FIELD_COLORS = {
 # models whose method is unknown (a checkpoint from elsewhere): greys and muted hues that no
 # method above uses
 _EXTRA = ["#777777", "#44AA99", "#AA4499", "#DDCC77", "#BBBBBB"]
-# a sequence of one method at several settings (SAR at several rho): viridis samples, ordered
-# dark to light, colour-blind safe and readable on white (the yellow end is left out)
-SEQUENTIAL = ["#440154", "#482878", "#3E4A89", "#31688E", "#26828E", "#1F9E89", "#35B779"]
+# a sequence of one method at several settings (SAR at several rho): plasma samples, violet
+# to amber (perceptually ordered, colour-blind safe), leaving out plasma's deep-blue end so no
+# run looks like SGD's blue reference
+SEQUENTIAL = ["#8B0AA5", "#B12A90", "#CC4778", "#E16462", "#F2844B", "#FCA636", "#FCCE25"]
 GREY = "#9A9A9A"
 
 
