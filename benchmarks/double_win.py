@@ -328,9 +328,9 @@ def run_all(a: argparse.Namespace, methods: list[str], workdir: Path) -> tuple[l
 
 def main() -> None:
     a = _parser().parse_args()
-    import torch
+    from sar_core.runtime import configure_threads
 
-    torch.set_num_threads(1)
+    configure_threads(1)  # the project's one place that sets torch's threads
     if a.latency:
         table = latency_table(a.latency)
         Path(a.out + "_latency.md").write_text(table)

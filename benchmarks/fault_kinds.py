@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -94,7 +93,9 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=200)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fault_kinds"))
     a = ap.parse_args()
-    torch.set_num_threads(1)
+    from sar_core.runtime import configure_threads
+
+    configure_threads(1)  # the project's one place that sets torch's threads
     data = load_dataset("digits", seed=0)
     X, y = as_tensors(data.X_test, data.y_test)
     rows = []

@@ -308,7 +308,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-cli", action="store_true")
     a = ap.parse_args()
-    torch.set_num_threads(1)
+    from sar_core.runtime import configure_threads
+
+    configure_threads(1)  # the project's one place that sets torch's threads
     q = a.quick
     repeats = 1 if q else a.repeats
     data = load_dataset("digits", seed=0)
