@@ -24,12 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sar_core.suite import (  # noqa: E402
     TASKS,
     SuiteConfig,
-    markdown_details,
-    markdown_table,
     quick_config,
     result_rows,
     run_suite,
 )
+from sar_core.suite_report import markdown_details, markdown_table
 
 MARK = {"win": "▲", "loss": "▼", "tie": "·"}
 

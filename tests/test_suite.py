@@ -14,11 +14,11 @@ from sar_core.suite import (
     RESULTS_PATH,
     TASKS,
     load_results,
-    markdown_table,
     quick_config,
     result_rows,
     summarize_suite,
 )
+from sar_core.suite_report import markdown_table
 from tests.conftest import ROOT
 
 
