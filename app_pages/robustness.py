@@ -30,6 +30,7 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
         sharpness_of,
         sweep_iter,
     )
+    from ui.defenses import attack_flips, train_cost_ratios
     from ui.inputs import Checks, at_most, check_int_in, need_some
     from ui.jobs import finish_job, job, require_result, run_controls, start_job, stop_button
     from ui.layout import changed_settings, stale_box
@@ -111,6 +112,14 @@ with s3:
     with_sharp = st.checkbox(
         "Sharpness (about 3 s per model)", True, key="sharp", bind="query-params"
     )
+    with_attack = st.checkbox(
+        "Worst case: bit-flip attack (int8, seconds per model)",
+        False,
+        key="attack",
+        bind="query-params",
+        help="How many chosen int8 bit flips a progressive bit search (Rakin et al. 2019) needs "
+        "to bring each model down to 10 points above chance. More flips = harder to break.",
+    )
 
 fm = count_fm = None
 if not bits:
@@ -129,6 +138,7 @@ settings = {
     "heat": [heat_name, heat_flips, heat_trials],
     "seed": seed,
     "sharpness": with_sharp,
+    "attack": with_attack,
 }
 NAMES = {"ber": "bit error rate", "range": "BER sweep range", "heat": "heatmap settings"}
 
@@ -159,9 +169,13 @@ if run and checks.ok:
         bar.progress(0.4, text="Double-win table...")
         summ = paired_campaign(models, fm, trials=trials, seed=seed)
         rec["table"] = []
-        for m, s in zip(models, summ):
+        for i, (m, s, ratio) in enumerate(zip(models, summ, train_cost_ratios(models))):
             cost = inference_cost(m)
-            rec["table"].append({"model": m.name, "method": m.method, **s, **cost})
+            if with_attack:
+                bar.progress(0.4, text=f"Bit-flip attack on {m.name} ({i + 1}/{len(models)})...")
+                cost.update(attack_flips(m, seed=seed))
+            row = {"model": m.name, "method": m.method, **s, **cost, "train_cost": ratio}
+            rec["table"].append(row)
         heat = next((m for m in models if m.name == heat_name), models[0])
         layers = registry.layers_of(heat)
         rec["heat"] = bit_layer_grid(
@@ -213,11 +227,14 @@ with stale_box("report", changed, "Run report"):
                 "model": r["model"].replace("demo · ", ""),
                 "method": method_label(r["method"]),
                 "clean accuracy": r["clean_accuracy"],
+                "deployed": r["deployed_accuracy"],
                 f"under faults ({previous['fault_label']})": r["mean_accuracy"],
                 "95% CI": fmt_ci(r["ci95"]),
                 "vs first (pt)": 100 * r["paired_difference"]["mean"],
                 "parameters": r["parameters"],
                 "latency (ms, test set)": r["latency_ms"],
+                "training time vs SGD": r.get("train_cost"),
+                **({"attack flips (int8)": r.get("attack_flips")} if "attack_reached" in r else {}),
             }
             for r in previous["table"]
         ]
@@ -227,6 +244,16 @@ with stale_box("report", changed, "Run report"):
             key="double_win",
             column_config={
                 "clean accuracy": st.column_config.NumberColumn(format="percent"),
+                "deployed": st.column_config.NumberColumn(
+                    format="percent", help="stored in the number format, no flips"
+                ),
+                "training time vs SGD": st.column_config.NumberColumn(
+                    format="%.2fx", help="from the checkpoints' recorded training time"
+                ),
+                "attack flips (int8)": st.column_config.NumberColumn(
+                    help="flips the progressive bit search needed to reach 10 points above "
+                    "chance; empty = not reached within 1000 flips"
+                ),
                 f"under faults ({previous['fault_label']})": st.column_config.NumberColumn(
                     format="percent"
                 ),

@@ -256,6 +256,36 @@ def test_robustness_tiny_report():
     assert_ok(at)
 
 
+def test_robustness_attack_column_equals_the_library_attack(demo, digits):
+    """The report's attack flips are sar_core.attack's own result on the same model and seed."""
+    from sar_core.attack import progressive_bit_search
+
+    at = page("robustness").run()
+    at.multiselect(key="models").set_value(["demo · digits MLP · SGD", "demo · digits MLP · SAR"])
+    at.slider(key="trials").set_value(3)
+    at.slider(key="heat_trials").set_value(1)
+    at.select_slider(key="range").set_value((1e-2, 2e-2))
+    at.checkbox(key="sharp").uncheck()
+    at.checkbox(key="attack").check()
+    at.button(key="run_report").click().run()
+    assert_ok(at)
+    win = table_with(at, "attack flips (int8)")
+    data = digits  # the demo checkpoints' split
+    for name, flips in zip(("sgd", "sar"), win["attack flips (int8)"]):
+        r = progressive_bit_search(
+            demo[f"digits_mlp_{name}"].model,
+            data.X_train,
+            data.y_train,
+            data.X_test,
+            data.y_test,
+            max_flips=1000,
+            seed=0,
+        )
+        assert r.reached and flips == r.flips
+    assert win["training time vs SGD"].iloc[0] == 1.0  # SGD against itself
+    assert (win["deployed"] > 0.9).all()
+
+
 def test_robustness_mixed_architectures_is_an_error():
     at = page("robustness").run()
     at.multiselect(key="models").set_value(["demo · digits MLP · SGD", "demo · digits CNN · SGD"])

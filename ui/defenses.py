@@ -1,0 +1,50 @@
+"""Robustness report extras from sar_core.attack: the adversarial worst case, cached per model."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.cache import dataset
+from ui.registry import Entry
+
+ATTACK_BUDGET = 1000  # the CLI report's default flip budget
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _attack(key: str, _model, data_key: tuple, seed: int) -> dict:
+    from sar_core.attack import progressive_bit_search
+
+    data = dataset(*data_key)
+    r = progressive_bit_search(
+        _model,
+        data.X_train,
+        data.y_train,
+        data.X_test,
+        data.y_test,
+        max_flips=ATTACK_BUDGET,
+        seed=seed,
+    )
+    return {
+        "attack_flips": r.flips if r.reached else None,
+        "attack_reached": bool(r.reached),
+        "attack_final_accuracy": float(r.to_dict()["final_accuracy"]),
+    }
+
+
+def attack_flips(entry: Entry, *, seed: int) -> dict:
+    """Flips a progressive bit search (int8, Rakin et al.) needs to bring the model to chance + 10 pt.
+
+    ``attack_flips`` is None when the budget ran out or the search stalled first.
+    """
+    return _attack(entry.key, entry.model, entry.data_key, seed)
+
+
+def train_cost_ratios(entries: list[Entry]) -> list[float | None]:
+    """Training time / the SGD model's (same dataset and architecture), from checkpoint metadata."""
+
+    def seconds(e: Entry) -> float | None:
+        v = (e.checkpoint.meta.get("metrics") or {}).get("train_seconds")
+        return float(v) if isinstance(v, (int, float)) and v > 0 else None
+
+    sgd = next((seconds(e) for e in entries if e.method == "sgd" and seconds(e)), None)
+    return [None if sgd is None or seconds(e) is None else seconds(e) / sgd for e in entries]
