@@ -158,7 +158,12 @@ def encode(values: np.ndarray, fmt: str, scale: np.ndarray | float | None = None
         return _bfloat16_codes(x)
     if scale is None:
         raise ValueError("Invalid scale=None: int8 encoding needs a scale (see int8_scale)")
-    q = np.clip(np.rint(x / np.asarray(scale, dtype=np.float32)), -127, 127).astype(np.int8)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        r = x / np.asarray(scale, dtype=np.float32)
+    # a diverged model's NaN has no int8 code: store 0 (defined, not whatever the cast makes of it);
+    # +-inf saturate to +-127 like every other out-of-range value
+    r = np.nan_to_num(r, nan=0.0, posinf=127.0, neginf=-127.0)
+    q = np.clip(np.rint(r), -127, 127).astype(np.int8)
     return q.view(np.uint8).copy()
 
 

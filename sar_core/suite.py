@@ -313,10 +313,10 @@ def run_suite(cfg: SuiteConfig, *, workers: int = 1, on_task=None) -> dict:
 def _worker_init() -> None:
     import os
 
-    import torch
+    from sar_core.runtime import configure_threads
 
     os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
+    configure_threads(1)
 
 
 def _run_task_star(args):

@@ -25,8 +25,9 @@ from sar_core import limits
 from sar_core.calibrate import Calibration, calibrate_rho
 from sar_core.data import Dataset
 from sar_core.evaluate import as_tensors, evaluate
-from sar_core.faults import FaultModel, Injector
+from sar_core.faults import FaultModel
 from sar_core.models import ModelSpec, build_model
+from sar_core.montecarlo import faulty_parameters
 from sar_core.optim import (
     ASAM,
     SAM,
@@ -240,8 +241,7 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def _fat_grads(model: nn.Module, xb, yb, fm: FaultModel, rng: np.random.Generator) -> float:
     """Gradient at a sampled faulty copy of the weights, written into the clean weights' .grad."""
-    inj = Injector(model, fm)
-    faulty = inj.apply(inj.sample(rng))
+    faulty, _ = faulty_parameters(model, fm, rng)  # the Monte Carlo core's sampling and apply
     faulty = {n: t.detach().requires_grad_(True) for n, t in faulty.items()}
     logits = functional_call(model, faulty, (xb,))
     finite = torch.isfinite(logits).all(

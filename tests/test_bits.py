@@ -356,3 +356,17 @@ def test_bfloat16_encode_matches_torch_rounding():
     nan = np.isnan(x)
     assert np.array_equal(got[~nan], ref[~nan])
     assert np.all(np.isnan(B.decode(got[nan], "bfloat16")))
+
+
+def test_int8_encode_defines_non_finite_values():
+    """NaN stores code 0 and +-inf saturate to +-127, with no warning (a diverged model)."""
+    import warnings
+
+    from sar_core.bits import decode, encode
+
+    x = np.array([np.nan, np.inf, -np.inf, 0.5], dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        codes = encode(x, "int8", 0.5 / 127)
+    assert codes.view(np.int8).tolist() == [0, 127, -127, 127]
+    assert decode(codes, "int8", 0.5 / 127)[0] == 0.0
