@@ -18,13 +18,12 @@ from sar_core.bits import (
     flip_value,
     get_format,
 )
-from sar_core.campaign import check_bers, compare, iter_sweep
+from sar_core.campaign import check_bers, compare, iter_sweep, sweep_curves
 from sar_core.evaluate import as_tensors, logits_of
 from sar_core.faults import FaultModel, count_sites, parameter_shapes
 from sar_core.models import n_parameters
 from sar_core.validate import check_int
 from ui.cache import dataset
-from ui.layout import clip01
 from ui.registry import Entry, check_comparable, demo_entries
 
 HOME_FAULT = FaultModel(format="int8", ber=0.03)  # shown on the landing page
@@ -76,30 +75,29 @@ def _home(keys: tuple[str, ...]) -> dict:
         trials = HOME_TRIALS[arch]
         if arch == "cnn":  # the picture: a BER sweep; the table reads its HOME_FAULT level
             data = check_comparable(group)
-            per = [{"mean": [], "lo": [], "hi": []} for _ in group]
-            for level, summaries in iter_sweep(
-                [e.model for e in group],
-                data.X_test,
-                data.y_test,
-                HOME_FAULT,
-                bers=HOME_BERS,
-                trials=trials,
-                seed=0,
-            ):
-                for p, s in zip(per, summaries):
-                    p["mean"].append(s["mean_accuracy"])
-                    p["lo"].append(clip01(s["ci95"][0]))
-                    p["hi"].append(clip01(s["ci95"][1]))
-                if level == HOME_FAULT.ber:
-                    at_fault = summaries
-            for e, p, s in zip(group, per, at_fault):
+            points = list(
+                iter_sweep(
+                    [e.model for e in group],
+                    data.X_test,
+                    data.y_test,
+                    HOME_FAULT,
+                    bers=HOME_BERS,
+                    trials=trials,
+                    seed=0,
+                )
+            )
+            at_fault = next(s for level, s in points if level == HOME_FAULT.ber)
+            sc = sweep_curves(points)
+            for e, m, s in zip(group, sc["models"], at_fault):
                 curves.append(
                     {
                         "label": e.name.replace("demo · ", ""),
                         "method": e.method,
-                        "x": list(HOME_BERS),
+                        "x": list(sc["levels"]),
                         "clean": s["clean_accuracy"],
-                        **p,
+                        "mean": m["mean_accuracy"],
+                        "lo": m["ci95_low"],
+                        "hi": m["ci95_high"],
                     }
                 )
         else:

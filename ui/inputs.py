@@ -54,12 +54,14 @@ class Checks:
 # --- readers: text or number -> value, InputError in plain words -----------------------------
 
 
+def _parts(text: str) -> list[str]:
+    """The non-empty pieces of comma- (or semicolon-) separated text."""
+    return [p.strip() for p in str(text).replace(";", ",").split(",") if p.strip()]
+
+
 def _numbers(text: str) -> list[float]:
     out = []
-    for part in str(text).replace(";", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
+    for part in _parts(text):
         try:
             out.append(float(part))
         except ValueError:
@@ -136,10 +138,7 @@ def read_int(text: str, label: str, *, low: int, high: int) -> int:
 def read_ints(text: str, label: str, *, low: int, high: int) -> tuple[int, ...]:
     """Comma-separated whole numbers in [low, high] (empty text: an empty tuple)."""
     out = []
-    for part in str(text).replace(";", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
+    for part in _parts(text):
         try:
             out.append(int(part))
         except ValueError:

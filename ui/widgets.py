@@ -215,23 +215,6 @@ def format_picker(*, key: str = "format", default: str = "int8", where=None) -> 
     )
 
 
-def parse_floats(name: str, text: str) -> list[float]:
-    """Comma-separated numbers; ValueError naming the parameter on anything else."""
-    out = []
-    for part in text.replace(";", ",").split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            out.append(float(part))
-        except ValueError:
-            raise ValueError(
-                f"Invalid {name}={part!r}: expected a number such as 0.01 or 1e-3 "
-                "(several: comma-separated)"
-            ) from None
-    return out
-
-
 def ber_select(
     label: str,
     *,
@@ -265,14 +248,6 @@ def ber_select(
     if exact.strip():
         return checks.check(read_ber, exact, where=c2)
     return ber
-
-
-def parse_one(name: str, text: str, expected: str) -> float:
-    """Exactly one number; otherwise a ValueError naming ``name`` (``expected`` says what to type)."""
-    vals = parse_floats(name, text)
-    if len(vals) != 1:
-        raise ValueError(f"Invalid {name}={text!r}: {expected}")
-    return vals[0]
 
 
 def fault_model_from(
