@@ -278,7 +278,19 @@ class SAR(SAM):
 
 
 def covered_bits(fm: FaultModel) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(bits SAR's geometry covers, catastrophic bits left out) of a fault model's selection."""
+    """(bits SAR's geometry covers, catastrophic bits left out) of a fault model's selection.
+
+    SAR's fault geometry is defined for independent flips of stored weight bits at a rate or a
+    count; other fault kinds are refused here with a clear error (train them with geometry
+    'elementwise', or fault-aware training, which samples any weight fault kind).
+    """
+    if fm.kind != "flip" or fm.burst != 1 or fm.target != "weights" or fm.asymmetric:
+        raise ValueError(
+            f"Invalid target fault model (kind={fm.kind!r}, burst={fm.burst}, target={fm.target!r}"
+            f", asymmetric={fm.asymmetric}) for SAR's fault geometry: it is defined for independent "
+            "flips of weight bits (kind='flip', burst=1, target='weights', a ber or a count); use "
+            "geometry 'elementwise' or method 'fat' for other fault kinds"
+        )
     bad = set(catastrophic_bits(fm.format))
     kept = tuple(b for b in fm.bits if b not in bad)  # type: ignore[union-attr]
     excluded = tuple(b for b in fm.bits if b in bad)  # type: ignore[union-attr]

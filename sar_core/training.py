@@ -96,6 +96,15 @@ class TrainConfig:
                 "from the fault model; use rho_mode='fixed' or geometry plain/elementwise/layer"
             )
         t = self.target
+        if t is not None and t.target != "weights":
+            raise ValueError(
+                f"Invalid fault_model target={t.target!r}: training methods target faults in the "
+                "stored weights (target='weights'); activation faults are for analysis only"
+            )
+        if self.effective_geometry == "fault" and t is not None:
+            from sar_core.optim import covered_bits
+
+            covered_bits(t)  # SAR v2's geometry: weight bit flips only (clear error otherwise)
         if self.method == "randbet" and t is not None and t.format != "int8":
             raise ValueError(
                 f"Invalid fault_model format={t.format!r} for method 'randbet': random bit error "

@@ -218,3 +218,30 @@ def test_describe_sar_accepts_a_spec_and_varies_with_the_target():
     assert json.loads(json.dumps(a)) == a  # JSON-ready for the dashboard
     with pytest.raises(ValueError, match="model"):
         describe_sar("mlp", fm8)
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        dict(format="int8", ber=0.01, kind="stuck-at-1"),
+        dict(format="int8", ber=0.01, burst=2),
+        dict(format="int8", ber_01=0.01, ber_10=0.02),
+    ],
+)
+def test_sar_fault_geometry_refuses_fault_kinds_it_does_not_define(target):
+    """SAR v2's geometry is defined for independent weight flips; other kinds get a clear error."""
+    from sar_core.faults import FaultModel
+    from sar_core.training import TrainConfig
+
+    fm = FaultModel(**target)
+    with pytest.raises(ValueError, match="SAR's fault geometry"):
+        TrainConfig(method="sar", geometry="fault", fault_model=fm)
+    TrainConfig(method="fat", fault_model=fm)  # fault-aware training samples any weight kind
+
+
+def test_training_refuses_activation_targets():
+    from sar_core.faults import FaultModel
+    from sar_core.training import TrainConfig
+
+    with pytest.raises(ValueError, match="target='weights'"):
+        TrainConfig(method="fat", fault_model=FaultModel(ber=1e-3, target="activations"))
