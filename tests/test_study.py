@@ -415,9 +415,9 @@ def test_cli_module_imports_neither_torch_nor_ray():
 def test_report_opens_offline_with_figures_and_spec(reference, spec_path, tmp_path):
     from playwright.sync_api import sync_playwright
 
-    from sar_core.study.report import write_report
+    from sar_core.cli import main  # the project's CLI: python -m sar_core study report ...
 
-    write_report(reference, tmp_path / "report.html")
+    assert main(["study", "report", str(reference), "--html", str(tmp_path / "report.html")]) == 0
     errors, remote = [], []
     with sync_playwright() as p:
         browser = p.chromium.launch(
