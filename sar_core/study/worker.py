@@ -25,7 +25,7 @@ def init_worker() -> None:
     torch.set_num_threads(1)
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=64)  # (dataset, seed) pairs of a study; each is small
 def _data(key: str):
     import json
 
