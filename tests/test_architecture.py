@@ -232,7 +232,7 @@ def test_guarantees_doc_cites_real_tests_and_the_real_caps():
 
 # Library modules that still set torch's threads themselves; each should call
 # sar_core.runtime.configure_threads instead (reported to their owners); no file may join it.
-THREADS_PENDING = {"sar_core/study/worker.py"}
+THREADS_PENDING: set[str] = set()
 
 
 def test_threads_are_set_in_one_place():

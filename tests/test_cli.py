@@ -225,3 +225,13 @@ def test_train_clip_respects_w_max_and_records_the_target(cli, tmp_path):
     assert ck.meta["config"]["w_max"] == 0.05
     rc, _, err = cli("train", "--method", "clip", "--w-max", "-1", "--out", tmp_path / "x")
     assert rc == 2 and "w_max=-1.0" in err
+
+
+def test_a_command_reporting_failed_parts_exits_1(monkeypatch, capsys):
+    """A study with failed tasks prints its result but does not exit 0."""
+    import sar_core.cli as cli
+
+    monkeypatch.setattr(cli, "_run", lambda args: {"failed": {"train:abc": "boom"}, "done": 3})
+    assert cli.main(["flip", "--format", "float32", "--value", "0.1", "--bit", "30"]) == 1
+    monkeypatch.setattr(cli, "_run", lambda args: {"failed": {}, "done": 3})
+    assert cli.main(["flip", "--format", "float32", "--value", "0.1", "--bit", "30"]) == 0

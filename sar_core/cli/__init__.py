@@ -108,7 +108,7 @@ def _run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code (0 ok, 2 bad input, 1 internal error)."""
+    """Entry point; returns the exit code (0 ok, 2 bad input, 1 internal error or failed tasks)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser(argv).parse_args(argv)
@@ -122,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"error: internal {type(e).__name__}: {' '.join(str(e).split())}\n")
         return 1
     _print(args, out)
-    return 0
+    # a command that reports failed parts (a study's failed tasks) did not fully succeed
+    return 1 if isinstance(out, dict) and out.get("failed") else 0
 
 
 __all__ = ["COMMANDS", "Command", "Parser", "UsageError", "build_parser", "main"]

@@ -14,15 +14,15 @@ from functools import lru_cache
 
 import numpy as np
 
+from sar_core.runtime import configure_threads
+
 
 def init_worker() -> None:
     """Per-process setup: one torch intra-op thread; Ctrl-C is the driver's to handle."""
     import signal
 
-    import torch
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(1)
+    configure_threads(1)
 
 
 @lru_cache(maxsize=64)  # (dataset, seed) pairs of a study; each is small
@@ -44,12 +44,10 @@ def load_data(data: dict):
 
 def train_task(inputs: dict, data) -> tuple[dict, bytes]:
     """Train one model: (result, safetensors checkpoint bytes)."""
-    import torch
-
     from sar_core.io import checkpoint_bytes
     from sar_core.training import TrainConfig, spec_for, train
 
-    torch.set_num_threads(1)
+    configure_threads(1)
     m = inputs["model"]
     widths = tuple(m["widths"]) if m["widths"] else None
     spec = spec_for(data, m["arch"], widths, m["activation"])
@@ -81,12 +79,10 @@ def _model(ckpt: bytes):
 
 def sharpness_task(inputs: dict, data, ckpt: bytes) -> dict:
     """One sharpness measure of a model on the first ``samples`` training rows."""
-    import torch
-
     from sar_core import sharpness as S
     from sar_core.evaluate import as_tensors
 
-    torch.set_num_threads(1)
+    configure_threads(1)
     t0 = time.perf_counter()
     model = _model(ckpt)
     n = inputs["samples"]
@@ -105,12 +101,10 @@ def sharpness_task(inputs: dict, data, ckpt: bytes) -> dict:
 
 def campaign_task(inputs: dict, data, ckpt: bytes) -> dict:
     """Monte Carlo campaign of one model at one fault point: summary and per-trial outcomes."""
-    import torch
-
     from sar_core.campaign import run_campaign
     from sar_core.faults import FaultModel
 
-    torch.set_num_threads(1)
+    configure_threads(1)
     t0 = time.perf_counter()
     fm = FaultModel.from_dict(inputs["fault"])
     res = run_campaign(
