@@ -30,7 +30,7 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
         sharpness_of,
         sweep_iter,
     )
-    from ui.defenses import attack_flips, train_cost_ratios
+    from ui.defenses import attack_flips, report_html, train_cost_ratios
     from ui.inputs import Checks, at_most, check_int_in, need_some
     from ui.jobs import finish_job, job, require_result, run_controls, start_job, stop_button
     from ui.layout import changed_settings, stale_box
@@ -214,6 +214,15 @@ with stale_box("report", changed, "Run report"):
         st.plotly_chart(
             sweep_figure(curves, title=f"Accuracy under bit flips: {previous['scope']}"),
             key="report_sweep",
+        )
+        st.download_button(
+            "Download HTML report",
+            data=report_html(previous),
+            file_name="sar_lab_report.html",
+            mime="text/html",
+            key="report_html",
+            help="One self-contained file (plotly inlined, opens offline): the sweep with CIs, "
+            "paired differences vs the first model, and the settings.",
         )
 
     if previous.get("table"):

@@ -286,6 +286,35 @@ def test_robustness_attack_column_equals_the_library_attack(demo, digits):
     assert (win["deployed"] > 0.9).all()
 
 
+def test_robustness_offers_a_self_contained_html_report():
+    """The report's sweep downloads as one offline HTML file holding the page's own numbers."""
+    from sar_core.study.summary import rows_from_sweep
+    from ui.defenses import report_html
+
+    at = page("robustness").run()
+    at.multiselect(key="models").set_value(["demo · digits MLP · SGD", "demo · digits MLP · SAR"])
+    at.slider(key="trials").set_value(3)
+    at.slider(key="heat_trials").set_value(1)
+    at.select_slider(key="range").set_value((1e-2, 2e-2))
+    at.checkbox(key="sharp").uncheck()
+    at.button(key="run_report").click().run()
+    assert_ok(at)
+    assert [b.proto.label for b in at.get("download_button")] == ["Download HTML report"]
+    rec = at.session_state["job_report"]
+    html = report_html(rec)
+    assert html.startswith("<!DOCTYPE html>") or "<html" in html[:200]
+    import re
+
+    assert not re.search(r"<script[^>]*\bsrc=", html)  # plotly.js inlined: opens offline
+    assert "Plotly" in html
+    rows = rows_from_sweep(
+        rec["levels"], models=["a", "b"], methods=rec["methods"], fault=rec["scope"]
+    )
+    means = [lv["summaries"][i]["mean_accuracy"] for lv in rec["levels"] for i in range(2)]
+    assert [r["mean_accuracy"] for r in rows] == means  # the page's numbers, unchanged
+    assert "digits MLP · SAR" in html
+
+
 def test_robustness_mixed_architectures_is_an_error():
     at = page("robustness").run()
     at.multiselect(key="models").set_value(["demo · digits MLP · SGD", "demo · digits CNN · SGD"])

@@ -48,3 +48,30 @@ def train_cost_ratios(entries: list[Entry]) -> list[float | None]:
 
     sgd = next((seconds(e) for e in entries if e.method == "sgd" and seconds(e)), None)
     return [None if sgd is None or seconds(e) is None else seconds(e) / sgd for e in entries]
+
+
+def report_html(previous: dict) -> str:
+    """The report's BER sweep (and fault sharpness) as one self-contained HTML file."""
+    import json
+
+    from sar_core.study.report import html_report, rows_from_sweep
+
+    sharp = previous.get("sharpness") or []
+    values = [s.get("fault_sharpness") for s in sharp]
+    xs = [v.get("mean") if isinstance(v, dict) else v for v in values]
+    rows = rows_from_sweep(
+        previous["levels"],
+        models=[n.replace("demo · ", "") for n in previous["models"]],
+        methods=previous["methods"],
+        task="dashboard report",
+        fault=previous["scope"],
+        sharpness=xs if xs and all(isinstance(x, (int, float)) for x in xs) else None,
+        sharpness_measure="expected loss increase under the fault model",
+    )
+    return html_report(
+        rows,
+        title="SAR Lab robustness report",
+        description="Exported from the dashboard's Robustness report: every model under the "
+        "same fault patterns at each bit error rate (paired; the first model is the reference).",
+        spec_text=json.dumps(previous.get("settings", {}), indent=2),
+    )
