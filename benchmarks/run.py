@@ -336,7 +336,7 @@ def main() -> None:
         bench_landscape(label, model, X, y, 3 if q else 41, repeats, ll)
         bench_sharpness(label, model, X, y, repeats, pyh, 8 if q else 64)
     if not (q or a.skip_cli):
-        bench_cli((20, 220), repeats, data)
+        bench_cli((20, 1020), repeats, data)  # 1000 trials of difference: above the noise
     print("\n| section | case | median s | note |\n|---|---|---|---|")
     for sec, case, t, note in ROWS:
         print(f"| {sec} | {case} | {t:.4f} | {note} |")
