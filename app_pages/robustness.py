@@ -113,7 +113,7 @@ with s3:
         "Sharpness (about 3 s per model)", True, key="sharp", bind="query-params"
     )
     with_attack = st.checkbox(
-        "Worst case: bit-flip attack (int8, seconds per model)",
+        "Bit-flip attack (int8)",
         False,
         key="attack",
         bind="query-params",
