@@ -240,10 +240,10 @@ with stale_box("report", changed, "Run report"):
                 f"under faults ({previous['fault_label']})": r["mean_accuracy"],
                 "95% CI": fmt_ci(r["ci95"]),
                 "vs first (pt)": 100 * r["paired_difference"]["mean"],
+                **({"attack flips (int8)": r.get("attack_flips")} if "attack_reached" in r else {}),
+                "training time vs SGD": r.get("train_cost"),
                 "parameters": r["parameters"],
                 "latency (ms, test set)": r["latency_ms"],
-                "training time vs SGD": r.get("train_cost"),
-                **({"attack flips (int8)": r.get("attack_flips")} if "attack_reached" in r else {}),
             }
             for r in previous["table"]
         ]
