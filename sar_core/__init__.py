@@ -39,7 +39,7 @@ _EXPORTS = {
     "ASAM": "optim",
     "SAM": "optim",
     "SAR": "optim",
-    "TrainConfig": "training",
+    "TrainConfig": "train_config",
     "spec_for": "training",
     "train": "training",
 }
@@ -113,4 +113,5 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real imports
     from sar_core.io import load_checkpoint, save_checkpoint
     from sar_core.models import ModelSpec, build_model
     from sar_core.optim import ASAM, SAM, SAR
-    from sar_core.training import TrainConfig, spec_for, train
+    from sar_core.train_config import TrainConfig
+    from sar_core.training import spec_for, train

@@ -1,16 +1,31 @@
 """Names the CLI and the dashboard offer as choices, importable without torch, numpy or sklearn.
 
-The modules that implement them (``data``, ``models``, ``training``, ``optim``, ``bits``,
+The modules that implement them (``data``, ``models``, ``train_config``, ``optim``, ``bits``,
 ``faults``) may import these tuples from here; ``tests/test_startup.py`` checks that every tuple
 here equals the implementing module's own, so the two cannot drift apart silently.
 """
 
 DATASETS = ("digits", "moons", "circles", "blobs", "iris", "wine", "breast_cancer", "mnist1d")
 ARCHS = ("mlp", "cnn", "cnn1d")  # models
-METHODS = ("sgd", "adam", "sam", "asam", "sar", "fat", "clip", "randbet", "sar_clip")  # training
+METHODS = (
+    "sgd",
+    "adam",
+    "sam",
+    "asam",
+    "sar",
+    "fat",
+    "clip",
+    "randbet",
+    "sar_clip",
+)  # train_config
 GEOMETRIES = ("plain", "elementwise", "layer")  # optim: shapes that need no fault model
 SAR_GEOMETRIES = (*GEOMETRIES, "fault")  # optim: SAR v2 takes its shape from the fault model
-TARGETED = ("sar", "fat", "randbet", "sar_clip")  # training: methods that read a target fault model
+TARGETED = (
+    "sar",
+    "fat",
+    "randbet",
+    "sar_clip",
+)  # train_config: methods that read a target fault model
 FORMAT_NAMES = ("float32", "float16", "bfloat16", "int8")  # bits: storage formats
 GRANULARITIES = ("tensor", "channel")  # faults / bits: int8 scale per tensor or per channel
 FAULT_KINDS = ("flip", "stuck-at-0", "stuck-at-1")  # faults: what a hit site does

@@ -577,8 +577,8 @@ def test_train_shows_what_sar_derives_before_training():
     texts = " ".join(m.value for m in at.markdown)
     assert "bits flip" in texts and "ρ × √E[n]" in texts
     from sar_core.data import load_dataset
+    from sar_core.fault_geometry import describe_sar
     from sar_core.faults import FaultModel
-    from sar_core.optim import describe_sar
     from sar_core.training import spec_for
 
     desc = describe_sar(

@@ -1,7 +1,7 @@
 """SAR v2: geometry and radius derived from the target fault model, checked against references.
 
 References: per-bit displacements from sar_core.bits (NumPy bit views, an independent code path
-from the closed-form tables in optim.fault_intensity), Monte Carlo fault perturbations from
+from the closed-form tables in fault_geometry.fault_intensity), Monte Carlo fault perturbations from
 sar_core.faults, and the ascent formula computed by hand in float64.
 """
 
@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from sar_core import bits as B
+from sar_core.fault_geometry import describe_sar, expected_flips, fault_intensity
 from sar_core.faults import FaultModel, Injector
-from sar_core.optim import SAR, describe_sar, expected_flips, fault_intensity
+from sar_core.optim import SAR
 from sar_core.training import TrainConfig, train
 
 

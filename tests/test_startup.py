@@ -100,14 +100,14 @@ def test_lazy_names_are_the_real_objects():
 
 
 def test_light_names_equal_the_implementing_modules():
-    from sar_core import bits, data, faults, models, names, optim, training
+    from sar_core import bits, data, faults, models, names, optim, train_config
 
     assert names.DATASETS == data.DATASETS
     assert names.ARCHS == models.ARCHS
-    assert names.METHODS == training.METHODS
+    assert names.METHODS == train_config.METHODS
     assert names.GEOMETRIES == optim.GEOMETRIES
     assert names.SAR_GEOMETRIES == optim.SAR_GEOMETRIES
-    assert names.TARGETED == training.TARGETED
+    assert names.TARGETED == train_config.TARGETED
     assert names.FORMAT_NAMES == bits.FORMAT_NAMES
     assert names.FAULT_KINDS == faults.KINDS
     assert names.FAULT_TARGETS == faults.TARGETS

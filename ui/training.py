@@ -160,8 +160,8 @@ def rho_caption(points: Sequence[Mapping], reference: Mapping | None) -> str:
 
 
 def describe_target(data, arch: str, widths, fm, *, rho: float, seed: int) -> dict:
-    """sar_core.optim.describe_sar for the model this page would train (its initial weights)."""
-    from sar_core.optim import describe_sar
+    """sar_core.fault_geometry.describe_sar for the model this page would train (its initial weights)."""
+    from sar_core.fault_geometry import describe_sar
     from sar_core.training import spec_for
 
     return describe_sar(spec_for(data, arch, widths or None), fm, rho=rho, seed=seed)
