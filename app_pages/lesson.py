@@ -187,11 +187,16 @@ with right:
     )
     st.plotly_chart(fig, key="lesson_random")
 
-with st.expander("Why can one measure call SAR *sharper* and another *flatter*?", expanded=False):
-    with st.spinner("Measuring curvature (once per server)..."):
-        rises = [L.fault_rise(e, fm, trials=trials, seed=seed) for e in entries]
-        lams = [L.lambda_max(e) for e in entries]
-    st.markdown(hessian_panel(entries, lams, rises, expert=expert))
+with st.expander(
+    "Why can one measure call SAR *sharper* and another *flatter*?",
+    key="why_open",
+    on_change="rerun",
+):
+    if st.session_state.get("why_open"):  # measured only while open: slider moves stay fast
+        with st.spinner("Measuring curvature..."):
+            rises = [L.fault_rise(e, fm, trials=trials, seed=seed) for e in entries]
+            lams = [L.lambda_max(e) for e in entries]
+        st.markdown(hessian_panel(entries, lams, rises, expert=expert))
 
 st.caption(
     "**Share this view:** the address bar holds every setting (and the seed); opening it "

@@ -63,8 +63,13 @@ SHARPNESS = {
 
 previous = job("report")
 checks = Checks()
-with st.expander("Across tasks: the suite's results (held-out seeds, every method vs SGD)"):
-    suite_section()
+with st.expander(
+    "Across tasks: the suite's results (held-out seeds, every method vs SGD)",
+    key="suite_open",
+    on_change="rerun",
+):
+    if st.session_state.get("suite_open"):  # drawn only when opened, not on every rerun
+        suite_section()
 
 models = model_picker("Models (same architecture and dataset)", key="models")
 checks.check(need_some, models, "Choose at least one model.")
@@ -217,7 +222,7 @@ with stale_box("report", changed, "Run report"):
         )
         st.download_button(
             "Download HTML report",
-            data=report_html(previous),
+            data=lambda rec=previous: report_html(rec),  # built only when clicked
             file_name="sar_lab_report.html",
             mime="text/html",
             key="report_html",

@@ -128,9 +128,14 @@ def test_presets_set_the_controls_and_move_accuracy_visibly():
 def test_beginner_view_hides_jargon_and_expert_view_shows_it():
     jargon = ("λ_max", "filter-normalized", "Hutchinson", "Hessian-vector")
     beginner = lesson()
-    assert not any(j in texts(beginner) for j in jargon)
+    beginner.session_state["why_open"] = True  # the sharper/flatter panel, opened
+    beginner.run()
+    assert "Why both can be true" in texts(beginner)  # the panel is drawn ...
+    assert not any(j in texts(beginner) for j in jargon)  # ... in plain words
     assert "seed" not in [w.key for w in beginner.number_input]
     expert = lesson(expert="true")
+    expert.session_state["why_open"] = True
+    expert.run()
     assert "λ_max" in texts(expert) and "filter-normalized" in str(
         [c.proto for c in expert.get("plotly_chart")]
     )

@@ -14,11 +14,23 @@ ENV = "SAR_SUITE_RESULTS"  # another results file than the bundled one (tests, e
 
 
 def suite_results() -> dict | None:
-    """The suite's results (None when the file does not exist yet)."""
+    """The suite's results (None when the file does not exist yet); read once per file version."""
+    from sar_core.suite import RESULTS_PATH
+
+    path = os.environ.get(ENV) or str(RESULTS_PATH)
+    try:
+        stamp = os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+    return _load(path, stamp)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _load(path: str, stamp: int) -> dict | None:  # stamp: a rewritten file is read again
     from sar_core.suite import load_results
 
     try:
-        return load_results(os.environ.get(ENV) or None)
+        return load_results(path)
     except ValueError:
         return None
 

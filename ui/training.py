@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import streamlit as st
+
 from sar_core.plots.style import method_label, sequential_colors
 from sar_core.training import TrainConfig
 from ui.layout import clip01, fmt_ci
@@ -161,10 +163,20 @@ def rho_caption(points: Sequence[Mapping], reference: Mapping | None) -> str:
 
 def describe_target(data, arch: str, widths, fm, *, rho: float, seed: int) -> dict:
     """sar_core.fault_geometry.describe_sar for the model this page would train (its initial weights)."""
+    key = (data.name, data.seed, arch, tuple(widths or ()), fm.to_dict(), rho, seed)
+    return _describe(key, data)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _describe(key: tuple, _data) -> dict:  # cached: the panel sits in the page body (every rerun)
     from sar_core.fault_geometry import describe_sar
+    from sar_core.faults import FaultModel
     from sar_core.training import spec_for
 
-    return describe_sar(spec_for(data, arch, widths or None), fm, rho=rho, seed=seed)
+    _, _, arch, widths, fm, rho, seed = key
+    return describe_sar(
+        spec_for(_data, arch, widths or None), FaultModel.from_dict(fm), rho=rho, seed=seed
+    )
 
 
 def describe_rows(desc: Mapping) -> list[dict]:
