@@ -17,7 +17,7 @@ from torch.func import functional_call
 
 from sar_core.evaluate import as_tensors, model_device
 from sar_core.faults import FaultModel, catastrophic_bits
-from sar_core.montecarlo import MonteCarlo
+from sar_core.montecarlo import loss_increases
 from sar_core.optim import GEOMETRIES, SAM
 from sar_core.validate import check_choice, check_int
 
@@ -56,12 +56,10 @@ def fault_loss_increase(
             f"Invalid bits={list(fm.bits)} for calibration: only catastrophic bits {list(excluded)} "
             "are selected; choose other bits or give rho by hand"
         )
-    mc = MonteCarlo([model], X, y, replace(fm, bits=kept))
-    base = mc.deployed[0][1]
-    losses = np.array([t.loss[0] for t in mc.run(trials, seed=seed)])
-    finite = np.isfinite(losses)
-    incs = losses[finite] - base
-    return (float(np.mean(incs)) if incs.size else float("inf")), int((~finite).sum()), excluded
+    _, inc, _, _ = loss_increases(model, X, y, replace(fm, bits=kept), trials=trials, seed=seed)
+    finite = np.isfinite(inc)
+    mean = float(np.mean(inc[finite])) if finite.any() else float("inf")
+    return mean, int((~finite).sum()), excluded
 
 
 def sam_loss_increase(

@@ -23,12 +23,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 from torch.overrides import TorchFunctionMode
 
 from sar_core.evaluate import evaluate
+from sar_core.evaluators import score_batch
 from sar_core.validate import check_int
 
 Params = dict[str, torch.Tensor]
@@ -158,7 +158,9 @@ def evaluate_combinations(
     with torch.no_grad():
         for start in range(0, c.shape[0], chunk_size):
             cc = c[start : start + chunk_size].to(X.device)  # (C, K)
-            loss, acc = _score_batch(points(cc), y)
+            acc, loss = map(
+                list, zip(*score_batch(points(cc), y))
+            )  # (C, N, K): (acc, loss) per point
             for i in torch.nonzero(unit[start : start + chunk_size]).flatten().tolist():
                 s = exact[int(cc[i].argmax())]
                 loss[i], acc[i] = s.loss, s.accuracy
@@ -202,18 +204,3 @@ def _combine(cc: torch.Tensor, tensors: list[torch.Tensor], finite: list[bool]) 
             term = torch.where(ck == 0, torch.zeros_like(term), term)  # 0 * inf must be 0
         out = term if out is None else out + term
     return out
-
-
-def _score_batch(logits: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
-    """score_logits for a stack (C, N, K): non-finite rows are wrong, their point's loss inf."""
-    C, N, _ = logits.shape
-    if bool(torch.isfinite(logits).all()):  # the common case: one fused cross-entropy
-        loss = F.cross_entropy(logits.transpose(1, 2), y.expand(C, N), reduction="none")
-        acc = (logits.argmax(dim=2) == y).float().mean(dim=1)
-        return loss.mean(dim=1).tolist(), acc.tolist()
-    finite_rows = torch.isfinite(logits).all(dim=2)  # (C, N)
-    correct = (logits.argmax(dim=2) == y) & finite_rows
-    logp = torch.log_softmax(logits, dim=2).gather(2, y.view(1, -1, 1).expand(C, -1, 1))
-    loss = -logp.squeeze(2).mean(dim=1)  # (C,) mean cross-entropy
-    loss = torch.where(finite_rows.all(dim=1) & torch.isfinite(loss), loss, torch.inf)
-    return loss.tolist(), correct.float().mean(dim=1).tolist()

@@ -259,11 +259,6 @@ class FaultPattern:
             starts.append(np.asarray(start, dtype=np.int64))
         return np.concatenate(elems), np.concatenate(starts)
 
-    def masks(self, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """(flat element indices, uint64 bit masks) of the sites on parameter ``name``."""
-        idx, start = self.sites[name]
-        return idx, burst_masks(start, self.burst)
-
 
 def burst_masks(start: np.ndarray, burst: int) -> np.ndarray:
     """uint64 masks with bits start .. start + burst - 1 set."""

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from sar_core.evaluate import as_tensors, logits_of, model_device, score_logits
-from sar_core.evaluators import EVALUATORS, make_evaluator, score_batch  # noqa: F401
+from sar_core.evaluators import EVALUATORS, make_evaluator
 from sar_core.faults import FaultModel, FaultPattern, parameter_shapes
 from sar_core.injector import Injector
 from sar_core.validate import check_choice, check_float, check_int
@@ -198,6 +198,18 @@ class MonteCarlo:
 def _score(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     s = score_logits(logits, y)
     return s.accuracy, s.loss
+
+
+def loss_increases(
+    model: nn.Module, X, y, fm: FaultModel, *, trials: int, seed: int
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """(deployed loss, per-trial L(w_faulty) - L(w_deployed) (inf where not finite), hit sites,
+    changed bits): what fault sharpness and SAR's radius calibration average."""
+    mc = MonteCarlo([model], X, y, fm)
+    base = mc.deployed[0][1]
+    rows = [(t.loss[0] - base, t.n_flips[0], t.n_changed[0]) for t in mc.run(trials, seed=seed)]
+    inc, flips, changed = (np.array(col, dtype=np.float64) for col in zip(*rows))
+    return base, inc, flips, changed
 
 
 def faulty_parameters(

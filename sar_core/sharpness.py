@@ -20,7 +20,7 @@ from sar_core import limits
 from sar_core.campaign import summarize
 from sar_core.evaluate import as_tensors, evaluate, model_device
 from sar_core.faults import FaultModel
-from sar_core.montecarlo import MonteCarlo
+from sar_core.montecarlo import loss_increases
 from sar_core.validate import check_float, check_int
 
 Flat = tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
@@ -299,17 +299,10 @@ def fault_sharpness(
     seed = check_int("seed", seed, low=0, high=2**63 - 1)
     if not (isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor)):
         X, y = as_tensors(X, y, model_device(model))
-    mc = MonteCarlo([model], X, y, fault_model)
-    base = mc.deployed[0][1]
-    incs, flips, changed, bad = [], [], [], 0
-    for trial in mc.run(trials, seed=seed):
-        flips.append(trial.n_flips[0])
-        changed.append(trial.n_changed[0])
-        if np.isfinite(trial.loss[0]):
-            incs.append(trial.loss[0] - base)
-        else:
-            bad += 1
-    if incs:
+    base, inc, flips, changed = loss_increases(model, X, y, fault_model, trials=trials, seed=seed)
+    finite = np.isfinite(inc)
+    incs, bad = inc[finite], int((~finite).sum())
+    if incs.size:
         s = summarize(incs)
         mean, ci95 = s["mean"], s["ci95"]
     else:

@@ -31,7 +31,8 @@ HOME_BERS = (0.003, 0.01, 0.02, 0.03, 0.05)  # the landing page's CNN curve (inc
 HOME_TRIALS = {"mlp": 50, "cnn": 30}  # the CNN forward pass is ~6x slower than the MLP's
 
 
-def _keys(entries: Sequence[Entry]) -> tuple[str, ...]:
+def model_keys(entries: Sequence[Entry]) -> tuple[str, ...]:
+    """Content digests of the entries: the cache key of their joint analyses."""
     return tuple(e.key for e in entries)
 
 
@@ -57,7 +58,12 @@ def paired_campaign(
     """Per-model summaries (and paired difference vs the first) under identical fault patterns."""
     check_comparable(entries)
     return _paired(
-        _keys(entries), [e.model for e in entries], entries[0].data_key, fm.to_dict(), trials, seed
+        model_keys(entries),
+        [e.model for e in entries],
+        entries[0].data_key,
+        fm.to_dict(),
+        trials,
+        seed,
     )
 
 
@@ -120,7 +126,7 @@ def _home(keys: tuple[str, ...]) -> dict:
 
 def home_results() -> dict:
     """Demo models' clean / faulty accuracy (table) and CNN accuracy vs BER (figure), cached."""
-    return _home(_keys(demo_entries()))
+    return _home(model_keys(demo_entries()))
 
 
 # --- live sweeps -----------------------------------------------------------------------------

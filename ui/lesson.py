@@ -16,10 +16,10 @@ import numpy as np
 import streamlit as st
 
 from sar_core.bits import decode, encode, get_format, int8_scale, to_bitstring
-from sar_core.campaign import compare
 from sar_core.evaluate import evaluate
 from sar_core.faults import FaultModel, FaultPattern, Injector
 from ui.cache import dataset
+from ui.compute import model_keys, paired_campaign
 from ui.layout import clip01
 from ui.registry import Entry
 
@@ -66,40 +66,15 @@ def levels_around(ber: float) -> list[float]:
     return sorted(set(near) | {ber})
 
 
-def _keys(entries: Sequence[Entry]) -> tuple[str, ...]:
-    return tuple(e.key for e in entries)
-
-
-@st.cache_data(show_spinner=False, max_entries=1024)
-def _level(keys, _models, data_key, fm_dict, trials, seed) -> list[dict]:
-    """Per-model summaries of one paired campaign (as sar_core.campaign.iter_sweep makes them)."""
-    data = dataset(*data_key)
-    res = compare(
-        _models, data.X_test, data.y_test, FaultModel.from_dict(fm_dict), trials=trials, seed=seed
-    )
-    out = []
-    for r, d in zip(res["results"], res["paired_difference"]):
-        out.append({**r.summary(), "paired_difference": d})
-    return out
-
-
 def sweep(entries: Sequence[Entry], fm: FaultModel, *, trials: int, seed: int) -> list[dict]:
     """Paired campaigns at ``levels_around(fm.ber)``: [{level, summaries (one per model)}].
 
     Trial t of every level uses rng([seed, t]) (sar_core.campaign), as in a sweep.
     """
-    models = [e.model for e in entries]
     return [
         {
             "level": lv,
-            "summaries": _level(
-                _keys(entries),
-                models,
-                entries[0].data_key,
-                fm.with_rate(ber=lv).to_dict(),
-                trials,
-                seed,
-            ),
+            "summaries": paired_campaign(entries, fm.with_rate(ber=lv), trials=trials, seed=seed),
         }
         for lv in levels_around(fm.ber)
     ]
@@ -254,7 +229,7 @@ def worst_flip(entries: Sequence[Entry], fm: FaultModel, *, seed: int) -> dict |
     """The single flip of the trial-0 pattern that raised the first model's test loss most
     (among the 12 flips that moved a weight furthest), and the same site in every model."""
     models = [e.model for e in entries]
-    return _worst_flip(_keys(entries), models, entries[0].data_key, fm.to_dict(), seed, 12)
+    return _worst_flip(model_keys(entries), models, entries[0].data_key, fm.to_dict(), seed, 12)
 
 
 # --- the Hessian vs the fault direction -------------------------------------------------------
