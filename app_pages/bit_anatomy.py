@@ -15,7 +15,7 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
     import numpy as np
     import pandas as pd
 
-    from sar_core.bits import get_format, int8_scale
+    from sar_core.formats.bits import get_format, int8_scale
     from sar_core.plots.bits import bit_cells_figure, delta_per_bit_figure, flip_effect_figure
     from ui.anatomy import bits_to_change, every_format_rows, flip, read_value, storage_note
     from ui.compute import (

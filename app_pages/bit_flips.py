@@ -13,8 +13,8 @@ page_header(
 )
 with st.spinner(LOADING):  # the title is on screen before torch loads
     from sar_core import limits
-    from sar_core.bits import get_format
-    from sar_core.io import rows_to_csv
+    from sar_core.data.io import rows_to_csv
+    from sar_core.formats.bits import get_format
     from sar_core.names import FAULT_KINDS, FAULT_TARGETS
     from ui import registry
     from ui.compute import asym_sweep_iter, log_levels, sweep_iter

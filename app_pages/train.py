@@ -15,11 +15,11 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
     import pandas as pd
 
     from sar_core import limits
-    from sar_core.data import DATASETS
-    from sar_core.optim import SAR_DEFAULT_RHO, SAR_GEOMETRIES
+    from sar_core.data.datasets import DATASETS
     from sar_core.plots.style import method_label
     from sar_core.plots.training import rho_sweep_figure, training_curves_figure
-    from sar_core.training import METHODS, spec_for
+    from sar_core.training.loop import METHODS, spec_for
+    from sar_core.training.optim import SAR_DEFAULT_RHO, SAR_GEOMETRIES
     from ui import registry
     from ui.cache import dataset
     from ui.compute import paired_campaign

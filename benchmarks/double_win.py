@@ -4,7 +4,7 @@
     python benchmarks/double_win.py --seeds 2 --archs mlp --trials 50   # a quick look
 
 First, per architecture, SAM's rho, clip's w_max and randbet's training BER (x the int8 target
-BER 0.01, with clip's w_max) are each chosen from a 3-point grid (sar_core.suite's grids) by the
+BER 0.01, with clip's w_max) are each chosen from a 3-point grid (sar_core.experiments.suite's grids) by the
 mean accuracy at int8 BER 0.01 on tuning seeds 0-1; sar_clip takes clip's w_max; SAR keeps its
 preset, which was chosen on the same seeds (benchmarks/rho_sweep.py). Then, for each
 architecture and held-out seed, it trains SGD, SAM, SAR, clip, randbet and sar_clip (same split,
@@ -13,7 +13,7 @@ seed and initial weights, 40 epochs) and runs
     python -m sar_core report --models <the six checkpoints> --format int8 --bits all \
         --ber 0.01 --trials 200 --seed <seed> --mitigations range,protect --json
 
-(through sar_core.report's CLI adapter, i.e. exactly that command) and writes every report plus
+(through sar_core.cli.report, the CLI adapter, i.e. exactly that command) and writes every report plus
 a table aggregated over seeds to benchmarks/results/double_win.{json,md}. No number of the
 table comes from a tuning seed.
 """
@@ -34,7 +34,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 WANTED = ("sgd", "sam", "sar", "clip", "randbet", "sar_clip")
 DEFAULT_TARGET_BER = 0.01  # int8 target for tuning when the report is not int8 (SAR's default)
 TUNING_SEEDS = (0, 1)  # the SAR preset was chosen on these too
-GRIDS = {  # same 3-point grids as sar_core.suite; randbet uses clip's tuned w_max
+GRIDS = {  # same 3-point grids as sar_core.experiments.suite; randbet uses clip's tuned w_max
     "sam": ("rho", (0.05, 0.1, 0.2)),
     "clip": ("w_max", (0.05, 0.15, 0.5)),
     "randbet": ("ber_factor", (0.5, 1.0, 2.0)),
@@ -43,8 +43,8 @@ COLUMNS = ("clean_accuracy", "deployed_accuracy", "fault_accuracy", "attack_flip
 
 
 def _config(method: str, epochs: int, seed: int, over: dict):
-    from sar_core.faults import FaultModel
-    from sar_core.training import TrainConfig
+    from sar_core.faults.model import FaultModel
+    from sar_core.training.loop import TrainConfig
 
     kw = dict(over)
     if "ber_factor" in kw:  # randbet trains at factor x the target BER
@@ -59,9 +59,9 @@ def _tag(over: dict) -> str:
 
 def train_one(dataset: str, arch: str, seed: int, method: str, epochs: int, over, workdir: Path):
     """Train (or reuse) one checkpoint; returns its path."""
-    from sar_core.data import load_dataset
-    from sar_core.io import save_checkpoint
-    from sar_core.training import spec_for, train
+    from sar_core.data.datasets import load_dataset
+    from sar_core.data.io import save_checkpoint
+    from sar_core.training.loop import spec_for, train
 
     path = workdir / f"{dataset}_{arch}_{method}{_tag(over)}_e{epochs}_seed{seed}.safetensors"
     if not path.exists():
@@ -73,12 +73,12 @@ def train_one(dataset: str, arch: str, seed: int, method: str, epochs: int, over
 
 
 def auto_target(dataset: str, arch: str, epochs: int, workdir: Path) -> float:
-    """sar_core.suite's rule: the smallest int8 BER of its grid at which SGD (tuning seeds) loses
+    """sar_core.experiments.suite's rule: the smallest int8 BER of its grid at which SGD (tuning seeds) loses
     >= 5 points of accuracy (30 trials, campaign seed 7)."""
-    from sar_core.campaign import run_campaign
-    from sar_core.faults import FaultModel
-    from sar_core.io import dataset_of, load_checkpoint
-    from sar_core.suite import INT8_GRID
+    from sar_core.analysis.campaign import run_campaign
+    from sar_core.data.io import dataset_of, load_checkpoint
+    from sar_core.experiments.suite import INT8_GRID
+    from sar_core.faults.model import FaultModel
 
     cks = [
         load_checkpoint(train_one(dataset, arch, s, "sgd", epochs, {}, workdir))
@@ -100,9 +100,9 @@ def tune(
     dataset: str, arch: str, epochs: int, trials: int, workdir: Path, target_ber: float
 ) -> tuple[dict, list]:
     """Per tuned method, the grid value with the best mean int8-target accuracy on seeds 0-1."""
-    from sar_core.campaign import run_campaign
-    from sar_core.faults import FaultModel
-    from sar_core.io import dataset_of, load_checkpoint
+    from sar_core.analysis.campaign import run_campaign
+    from sar_core.data.io import dataset_of, load_checkpoint
+    from sar_core.faults.model import FaultModel
 
     fm = FaultModel(format="int8", ber=target_ber)
     chosen: dict[str, dict] = {}
@@ -140,7 +140,7 @@ def report_command(paths, fmt: str, ber: str, trials: int, seed: int) -> list[st
 
 def run_report(argv: list[str]) -> dict:
     """Run the report command through its CLI adapter (the command table's protocol)."""
-    from sar_core import report
+    from sar_core.cli import report
 
     p = argparse.ArgumentParser(prog="python -m sar_core report")
     report.add_arguments(p)
@@ -251,8 +251,8 @@ def latency_table(rounds: int) -> str:
     """Range restriction vs plain (and plain vs itself: the noise floor) on the demo models."""
     import torch
 
-    from sar_core.io import dataset_of, load_checkpoint
-    from sar_core.mitigations import latency_ratio, profile_bounds, range_restricted
+    from sar_core.analysis.mitigations import latency_ratio, profile_bounds, range_restricted
+    from sar_core.data.io import dataset_of, load_checkpoint
 
     lines = [
         f"Latency ratios (median of {rounds} interleaved rounds of 5 forward passes over the "
@@ -285,7 +285,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=200)
     p.add_argument("--tune-trials", type=int, default=40, help="campaign trials per candidate")
     p.add_argument("--format", default="int8")
-    p.add_argument("--ber", default="0.01", help="or 'auto' (int8): sar_core.suite's target rule")
+    p.add_argument(
+        "--ber", default="0.01", help="or 'auto' (int8): sar_core.experiments.suite's target rule"
+    )
     p.add_argument("--workdir", default="/tmp/sar_double_win", help="checkpoints (reused)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "double_win"))
     p.add_argument("--render", action="store_true", help="only rewrite OUT.md from OUT.json")
@@ -295,7 +297,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def run_all(a: argparse.Namespace, methods: list[str], workdir: Path) -> tuple[list, dict]:
     """Tune, train and report every architecture and seed: (reports, meta additions)."""
-    from sar_core.io import load_checkpoint
+    from sar_core.data.io import load_checkpoint
 
     reports, configs, tuned, tuning_log, bers = [], {}, {}, [], {}
     for arch in a.archs.split(","):
@@ -340,8 +342,8 @@ def main() -> None:
         saved = json.loads(Path(a.out + ".json").read_text())
         _write_md(a.out, saved["table"], saved["meta"], [r["command"] for r in saved["reports"]])
         return
-    from sar_core.io import dumps
-    from sar_core.training import METHODS
+    from sar_core.data.io import dumps
+    from sar_core.training.loop import METHODS
 
     methods = [m for m in WANTED if m in METHODS]
     workdir = Path(a.workdir)

@@ -24,11 +24,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sar_core.campaign import compare, run_campaign  # noqa: E402
-from sar_core.data import load_dataset  # noqa: E402
-from sar_core.evaluate import as_tensors  # noqa: E402
-from sar_core.faults import FaultModel  # noqa: E402
-from sar_core.io import load_checkpoint  # noqa: E402
+from sar_core.analysis.campaign import compare, run_campaign  # noqa: E402
+from sar_core.data.datasets import load_dataset  # noqa: E402
+from sar_core.data.io import load_checkpoint  # noqa: E402
+from sar_core.engine.evaluate import as_tensors  # noqa: E402
+from sar_core.faults.model import FaultModel  # noqa: E402
 
 KINDS = {  # label -> (fault model at rate r, rate grid)
     "flip (int8 weights)": (lambda r: FaultModel(format="int8", ber=r), np.geomspace(1e-3, 0.1, 9)),
@@ -61,7 +61,7 @@ KINDS = {  # label -> (fault model at rate r, rate grid)
 
 def models_for(arch: str, data):
     """sgd, sam, asam (trained here with the sgd config), sar."""
-    from sar_core.training import TrainConfig, train
+    from sar_core.training.loop import TrainConfig, train
 
     cks = {
         m: load_checkpoint(ROOT / "assets" / f"digits_{arch}_{m}.safetensors")

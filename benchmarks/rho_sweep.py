@@ -22,10 +22,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sar_core.campaign import compare  # noqa: E402
-from sar_core.data import load_dataset  # noqa: E402
-from sar_core.faults import FaultModel  # noqa: E402
-from sar_core.training import TrainConfig, spec_for, train  # noqa: E402
+from sar_core.analysis.campaign import compare  # noqa: E402
+from sar_core.data.datasets import load_dataset  # noqa: E402
+from sar_core.faults.model import FaultModel  # noqa: E402
+from sar_core.training.loop import TrainConfig, spec_for, train  # noqa: E402
 
 GRID = {
     "plain": (0.02, 0.05, 0.1, 0.2, 0.5),

@@ -28,13 +28,14 @@ from torch.func import functional_call
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sar_core import sharpness as S  # noqa: E402
-from sar_core.campaign import run_campaign  # noqa: E402
-from sar_core.data import load_dataset  # noqa: E402
-from sar_core.evaluate import as_tensors, score_logits  # noqa: E402
-from sar_core.faults import FaultModel, Injector  # noqa: E402
-from sar_core.io import load_checkpoint  # noqa: E402
-from sar_core.models import ModelSpec, build_model  # noqa: E402
+from sar_core.analysis import sharpness as S  # noqa: E402
+from sar_core.analysis.campaign import run_campaign  # noqa: E402
+from sar_core.data.datasets import load_dataset  # noqa: E402
+from sar_core.data.io import load_checkpoint  # noqa: E402
+from sar_core.data.models import ModelSpec, build_model  # noqa: E402
+from sar_core.engine.evaluate import as_tensors, score_logits  # noqa: E402
+from sar_core.faults.injector import Injector  # noqa: E402
+from sar_core.faults.model import FaultModel  # noqa: E402
 
 ROWS: list[tuple[str, str, float, str]] = []  # (section, case, median seconds, note)
 
@@ -65,7 +66,7 @@ def interleaved(cases: dict[str, Callable[[], object]], repeats: int) -> dict[st
 
 
 def trained_mlp(data, widths: tuple[int, ...], epochs: int) -> torch.nn.Module:
-    """A seeded MLP trained by a plain Adam loop (independent of sar_core.training)."""
+    """A seeded MLP trained by a plain Adam loop (independent of sar_core.training.loop)."""
     spec = ModelSpec(n_features=data.n_features, n_classes=data.n_classes, widths=widths)
     model = build_model(spec, 0).train()
     X, y = as_tensors(data.X_train, data.y_train)
@@ -183,7 +184,7 @@ def bench_campaign(label, model, X, y, ber, trials, repeats, pfi) -> None:
 
 
 def bench_landscape(label, model, X, y, steps, repeats, ll) -> None:
-    from sar_core import landscape as L
+    from sar_core.analysis import landscape as L
 
     d1, d2 = L.direction_pair(model, 0)
     cases = {

@@ -20,10 +20,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sar_core.data import load_dataset  # noqa: E402
-from sar_core.faults import FaultModel  # noqa: E402
-from sar_core.models import build_model  # noqa: E402
-from sar_core.training import TrainConfig, _batch_step, _optimizer, spec_for  # noqa: E402
+from sar_core.data.datasets import load_dataset  # noqa: E402
+from sar_core.data.models import build_model  # noqa: E402
+from sar_core.faults.model import FaultModel  # noqa: E402
+from sar_core.training.loop import TrainConfig, _batch_step, _optimizer, spec_for  # noqa: E402
 
 METHODS = {
     "sgd": dict(method="sgd"),

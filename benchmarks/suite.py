@@ -1,6 +1,6 @@
 """The SAR Lab task suite: targets by rule, tuning on seeds 0-1, judgement on held-out seeds 2-4.
 
-The protocol is documented in ``sar_core/suite.py``. This script runs it, writes
+The protocol is documented in ``sar_core/experiments/suite.py``. This script runs it, writes
 ``<out>.json`` (read by the dashboard), ``<out>.csv`` (one row per task, setting and method) and
 ``<out>.md`` (the tables), and prints the README tables in Markdown.
 
@@ -21,14 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sar_core.suite import (  # noqa: E402
+from sar_core.experiments.suite import (  # noqa: E402
     TASKS,
     SuiteConfig,
     quick_config,
     result_rows,
     run_suite,
 )
-from sar_core.suite_report import markdown_details, markdown_table
+from sar_core.experiments.suite_report import markdown_details, markdown_table
 
 MARK = {"win": "▲", "loss": "▼", "tie": "·"}
 

@@ -11,37 +11,35 @@ The names below are loaded on first use (PEP 562), so ``import sar_core`` and th
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 # public name -> the submodule that defines it
 _EXPORTS = {
-    "flip_value": "bits",
-    "parse_bits": "bits",
-    "compare": "campaign",
-    "iter_compare": "campaign",
-    "iter_sweep": "campaign",
-    "run_campaign": "campaign",
-    "sweep": "campaign",
-    "DATASETS": "data",
-    "Dataset": "data",
-    "load_csv": "data",
-    "load_dataset": "data",
-    "evaluate": "evaluate",
-    "FaultModel": "faults",
-    "Injector": "faults",
-    "sample_pattern": "faults",
-    "load_checkpoint": "io",
-    "save_checkpoint": "io",
-    "ModelSpec": "models",
-    "build_model": "models",
-    "ASAM": "optim",
-    "SAM": "optim",
-    "SAR": "optim",
-    "TrainConfig": "train_config",
-    "spec_for": "training",
-    "train": "training",
+    "flip_value": "formats.bits",
+    "parse_bits": "formats.bits",
+    "compare": "analysis.campaign",
+    "iter_compare": "analysis.campaign",
+    "iter_sweep": "analysis.campaign",
+    "run_campaign": "analysis.campaign",
+    "sweep": "analysis.campaign",
+    "DATASETS": "data.datasets",
+    "Dataset": "data.datasets",
+    "load_csv": "data.datasets",
+    "load_dataset": "data.datasets",
+    "evaluate": "engine.evaluate",
+    "FaultModel": "faults.model",
+    "Injector": "faults.injector",
+    "sample_pattern": "faults.model",
+    "load_checkpoint": "data.io",
+    "save_checkpoint": "data.io",
+    "ModelSpec": "data.models",
+    "build_model": "data.models",
+    "ASAM": "training.optim",
+    "SAM": "training.optim",
+    "SAR": "training.optim",
+    "TrainConfig": "training.config",
+    "spec_for": "training.loop",
+    "train": "training.loop",
 }
 
 __all__ = [
@@ -87,31 +85,15 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-class _Package(types.ModuleType):
-    """The package module: a public function keeps its name over its own submodule's."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Loading sar_core.evaluate binds the submodule as sar_core.evaluate; the public name is
-        # the function evaluate() it defines (as with the eager imports this file used to do).
-        if (
-            isinstance(value, types.ModuleType)
-            and _EXPORTS.get(name) == name
-            and value.__name__ == f"{__name__}.{name}"
-        ):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
-
 if TYPE_CHECKING:  # static analysers and IDEs see the real imports
-    from sar_core.bits import flip_value, parse_bits
-    from sar_core.campaign import compare, iter_compare, iter_sweep, run_campaign, sweep
-    from sar_core.data import DATASETS, Dataset, load_csv, load_dataset
-    from sar_core.evaluate import evaluate
-    from sar_core.faults import FaultModel, Injector, sample_pattern
-    from sar_core.io import load_checkpoint, save_checkpoint
-    from sar_core.models import ModelSpec, build_model
-    from sar_core.optim import ASAM, SAM, SAR
-    from sar_core.train_config import TrainConfig
-    from sar_core.training import spec_for, train
+    from sar_core.analysis.campaign import compare, iter_compare, iter_sweep, run_campaign, sweep
+    from sar_core.data.datasets import DATASETS, Dataset, load_csv, load_dataset
+    from sar_core.data.io import load_checkpoint, save_checkpoint
+    from sar_core.data.models import ModelSpec, build_model
+    from sar_core.engine.evaluate import evaluate
+    from sar_core.faults.injector import Injector
+    from sar_core.faults.model import FaultModel, sample_pattern
+    from sar_core.formats.bits import flip_value, parse_bits
+    from sar_core.training.config import TrainConfig
+    from sar_core.training.loop import spec_for, train
+    from sar_core.training.optim import ASAM, SAM, SAR

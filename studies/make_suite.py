@@ -1,7 +1,7 @@
-"""Write studies/suite.toml: the held-out stage of the SAR task suite (sar_core/suite.py) as a study.
+"""Write studies/suite.toml: the held-out stage of the SAR task suite (sar_core/experiments/suite.py) as a study.
 
 Tasks, widths, epochs, learning rate, held-out seeds, methods, trials and campaign seeds come from
-``sar_core.suite``; each task's target fault settings (int8 and float16 BER) and every method's
+``sar_core.experiments.suite``; each task's target fault settings (int8 and float16 BER) and every method's
 tuned hyperparameters come from the suite's results file (benchmarks/results/suite.json, written
 by ``python benchmarks/suite.py``). Training and campaigns then match the suite's held-out stage:
 same configs, same seeds, campaign seed 1000 + seed, so `study run studies/suite.toml` gives
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sar_core import suite as S  # noqa: E402
+from sar_core.experiments import suite as S  # noqa: E402
 
 PROVISIONAL_TARGETS = {"int8": 0.01, "float16": 1e-4}
 
@@ -47,7 +47,7 @@ def _fm(fmt: str, ber: float) -> str:
 
 
 def _method_lines(task: str, method: str, p: dict, targets: dict, fmt: str) -> str:
-    """Inline table of one method's per-task settings, as sar_core.suite._train builds them."""
+    """Inline table of one method's per-task settings, as sar_core.experiments.suite._train builds them."""
     kv = []
     if "rho" in p:
         kv.append(f"rho = {p['rho']!r}")
@@ -64,7 +64,7 @@ def _header(results: dict | None, provisional: bool) -> list[str]:
     src = f" and the suite results file created {results.get('created', '?')}." if results else "."
     lines = [
         "# The SAR task suite's held-out stage as a study; written by studies/make_suite.py from",
-        "# sar_core/suite.py" + src,
+        "# sar_core/experiments/suite.py" + src,
     ]
     if provisional:
         lines += [
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p = Path(a.results)
     results = json.loads(p.read_text()) if p.is_file() else None
     text = build(results, tuple(a.tasks.split(",")) if a.tasks else None)
-    from sar_core.study.spec import parse_spec
+    from sar_core.experiments.study.spec import parse_spec
 
     parse_spec(text)  # the written spec must validate
     Path(a.out).write_text(text)

@@ -50,7 +50,7 @@ def digest():
 @pytest.fixture(scope="session")
 def digits():
     """Bundled digits, split seed 0 (what the demo checkpoints were trained on)."""
-    from sar_core.data import load_dataset
+    from sar_core.data.datasets import load_dataset
 
     return load_dataset("digits", seed=0)
 
@@ -71,7 +71,7 @@ def demo_paths():
 @pytest.fixture(scope="session")
 def demo(demo_paths):
     """Loaded demo checkpoints by stem, e.g. demo['digits_mlp_sar']."""
-    from sar_core.io import load_checkpoint
+    from sar_core.data.io import load_checkpoint
 
     return {k: load_checkpoint(p) for k, p in demo_paths.items()}
 
@@ -79,7 +79,7 @@ def demo(demo_paths):
 @pytest.fixture(scope="session")
 def trained(digits):
     """digits MLP trained with sgd and with sar (30 epochs, seed 0), shared by several tests."""
-    from sar_core.training import TrainConfig, spec_for, train
+    from sar_core.training.loop import TrainConfig, spec_for, train
 
     spec = spec_for(digits, "mlp")
     return {

@@ -58,7 +58,7 @@ def _rel(p: Path) -> str:
 
 def test_the_library_sources_are_found():
     names = {p.name for p in LIBRARY}
-    assert {"bits.py", "faults.py", "campaign.py", "io.py", "runtime.py"} <= names
+    assert {"bits.py", "model.py", "campaign.py", "io.py", "runtime.py"} <= names
     assert (ROOT / "sar_core" / "cli" / "__init__.py").is_file()
 
 
@@ -250,7 +250,9 @@ def test_threads_are_set_in_one_place():
 
 def test_cli_modules_import_nothing_heavy_at_module_level():
     """The command table's modules import torch & co. only inside run() (lazy start)."""
-    light = {"sar_core.cli", "sar_core.names", "sar_core.limits", "sar_core.validate"}
+    # experiments.report imports only the standard library at module level (test_report checks it)
+    light = {"sar_core.cli", "sar_core.names", "sar_core.limits", "sar_core.validate",
+             "sar_core.experiments.report"}  # fmt: skip
     for path in sorted((ROOT / "sar_core" / "cli").glob("*.py")):
         for node in _tree(path).body:  # module level only
             if isinstance(node, ast.Import):
@@ -266,3 +268,104 @@ def test_cli_modules_import_nothing_heavy_at_module_level():
                                                  "os", "sys", "time", "typing", "collections",
                                                  "__future__"}  # fmt: skip
                 assert ok, f"{_rel(path)} imports {m} at module level"
+
+
+# ---------------------------------------------------------------- the house: rooms and their order
+# Each subpackage of sar_core is a room with one job; a room imports only rooms listed before it
+# (DESIGN.md, "Architecture"). BASE modules are the foundation every room may use.
+BASE = ("validate", "limits", "names", "runtime")
+ROOMS = (
+    "formats", "stats", "faults", "data", "engine", "analysis", "training", "plots",
+    "experiments", "cli",
+)  # fmt: skip
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _sar_imports(path: Path) -> set[str]:
+    """Every sar_core module a file imports, at module level or inside a function."""
+    out = set()
+    for node in ast.walk(_tree(path)):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("sar_core")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "sar_core":
+                out |= {f"sar_core.{a.name}" for a in node.names}
+            elif node.module.startswith("sar_core."):
+                out.add(node.module)
+    return out
+
+
+def _room(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "sar_core" else None
+
+
+def test_every_module_lives_in_a_room_or_the_base():
+    for path in LIBRARY:
+        room = _room(_module_name(path))
+        assert room is None or room in ROOMS + BASE + ("__main__",), (
+            f"{_rel(path)}: add its folder to ROOMS (and DESIGN.md) or move it into a room"
+        )
+
+
+def _upward(path: Path) -> list[str]:
+    mod = _module_name(path)
+    here = _room(mod)
+    if here not in ROOMS:
+        return []
+    rank = ROOMS.index(here)
+    bad = []
+    for target in _sar_imports(path):
+        there = _room(target)
+        if there in BASE or there is None or there == here:
+            continue
+        if there not in ROOMS:  # a public name from sar_core itself: the package, not a room
+            bad.append(target)
+        elif ROOMS.index(there) > rank:
+            bad.append(target)
+    return bad
+
+
+@pytest.mark.parametrize("path", LIBRARY, ids=_rel)
+def test_rooms_import_only_rooms_before_them(path):
+    assert not _upward(path), f"{_rel(path)} imports upward: {_upward(path)}"
+
+
+def test_there_is_no_import_cycle():
+    """Module graph over every sar_core import (lazy ones included): no cycle."""
+    known = {_module_name(p): p for p in LIBRARY}
+    graph = {m: {t for t in _sar_imports(p) if t in known and t != m} for m, p in known.items()}
+    graph = {m: {t for t in ts if not m.startswith(t + ".")} for m, ts in graph.items()}
+    state: dict[str, int] = {}
+
+    def visit(m, stack):
+        state[m] = 1
+        for t in sorted(graph[m]):
+            if state.get(t) == 1:
+                raise AssertionError("import cycle: " + " -> ".join([*stack, m, t]))
+            if t not in state:
+                visit(t, [*stack, m])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [])
+
+
+def test_the_room_rules_catch_violations(tmp_path, monkeypatch):
+    """An upward import (faults -> analysis) is caught; a downward one is not."""
+    room = ROOT / "sar_core" / "faults"
+    bad = room / "_probe_upward.py"
+    bad.write_text("from sar_core.analysis.campaign import compare\n")
+    good = room / "_probe_down.py"
+    good.write_text("from sar_core.formats.bits import flip_value\n")
+    try:
+        assert _upward(bad) == ["sar_core.analysis.campaign"]
+        assert _upward(good) == []
+    finally:
+        bad.unlink()
+        good.unlink()

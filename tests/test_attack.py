@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sar_core.attack import attack_batch, progressive_bit_search, random_flip_baseline
-from sar_core.evaluate import evaluate
-from sar_core.faults import Injector
+from sar_core.analysis.attack import attack_batch, progressive_bit_search, random_flip_baseline
+from sar_core.engine.evaluate import evaluate
+from sar_core.faults.injector import Injector
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sar_core import bits as B
+from sar_core.formats import bits as B
 
 
 def _random_float32(n: int, seed: int) -> np.ndarray:
@@ -341,7 +341,7 @@ def test_bits_module_imports_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, sar_core.bits; print('torch' in sys.modules)"
+    code = "import sys, sar_core.formats.bits; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -362,7 +362,7 @@ def test_int8_encode_defines_non_finite_values():
     """NaN stores code 0 and +-inf saturate to +-127, with no warning (a diverged model)."""
     import warnings
 
-    from sar_core.bits import decode, encode
+    from sar_core.formats.bits import decode, encode
 
     x = np.array([np.nan, np.inf, -np.inf, 0.5], dtype=np.float32)
     with warnings.catch_warnings():

@@ -11,7 +11,7 @@ import torch
 from conftest import tiny_linear
 from scipy import stats
 
-from sar_core.campaign import (
+from sar_core.analysis.campaign import (
     compare,
     iter_compare,
     iter_sweep,
@@ -22,10 +22,11 @@ from sar_core.campaign import (
     sweep_bits,
     sweep_layers,
 )
-from sar_core.evaluate import evaluate, score_logits
-from sar_core.faults import FaultModel, Injector, parameter_shapes, sample_pattern
-from sar_core.io import dumps, rows_to_csv
-from sar_core.models import build_model
+from sar_core.data.io import dumps, rows_to_csv
+from sar_core.data.models import build_model
+from sar_core.engine.evaluate import evaluate, score_logits
+from sar_core.faults.injector import Injector
+from sar_core.faults.model import FaultModel, parameter_shapes, sample_pattern
 
 # ---------------------------------------------------------------- statistics ------------------
 
@@ -61,7 +62,7 @@ def test_paired_difference_matches_scipy_ttest_rel():
     fm = FaultModel(format="int8", ber=0.01)
 
     def res(acc):
-        from sar_core.campaign import CampaignResult
+        from sar_core.analysis.campaign import CampaignResult
 
         return CampaignResult(fm, 1.0, 1.0, 10, accuracy=list(acc), loss=[0.0] * 60, flips=[1] * 60)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, state_digest
 
-from sar_core.io import load_checkpoint
+from sar_core.data.io import load_checkpoint
 
 TRAIN_KEYS = {"clean_accuracy", "method", "epochs", "train_seconds", "path"}
 INJECT_KEYS = {

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from sar_core.cli import main
-from sar_core.data import load_dataset
-from sar_core.evaluate import evaluate
-from sar_core.io import load_checkpoint, save_checkpoint
-from sar_core.models import ModelSpec, build_model
+from sar_core.data.datasets import load_dataset
+from sar_core.data.io import load_checkpoint, save_checkpoint
+from sar_core.data.models import ModelSpec, build_model
+from sar_core.engine.evaluate import evaluate
 
 
 @pytest.fixture(scope="module")

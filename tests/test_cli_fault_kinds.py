@@ -12,9 +12,9 @@ import torch
 from conftest import ROOT
 
 from sar_core.cli.faultargs import _kind_fields
-from sar_core.evaluate import evaluate
-from sar_core.faults import FaultModel
-from sar_core.io import dataset_of, load_checkpoint
+from sar_core.data.io import dataset_of, load_checkpoint
+from sar_core.engine.evaluate import evaluate
+from sar_core.faults.model import FaultModel
 
 MLP = str(ROOT / "assets" / "digits_mlp_sgd.safetensors")
 SAR = str(ROOT / "assets" / "digits_mlp_sar.safetensors")

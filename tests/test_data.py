@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from sar_core.data import DATASETS, load_csv, load_dataset
+from sar_core.data.datasets import DATASETS, load_csv, load_dataset
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -116,6 +116,6 @@ def test_data_module_imports_sklearn_and_mnist1d_lazily():
     import subprocess
     import sys
 
-    code = "import sys, sar_core.data\nprint('sklearn' in sys.modules, 'mnist1d' in sys.modules)"
+    code = "import sys, sar_core.data.datasets\nprint('sklearn' in sys.modules, 'mnist1d' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from sar_core import bits as B
-from sar_core.faults import FaultModel
-from sar_core.models import build_model
-from sar_core.randbet import int8_codes, random_bit_errors
-from sar_core.training import TrainConfig, spec_for, train
+from sar_core.data.models import build_model
+from sar_core.faults.model import FaultModel
+from sar_core.formats import bits as B
+from sar_core.training.loop import TrainConfig, spec_for, train
+from sar_core.training.randbet import int8_codes, random_bit_errors
 
 
 @pytest.fixture(scope="module")

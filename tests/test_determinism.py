@@ -13,11 +13,11 @@ import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from sar_core import bits as B
-from sar_core.campaign import compare, iter_compare, run_campaign
-from sar_core.faults import FaultModel, count_sites, sample_pattern
-from sar_core.models import ModelSpec, build_model
-from sar_core.training import TrainConfig, spec_for, train
+from sar_core.analysis.campaign import compare, iter_compare, run_campaign
+from sar_core.data.models import ModelSpec, build_model
+from sar_core.faults.model import FaultModel, count_sites, sample_pattern
+from sar_core.formats import bits as B
+from sar_core.training.loop import TrainConfig, spec_for, train
 
 FAST = settings(max_examples=100, deadline=None)
 SLOW = settings(
@@ -167,8 +167,8 @@ def test_no_global_random_state_is_used(digits, digits_small, small_models):
     for method in ("sgd", "sar", "fat"):
         train(spec_for(small, "mlp", (8,)), small, TrainConfig(method=method, epochs=1))
     try:
-        from sar_core import landscape as L
-        from sar_core import sharpness as S
+        from sar_core.analysis import landscape as L
+        from sar_core.analysis import sharpness as S
     except ImportError:  # pragma: no cover - analysis modules not present
         L = S = None
     if L is not None:
@@ -182,7 +182,7 @@ def test_no_global_random_state_is_used(digits, digits_small, small_models):
 
 
 def test_landscape_directions_are_seeded(small_models):
-    from sar_core import landscape as L
+    from sar_core.analysis import landscape as L
 
     a = L.random_direction(small_models[0], 7)
     b = L.random_direction(small_models[0], 7)

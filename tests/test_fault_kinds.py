@@ -7,11 +7,12 @@ import pytest
 import torch
 from conftest import state_digest
 
-from sar_core import montecarlo as M
-from sar_core.activations import ActivationFaults
-from sar_core.campaign import run_campaign
-from sar_core.evaluate import as_tensors
-from sar_core.faults import FaultModel, FaultPattern, Injector
+from sar_core.analysis.campaign import run_campaign
+from sar_core.engine import montecarlo as M
+from sar_core.engine.evaluate import as_tensors
+from sar_core.faults.activations import ActivationFaults
+from sar_core.faults.injector import Injector
+from sar_core.faults.model import FaultModel, FaultPattern
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,7 @@ def test_asymmetric_rates_match_binomials_over_ones_and_zeros(mlp):
 
 
 def test_asymmetric_patterns_need_the_stored_bits():
-    from sar_core.faults import sample_pattern
+    from sar_core.faults.model import sample_pattern
 
     with pytest.raises(ValueError, match="Injector"):
         sample_pattern({"a.weight": (4, 4)}, FaultModel(ber_10=0.1), 0)

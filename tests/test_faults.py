@@ -7,18 +7,18 @@ import pytest
 import torch
 from scipy import stats
 
-from sar_core import bits as B
-from sar_core.faults import (
+from sar_core.data.models import ModelSpec, build_model
+from sar_core.faults.injector import Injector
+from sar_core.faults.model import (
     FaultModel,
     FaultPattern,
-    Injector,
     catastrophic_bits,
     count_sites,
     eligible_parameters,
     parameter_shapes,
     sample_pattern,
 )
-from sar_core.models import ModelSpec, build_model
+from sar_core.formats import bits as B
 
 SHAPES = {"fc1.weight": (6, 5), "fc1.bias": (6,), "out.weight": (3, 6), "out.bias": (3,)}
 

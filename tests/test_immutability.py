@@ -13,13 +13,14 @@ import pytest
 import torch
 from conftest import DEMO_CHECKPOINTS, state_digest
 
-from sar_core import campaign as C
-from sar_core.calibrate import calibrate_rho, fault_loss_increase, sam_loss_increase
-from sar_core.evaluate import evaluate
-from sar_core.faults import FaultModel, Injector
-from sar_core.io import checkpoint_bytes, load_checkpoint
-from sar_core.models import ModelSpec, build_model
-from sar_core.training import TrainConfig, spec_for, train
+from sar_core.analysis import campaign as C
+from sar_core.data.io import checkpoint_bytes, load_checkpoint
+from sar_core.data.models import ModelSpec, build_model
+from sar_core.engine.evaluate import evaluate
+from sar_core.faults.injector import Injector
+from sar_core.faults.model import FaultModel
+from sar_core.training.calibrate import calibrate_rho, fault_loss_increase, sam_loss_increase
+from sar_core.training.loop import TrainConfig, spec_for, train
 
 MIN_INJECTIONS = 10_000
 
@@ -170,7 +171,7 @@ def test_saving_checkpoints(guard, demo):
 
 
 def test_landscape_functions(guard, digits_small):
-    from sar_core import landscape as L
+    from sar_core.analysis import landscape as L
 
     X, y = digits_small
     for name in ("digits_mlp_sar", "digits_cnn_sgd", "tiny_train_mode"):
@@ -190,7 +191,7 @@ def test_landscape_functions(guard, digits_small):
 
 
 def test_sharpness_functions(guard, digits_small):
-    from sar_core import sharpness as S
+    from sar_core.analysis import sharpness as S
 
     X, y = digits_small[0][:32], digits_small[1][:32]
     fm = FaultModel(format="int8", ber=0.01)

@@ -9,11 +9,11 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from sar_core.data import load_dataset
-from sar_core.evaluate import evaluate
-from sar_core.io import SCHEMA, checkpoint_bytes, dumps, jsonable, load_checkpoint, rows_to_csv
-from sar_core.io import save_checkpoint as save
-from sar_core.models import ModelSpec, build_model
+from sar_core.data.datasets import load_dataset
+from sar_core.data.io import SCHEMA, checkpoint_bytes, dumps, jsonable, load_checkpoint, rows_to_csv
+from sar_core.data.io import save_checkpoint as save
+from sar_core.data.models import ModelSpec, build_model
+from sar_core.engine.evaluate import evaluate
 
 
 def _meta(**extra) -> dict:
@@ -112,7 +112,7 @@ def test_dumps_is_deterministic_and_strict_json():
 
 
 def test_jsonable_handles_arrays_tensors_and_objects_with_to_dict():
-    from sar_core.faults import FaultModel
+    from sar_core.faults.model import FaultModel
 
     out = jsonable(
         {

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from sar_core import landscape as L
-from sar_core.evaluate import evaluate
-from sar_core.faults import FaultModel, Injector
-from sar_core.models import ModelSpec, build_model
+from sar_core.analysis import landscape as L
+from sar_core.data.models import ModelSpec, build_model
+from sar_core.engine.evaluate import evaluate
+from sar_core.faults.injector import Injector
+from sar_core.faults.model import FaultModel
 from sar_core.plots import landscape as P
 from sar_core.plots.style import method_color, method_label
 
@@ -308,7 +309,7 @@ def _small_cnn():
 
 
 def test_activation_count_matches_the_layer_sizes(tiny):
-    from sar_core import combinations as C
+    from sar_core.engine import combinations as C
 
     model, X, _ = tiny  # 4-6-3 MLP: fc1 6 + relu 6 + out 3
     w = {n: p.detach() for n, p in model.named_parameters()}
@@ -330,7 +331,7 @@ def test_activation_count_matches_the_layer_sizes(tiny):
 @pytest.mark.parametrize("which", ["mlp", "cnn"])
 def test_every_engine_path_matches_unbatched_evaluate(tiny, which):
     """Affine head or not, vmap or loop, any chunk: each point equals evaluate() on w + a d1 + b d2."""
-    from sar_core import combinations as C
+    from sar_core.engine import combinations as C
 
     model, X, y = tiny if which == "mlp" else _small_cnn()
     w = {n: p.detach() for n, p in model.named_parameters()}
@@ -351,7 +352,7 @@ def test_every_engine_path_matches_unbatched_evaluate(tiny, which):
 
 def test_nonfinite_vector_bypasses_the_affine_head(tiny):
     """0 * inf must stay 0: a vector with Inf in the head layer never enters the head sum."""
-    from sar_core import combinations as C
+    from sar_core.engine import combinations as C
 
     model, X, y = tiny
     w = {n: p.detach() for n, p in model.named_parameters()}

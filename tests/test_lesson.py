@@ -42,10 +42,10 @@ def texts(at: AppTest) -> str:
 def reference(fault: str, ber: float, trials: int, seed: int) -> list[float]:
     """Mean accuracy of the demo SGD and SAR MLPs under the lesson's fault, straight from
     sar_core (no dashboard code): trial t uses rng([seed, t])."""
-    from sar_core.campaign import compare
-    from sar_core.data import load_dataset
-    from sar_core.faults import FaultModel
-    from sar_core.io import load_checkpoint
+    from sar_core.analysis.campaign import compare
+    from sar_core.data.datasets import load_dataset
+    from sar_core.data.io import load_checkpoint
+    from sar_core.faults.model import FaultModel
     from ui.lesson import FAULTS
 
     f = FAULTS[fault]
@@ -101,9 +101,9 @@ def test_presets_set_the_controls_and_move_accuracy_visibly():
     """Each preset is computed here: accuracy drops by more than 2 points from the fault-free
     model but stays above chance (the old float32 try-out sent every model to ~0%); int8 at 3%
     separates SAR from SGD (paired 95% CI above zero over 100 trials)."""
-    from sar_core.campaign import compare
-    from sar_core.data import load_dataset
-    from sar_core.io import load_checkpoint
+    from sar_core.analysis.campaign import compare
+    from sar_core.data.datasets import load_dataset
+    from sar_core.data.io import load_checkpoint
     from ui.lesson import fault_model
     from ui.lesson_text import PRESETS
 
@@ -157,7 +157,7 @@ def test_own_models_can_be_compared_but_are_not_shareable():
 
     at.session_state["sar_registry"] = {}
     at.run()
-    from sar_core.io import load_checkpoint
+    from sar_core.data.io import load_checkpoint
     from ui.cache import LoadedCheckpoint, digest_of
     from ui.registry import Entry
 

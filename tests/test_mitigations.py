@@ -6,10 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from sar_core.campaign import run_campaign
-from sar_core.evaluate import as_tensors, logits_of
-from sar_core.faults import FaultModel, FaultPattern, Injector, parameter_shapes
-from sar_core.mitigations import (
+from sar_core.analysis.campaign import run_campaign
+from sar_core.analysis.mitigations import (
     Clamp,
     Protection,
     default_protection,
@@ -23,6 +21,9 @@ from sar_core.mitigations import (
     range_restricted,
     secded_check_bits,
 )
+from sar_core.engine.evaluate import as_tensors, logits_of
+from sar_core.faults.injector import Injector
+from sar_core.faults.model import FaultModel, FaultPattern, parameter_shapes
 
 INT8 = FaultModel(format="int8", ber=0.01)
 MLP_WEIGHTS = 64 * 128 + 128 * 64 + 64 * 10  # digits MLP (128, 64): weights only, by hand
@@ -90,7 +91,7 @@ def test_extra_ops_counted_by_hand(restricted):
 
 
 def test_conv1d_ops_counted_by_hand():
-    from sar_core.models import ModelSpec, build_model
+    from sar_core.data.models import ModelSpec, build_model
 
     spec = ModelSpec(arch="cnn1d", n_features=40, n_classes=10, widths=(4, 6), image_shape=(1, 40))
     model = build_model(spec, 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sar_core.models import ModelSpec, build_model, layer_names, n_parameters
+from sar_core.data.models import ModelSpec, build_model, layer_names, n_parameters
 
 
 def test_mlp_layers_and_parameter_count():

@@ -7,10 +7,11 @@ import pytest
 import torch
 from conftest import state_digest
 
-from sar_core import campaign as C
-from sar_core import montecarlo as M
-from sar_core.evaluate import as_tensors, evaluate
-from sar_core.faults import FaultModel, Injector
+from sar_core.analysis import campaign as C
+from sar_core.engine import montecarlo as M
+from sar_core.engine.evaluate import as_tensors, evaluate
+from sar_core.faults.injector import Injector
+from sar_core.faults.model import FaultModel
 
 FORMATS = [
     ("float32", "mantissa"),
@@ -175,7 +176,7 @@ def test_campaign_module_does_not_import_scipy():
     import subprocess
     import sys
 
-    code = "import sys, sar_core.campaign; print('scipy' in sys.modules)"
+    code = "import sys, sar_core.analysis.campaign; print('scipy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -209,7 +210,7 @@ def test_sweep_curves_match_the_summaries(demo, xy):
 
 def test_pattern_filter_keeps_the_unfiltered_draw_and_applies_the_filtered_pattern(demo, xy):
     """A filter that keeps only layer fc1's sites equals an fc1-only reference, trial by trial."""
-    from sar_core.faults import FaultPattern
+    from sar_core.faults.model import FaultPattern
 
     X, y = xy
     model = demo["digits_mlp_sgd"].model

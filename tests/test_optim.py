@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sar_core.optim import ASAM, SAM, SAR, SAR_DEFAULT_GEOMETRY, SAR_DEFAULT_RHO
+from sar_core.training.optim import ASAM, SAM, SAR, SAR_DEFAULT_GEOMETRY, SAR_DEFAULT_RHO
 
 
 def _setup(seed: int = 0):

@@ -254,8 +254,8 @@ def test_robustness_tiny_report():
 
 
 def test_robustness_attack_column_equals_the_library_attack(demo, digits):
-    """The report's attack flips are sar_core.attack's own result on the same model and seed."""
-    from sar_core.attack import progressive_bit_search
+    """The report's attack flips are sar_core.analysis.attack's own result on the same model and seed."""
+    from sar_core.analysis.attack import progressive_bit_search
 
     at = page("robustness").run()
     at.multiselect(key="models").set_value(["demo · digits MLP · SGD", "demo · digits MLP · SAR"])
@@ -285,7 +285,7 @@ def test_robustness_attack_column_equals_the_library_attack(demo, digits):
 
 def test_robustness_offers_a_self_contained_html_report():
     """The report's sweep downloads as one offline HTML file holding the page's own numbers."""
-    from sar_core.study.summary import rows_from_sweep
+    from sar_core.experiments.study.summary import rows_from_sweep
     from ui.defenses import report_html
 
     at = page("robustness").run()
@@ -423,7 +423,7 @@ def test_delta_per_bit_uses_one_int8_scale_per_tensor():
     tensor: the pooled median is a median of per-tensor scales, not of one shared scale."""
     import numpy as np
 
-    from sar_core.bits import delta_per_bit
+    from sar_core.formats.bits import delta_per_bit
 
     rng = np.random.default_rng(0)
     a = rng.uniform(-1, 1, size=(5, 7)).astype(np.float32)  # 35 weights, small scale
@@ -573,10 +573,10 @@ def test_train_shows_what_sar_derives_before_training():
     assert_ok(at)
     texts = " ".join(m.value for m in at.markdown)
     assert "bits flip" in texts and "ρ × √E[n]" in texts
-    from sar_core.data import load_dataset
-    from sar_core.fault_geometry import describe_sar
-    from sar_core.faults import FaultModel
-    from sar_core.training import spec_for
+    from sar_core.data.datasets import load_dataset
+    from sar_core.faults.model import FaultModel
+    from sar_core.training.fault_geometry import describe_sar
+    from sar_core.training.loop import spec_for
 
     desc = describe_sar(
         spec_for(load_dataset("digits", seed=0), "mlp"),
@@ -602,12 +602,12 @@ def test_interpolation_caption_follows_the_curve():
 
 
 def _suite_file(tmp_path) -> Path:
-    """A small results file in the suite's format, built with sar_core.suite's own helpers."""
+    """A small results file in the suite's format, built with sar_core.experiments.suite's own helpers."""
     import json
 
     import numpy as np
 
-    from sar_core.suite import _delta, summarize_suite
+    from sar_core.experiments.suite import _delta, summarize_suite
 
     rng = np.random.default_rng(0)
     tasks = []

@@ -11,11 +11,11 @@ from conftest import ROOT
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from sar_core import bits as B
-from sar_core.campaign import summarize
-from sar_core.data import load_csv
-from sar_core.faults import FaultModel, count_sites, sample_pattern
-from sar_core.io import dumps, load_checkpoint, rows_to_csv
+from sar_core.analysis.campaign import summarize
+from sar_core.data.datasets import load_csv
+from sar_core.data.io import dumps, load_checkpoint, rows_to_csv
+from sar_core.faults.model import FaultModel, count_sites, sample_pattern
+from sar_core.formats import bits as B
 
 PROPS = settings(max_examples=100, deadline=None)
 QUICK = settings(max_examples=40, deadline=None)  # slow generators (nested JSON, CSV rows)

@@ -12,12 +12,12 @@ import torch
 from safetensors.torch import save as st_save
 from test_pages import PAGES, ROOT, TIMEOUT, AppTest, assert_ok, charts, errors, page, table_with
 
-from sar_core.bits import flip_value, parse_bits
-from sar_core.calibrate import calibrate_rho
-from sar_core.evaluate import evaluate
-from sar_core.faults import FaultModel
-from sar_core.io import SCHEMA, checkpoint_bytes, load_checkpoint
-from sar_core.training import TrainConfig, spec_for, train
+from sar_core.data.io import SCHEMA, checkpoint_bytes, load_checkpoint
+from sar_core.engine.evaluate import evaluate
+from sar_core.faults.model import FaultModel
+from sar_core.formats.bits import flip_value, parse_bits
+from sar_core.training.calibrate import calibrate_rho
+from sar_core.training.loop import TrainConfig, spec_for, train
 
 
 def test_compare_refuses_models_trained_on_different_splits(cli, tmp_path):
@@ -37,7 +37,7 @@ def test_compare_refuses_models_trained_on_different_splits(cli, tmp_path):
 
 
 def test_csv_that_does_not_match_the_checkpoint_is_a_usage_error(cli, tmp_path):
-    from sar_core.data import load_csv
+    from sar_core.data.datasets import load_csv
 
     rng = np.random.default_rng(0)
 
@@ -407,7 +407,7 @@ def test_every_method_has_its_own_colour_blind_safe_colour():
     import itertools
 
     from sar_core.plots.style import METHOD_COLORS, method_color
-    from sar_core.training import METHODS
+    from sar_core.training.loop import METHODS
 
     assert set(METHODS) | {"clip", "randbet", "sar_clip"} <= set(METHOD_COLORS)
     assert len(set(METHOD_COLORS.values())) == len(METHOD_COLORS)

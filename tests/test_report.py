@@ -9,11 +9,12 @@ import sys
 
 import pytest
 
-from sar_core import report
-from sar_core.attack import progressive_bit_search
-from sar_core.campaign import compare
-from sar_core.faults import FaultModel
-from sar_core.io import dumps
+from sar_core.analysis.attack import progressive_bit_search
+from sar_core.analysis.campaign import compare
+from sar_core.data.io import dumps
+from sar_core.cli import report as report_cli
+from sar_core.experiments import report
+from sar_core.faults.model import FaultModel
 
 CONTRACT_KEYS = {
     "path",
@@ -31,8 +32,8 @@ CONTRACT_KEYS = {
 
 def _run(argv: list[str]) -> dict:
     p = argparse.ArgumentParser()
-    report.add_arguments(p)
-    return report.run(p.parse_args([str(a) for a in argv]))
+    report_cli.add_arguments(p)
+    return report_cli.run(p.parse_args([str(a) for a in argv]))
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +135,7 @@ def test_bad_options_are_value_errors_naming_the_parameter(demo_paths, flags, na
 
 
 def test_module_import_is_light():
-    code = "import sys, sar_core.report; print('torch' in sys.modules, 'numpy' in sys.modules)"
+    code = "import sys, sar_core.experiments.report; print('torch' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

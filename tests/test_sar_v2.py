@@ -1,8 +1,8 @@
 """SAR v2: geometry and radius derived from the target fault model, checked against references.
 
-References: per-bit displacements from sar_core.bits (NumPy bit views, an independent code path
+References: per-bit displacements from sar_core.formats.bits (NumPy bit views, an independent code path
 from the closed-form tables in fault_geometry.fault_intensity), Monte Carlo fault perturbations from
-sar_core.faults, and the ascent formula computed by hand in float64.
+sar_core.faults.model, and the ascent formula computed by hand in float64.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sar_core import bits as B
-from sar_core.fault_geometry import describe_sar, expected_flips, fault_intensity
-from sar_core.faults import FaultModel, Injector
-from sar_core.optim import SAR
-from sar_core.training import TrainConfig, train
+from sar_core.faults.injector import Injector
+from sar_core.faults.model import FaultModel
+from sar_core.formats import bits as B
+from sar_core.training.fault_geometry import describe_sar, expected_flips, fault_intensity
+from sar_core.training.loop import TrainConfig, train
+from sar_core.training.optim import SAR
 
 
 def _reference_t(w: np.ndarray, fm: FaultModel, kept: tuple[int, ...]) -> np.ndarray:
@@ -138,7 +139,7 @@ def test_fault_ascent_step_matches_the_formula(fm):
 
 def test_rho_zero_fault_geometry_training_equals_sgd_bit_exactly(digits):
     fm = FaultModel(format="int8", ber=0.01)
-    from sar_core.training import spec_for
+    from sar_core.training.loop import spec_for
 
     spec = spec_for(digits, "mlp", widths=(16,))
     a = train(spec, digits, TrainConfig(method="sgd", epochs=2, seed=3))
@@ -151,7 +152,7 @@ def test_rho_zero_fault_geometry_training_equals_sgd_bit_exactly(digits):
 
 
 def test_two_target_fault_models_give_two_checkpoints_from_the_same_seed(digits):
-    from sar_core.training import spec_for
+    from sar_core.training.loop import spec_for
 
     spec = spec_for(digits, "mlp", widths=(16,))
     base = dict(method="sar", geometry="fault", rho=0.02, epochs=2, seed=3)
@@ -208,7 +209,7 @@ def test_bad_sar_v2_settings_are_clear_errors(make, match):
 
 
 def test_describe_sar_accepts_a_spec_and_varies_with_the_target():
-    from sar_core.models import ModelSpec, build_model
+    from sar_core.data.models import ModelSpec, build_model
 
     spec = ModelSpec(arch="mlp", n_features=6, n_classes=3, widths=(8,))
     fm8, fm16 = FaultModel(format="int8", ber=0.01), FaultModel(format="float16", ber=1e-3)
@@ -231,8 +232,8 @@ def test_describe_sar_accepts_a_spec_and_varies_with_the_target():
 )
 def test_sar_fault_geometry_refuses_fault_kinds_it_does_not_define(target):
     """SAR v2's geometry is defined for independent weight flips; other kinds get a clear error."""
-    from sar_core.faults import FaultModel
-    from sar_core.training import TrainConfig
+    from sar_core.faults.model import FaultModel
+    from sar_core.training.loop import TrainConfig
 
     fm = FaultModel(**target)
     with pytest.raises(ValueError, match="SAR's fault geometry"):
@@ -241,8 +242,8 @@ def test_sar_fault_geometry_refuses_fault_kinds_it_does_not_define(target):
 
 
 def test_training_refuses_activation_targets():
-    from sar_core.faults import FaultModel
-    from sar_core.training import TrainConfig
+    from sar_core.faults.model import FaultModel
+    from sar_core.training.loop import TrainConfig
 
     with pytest.raises(ValueError, match="target='weights'"):
         TrainConfig(method="fat", fault_model=FaultModel(ber=1e-3, target="activations"))

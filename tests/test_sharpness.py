@@ -11,11 +11,12 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from sar_core import sharpness as S
-from sar_core.campaign import run_campaign
-from sar_core.evaluate import evaluate
-from sar_core.faults import FaultModel, Injector
-from sar_core.models import ModelSpec, build_model
+from sar_core.analysis import sharpness as S
+from sar_core.analysis.campaign import run_campaign
+from sar_core.data.models import ModelSpec, build_model
+from sar_core.engine.evaluate import evaluate
+from sar_core.faults.injector import Injector
+from sar_core.faults.model import FaultModel
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,7 @@ def test_top_k_lanczos_within_1pct(tiny):
 @pytest.fixture(scope="module")
 def wine_untrained():
     """Untrained wine 13-6-3 tanh MLPs whose dense Hessian has |lambda_min| > lambda_max > 0."""
-    from sar_core.data import load_dataset
+    from sar_core.data.datasets import load_dataset
 
     d = load_dataset("wine", seed=0)
     X, y = torch.tensor(d.X_train, dtype=torch.float32), torch.tensor(d.y_train)

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sar_core.study.results import read_table
-from sar_core.study.run import run_study
-from sar_core.study.spec import parse_spec
+from sar_core.experiments.study.results import read_table
+from sar_core.experiments.study.run import run_study
+from sar_core.experiments.study.spec import parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = """
@@ -135,8 +135,8 @@ def test_bad_spec_is_one_clear_error(old, new, needles):
 def test_spec_accepts_every_trainconfig_and_faultmodel_field():
     from dataclasses import fields
 
-    from sar_core.faults import FaultModel
-    from sar_core.training import TrainConfig
+    from sar_core.faults.model import FaultModel
+    from sar_core.training.loop import TrainConfig
 
     fm = {k: v for k, v in FaultModel(format="int8", ber=0.01).to_dict().items() if v is not None}
     toml_fm = "\n".join(f"{k} = {_toml(v)}" for k, v in fm.items())
@@ -172,7 +172,7 @@ def test_task_and_method_overrides_take_precedence():
 
 
 def test_plan_keys_follow_their_inputs(spec_path):
-    from sar_core.study.plan import make_plan
+    from sar_core.experiments.study.plan import make_plan
 
     base = make_plan(parse_spec(SPEC))
     assert [base.count(k) for k in ("train", "sharpness", "campaign")] == [8, 8, 16]
@@ -191,11 +191,11 @@ def test_plan_keys_follow_their_inputs(spec_path):
 
 def test_reference_numbers_match_the_library_called_directly(reference, digest):
     """A model and a campaign row recomputed with train() / run_campaign(); Δ with numpy."""
-    from sar_core.campaign import run_campaign
-    from sar_core.data import load_dataset
-    from sar_core.faults import FaultModel
-    from sar_core.io import load_checkpoint
-    from sar_core.training import TrainConfig, spec_for, train
+    from sar_core.analysis.campaign import run_campaign
+    from sar_core.data.datasets import load_dataset
+    from sar_core.data.io import load_checkpoint
+    from sar_core.faults.model import FaultModel
+    from sar_core.training.loop import TrainConfig, spec_for, train
 
     rows = read_table(reference / "results.parquet")
     row = next(r for r in rows if (r["task"], r["seed"], r["method"]) == ("moons-mlp", 1, "sam"))
@@ -222,8 +222,8 @@ def test_reference_numbers_match_the_library_called_directly(reference, digest):
 
 def test_report_pools_the_trials_of_all_seeds(reference):
     """Cells of the report equal summarize() of the concatenated per-trial values (numpy)."""
-    from sar_core.campaign import summarize
-    from sar_core.study.report import aggregate
+    from sar_core.analysis.campaign import summarize
+    from sar_core.experiments.study.report import aggregate
 
     trials = read_table(reference / "trials.parquet")
     cells = aggregate(read_table(reference / "results.parquet"))
@@ -248,7 +248,7 @@ def test_report_pools_the_trials_of_all_seeds(reference):
 
 
 def test_campaign_seed_can_follow_the_run_seed():
-    from sar_core.study.plan import make_plan
+    from sar_core.experiments.study.plan import make_plan
 
     text = SPEC.replace("seed = 3", "seed = 1000\nadd_run_seed = true")
     plan = make_plan(parse_spec(text))
@@ -305,7 +305,7 @@ def test_resume_after_sigkill_and_a_killed_worker_loses_and_repeats_nothing(
     resumed run's pool workers is SIGKILLed too: every task is stored exactly once, same tables."""
     import threading
 
-    cmd = [sys.executable, "-m", "sar_core.study", "--quiet", "run", str(spec_path)]
+    cmd = [sys.executable, "-m", "sar_core", "study", "--quiet", "run", str(spec_path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [*cmd, "--out", str(tmp_path), "--workers", "2"],
@@ -363,7 +363,7 @@ def test_failed_task_is_reported_and_its_dependents_skipped(tmp_path):
 
 
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
-    from sar_core.study.__main__ import main
+    from sar_core.cli import main
 
     bad = tmp_path / "bad.toml"
     bad.write_text(SPEC.replace("rho = 0.05", "rhoo = 0.05"))
@@ -391,14 +391,14 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
         (["report", str(tmp_path), "--html", str(tmp_path / "r.html")], "results.parquet"),
     ):
         capsys.readouterr()
-        assert main(args) == 2, args
+        assert main(["study", *args]) == 2, args
         out, err = capsys.readouterr()
         assert out == "" and err.count("\n") == 1 and needle in err, (args, err)
 
 
 def test_cli_module_imports_neither_torch_nor_ray():
     code = (
-        "import sys, argparse, sar_core.study.cli as c; p = argparse.ArgumentParser(); "
+        "import sys, argparse, sar_core.cli.study as c; p = argparse.ArgumentParser(); "
         "c.add_arguments(p); print(sorted(m for m in ('torch', 'ray') if m in sys.modules))"
     )
     out = subprocess.run(
@@ -445,9 +445,9 @@ def test_report_opens_offline_with_figures_and_spec(reference, spec_path, tmp_pa
 
 
 def test_bundled_specs_validate_and_suite_mirrors_sar_core_suite():
-    """studies/suite.toml is sar_core.suite's held-out stage (regenerate: studies/make_suite.py)."""
-    from sar_core import suite as S
-    from sar_core.study.spec import load_spec
+    """studies/suite.toml is sar_core.experiments.suite's held-out stage (regenerate: studies/make_suite.py)."""
+    from sar_core.experiments import suite as S
+    from sar_core.experiments.study.spec import load_spec
 
     smoke = load_spec(ROOT / "studies" / "smoke.toml")
     assert len(smoke.tasks) * len(smoke.methods) * len(smoke.seeds) <= 8
@@ -467,12 +467,12 @@ def test_bundled_specs_validate_and_suite_mirrors_sar_core_suite():
 
 def test_dashboard_sweep_rows_make_a_report():
     """rows_from_sweep turns campaign.iter_sweep output into report rows, values unchanged."""
-    from sar_core.campaign import iter_sweep
-    from sar_core.data import load_dataset
-    from sar_core.faults import FaultModel
-    from sar_core.models import build_model
-    from sar_core.study.report import html_report, rows_from_sweep
-    from sar_core.training import spec_for
+    from sar_core.analysis.campaign import iter_sweep
+    from sar_core.data.datasets import load_dataset
+    from sar_core.data.models import build_model
+    from sar_core.experiments.study.report import html_report, rows_from_sweep
+    from sar_core.faults.model import FaultModel
+    from sar_core.training.loop import spec_for
 
     data = load_dataset("moons", seed=0, n_samples=200)
     models = [build_model(spec_for(data, "mlp", (8,)), s) for s in (0, 1)]
@@ -493,15 +493,15 @@ def test_dashboard_sweep_rows_make_a_report():
 
 
 def test_suite_spec_reproduces_the_suite_heldout_stage_bit_exactly():
-    """Models and campaigns of studies/make_suite.py's spec equal sar_core.suite's own code."""
+    """Models and campaigns of studies/make_suite.py's spec equal sar_core.experiments.suite's own code."""
     import importlib.util
 
     import torch
 
-    from sar_core import suite as S
-    from sar_core.io import load_checkpoint
-    from sar_core.study import worker
-    from sar_core.study.plan import make_plan
+    from sar_core.data.io import load_checkpoint
+    from sar_core.experiments import suite as S
+    from sar_core.experiments.study import worker
+    from sar_core.experiments.study.plan import make_plan
 
     spec_mod = importlib.util.spec_from_file_location("make_suite", ROOT / "studies/make_suite.py")
     make_suite = importlib.util.module_from_spec(spec_mod)
@@ -535,7 +535,7 @@ def test_suite_spec_reproduces_the_suite_heldout_stage_bit_exactly():
 
 def test_cross_task_summary_counts_and_clean_deltas(reference):
     """summary_rows against a recount from the per-cell intervals and the models table."""
-    from sar_core.study.summary import aggregate, summary_rows, verdict
+    from sar_core.experiments.study.summary import aggregate, summary_rows, verdict
 
     cells = aggregate(read_table(reference / "results.parquet"))
     (row,) = summary_rows(cells)

@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from sar_core.campaign import summarize
-from sar_core.suite import (
+from sar_core.analysis.campaign import summarize
+from sar_core.experiments.suite import (
     RESULTS_PATH,
     TASKS,
     load_results,
@@ -18,7 +18,7 @@ from sar_core.suite import (
     result_rows,
     summarize_suite,
 )
-from sar_core.suite_report import markdown_table
+from sar_core.experiments.suite_report import markdown_table
 from tests.conftest import ROOT
 
 
@@ -111,7 +111,7 @@ def test_summary_counts_verdicts_and_outputs_agree(quick):
 
 def test_ci_is_the_t_interval_of_the_pooled_differences():
     fake = {"a": [[0.5, 0.7, 0.6], [0.4, 0.5, 0.9]], "sgd": [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]]}
-    from sar_core.suite import _delta
+    from sar_core.experiments.suite import _delta
 
     d = _delta(fake, "sgd", "a")
     pooled = 100 * (np.array([0.5, 0.7, 0.6, 0.4, 0.5, 0.9]) - 0.5)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from sar_core.data import load_dataset
-from sar_core.faults import FaultModel
-from sar_core.models import build_model
-from sar_core.optim import SAR_DEFAULT_GEOMETRY, SAR_DEFAULT_RHO
-from sar_core.training import METHODS, TrainConfig, spec_for, train, with_method
+from sar_core.data.datasets import load_dataset
+from sar_core.data.models import build_model
+from sar_core.faults.model import FaultModel
+from sar_core.training.loop import METHODS, TrainConfig, spec_for, train, with_method
+from sar_core.training.optim import SAR_DEFAULT_GEOMETRY, SAR_DEFAULT_RHO
 
 HISTORY_KEYS = {
     "epoch",
@@ -153,7 +153,7 @@ def test_spec_that_does_not_match_the_data_is_rejected(digits):
 
 
 def test_diverging_training_records_inf_loss_and_counts_nan_rows_wrong(digits):
-    from sar_core.io import dumps
+    from sar_core.data.io import dumps
 
     res = train(spec_for(digits, "mlp", (16,)), digits, TrainConfig(lr=10.0, epochs=3))
     last = res.history[-1]

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from sar_core.bits import FORMAT_NAMES, get_format
+from sar_core.formats.bits import FORMAT_NAMES, get_format
 from ui.compute import flip_bits, flip_effects
 from ui.inputs import InputError
 from ui.layout import as_number, fmt_num

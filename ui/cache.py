@@ -13,8 +13,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from sar_core.data import DATASETS, Dataset, load_dataset
-from sar_core.io import Checkpoint, load_checkpoint
+from sar_core.data.datasets import DATASETS, Dataset, load_dataset
+from sar_core.data.io import Checkpoint, load_checkpoint
 from sar_core.runtime import configure_threads
 
 

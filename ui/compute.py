@@ -13,15 +13,15 @@ import numpy as np
 import streamlit as st
 
 from sar_core import limits
-from sar_core.bits import (
+from sar_core.analysis.campaign import check_bers, compare, iter_sweep, sweep_curves
+from sar_core.data.models import n_parameters
+from sar_core.engine.evaluate import as_tensors, logits_of
+from sar_core.faults.model import FaultModel, count_sites, parameter_shapes
+from sar_core.formats.bits import (
     delta_per_bit,
     flip_value,
     get_format,
 )
-from sar_core.campaign import check_bers, compare, iter_sweep, sweep_curves
-from sar_core.evaluate import as_tensors, logits_of
-from sar_core.faults import FaultModel, count_sites, parameter_shapes
-from sar_core.models import n_parameters
 from sar_core.validate import check_int
 from ui.cache import dataset
 from ui.registry import Entry, check_comparable, demo_entries
@@ -270,7 +270,7 @@ def weight_values(entry: Entry, param: str) -> np.ndarray:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _slice_1d(key, _model, data_key, seed, steps, span) -> dict:
-    from sar_core import landscape as L
+    from sar_core.analysis import landscape as L
 
     data = dataset(*data_key)
     d = L.random_direction(_model, seed)
@@ -279,7 +279,7 @@ def _slice_1d(key, _model, data_key, seed, steps, span) -> dict:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _slice_2d(key, _model, data_key, seed, steps, span) -> dict:
-    from sar_core import landscape as L
+    from sar_core.analysis import landscape as L
 
     data = dataset(*data_key)
     d1, d2 = L.direction_pair(_model, seed)
@@ -288,7 +288,7 @@ def _slice_2d(key, _model, data_key, seed, steps, span) -> dict:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _interpolate(keys, _a, _b, data_key, steps) -> dict:
-    from sar_core import landscape as L
+    from sar_core.analysis import landscape as L
 
     data = dataset(*data_key)
     return L.interpolate(_a, _b, data.X_test, data.y_test, steps=steps)
@@ -296,7 +296,7 @@ def _interpolate(keys, _a, _b, data_key, steps) -> dict:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _fault_slice(key, _model, data_key, fm_dict, seed, steps, span) -> dict:
-    from sar_core import landscape as L
+    from sar_core.analysis import landscape as L
 
     data = dataset(*data_key)
     fm = FaultModel.from_dict(fm_dict)
@@ -331,7 +331,7 @@ def fault_slice(entry: Entry, fm: FaultModel, *, seed: int, steps: int, span: fl
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _sharpness(key, _model, data_key, fm_dict, seed, rho, trials) -> dict:
-    from sar_core.sharpness import sharpness_report
+    from sar_core.analysis.sharpness import sharpness_report
 
     data = dataset(*data_key)
     fm = FaultModel.from_dict(fm_dict) if fm_dict else None
@@ -343,7 +343,7 @@ def _sharpness(key, _model, data_key, fm_dict, seed, rho, trials) -> dict:
 def sharpness_of(
     entry: Entry, fm: FaultModel | None, *, seed: int = 0, rho: float = 0.05, trials: int = 30
 ) -> dict:
-    """sar_core.sharpness.sharpness_report on the model's test split (cached per model)."""
+    """sar_core.analysis.sharpness.sharpness_report on the model's test split (cached per model)."""
     return _sharpness(
         entry.key, entry.model, entry.data_key, fm.to_dict() if fm else None, seed, rho, trials
     )
@@ -355,7 +355,7 @@ def sharpness_of(
 def flip_bits(value: float, fmt: str, bits: Sequence[int], scale: float | None = None) -> dict:
     """Store ``value`` in ``fmt`` and flip every bit in ``bits`` at once (none: just store it).
 
-    sar_core.bits.flip_value (a list of bits is XORed into the one stored code). Returns value /
+    sar_core.formats.bits.flip_value (a list of bits is XORed into the one stored code). Returns value /
     bit strings before and after, the flipped positions (``bits``) and the relative change;
     values may be inf / NaN (a float32 overflow, an exponent flip).
     """

@@ -1,4 +1,4 @@
-"""Robustness report extras from sar_core.attack: the adversarial worst case, cached per model."""
+"""Robustness report extras from sar_core.analysis.attack: the adversarial worst case, cached per model."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ ATTACK_BUDGET = 1000  # the CLI report's default flip budget
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _attack(key: str, _model, data_key: tuple, seed: int) -> dict:
-    from sar_core.attack import progressive_bit_search
+    from sar_core.analysis.attack import progressive_bit_search
 
     data = dataset(*data_key)
     r = progressive_bit_search(
@@ -54,7 +54,7 @@ def report_html(previous: dict) -> str:
     """The report's BER sweep (and fault sharpness) as one self-contained HTML file."""
     import json
 
-    from sar_core.study.report import html_report, rows_from_sweep
+    from sar_core.experiments.study.report import html_report, rows_from_sweep
 
     sharp = previous.get("sharpness") or []
     values = [s.get("fault_sharpness") for s in sharp]

@@ -151,7 +151,7 @@ def read_ints(text: str, label: str, *, low: int, high: int) -> tuple[int, ...]:
 
 def read_bits(text: str, fmt: str) -> tuple[int, ...]:
     """Bit positions from text: '0-7', '30,31' or a group (all, sign, exponent, mantissa, ...)."""
-    from sar_core.bits import get_format, parse_bits
+    from sar_core.formats.bits import get_format, parse_bits
 
     top = get_format(fmt).width - 1
     groups = "all, sign, msb, lsb" + (", exponent, mantissa" if fmt != "int8" else "")

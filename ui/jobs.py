@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from sar_core.data import Dataset
-from sar_core.models import ModelSpec
+from sar_core.data.datasets import Dataset
+from sar_core.data.models import ModelSpec
 from sar_core.plots.training import training_curves_figure
-from sar_core.training import TrainConfig, train
+from sar_core.training.loop import TrainConfig, train
 from ui import registry
 from ui.widgets import LiveChart
 

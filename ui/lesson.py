@@ -1,7 +1,7 @@
 """The lesson's computations: SGD and SAR under the same sampled faults, cheap enough to rerun on
 every slider move (the demo MLPs: well under a second at the quick trial count).
 
-Everything is seeded: trial t of every campaign uses rng([seed, t]) (sar_core.campaign), and the
+Everything is seeded: trial t of every campaign uses rng([seed, t]) (sar_core.analysis.campaign), and the
 fault drawn along the fault direction and for the "flip that hurt most" is trial 0, so a shared
 link recomputes the same numbers.
 """
@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from sar_core.bits import decode, encode, get_format, int8_scale, to_bitstring
-from sar_core.evaluate import evaluate
-from sar_core.faults import FaultModel, FaultPattern, Injector
+from sar_core.engine.evaluate import evaluate
+from sar_core.faults.injector import Injector
+from sar_core.faults.model import FaultModel, FaultPattern
+from sar_core.formats.bits import decode, encode, get_format, int8_scale, to_bitstring
 from ui.cache import dataset
 from ui.compute import model_keys, paired_campaign
 from ui.layout import clip01
@@ -69,7 +70,7 @@ def levels_around(ber: float) -> list[float]:
 def sweep(entries: Sequence[Entry], fm: FaultModel, *, trials: int, seed: int) -> list[dict]:
     """Paired campaigns at ``levels_around(fm.ber)``: [{level, summaries (one per model)}].
 
-    Trial t of every level uses rng([seed, t]) (sar_core.campaign), as in a sweep.
+    Trial t of every level uses rng([seed, t]) (sar_core.analysis.campaign), as in a sweep.
     """
     return [
         {
@@ -112,7 +113,7 @@ def at_level(points: list[dict], ber: float) -> list[dict]:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _fault_slice(key, _model, data_key, fm_dict, seed) -> dict:
-    from sar_core.landscape import fault_direction_slice
+    from sar_core.analysis.landscape import fault_direction_slice
 
     data = dataset(*data_key)
     fm = FaultModel.from_dict(fm_dict)
@@ -121,7 +122,7 @@ def _fault_slice(key, _model, data_key, fm_dict, seed) -> dict:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _random_slice(key, _model, data_key, seed) -> dict:
-    from sar_core import landscape as L
+    from sar_core.analysis import landscape as L
 
     data = dataset(*data_key)
     d = L.random_direction(_model, seed)
@@ -237,7 +238,7 @@ def worst_flip(entries: Sequence[Entry], fm: FaultModel, *, seed: int) -> dict |
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def _lambda_max(key, _model, data_key) -> float:
-    from sar_core.sharpness import hessian_eigenvalues
+    from sar_core.analysis.sharpness import hessian_eigenvalues
 
     data = dataset(*data_key)
     return float(hessian_eigenvalues(_model, data.X_test, data.y_test, iters=100, seed=0)[0])
@@ -250,7 +251,7 @@ def lambda_max(entry: Entry) -> float:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _fault_rise(key, _model, data_key, fm_dict, trials, seed) -> dict:
-    from sar_core.sharpness import fault_sharpness
+    from sar_core.analysis.sharpness import fault_sharpness
 
     data = dataset(*data_key)
     fm = FaultModel.from_dict(fm_dict)
@@ -258,5 +259,5 @@ def _fault_rise(key, _model, data_key, fm_dict, trials, seed) -> dict:
 
 
 def fault_rise(entry: Entry, fm: FaultModel, *, trials: int, seed: int) -> dict:
-    """Expected test-loss rise under the fault model (sar_core.sharpness.fault_sharpness)."""
+    """Expected test-loss rise under the fault model (sar_core.analysis.sharpness.fault_sharpness)."""
     return _fault_rise(entry.key, entry.model, entry.data_key, fm.to_dict(), trials, seed)

@@ -150,6 +150,6 @@ def hessian_panel(entries, lams: Sequence[float], rises: Sequence[Mapping], *, e
         text += (
             " (λ_max: power iteration on Hessian-vector products, 100 iterations; the fault "
             f"measure: mean loss increase over {rises[0]['trials']} sampled patterns, "
-            "sar_core.sharpness.fault_sharpness.)"
+            "sar_core.analysis.sharpness.fault_sharpness.)"
         )
     return text

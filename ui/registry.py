@@ -13,11 +13,11 @@ from pathlib import Path
 
 import streamlit as st
 
-from sar_core.data import DATASETS, Dataset
-from sar_core.io import Checkpoint, checkpoint_bytes, load_checkpoint
-from sar_core.models import layer_names, n_parameters
+from sar_core.data.datasets import DATASETS, Dataset
+from sar_core.data.io import Checkpoint, checkpoint_bytes, load_checkpoint
+from sar_core.data.models import layer_names, n_parameters
 from sar_core.plots.style import method_label
-from sar_core.training import METHODS
+from sar_core.training.loop import METHODS
 from ui.cache import LoadedCheckpoint, dataset, demo_checkpoint, demo_paths, digest_of
 
 STATE_KEY = "sar_registry"  # session_state: name -> Entry (this user's models)

@@ -26,10 +26,10 @@ def short_name(name: str) -> str:
 def sweep_curves(rec: Mapping) -> list[dict]:
     """A sweep job record -> figure curves; CI bounds clamped to [0, 1]; own models dashed.
 
-    The per-model series come from sar_core.campaign.sweep_curves (the library's one way to
+    The per-model series come from sar_core.analysis.campaign.sweep_curves (the library's one way to
     turn sweep points into curves); this adds labels, colours and line styles.
     """
-    from sar_core.campaign import sweep_curves as library_curves
+    from sar_core.analysis.campaign import sweep_curves as library_curves
 
     series = library_curves((lv["level"], lv["summaries"]) for lv in rec["levels"])
     sources = rec.get("sources") or ["demo"] * len(rec["models"])

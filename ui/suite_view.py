@@ -15,7 +15,7 @@ ENV = "SAR_SUITE_RESULTS"  # another results file than the bundled one (tests, e
 
 def suite_results() -> dict | None:
     """The suite's results (None when the file does not exist yet); read once per file version."""
-    from sar_core.suite import RESULTS_PATH
+    from sar_core.experiments.suite import RESULTS_PATH
 
     path = os.environ.get(ENV) or str(RESULTS_PATH)
     try:
@@ -27,7 +27,7 @@ def suite_results() -> dict | None:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _load(path: str, stamp: int) -> dict | None:  # stamp: a rewritten file is read again
-    from sar_core.suite import load_results
+    from sar_core.experiments.suite import load_results
 
     try:
         return load_results(path)
@@ -37,7 +37,7 @@ def _load(path: str, stamp: int) -> dict | None:  # stamp: a rewritten file is r
 
 def suite_section() -> None:
     """Per task and method: the paired accuracy difference from SGD, its CI and the verdict."""
-    from sar_core.suite import result_rows
+    from sar_core.experiments.suite import result_rows
 
     results = suite_results()
     if results is None:
@@ -74,5 +74,5 @@ def suite_section() -> None:
     st.caption(
         "Each task's target BER is the smallest at which SGD loses at least 5 points; every "
         "method was tuned on tuning seeds and is judged here on held-out seeds, paired against "
-        "SGD (win: CI above 0; loss: below; tie otherwise). Details: sar_core/suite.py."
+        "SGD (win: CI above 0; loss: below; tie otherwise). Details: sar_core/experiments/suite.py."
     )

@@ -1,7 +1,7 @@
 """Train page helpers: the plans one click trains, and the tables / points drawn from a job record.
 
 Every plan shares one base config (epochs, lr, batch size, seed, fault model): the methods differ
-only in the optimizer and its radius, as sar_core.training requires for a fair comparison.
+only in the optimizer and its radius, as sar_core.training.loop requires for a fair comparison.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import streamlit as st
 
 from sar_core.plots.style import method_label, sequential_colors
-from sar_core.training import TrainConfig
+from sar_core.training.loop import TrainConfig
 from ui.layout import clip01, fmt_ci
 
 
@@ -162,16 +162,16 @@ def rho_caption(points: Sequence[Mapping], reference: Mapping | None) -> str:
 
 
 def describe_target(data, arch: str, widths, fm, *, rho: float, seed: int) -> dict:
-    """sar_core.fault_geometry.describe_sar for the model this page would train (its initial weights)."""
+    """sar_core.training.fault_geometry.describe_sar for the model this page would train (its initial weights)."""
     key = (data.name, data.seed, arch, tuple(widths or ()), fm.to_dict(), rho, seed)
     return _describe(key, data)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def _describe(key: tuple, _data) -> dict:  # cached: the panel sits in the page body (every rerun)
-    from sar_core.fault_geometry import describe_sar
-    from sar_core.faults import FaultModel
-    from sar_core.training import spec_for
+    from sar_core.faults.model import FaultModel
+    from sar_core.training.fault_geometry import describe_sar
+    from sar_core.training.loop import spec_for
 
     _, _, arch, widths, fm, rho, seed = key
     return describe_sar(

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from sar_core import limits
-from sar_core.bits import FORMAT_NAMES, bit_fields, get_format, parse_bits
-from sar_core.faults import FaultModel
+from sar_core.faults.model import FaultModel
+from sar_core.formats.bits import FORMAT_NAMES, bit_fields, get_format, parse_bits
 from ui import registry
 from ui.inputs import Checks, InputError, read_ber
 from ui.layout import clip01, fmt_ber, fmt_ci, fmt_pct, page_header  # noqa: F401 (re-exported)

@@ -47,8 +47,8 @@ COMMANDS: dict[str, Command] = {
     "sharpness": Command(
         "sar_core.cli.sharpness", "Hessian / SAM / average / fault-model sharpness"
     ),
-    "report": Command("sar_core.report", "double-win table: accuracy, attack flips, overheads"),
-    "study": Command("sar_core.study.cli", "run a study spec (local or Ray) or write its report"),
+    "report": Command("sar_core.cli.report", "double-win table: accuracy, attack flips, overheads"),
+    "study": Command("sar_core.cli.study", "run a study spec (local or Ray) or write its report"),
 }
 
 
@@ -88,7 +88,7 @@ def build_parser(argv: Sequence[str] | None = None) -> Parser:
 
 
 def _print(args: argparse.Namespace, out: dict) -> None:
-    from sar_core.io import dumps
+    from sar_core.data.io import dumps
 
     if getattr(args, "json", False):
         sys.stdout.write(dumps(out) + "\n")

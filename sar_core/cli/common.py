@@ -73,7 +73,7 @@ def model_args(p: argparse.ArgumentParser) -> None:
 
 def load_models(a: argparse.Namespace):
     """(checkpoints, X, y, seed) of --model on the first checkpoint's dataset split."""
-    from sar_core.io import check_same_data, dataset_of, load_checkpoint
+    from sar_core.data.io import check_same_data, dataset_of, load_checkpoint
     from sar_core.validate import check_int
 
     seed = check_int("seed", number("seed", a.seed, kind=int), low=0, high=2**31 - 1)

@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(a: argparse.Namespace) -> dict:
     """Every model under the same patterns; per-model summaries and paired differences."""
-    from sar_core.campaign import iter_compare, paired_difference
+    from sar_core.analysis.campaign import iter_compare, paired_difference
     from sar_core.cli.common import Progress
     from sar_core.cli.faultargs import campaign_setup, engine_options, summary_keys
 

@@ -88,7 +88,7 @@ def _kind_fields(a: argparse.Namespace) -> dict:
 
 def fault_model(a: argparse.Namespace):
     """The FaultModel the options describe; bad values raise ValueError naming the flag."""
-    from sar_core.faults import FaultModel
+    from sar_core.faults.model import FaultModel
 
     layers = (
         tuple(s.strip() for s in a.layers.split(",") if s.strip()) if a.layers is not None else None
@@ -108,8 +108,8 @@ def fault_model(a: argparse.Namespace):
 
 def campaign_setup(a: argparse.Namespace, paths: list[str]):
     """(checkpoints, dataset, fault model, trials, seed): options checked before any loading."""
-    from sar_core.campaign import check_trials
-    from sar_core.io import check_same_data, dataset_of, load_checkpoint
+    from sar_core.analysis.campaign import check_trials
+    from sar_core.data.io import check_same_data, dataset_of, load_checkpoint
     from sar_core.validate import check_int
 
     fm = fault_model(a)

@@ -22,8 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(a: argparse.Namespace) -> dict:
     """Flip the bit; the FlipResult as a dict."""
-    from sar_core.bits import flip_value
     from sar_core.cli.common import number, optional
+    from sar_core.formats.bits import flip_value
     from sar_core.validate import check_float
 
     value = check_float("value", number("value", a.value))

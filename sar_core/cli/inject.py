@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(a: argparse.Namespace) -> dict:
     """Run the campaign with a progress bar; its summary."""
-    from sar_core.campaign import iter_compare
+    from sar_core.analysis.campaign import iter_compare
     from sar_core.cli.common import Progress
     from sar_core.cli.faultargs import campaign_setup, engine_options, summary_keys
 

@@ -36,9 +36,9 @@ def add_arguments(lp: argparse.ArgumentParser) -> None:
 
 def run(a: argparse.Namespace) -> dict:
     """One slice per model; the grid, losses and accuracies."""
-    from sar_core import landscape as L
+    from sar_core.analysis import landscape as L
     from sar_core.cli.common import Progress, load_models, number, per_model
-    from sar_core.evaluate import evaluate
+    from sar_core.engine.evaluate import evaluate
 
     dims = int(a.dims)
     steps = L.check_steps(

@@ -46,9 +46,9 @@ def _fault_model_or_none(a: argparse.Namespace):
 
 def run(a: argparse.Namespace) -> dict:
     """One sharpness report per model."""
+    from sar_core.analysis.sharpness import sharpness_report
     from sar_core.cli.common import Progress, load_models, number, per_model
-    from sar_core.evaluate import as_tensors
-    from sar_core.sharpness import sharpness_report
+    from sar_core.engine.evaluate import as_tensors
     from sar_core.validate import check_float, check_int
 
     rho = check_float("rho", number("rho", a.rho), low=0.0, low_open=True)

@@ -41,8 +41,8 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
 
 def _config(a: argparse.Namespace, seed: int):
     from sar_core.cli.common import UsageError, number, optional
-    from sar_core.faults import FaultModel
-    from sar_core.training import TrainConfig
+    from sar_core.faults.model import FaultModel
+    from sar_core.training.loop import TrainConfig
 
     try:
         target = FaultModel(
@@ -67,9 +67,9 @@ def _config(a: argparse.Namespace, seed: int):
 def run(a: argparse.Namespace) -> dict:
     """Train, refuse to save a diverged model, save; a summary dict."""
     from sar_core.cli.common import Progress, UsageError, number
-    from sar_core.data import load_dataset
-    from sar_core.io import save_checkpoint
-    from sar_core.training import spec_for, train
+    from sar_core.data.datasets import load_dataset
+    from sar_core.data.io import save_checkpoint
+    from sar_core.training.loop import spec_for, train
     from sar_core.validate import check_int
 
     seed = number("seed", a.seed, kind=int)

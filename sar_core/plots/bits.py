@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from sar_core.bits import bit_fields
+from sar_core.formats.bits import bit_fields
 from sar_core.plots.style import FIELD_COLORS, method_color, rgba
 
 FIELD_NAMES = {

@@ -1,0 +1,1 @@
+"""Campaigns and sweeps, loss landscapes, sharpness, the adversarial attack, mitigations."""

@@ -1,0 +1,387 @@
+"""Monte Carlo fault-injection campaigns: trials, statistics, sweeps, paired comparisons.
+
+Trial t of a campaign with seed s uses the pattern drawn from rng([s, t]); a pattern depends only
+on shapes and that seed, so every model of the same architecture is hit by the same faults
+(common random numbers), and every BER of a sweep reuses the same trial seeds.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+from torch import nn
+
+from sar_core import limits
+from sar_core.engine.evaluate import as_tensors, model_device
+from sar_core.engine.montecarlo import MonteCarlo
+from sar_core.faults.model import FaultModel, eligible_parameters, parameter_shapes
+from sar_core.validate import check_float, check_int
+
+
+def t_quantile(p: float, df: int | float) -> float:
+    """Quantile of Student's t with ``df`` degrees of freedom (exact to ~1e-12; no scipy)."""
+    return _t_quantile(float(p), float(df))
+
+
+@functools.lru_cache(maxsize=4096)
+def _t_quantile(p: float, df: float) -> float:
+    if not 0.0 < p < 1.0 or not df > 0:
+        raise ValueError(f"Invalid p={p}, df={df}: need p in (0, 1) and df > 0")
+    if p == 0.5:
+        return 0.0
+    if p < 0.5:
+        return -_t_quantile(1.0 - p, df)
+    lo, hi = 0.0, 1.0
+    while _t_cdf(hi, df) < p:  # bracket, then safeguarded Newton on the CDF
+        lo, hi = hi, 2.0 * hi
+    t = 0.5 * (lo + hi)
+    for _ in range(200):
+        f = _t_cdf(t, df) - p
+        if f == 0.0:
+            return t
+        lo, hi = (t, hi) if f < 0 else (lo, t)
+        dens = math.exp(
+            math.lgamma((df + 1) / 2)
+            - math.lgamma(df / 2)
+            - 0.5 * math.log(df * math.pi)
+            - (df + 1) / 2 * math.log1p(t * t / df)
+        )
+        step = t - f / dens
+        new = step if lo < step < hi else 0.5 * (lo + hi)
+        if abs(new - t) <= 1e-15 * max(1.0, abs(t)):
+            return new
+        t = new
+    return t
+
+
+def _t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for t >= 0: 1 - I_x(df/2, 1/2) / 2 with x = df / (df + t^2)."""
+    return 1.0 - 0.5 * _betainc(df / 2, 0.5, df / (df + t * t))
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b) by Lentz's continued fraction (Numerical Recipes)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    ln_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x > (a + 1) / (a + b + 2):  # the fraction converges fast only below the mean
+        return 1.0 - _betainc(b, a, 1.0 - x)
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 10_000):
+        for num in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-16:
+            break
+    return math.exp(ln_front) * h / a
+
+
+def summarize(values: Sequence[float]) -> dict:
+    """Mean, std (ddof=1), 95% t-interval of the mean, and quantiles (std, CI NaN when n < 2)."""
+    v = np.asarray(values, dtype=np.float64)
+    n = v.size
+    if n == 0:
+        raise ValueError("Invalid values=[]: need at least one trial to summarise")
+    mean = float(v.mean())
+    # one trial says nothing about spread: std and the interval are undefined (NaN), not zero
+    std = float(v.std(ddof=1)) if n > 1 else float("nan")
+    half = float(t_quantile(0.975, n - 1) * std / np.sqrt(n)) if n > 1 else float("nan")
+    q = np.quantile(v, [0.05, 0.25, 0.5, 0.75, 0.95]) if np.isfinite(v).all() else [np.nan] * 5
+    return {
+        "mean": mean,
+        "std": std,
+        "ci95": [mean - half, mean + half],
+        "n": int(n),
+        "quantiles": {k: float(x) for k, x in zip(("q05", "q25", "q50", "q75", "q95"), q)},
+    }
+
+
+def clamp_unit(ci: Sequence[float]) -> list[float]:
+    """A CI of an accuracy clipped to [0, 1] (NaN bounds stay NaN)."""
+    return [x if np.isnan(x) else min(1.0, max(0.0, x)) for x in ci]
+
+
+def check_trials(trials: int) -> int:
+    """Validate a trial count against the cap."""
+    return check_int("trials", trials, low=1, high=limits.MAX_TRIALS)
+
+
+@dataclass
+class CampaignResult:
+    """Per-trial outcomes of one model under one fault model."""
+
+    fault_model: FaultModel
+    clean_accuracy: float  # float32 weights, no faults
+    deployed_accuracy: float  # weights stored in the format (quantization alone), no faults
+    n_sites: int
+    accuracy: list[float] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)  # inf when logits were not finite
+    flips: list[int] = field(default_factory=list)  # hit sites (flips, stuck sites, bursts)
+    changed: list[int] = field(default_factory=list)  # stored bits that changed value
+
+    def summary(self) -> dict:
+        """Statistics of the per-trial accuracies and flip counts.
+
+        ``ci95`` is the t-interval of the mean accuracy clipped to [0, 1]: near 0% or 100% the
+        symmetric interval would cross the bounds an accuracy cannot leave.
+        """
+        s = summarize(self.accuracy)
+        return {
+            "clean_accuracy": self.clean_accuracy,
+            "deployed_accuracy": self.deployed_accuracy,
+            "mean_accuracy": s["mean"],
+            "std": s["std"],
+            "ci95": clamp_unit(s["ci95"]),
+            "quantiles": s["quantiles"],
+            "trials": s["n"],
+            "mean_flips": float(np.mean(self.flips)),
+            "mean_changed_bits": float(np.mean(self.changed or self.flips)),
+            "n_sites": self.n_sites,
+            "nonfinite_loss_trials": int(np.sum(~np.isfinite(self.loss))),
+            "fault_model": self.fault_model.to_dict(),
+        }
+
+    def rows(self) -> list[dict]:
+        """One row per trial (for CSV export)."""
+        changed = self.changed or self.flips
+        return [
+            {"trial": i, "accuracy": a, "loss": loss, "flips": f, "changed_bits": c}
+            for i, (a, loss, f, c) in enumerate(zip(self.accuracy, self.loss, self.flips, changed))
+        ]
+
+
+def _xy(model: nn.Module, X, y):
+    if isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor):
+        return X, y
+    return as_tensors(X, y, model_device(model))
+
+
+def iter_compare(
+    models: Sequence[nn.Module],
+    X,
+    y,
+    fm: FaultModel,
+    *,
+    trials: int = 100,
+    seed: int = 0,
+    engine: MonteCarlo | None = None,
+    **options,
+) -> Iterator[list[CampaignResult]]:
+    """Run trials on several models with identical patterns; yield the growing results per trial.
+
+    ``options`` go to ``MonteCarlo`` (evaluator, memory_mb, calibration); ``engine`` reuses one
+    already built for these models (its fault model is replaced by ``fm``'s rate).
+    """
+    trials = check_trials(trials)
+    seed = check_int("seed", seed, low=0, high=2**63 - 1)
+    if not models:
+        raise ValueError("Invalid models=[]: give at least one model")
+    if engine is None:
+        X, y = _xy(models[0], X, y)
+        engine = MonteCarlo(models, X, y, fm, **options)
+    results = [
+        CampaignResult(fm, c[0], d[0], engine.n_sites)
+        for c, d in zip(engine.clean, engine.deployed)
+    ]
+    for trial in engine.run(trials, seed=seed):
+        for m, res in enumerate(results):
+            res.accuracy.append(trial.accuracy[m])
+            res.loss.append(trial.loss[m])
+            res.flips.append(trial.n_flips[m])
+            res.changed.append(trial.n_changed[m])
+        yield results
+
+
+def _last(it):
+    out = None
+    for out in it:  # noqa: B007
+        pass
+    return out
+
+
+def run_campaign(
+    model: nn.Module, X, y, fm: FaultModel, *, trials: int = 100, seed: int = 0, **options
+) -> CampaignResult:
+    """``trials`` independent fault patterns on one model (options: see ``iter_compare``)."""
+    return _last(iter_compare([model], X, y, fm, trials=trials, seed=seed, **options))[0]
+
+
+def paired_difference(a: CampaignResult, b: CampaignResult) -> dict:
+    """Mean and 95% CI of accuracy(b) - accuracy(a) over shared trials."""
+    d = np.asarray(b.accuracy) - np.asarray(a.accuracy)
+    s = summarize(d)
+    return {"mean": s["mean"], "std": s["std"], "ci95": s["ci95"], "n": s["n"]}
+
+
+def compare(
+    models: Sequence[nn.Module],
+    X,
+    y,
+    fm: FaultModel,
+    *,
+    trials: int = 100,
+    seed: int = 0,
+    **options,
+) -> dict:
+    """Paired comparison: per-model results and each model's difference against the first."""
+    results = _last(iter_compare(models, X, y, fm, trials=trials, seed=seed, **options))
+    return {
+        "results": results,
+        "paired_difference": [paired_difference(results[0], r) for r in results],
+    }
+
+
+def check_bers(bers: Sequence[float]) -> list[float]:
+    """Validate a BER list: 1..MAX_BER_POINTS values, each in (0, 1]."""
+    bers = list(bers)
+    if not bers or len(bers) > limits.MAX_BER_POINTS:
+        raise ValueError(
+            f"Invalid ber list of length {len(bers)}: give 1 to {limits.MAX_BER_POINTS} values"
+        )
+    return [check_float("ber", b, low=0.0, high=1.0, low_open=True) for b in bers]
+
+
+def iter_sweep(
+    models: Sequence[nn.Module],
+    X,
+    y,
+    fm: FaultModel,
+    *,
+    bers: Sequence[float] | None = None,
+    counts: Sequence[int] | None = None,
+    trials: int = 50,
+    seed: int = 0,
+    **options,
+) -> Iterator[tuple[float, list[dict]]]:
+    """For each BER (or flip count), yield (level, per-model summaries) — a live BER sweep.
+
+    The models are deployed once; every level reuses the same trial seeds (common random numbers).
+    """
+    if (bers is None) == (counts is None):
+        raise ValueError("Invalid sweep: give exactly one of bers or counts")
+    levels = (
+        check_bers(bers)
+        if bers is not None
+        else [
+            check_int("count", c, low=1, high=limits.MAX_FLIP_COUNT)
+            for c in counts  # type: ignore[union-attr]
+        ]
+    )
+    trials = check_trials(trials)
+    engine = None
+    for level in levels:
+        fm_l = fm.with_rate(ber=level) if bers is not None else fm.with_rate(count=int(level))
+        if engine is None:
+            X, y = _xy(models[0], X, y) if models else (X, y)
+            engine = MonteCarlo(models, X, y, fm_l, **options)
+        res = compare(models, X, y, fm_l, trials=trials, seed=seed, engine=engine.with_rate(fm_l))
+        out = []
+        for r, d in zip(res["results"], res["paired_difference"]):
+            s = r.summary()
+            s["paired_difference"] = d
+            out.append(s)
+        yield level, out
+
+
+def sweep_curves(points: Iterable[tuple[float, Sequence[dict]]]) -> dict:
+    """Sweep points (level, per-model summaries), as ``iter_sweep`` yields them, -> curves.
+
+    Returns ``{"levels": [...], "models": [{"mean_accuracy", "ci95_low", "ci95_high": lists
+    over levels, "deployed_accuracy": float or None}]}``; partial sweeps give shorter lists.
+    """
+    levels: list[float] = []
+    models: list[dict] = []
+    for level, summaries in points:
+        if not models:
+            models = [
+                {"mean_accuracy": [], "ci95_low": [], "ci95_high": [], "deployed_accuracy": None}
+                for _ in summaries
+            ]
+        levels.append(level)
+        for m, s in zip(models, summaries):
+            m["mean_accuracy"].append(s["mean_accuracy"])
+            m["ci95_low"].append(s["ci95"][0])
+            m["ci95_high"].append(s["ci95"][1])
+            m["deployed_accuracy"] = s["deployed_accuracy"]
+    return {"levels": levels, "models": models}
+
+
+def sweep(
+    models: Sequence[nn.Module],
+    X,
+    y,
+    fm: FaultModel,
+    *,
+    bers: Sequence[float],
+    trials: int = 50,
+    seed: int = 0,
+    **options,
+) -> dict:
+    """BER sweep: ``ber`` list and, per model, mean accuracy with CI bounds (``sweep_curves``)."""
+    curves = sweep_curves(
+        iter_sweep(models, X, y, fm, bers=bers, trials=trials, seed=seed, **options)
+    )
+    return {"ber": curves["levels"], "models": curves["models"]}
+
+
+def sweep_bits(
+    model: nn.Module,
+    X,
+    y,
+    fm: FaultModel,
+    *,
+    bits: Sequence[int] | None = None,
+    trials: int = 20,
+    seed: int = 0,
+    **options,
+) -> list[dict]:
+    """Accuracy when only one bit position is eligible, for each position (default: all)."""
+    positions = list(bits) if bits is not None else list(fm.bits)  # type: ignore[arg-type]
+    out = []
+    for b in positions:
+        fm_b = replace(fm, bits=(b,))
+        s = run_campaign(model, X, y, fm_b, trials=trials, seed=seed, **options).summary()
+        out.append({"bit": b, **{k: s[k] for k in ("mean_accuracy", "ci95", "std", "mean_flips")}})
+    return out
+
+
+def sweep_layers(
+    model: nn.Module, X, y, fm: FaultModel, *, trials: int = 20, seed: int = 0, **options
+) -> list[dict]:
+    """Accuracy when faults hit one layer at a time."""
+    shapes = parameter_shapes(model)
+    layers = []
+    for n in eligible_parameters(shapes, fm):
+        lay = n.rsplit(".", 1)[0]
+        if lay not in layers:
+            layers.append(lay)
+    out = []
+    for lay in layers:
+        s = run_campaign(
+            model, X, y, replace(fm, layers=(lay,)), trials=trials, seed=seed, **options
+        ).summary()
+        out.append(
+            {
+                "layer": lay,
+                **{k: s[k] for k in ("mean_accuracy", "ci95", "std", "mean_flips", "n_sites")},
+            }
+        )
+    return out

@@ -1,0 +1,1 @@
+"""Bundled datasets, model specs and builders, checkpoints (safetensors)."""

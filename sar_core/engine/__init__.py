@@ -1,0 +1,1 @@
+"""The one Monte Carlo core (sample -> apply -> evaluate) and its evaluators."""

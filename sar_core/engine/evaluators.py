@@ -1,0 +1,268 @@
+"""Evaluators of the Monte Carlo core: faulty logits and scores for many trials (see montecarlo).
+
+``Resume`` is exact (bit-identical to a full forward pass); ``Batched`` evaluates K trials at
+once on a chain of Linear layers with sparse corrections (float32 rounding differs; tolerance
+stated in sar_core.engine.montecarlo).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from sar_core.engine.evaluate import logits_of, score_logits
+from sar_core.faults.injector import Delta
+
+EVALUATORS = ("auto", "resume", "batched")
+ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.GELU, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.Identity)
+
+
+def score_batch(
+    logits: torch.Tensor, y: torch.Tensor, *, class_dim: int = 2
+) -> list[tuple[float, float]]:
+    """(accuracy, loss) per trial of logits (K, N, C) (or (K, C, N) with class_dim=1).
+
+    Conventions of ``score_logits``: a row with a NaN/Inf logit is wrong, and the trial's loss is
+    inf when any row is not finite.
+    """
+    if class_dim == 1:  # reductions over the last dim are the fast ones
+        logits = logits.transpose(1, 2).contiguous()
+    finite = torch.isfinite(logits).all(dim=2)  # (K, N)
+    acc = ((logits.argmax(dim=2) == y) & finite).float().mean(dim=1)
+    ce = F.cross_entropy(logits.transpose(1, 2), y.expand(logits.shape[0], -1), reduction="none")
+    loss = ce.mean(dim=1)
+    ok = finite.all(dim=1) & torch.isfinite(loss)
+    loss = torch.where(ok, loss, torch.full_like(loss, float("inf")))
+    return list(zip(acc.tolist(), loss.tolist()))
+
+
+def _children(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
+    return list(model.named_children()) if isinstance(model, nn.Sequential) else None
+
+
+class Resume:
+    """Exact evaluator: restart a Sequential at the first touched layer from cached activations."""
+
+    def __init__(self, model: nn.Module, params: dict[str, torch.Tensor], X, y) -> None:
+        self.model, self.params, self.X, self.y = model, params, X, y
+        # the cache must see the same row batches as logits_of: only one batch (N <= 4096)
+        self.children = _children(model) if X.shape[0] <= 4096 else None
+        self.max_chunk = 64
+        if self.children is not None:
+            self.first = {}  # parameter name -> index of the child that owns it
+            for i, (name, _) in enumerate(self.children):
+                for p in params:
+                    if p.rsplit(".", 1)[0] == name:
+                        self.first[p] = i
+            with torch.no_grad():
+                acts = [X]
+                for i in range(len(self.children)):
+                    acts.append(self._child(i, acts[-1], params))
+            self.acts = acts  # acts[i] is the input of child i
+
+    def _child(self, i: int, h: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        name, mod = self.children[i]  # type: ignore[index]
+        own = {k.split(".", 1)[1]: v for k, v in params.items() if k.rsplit(".", 1)[0] == name}
+        return functional_call(mod, own, (h,)) if own else mod(h)
+
+    def logits(self, delta: Delta) -> torch.Tensor:
+        """Logits (N, C) with the delta's values in the deployed parameters."""
+        params = dict(self.params)
+        for name, (idx, vals) in delta.values.items():
+            t = params[name].clone()
+            t.view(-1)[idx] = vals
+            params[name] = t
+        if self.children is None:
+            return logits_of(self.model, params, self.X)
+        start = min(self.first[n] for n in delta.values)
+        h = self.acts[start]
+        with torch.no_grad():
+            for i in range(start, len(self.children)):
+                h = self._child(i, h, params)
+        return h
+
+    def scores(self, deltas: list[Delta]) -> list[tuple[float, float]]:
+        out = []
+        for d in deltas:
+            s = score_logits(self.logits(d), self.y)
+            out.append((s.accuracy, s.loss))
+        return out
+
+
+class Batched:
+    """K trials at once on a chain of Linear layers and elementwise activations (see module doc).
+
+    Activations are kept feature-major, (K, features, N), so a changed weight's correction is one
+    row: index_add of dW[r, c] * x[c, :] into row r. With j the first touched Linear and j2 the
+    next one, only the units S_k of layer j that trial k touches change: layer j is computed on
+    S_k alone (clean output + dW x), and layer j2 adds W2'[:, S_k] dH[S_k] + dW2 h to its cached
+    clean output; layers after j2 are batched matmuls with per-trial weights.
+    """
+
+    def __init__(self, model, params: dict[str, torch.Tensor], X, y, memory_mb: float) -> None:
+        self.children = _children(model)
+        self.params, self.X, self.y = params, X, y
+        self.linear = [i for i, (_, m) in enumerate(self.children) if isinstance(m, nn.Linear)]
+        with torch.no_grad():
+            acts = [X.t().contiguous()]  # (features, N)
+            for name, m in self.children:
+                acts.append(self._apply(name, m, acts[-1], None))
+        self.acts = acts  # acts[i] is the input of child i, feature-major
+        widths = sum(a.shape[0] for a in acts[1:])
+        per_trial = 4 * (2 * X.shape[0] * widths + sum(p.numel() for p in params.values()))
+        self.max_chunk = int(max(1, min(256, memory_mb * 2**20 // per_trial)))
+        self._cache: dict = {}
+        self.owner = {
+            f"{n}.{k}": i for i, (n, _) in enumerate(self.children) for k in ("weight", "bias")
+        }
+
+    @staticmethod
+    def applies(model: nn.Module, params: dict[str, torch.Tensor], X: torch.Tensor) -> bool:
+        """True for a Sequential of Linear/elementwise children on 2-D input with finite weights."""
+        ch = _children(model)
+        ok_child = all(isinstance(m, (nn.Linear, *ELEMENTWISE)) for _, m in ch or [])
+        finite = all(bool(torch.isfinite(p).all()) for p in params.values())
+        return bool(ch) and ok_child and X.dim() == 2 and finite and X.shape[0] <= 65536
+
+    def _apply(self, name: str, m: nn.Module, h: torch.Tensor, stack) -> torch.Tensor:
+        """Child on feature-major h: (I, N) or (K, I, N) -> (O, N) or (K, O, N)."""
+        if not isinstance(m, nn.Linear):
+            return m(h)  # elementwise: any layout
+        w, b = (self._param(f"{name}.{k}", stack) for k in ("weight", "bias"))
+        out = torch.matmul(w, h)  # (O, I) or (K, O, I) times (I, N) or (K, I, N)
+        return out if b is None else out + b.unsqueeze(-1)
+
+    def _param(self, name: str, stack) -> torch.Tensor | None:
+        if name not in self.params:
+            return None
+        base = self.params[name]
+        if stack is None or not any(name in d.values for d in stack):
+            return base
+        per = base.unsqueeze(0).repeat(len(stack), *([1] * base.dim()))  # (K, ...)
+        flat = per.view(len(stack), -1)
+        for k, d in enumerate(stack):
+            if name in d.values:
+                idx, vals = d.values[name]
+                flat[k, idx] = vals
+        return per
+
+    def _changes(self, pname: str, deltas: list[Delta]):
+        """Concatenated (trial, flat index, dW) of a parameter's changed entries over the chunk."""
+        key = (id(deltas), pname)
+        if key in self._cache:
+            return self._cache[key]
+        base = self.params[pname].view(-1)
+        ks, idxs, vals = [], [], []
+        for k, d in enumerate(deltas):
+            if pname in d.values:
+                idx, v = d.values[pname]
+                ks.append(k)
+                idxs.append(idx)
+                vals.append(v)
+        out = None
+        if idxs:
+            idx = torch.cat(idxs)
+            k = torch.repeat_interleave(
+                torch.tensor(ks, device=idx.device),
+                torch.tensor([i.numel() for i in idxs], device=idx.device),
+            )
+            out = (k, idx, torch.cat(vals) - base[idx])
+        self._cache[key] = out
+        return out
+
+    def _correct(self, Z: torch.Tensor, j: int, deltas, A: torch.Tensor, slot=None) -> None:
+        """Z (K, W, N) += dW A + db of Linear child j (A (I, N) clean); rows mapped by ``slot``."""
+        name, lin = self.children[j]
+        K, w, n = Z.shape
+        flat = Z.view(K * w, n)
+        for pname in (f"{name}.weight", f"{name}.bias"):
+            ch = self._changes(pname, deltas) if pname in self.params else None
+            if ch is None:
+                continue
+            k, idx, dv = ch
+            is_w = pname.endswith("weight")
+            rows = idx // lin.in_features if is_w else idx
+            row = rows if slot is None else slot(k, rows)
+            contrib = A[idx % lin.in_features] * dv[:, None] if is_w else dv[:, None].expand(-1, n)
+            flat.index_add_(0, k * w + row, contrib)  # dW[r, c] * x[c, :] into row r
+
+    def _touched_units(self, j: int, deltas: list[Delta]):
+        """Per trial the sorted output units of Linear j it changes, padded: (P (K, S), slot fn)."""
+        name, lin = self.children[j]
+        o, K = lin.out_features, len(deltas)
+        keys = []
+        for pname, fan in ((f"{name}.weight", lin.in_features), (f"{name}.bias", None)):
+            ch = self._changes(pname, deltas) if pname in self.params else None
+            if ch is not None:
+                k, idx, _ = ch
+                keys.append(k * o + (idx // fan if fan else idx))
+        u = torch.unique(torch.cat(keys))  # sorted (trial, unit) keys
+        kk, rr = u // o, u % o
+        counts = torch.bincount(kk, minlength=K)
+        first = torch.cumsum(counts, 0) - counts  # position of each trial's first unit in u
+        P = rr[(first + counts - 1).clamp(min=0)].unsqueeze(1).repeat(1, int(counts.max()))
+        P[kk, torch.arange(u.numel(), device=u.device) - first[kk]] = rr
+        # pads repeat the trial's last unit and receive no correction: dH = 0 there
+        return P, lambda k, rows: torch.searchsorted(u, k * o + rows) - first[k]
+
+    def logits(self, deltas: list[Delta], j: int) -> torch.Tensor:
+        """Logits (K, C, N) (feature-major) of trials whose first touched child is Linear j."""
+        self._cache = {}  # per chunk: concatenated changes of each parameter
+        later = [i for i in self.linear if i > j]
+        K = len(deltas)
+        with torch.no_grad():
+            if not later:  # last layer: full width is small
+                h = self.acts[j + 1].expand(K, -1, -1).clone()
+                self._correct(h, j, deltas, self.acts[j])
+                start = j + 1
+            else:
+                h, start = self._two_layers(j, later[0], deltas), later[0] + 1
+            for name, m in self.children[start:]:
+                h = self._apply(name, m, h, deltas)
+        return h  # (K, C, N)
+
+    def _two_layers(self, j: int, j2: int, deltas: list[Delta]) -> torch.Tensor:
+        """Output (K, O, N) of Linear j2 from the touched units of Linear j (see class doc)."""
+        K, n = len(deltas), self.X.shape[0]
+        P, slot = self._touched_units(j, deltas)
+        S = P.shape[1]
+        Zs = self.acts[j + 1].index_select(0, P.view(-1)).view(K, S, n)  # clean, units S_k
+        self._correct(Zs, j, deltas, self.acts[j], slot)
+        for name, m in self.children[j + 1 : j2]:
+            Zs = self._apply(name, m, Zs, None)  # elementwise
+        dH = Zs - self.acts[j2].index_select(0, P.view(-1)).view(K, S, n)  # 0 on pads
+        name2, _ = self.children[j2]
+        w2 = self._param(f"{name2}.weight", deltas)  # faulty W2 (per trial when touched)
+        if w2.dim() == 3:
+            wg = w2.gather(2, P.unsqueeze(1).expand(-1, w2.shape[1], -1))  # (K, O, S)
+        else:
+            wg = w2[:, P.view(-1)].view(w2.shape[0], K, S).transpose(0, 1)
+        Z2 = torch.bmm(wg, dH).add_(self.acts[j2 + 1])  # (K, O, N)
+        self._correct(Z2, j2, deltas, self.acts[j2])  # + dW2 h + db2
+        return Z2
+
+    def scores(self, deltas: list[Delta]) -> list[tuple[float, float]]:
+        first = [min(self.owner[p] for p in d.values) for d in deltas]
+        out: list = [None] * len(deltas)
+        for j in sorted(set(first)):
+            group = [i for i, f in enumerate(first) if f == j]
+            res = score_batch(self.logits([deltas[i] for i in group], j), self.y, class_dim=1)
+            for i, r in zip(group, res):
+                out[i] = r
+        return out
+
+
+def make_evaluator(kind: str, model, params, X, y, memory_mb: float):
+    """The evaluator ``kind`` ("auto" picks "batched" where it applies) for one model."""
+    if kind == "auto":
+        kind = "batched" if Batched.applies(model, params, X) else "resume"
+    elif kind == "batched" and not Batched.applies(model, params, X):
+        raise ValueError(
+            "Invalid evaluator='batched': the model is not a Sequential of Linear layers "
+            "and elementwise activations with finite deployed weights; use 'resume'"
+        )
+    if kind == "batched":
+        return Batched(model, params, X, y, memory_mb)
+    return Resume(model, params, X, y)

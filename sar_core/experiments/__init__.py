@@ -1,0 +1,1 @@
+"""Studies (spec -> plan -> executors -> tables -> report), the task suite, the robustness report."""

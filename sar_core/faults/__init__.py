@@ -1,0 +1,1 @@
+"""Fault models, fault patterns (sampling), the injector, activation faults."""

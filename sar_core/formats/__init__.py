@@ -1,0 +1,1 @@
+"""Number formats: encode / decode, bit anatomy, flips (imports no torch)."""

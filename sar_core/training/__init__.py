@@ -1,0 +1,1 @@
+"""SAM / ASAM / SAR optimizers, training configs, fault geometry, calibration, RandBET, train()."""

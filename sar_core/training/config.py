@@ -1,0 +1,151 @@
+"""Training configuration: the methods, their defaults, and one validated, frozen TrainConfig.
+
+``TrainConfig`` maps one-to-one onto the CLI's and the dashboard's training settings and
+serialises to JSON (``to_dict`` / ``from_dict``) for checkpoints and studies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from sar_core import limits
+from sar_core.faults.model import FaultModel
+from sar_core.training.optim import SAR_DEFAULT_GEOMETRY, SAR_DEFAULT_RHO, SAR_GEOMETRIES
+from sar_core.validate import check_choice, check_float, check_int
+
+METHODS = ("sgd", "adam", "sam", "asam", "sar", "fat", "clip", "randbet", "sar_clip")
+DEFAULT_RHO = {"sam": 0.05, "asam": 0.5, "sar": SAR_DEFAULT_RHO, "sar_clip": SAR_DEFAULT_RHO}
+DEFAULT_W_MAX = 0.1  # clip / randbet / sar_clip (Stutz et al. use 0.1 for most of their models)
+TARGETED = ("sar", "fat", "randbet", "sar_clip")  # methods that read a target fault model
+DEFAULT_TARGET = FaultModel(format="int8", ber=0.01)  # SAR's / FAT's fault model when none is given
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one training run (JSON-serialisable via to_dict)."""
+
+    method: str = "sgd"  # sgd | adam | sam | asam | sar | fat | clip | randbet | sar_clip
+    epochs: int = 30
+    lr: float | None = None  # None: 0.05 (SGD-based methods), 0.002 (adam)
+    batch_size: int = 64
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    rho: float | None = None  # None: 0.05 sam, 0.5 asam, SAR preset; geometry "fault": multiplier
+    geometry: str | None = None  # sar / sar_clip; None: SAR preset
+    w_max: float | None = None  # clip / randbet / sar_clip: weight clamp; None: DEFAULT_W_MAX
+    eta: float = 0.01  # offset in T = |w| + eta
+    rho_mode: str = "fixed"  # sar: "fixed" or "calibrated" to fault_model
+    calibrate_every: int = 5  # epochs between recalibrations (rho_mode="calibrated")
+    rho_max: float = 2.0  # calibration cap: beyond it training collapses (benchmarks/rho_sweep.py)
+    fault_model: FaultModel | None = None  # sar/fat/randbet/sar_clip target; None: int8, BER 1%
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("method", self.method, METHODS)
+        check_int("epochs", self.epochs, low=1, high=limits.MAX_EPOCHS)
+        if self.lr is not None:
+            check_float("lr", self.lr, low=0.0, high=10.0, low_open=True)
+        check_int("batch_size", self.batch_size, low=1, high=65536)
+        check_float("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        check_float("weight_decay", self.weight_decay, low=0.0, high=1.0)
+        if self.rho is not None:
+            check_float("rho", self.rho, low=0.0, high=100.0)
+        if self.geometry is not None:
+            check_choice("geometry", self.geometry, SAR_GEOMETRIES)
+        if self.w_max is not None:
+            check_float("w_max", self.w_max, low=0.0, high=100.0, low_open=True)
+        check_float("eta", self.eta, low=0.0)
+        check_choice("rho_mode", self.rho_mode, ("fixed", "calibrated"))
+        check_int("calibrate_every", self.calibrate_every, low=1, high=limits.MAX_EPOCHS)
+        check_float("rho_max", self.rho_max, low=0.0, high=100.0, low_open=True)
+        check_int("seed", self.seed, low=0, high=2**32 - 1)
+        if self.fault_model is not None and not isinstance(self.fault_model, FaultModel):
+            raise ValueError(f"Invalid fault_model={self.fault_model!r}: expected a FaultModel")
+        self._check_combinations()
+
+    def _check_combinations(self) -> None:
+        if self.rho_mode == "calibrated" and self.effective_geometry == "fault":
+            raise ValueError(
+                "Invalid rho_mode='calibrated' with geometry='fault': SAR v2 sets its radius "
+                "from the fault model; use rho_mode='fixed' or geometry plain/elementwise/layer"
+            )
+        t = self.target
+        if t is not None and t.target != "weights":
+            raise ValueError(
+                f"Invalid fault_model target={t.target!r}: training methods target faults in the "
+                "stored weights (target='weights'); activation faults are for analysis only"
+            )
+        if self.effective_geometry == "fault" and t is not None:
+            from sar_core.training.fault_geometry import covered_bits
+
+            covered_bits(t)  # SAR v2's geometry: weight bit flips only (clear error otherwise)
+        if self.method == "randbet" and t is not None and t.format != "int8":
+            raise ValueError(
+                f"Invalid fault_model format={t.format!r} for method 'randbet': random bit error "
+                "training flips bits of int8-quantized weights; use format 'int8'"
+            )
+        if self.method == "randbet" and t is not None and t.ber is None:
+            raise ValueError(
+                "Invalid fault_model for method 'randbet': give a bit error rate (ber), not a count"
+            )
+
+    @property
+    def effective_lr(self) -> float:
+        """Learning rate actually used."""
+        return self.lr if self.lr is not None else (0.002 if self.method == "adam" else 0.05)
+
+    @property
+    def effective_rho(self) -> float | None:
+        """Radius used by SAM-family methods (initial value when calibrated)."""
+        if self.method not in DEFAULT_RHO:
+            return None
+        return self.rho if self.rho is not None else DEFAULT_RHO[self.method]
+
+    @property
+    def effective_geometry(self) -> str | None:
+        """Neighbourhood geometry of SAM-family methods."""
+        if self.method in ("sar", "sar_clip"):
+            return self.geometry or SAR_DEFAULT_GEOMETRY
+        return {"sam": "plain", "asam": "elementwise"}.get(self.method)
+
+    @property
+    def effective_w_max(self) -> float | None:
+        """Weight clamp of clip / randbet / sar_clip (None for other methods)."""
+        if self.method not in ("clip", "randbet", "sar_clip"):
+            return None
+        return self.w_max if self.w_max is not None else DEFAULT_W_MAX
+
+    @property
+    def target(self) -> FaultModel | None:
+        """Fault model SAR / FAT / RandBET train against."""
+        if self.method in TARGETED:
+            return self.fault_model or DEFAULT_TARGET
+        return None
+
+    def to_dict(self) -> dict:
+        """JSON-friendly dict with the effective values filled in."""
+        d = asdict(self)
+        d["fault_model"] = self.target.to_dict() if self.target else None
+        d.update(
+            lr=self.effective_lr,
+            rho=self.effective_rho,
+            geometry=self.effective_geometry,
+            w_max=self.effective_w_max,
+        )
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """Inverse of ``to_dict``."""
+        allowed = set(cls.__dataclass_fields__)
+        if not isinstance(d, dict) or set(d) - allowed:
+            raise ValueError(f"Invalid train config {d!r}: allowed keys are {sorted(allowed)}")
+        d = dict(d)
+        if d.get("fault_model") is not None:
+            d["fault_model"] = FaultModel.from_dict(d["fault_model"])
+        return cls(**d)
+
+
+def with_method(config: TrainConfig, method: str, **changes) -> TrainConfig:
+    """Copy of a config for another method (everything else, seed included, kept)."""
+    return replace(config, method=method, **changes)

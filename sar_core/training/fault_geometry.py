@@ -1,0 +1,170 @@
+"""SAR v2's geometry from a target fault model: per-weight intensity T, occurrence E[n], summary.
+
+Formulas (also in sar_core.training.optim's docstring): T_i = RMS over the covered bits B' of how far one
+flip moves w_i (int8: s*|dq_b|; floats: exact per stored value); E[n] = p * N' (or a count's share);
+the exponent MSB of float formats is left out of both and reported (no finite radius covers it).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+import torch
+from torch import nn
+
+from sar_core.faults.model import FaultModel, catastrophic_bits, eligible_parameters
+from sar_core.formats import bits as B
+from sar_core.validate import check_float
+
+
+def covered_bits(fm: FaultModel) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(bits SAR's geometry covers, catastrophic bits left out) of a fault model's selection.
+
+    SAR's fault geometry is defined for independent flips of stored weight bits at a rate or a
+    count; other fault kinds are refused here with a clear error (train them with geometry
+    'elementwise', or fault-aware training, which samples any weight fault kind).
+    """
+    if fm.kind != "flip" or fm.burst != 1 or fm.target != "weights" or fm.asymmetric:
+        raise ValueError(
+            f"Invalid target fault model (kind={fm.kind!r}, burst={fm.burst}, target={fm.target!r}"
+            f", asymmetric={fm.asymmetric}) for SAR's fault geometry: it is defined for independent "
+            "flips of weight bits (kind='flip', burst=1, target='weights', a ber or a count); use "
+            "geometry 'elementwise' or method 'fat' for other fault kinds"
+        )
+    bad = set(catastrophic_bits(fm.format))
+    kept = tuple(b for b in fm.bits if b not in bad)  # type: ignore[union-attr]
+    excluded = tuple(b for b in fm.bits if b in bad)  # type: ignore[union-attr]
+    if not kept:
+        raise ValueError(
+            f"Invalid bits={list(fm.bits)} for SAR's fault geometry: only the catastrophic "  # type: ignore[arg-type]
+            f"exponent MSB {list(excluded)} is selected, which no finite radius covers; select "
+            "other bits or use geometry 'elementwise'"
+        )
+    return kept, excluded
+
+
+def expected_flips(fm: FaultModel, n_elements: int) -> tuple[float, float]:
+    """(E[flips at covered sites], E[flips at catastrophic sites]) for ``n_elements`` eligible weights."""
+    kept, excluded = covered_bits(fm)
+    if fm.ber is not None:
+        return fm.ber * n_elements * len(kept), fm.ber * n_elements * len(excluded)
+    share = fm.count / (len(kept) + len(excluded))  # type: ignore[operator]
+    return share * len(kept), share * len(excluded)
+
+
+@lru_cache(maxsize=64)
+def _float_tables(fmt: str, bits: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per biased exponent E: (A[E], C[E]) with sum_b d_b^2 = A[E] w^2 + C[E] over ``bits``."""
+    f = B.get_format(fmt)
+    m, ne = f.mantissa_bits, f.exponent_bits
+    bias = 2 ** (ne - 1) - 1
+    n = 2**ne
+    a = torch.zeros(n, dtype=torch.float64)
+    c = torch.zeros(n, dtype=torch.float64)
+    for e_b in range(n):
+        e = max(e_b, 1) - bias  # stored exponent (subnormals: 1 - bias)
+        for b in bits:
+            if b == f.width - 1:  # sign: w -> -w
+                a[e_b] += 4.0
+            elif b >= m:  # exponent bit j: multiply by 2^(+-2^j)
+                j = b - m
+                if e_b == 0:  # subnormal (~0) becomes ~2^(2^j - bias)
+                    c[e_b] += 4.0 ** (2**j - bias)
+                elif (e_b >> j) & 1:
+                    a[e_b] += (1 - 2.0 ** -(2**j)) ** 2
+                else:
+                    a[e_b] += (2.0 ** (2**j) - 1) ** 2
+            else:  # mantissa bit k: +- 2^(k - M) * 2^e
+                c[e_b] += 4.0 ** (b - m + e)
+    big = torch.finfo(torch.float32).max
+    return a.clamp(max=big).float(), c.clamp(max=big).float()
+
+
+def fault_intensity(w: torch.Tensor, fm: FaultModel) -> torch.Tensor:
+    """T: RMS displacement of each element of ``w`` per flip of one covered bit (same shape)."""
+    kept, _ = covered_bits(fm)
+    if fm.format == "int8":
+        dq2 = sum((128.0 if b == 7 else 2.0**b) ** 2 for b in kept) / len(kept)  # mean |dq|^2
+        a = w.abs()
+        if fm.granularity == "channel" and w.dim() > 1:
+            m = a.reshape(w.shape[0], -1).amax(dim=1).reshape((-1,) + (1,) * (w.dim() - 1))
+        else:
+            m = a.max()
+        s = torch.where(m > 0, m / 127.0, torch.ones_like(m))  # as bits.int8_scale
+        return (s * math.sqrt(dq2)).expand_as(w).clone()
+    f = B.get_format(fm.format)
+    a_tab, c_tab = _float_tables(fm.format, kept)
+    stored = w.to({"float16": torch.float16, "bfloat16": torch.bfloat16}.get(fm.format, w.dtype))
+    ws = stored.float()
+    _, ex = torch.frexp(ws)  # w = m 2^ex, m in [0.5, 1): stored exponent ex - 1
+    bias = 2 ** (f.exponent_bits - 1) - 1
+    e_b = (ex - 1 + bias).clamp(0, 2**f.exponent_bits - 1)
+    e_b = torch.where(ws == 0, torch.zeros_like(e_b), e_b).long()
+    t2 = (a_tab[e_b] * ws * ws + c_tab[e_b]) / len(kept)
+    return t2.clamp(max=torch.finfo(torch.float32).max).sqrt()
+
+
+def describe_sar(
+    model: nn.Module | Any, fault_model: FaultModel, *, rho: float = 1.0, seed: int = 0
+) -> dict:
+    """What SAR v2 derives from a target fault model, at ``model``'s current weights.
+
+    ``model`` may be a ``ModelSpec``: it is then described at its initial weights for ``seed``
+    (what training starts from; T follows the weights during training). Returns the covered and
+    excluded bits, expected flips, the fault radius sqrt(E[n]) and the effective radius
+    rho * sqrt(E[n]), the expected fault-perturbation norm in weight units, and per parameter
+    the intensity T (mean, min, max) and the int8 scale when relevant.
+    """
+    from sar_core.data.models import ModelSpec, build_model
+
+    if isinstance(model, ModelSpec):
+        model = build_model(model, seed)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"Invalid model={model!r}: expected a torch module or a ModelSpec")
+    if not isinstance(fault_model, FaultModel):
+        raise ValueError(f"Invalid fault_model={fault_model!r}: expected a FaultModel")
+    rho = check_float("rho", rho, low=0.0)
+    kept, excluded = covered_bits(fault_model)
+    named = {n: p.detach() for n, p in model.named_parameters()}
+    elig = eligible_parameters({n: tuple(p.shape) for n, p in named.items()}, fault_model)
+    n_elem = sum(named[n].numel() for n in elig)
+    e_n, e_bad = expected_flips(fault_model, n_elem)
+    layers, sq = [], 0.0
+    for n, p in named.items():
+        row: dict[str, Any] = {"name": n, "shape": list(p.shape), "eligible": n in elig}
+        if n in elig:
+            t = fault_intensity(p, fault_model)
+            sq += float((t.double() ** 2).sum())
+            row.update(t_mean=float(t.mean()), t_min=float(t.min()), t_max=float(t.max()))
+            row["abs_w_mean"] = float(p.abs().mean())
+            if fault_model.format == "int8":
+                row["int8_scale_max"] = float(
+                    B.int8_scale(p.numpy(), fault_model.granularity).max()
+                )
+        layers.append(row)
+    # E||D||^2 = p * sum_i sum_b d_ib^2 = E[n] * sum_i T_i^2 / n_elem (sites drawn uniformly)
+    per_site = sq / max(n_elem, 1)
+    p_bad = (
+        1.0 - (1.0 - fault_model.ber) ** (n_elem * len(excluded))
+        if fault_model.ber is not None
+        else float(bool(excluded))
+    )
+    return {
+        "fault_model": fault_model.to_dict(),
+        "geometry": "fault",
+        "covered_bits": list(kept),
+        "excluded_bits": list(excluded),
+        "eligible_weights": int(n_elem),
+        "covered_sites": int(n_elem * len(kept)),
+        "expected_flips": e_n,
+        "expected_excluded_flips": e_bad,
+        "p_any_excluded_flip": p_bad if fault_model.ber is not None and excluded else None,
+        "fault_radius": math.sqrt(e_n),
+        "multiplier": rho,
+        "rho": rho * math.sqrt(e_n),
+        "expected_perturbation_norm": math.sqrt(e_n * per_site),
+        "layers": layers,
+        "formula": "e = rho*sqrt(E[n]) * T^2 g / ||T g||, T_i = RMS_b |dw_ib|, E[n] = p*N'",
+    }

@@ -1,0 +1,272 @@
+"""SAM, ASAM and SAR as torch optimizers (first_step / second_step / step(closure)).
+
+Ascent step of the whole family (Foret et al. 2021; Kwon et al. 2021):
+    e(w) = r * T^2 g / ||T g||,   then descend with the gradient taken at w + e(w).
+e(w) is the worst first-order point of the ellipsoid ||T^-1 e|| <= r. The geometry fixes the
+diagonal T, and r is the radius:
+    plain        T = 1                          r = rho            (SAM)
+    elementwise  T = |w| + eta                  r = rho            (ASAM; SAR v1)
+    layer        T = |w| / max|W_layer| + eta   r = rho
+    fault        T = fault intensity below      r = rho * sqrt(E[n]) (SAR v2)
+
+SAR v2 (geometry "fault") derives T and r from its target fault model (format, bits B, rate).
+Intensity, per weight i: T_i = sqrt(mean_{b in B'} d_ib^2), the RMS displacement of w_i when one
+selected bit b of its stored value flips, B' = B without the catastrophic bits (below):
+    int8      d_ib = s * |dq_b|,  |dq_b| = 2^b (b < 7), 128 (b = 7, the two's-complement sign);
+              s = max|W| / 127 of the weight's tensor (or output channel): T is constant per
+              tensor/channel and proportional to its quantization step.
+    float     d_ib = |w_i| * |relative change of flip b| for w_i stored in the format, exact:
+              sign 2|w|; exponent bit j: |w|(2^(2^j) - 1) when that bit is 0, |w|(1 - 2^-(2^j))
+              when it is 1; mantissa bit k: 2^(k - M) * 2^e(w) (e = the stored exponent).
+Occurrence: a fault perturbation D hits n sites, each moving ||T^-1 D||^2 by d_ib^2 / T_i^2
+(1 on average over b), so E||T^-1 D||^2 = E[n] = p * N' (BER p; N' = eligible weights x |B'|) or
+count * |B'| / |B|. The radius is r = rho * sqrt(E[n]): rho is a dimensionless multiplier
+(rho = 1: SAM's worst case sits on the ellipsoid a typical fault reaches).
+Catastrophic sites: the exponent MSB of float formats (a weight |w| < 2 multiplied by 2^(2^(E-1)):
+2^128 in float32/bfloat16, 2^16 in float16). No finite radius covers them, so they are left out of
+T and E[n] and reported instead (``describe_sar``: expected count and P(at least one per trial));
+flatness cannot absorb them, clipping at inference or protecting the bit can.
+Weights the fault model cannot hit (biases by default, unselected layers) get T = 0: no ascent.
+With rho = 0 the weights are never touched, so the update equals the base optimizer's exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from sar_core.faults.model import FaultModel, eligible_parameters
+from sar_core.training.fault_geometry import expected_flips, fault_intensity
+from sar_core.validate import check_choice, check_float
+
+GEOMETRIES = ("plain", "elementwise", "layer")  # shapes that need no fault model
+SAR_GEOMETRIES = GEOMETRIES + ("fault",)  # SAR v2: geometry and radius from the fault model
+# SAR preset: the v1 choice (digits sweep, benchmarks/rho_sweep.py), kept because SAR v2
+# ("fault") lost to tuned ASAM on the held-out task suite (benchmarks/suite.py; see README).
+SAR_DEFAULT_GEOMETRY = "elementwise"
+SAR_DEFAULT_RHO = 1.0
+
+
+class SAM(torch.optim.Optimizer):
+    """Sharpness-aware minimization around any base optimizer.
+
+    Example:
+        >>> opt = SAM(model.parameters(), torch.optim.SGD, rho=0.05, lr=0.1, momentum=0.9)
+        >>> loss_fn().backward(); opt.first_step(zero_grad=True)
+        >>> loss_fn().backward(); opt.second_step(zero_grad=True)
+    """
+
+    _geometries = GEOMETRIES
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        base_optimizer: type[torch.optim.Optimizer] = torch.optim.SGD,
+        *,
+        rho: float = 0.05,
+        geometry: str = "plain",
+        eta: float = 0.01,
+        **base_kwargs: Any,
+    ) -> None:
+        rho = check_float("rho", rho, low=0.0)
+        check_choice("geometry", geometry, self._geometries)
+        eta = check_float("eta", eta, low=0.0)
+        super().__init__(params, dict(rho=rho, geometry=geometry, eta=eta, **base_kwargs))
+        self.base_optimizer = base_optimizer(self.param_groups, **base_kwargs)
+        self.param_groups = self.base_optimizer.param_groups
+        self.defaults.update(self.base_optimizer.defaults)
+
+    @staticmethod
+    def _t(p: torch.Tensor, group: dict) -> torch.Tensor | None:
+        """The diagonal T of a fault-free geometry (None = identity)."""
+        if group["geometry"] == "plain":
+            return None
+        a = p.abs()
+        if group["geometry"] == "elementwise":
+            return a.add_(group["eta"])
+        m = a.max()
+        return (a.div_(m) if m > 0 else a.zero_()).add_(group["eta"])
+
+    def _t_of(self, p: torch.Tensor, group: dict) -> torch.Tensor | None:
+        return self._t(p, group)
+
+    def _radius(self, group: dict) -> float:
+        return group["rho"]
+
+    def _group_ts(self, group: dict, ps: list[torch.Tensor]) -> list[torch.Tensor] | None:
+        """T of each parameter of a group, computed once per step (None = identity)."""
+        if group["geometry"] == "plain":
+            return None
+        if group["geometry"] == "elementwise":  # T = |w| + eta, batched over the group
+            ts = torch._foreach_abs(ps)
+            torch._foreach_add_(ts, group["eta"])
+            return list(ts)
+        return [self._t_of(p, group) for p in ps]  # type: ignore[misc]
+
+    def _ascent_parts(self) -> tuple[list[tuple], torch.Tensor | float]:
+        """Per group (group, params, T, T*g) and the global norm ||T g||."""
+        parts = []
+        for group in self.param_groups:
+            ps = [p for p in group["params"] if p.grad is not None]
+            if not ps:
+                continue
+            gs = [p.grad for p in ps]
+            ts = self._group_ts(group, ps)
+            tgs = gs if ts is None else list(torch._foreach_mul(ts, gs))
+            parts.append((group, ps, ts, tgs))
+        tgs_all = [x for part in parts for x in part[3]]
+        if not tgs_all:
+            return parts, 0.0
+        return parts, torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tgs_all)))
+
+    @torch.no_grad()
+    def ascent_direction(self) -> dict[torch.Tensor, torch.Tensor]:
+        """e(w) for every parameter with a gradient, from the current gradients (no update)."""
+        parts, norm = self._ascent_parts()
+        out = {}
+        for group, ps, ts, tgs in parts:
+            scale = self._radius(group) / (norm + 1e-12)
+            for k, p in enumerate(ps):
+                out[p] = tgs[k] * scale if ts is None else ts[k] * tgs[k] * scale  # r T^2 g/||Tg||
+        return out
+
+    def _old(self, p: torch.Tensor) -> torch.Tensor:
+        buf = self.state[p].get("old_p")
+        if buf is None or buf.shape != p.shape:
+            buf = self.state[p]["old_p"] = torch.empty_like(p)
+        return buf
+
+    @torch.no_grad()
+    def first_step(self, zero_grad: bool = False) -> None:
+        """Climb to the local maximum w + e(w) (w kept in buffers reused across steps)."""
+        self._moved: list[tuple[list, list]] = []
+        if any(self._radius(g) > 0 for g in self.param_groups):
+            parts, norm = self._ascent_parts()
+            for group, ps, ts, tgs in parts:
+                olds = [self._old(p) for p in ps]
+                torch._foreach_copy_(olds, ps)
+                self._moved.append((ps, olds))
+                scale = float(self._radius(group) / (norm + 1e-12))
+                if ts is None:
+                    torch._foreach_add_(ps, tgs, alpha=scale)  # w + r g / ||g||
+                else:
+                    torch._foreach_addcmul_(ps, ts, tgs, value=scale)  # w + r T (T g) / ||Tg||
+        if zero_grad:
+            self.zero_grad()
+
+    @torch.no_grad()
+    def second_step(self, zero_grad: bool = False) -> None:
+        """Go back to w and take the base optimizer's step with the gradient from w + e(w)."""
+        for ps, olds in getattr(self, "_moved", []):
+            torch._foreach_copy_(ps, olds)  # exact restore, not p - e(w)
+        self._moved = []
+        self.base_optimizer.step()
+        if zero_grad:
+            self.zero_grad()
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:  # type: ignore[override]
+        """Full SAM step; ``closure`` runs forward + backward and returns the loss at w."""
+        if closure is None:
+            raise ValueError(
+                "Invalid closure=None: SAM needs a closure that runs forward + backward"
+            )
+        closure = torch.enable_grad()(closure)
+        loss = closure()
+        self.first_step(zero_grad=True)
+        closure()
+        self.second_step()
+        return loss
+
+    def set_rho(self, rho: float) -> None:
+        """Change the radius of every parameter group (used by SAR's calibration)."""
+        rho = check_float("rho", rho, low=0.0)
+        for g in self.param_groups:
+            g["rho"] = rho
+
+
+class ASAM(SAM):
+    """Adaptive SAM: elementwise geometry T = |w| + eta (Kwon et al. 2021)."""
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        base_optimizer=torch.optim.SGD,
+        *,
+        rho: float = 0.5,
+        eta: float = 0.01,
+        **base_kwargs: Any,
+    ) -> None:
+        super().__init__(
+            params, base_optimizer, rho=rho, geometry="elementwise", eta=eta, **base_kwargs
+        )
+
+
+class SAR(SAM):
+    """SAR: a SAM-family optimizer aimed at a bit-flip fault model (geometry, rho, target).
+
+    With ``geometry="fault"`` (SAR v2) the fault model sets T and the radius (module docstring);
+    ``rho`` is then the dimensionless multiplier. Pass ``model.named_parameters()`` so the fault
+    model's layer selection can be matched; plain parameters are named by position.
+    """
+
+    _geometries = SAR_GEOMETRIES
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        base_optimizer=torch.optim.SGD,
+        *,
+        rho: float = SAR_DEFAULT_RHO,
+        geometry: str = SAR_DEFAULT_GEOMETRY,
+        eta: float = 0.01,
+        fault_model: FaultModel | None = None,
+        **base_kwargs: Any,
+    ) -> None:
+        super().__init__(params, base_optimizer, rho=rho, geometry=geometry, eta=eta, **base_kwargs)
+        self.fault_model = fault_model  # the FaultModel this model is trained against (or None)
+        self.fault_radius = 1.0
+        self._eligible: set[int] = set()
+        if geometry == "fault":
+            self._setup_fault_geometry()
+
+    def _named(self) -> list[tuple[str, torch.Tensor]]:
+        out, k = [], 0
+        for group in self.param_groups:
+            names = group.get("param_names")
+            for i, p in enumerate(group["params"]):
+                out.append((names[i] if names else f"p{k}", p))
+                k += 1
+        return out
+
+    def _setup_fault_geometry(self) -> None:
+        fm = self.fault_model
+        if not isinstance(fm, FaultModel):
+            raise ValueError(
+                f"Invalid fault_model={fm!r}: geometry 'fault' needs a FaultModel (its target)"
+            )
+        named = self._named()
+        if fm.layers is not None and not any(g.get("param_names") for g in self.param_groups):
+            raise ValueError(
+                f"Invalid params for layers={list(fm.layers)}: pass model.named_parameters() so "
+                "SAR can match the fault model's layers"
+            )
+        shapes = {n: tuple(p.shape) for n, p in named}
+        elig = set(eligible_parameters(shapes, fm))
+        by_name = dict(named)
+        self._eligible = {id(by_name[n]) for n in elig}
+        n_elem = sum(by_name[n].numel() for n in elig)
+        self.fault_radius = math.sqrt(expected_flips(fm, n_elem)[0])
+
+    def _t_of(self, p: torch.Tensor, group: dict) -> torch.Tensor | None:
+        if group["geometry"] != "fault":
+            return self._t(p, group)
+        if id(p) not in self._eligible:
+            return torch.zeros_like(p)
+        return fault_intensity(p.detach(), self.fault_model)  # type: ignore[arg-type]
+
+    def _radius(self, group: dict) -> float:
+        return group["rho"] * (self.fault_radius if group["geometry"] == "fault" else 1.0)

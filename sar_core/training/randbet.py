@@ -1,0 +1,80 @@
+"""Weight clipping and random bit error training (RandBET; Stutz et al., MLSys 2021).
+
+clip: every weight tensor (parameters with >= 2 dims; biases stay free) is clamped to
+[-w_max, w_max] after each optimizer step. RandBET: each training forward pass sees the weights
+int8-quantized (symmetric, s = max|W| / 127 per tensor or channel, as ``bits.encode``), once clean
+and once with every selected bit of every code flipped independently with probability p; the
+mean of the two losses is differentiated with the straight-through estimator (the quantized and
+faulty weights pass their gradient to the float weights unchanged), then the step is clipped.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from sar_core.faults.model import FaultModel, eligible_parameters
+
+
+def clip_weights(model: nn.Module, w_max: float) -> None:
+    """Clamp every weight tensor (parameters with >= 2 dims; biases stay free) to [-w_max, w_max]."""
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.clamp_(-w_max, w_max)
+
+
+def int8_codes(w: torch.Tensor, granularity: str = "tensor") -> tuple[torch.Tensor, torch.Tensor]:
+    """(q int8, s) with q = clip(round(w / s), -127, 127), s = max|w| / 127 (as bits.encode)."""
+    a = w.detach().abs()
+    if granularity == "channel" and w.dim() > 1:
+        m = a.reshape(w.shape[0], -1).amax(dim=1).reshape((-1,) + (1,) * (w.dim() - 1))
+    else:
+        m = a.max()
+    s = torch.where(m > 0, m / 127.0, torch.ones_like(m)).float()
+    return torch.round(w.detach() / s).clamp_(-127, 127).to(torch.int8), s
+
+
+def random_bit_errors(
+    q: torch.Tensor, bits: tuple[int, ...], ber: float, gen: torch.Generator
+) -> tuple[torch.Tensor, int]:
+    """Flip every selected bit of every int8 code independently with probability ``ber``."""
+    hits = torch.rand((len(bits),) + tuple(q.shape), generator=gen) < ber  # (|B|, *q.shape)
+    weights = torch.tensor([1 << b for b in bits], dtype=torch.int32).reshape(
+        (-1,) + (1,) * q.dim()
+    )
+    mask = (hits.to(torch.int32) * weights).sum(0).to(torch.uint8)  # distinct bits: sum = OR
+    flipped = (q.view(torch.uint8) ^ mask).view(torch.int8)
+    return flipped, int(hits.sum())
+
+
+class RandBET:
+    """Per-step RandBET forward: losses at the quantized and at the bit-error weights (STE)."""
+
+    def __init__(self, model: nn.Module, fm: FaultModel, seed: int) -> None:
+        shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+        self.names = eligible_parameters(shapes, fm)
+        self.fm = fm
+        self.gen = torch.Generator().manual_seed(seed)
+        self.flips = 0
+        self.sites = 0
+
+    def loss(self, model: nn.Module, xb, yb) -> tuple[torch.Tensor, torch.Tensor]:
+        params = dict(model.named_parameters())
+        clean, faulty = dict(params), dict(params)
+        for n in self.names:
+            w = params[n]
+            q, s = int8_codes(w, self.fm.granularity)
+            qf, k = random_bit_errors(q, self.fm.bits, self.fm.ber, self.gen)  # type: ignore[arg-type]
+            self.flips += k
+            self.sites += q.numel() * len(self.fm.bits)  # type: ignore[arg-type]
+            # straight-through: forward uses the stored value, the gradient flows to w as is
+            clean[n] = w + (q.float() * s - w).detach()
+            faulty[n] = w + (qf.float() * s - w).detach()
+        out = functional_call(model, clean, (xb,))
+        out_f = functional_call(model, faulty, (xb,))
+        finite = torch.isfinite(out_f).all(dim=1)
+        loss_f = F.cross_entropy(out_f[finite], yb[finite]) if finite.any() else out_f.sum() * 0
+        return 0.5 * (F.cross_entropy(out, yb) + loss_f), out
