@@ -27,9 +27,9 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sar_core.engine import combinations as C  # noqa: E402
 from sar_core.analysis import landscape as L  # noqa: E402
 from sar_core.data.io import dataset_of, load_checkpoint  # noqa: E402
+from sar_core.engine import combinations as C  # noqa: E402
 from sar_core.engine.evaluate import as_tensors  # noqa: E402
 from sar_core.runtime import configure_threads  # noqa: E402
 

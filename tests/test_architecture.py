@@ -323,9 +323,9 @@ def _upward(path: Path) -> list[str]:
         there = _room(target)
         if there in BASE or there is None or there == here:
             continue
-        if there not in ROOMS:  # a public name from sar_core itself: the package, not a room
-            bad.append(target)
-        elif ROOMS.index(there) > rank:
+        if (
+            there not in ROOMS or ROOMS.index(there) > rank
+        ):  # a public name from sar_core itself: the package, not a room
             bad.append(target)
     return bad
 

@@ -11,9 +11,8 @@ import pytest
 
 from sar_core.analysis.attack import progressive_bit_search
 from sar_core.analysis.campaign import compare
-from sar_core.data.io import dumps
 from sar_core.cli import report as report_cli
-from sar_core.experiments import report
+from sar_core.data.io import dumps
 from sar_core.faults.model import FaultModel
 
 CONTRACT_KEYS = {
