@@ -18,13 +18,14 @@ from conftest import ASSETS
 from safetensors.torch import save as st_save
 
 from sar_core import limits
-from sar_core.analysis.campaign import compare, run_campaign, summarize, sweep
+from sar_core.analysis.campaign import compare, run_campaign, sweep
 from sar_core.data.datasets import load_csv, load_dataset
 from sar_core.data.io import SCHEMA, load_checkpoint
 from sar_core.data.models import ModelSpec, build_model
 from sar_core.faults.injector import Injector
 from sar_core.faults.model import FaultModel, sample_pattern
 from sar_core.formats.bits import flip_value, parse_bits
+from sar_core.stats.intervals import summarize
 from sar_core.training.calibrate import calibrate_rho
 from sar_core.training.loop import TrainConfig
 from sar_core.training.optim import SAM

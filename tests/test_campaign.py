@@ -17,7 +17,6 @@ from sar_core.analysis.campaign import (
     iter_sweep,
     paired_difference,
     run_campaign,
-    summarize,
     sweep,
     sweep_bits,
     sweep_layers,
@@ -27,6 +26,7 @@ from sar_core.data.models import build_model
 from sar_core.engine.evaluate import evaluate, score_logits
 from sar_core.faults.injector import Injector
 from sar_core.faults.model import FaultModel, parameter_shapes, sample_pattern
+from sar_core.stats.intervals import summarize
 
 # ---------------------------------------------------------------- statistics ------------------
 

@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pytest
 
-from sar_core.analysis.campaign import summarize
 from sar_core.experiments.suite import (
     RESULTS_PATH,
     TASKS,
@@ -19,6 +18,7 @@ from sar_core.experiments.suite import (
     summarize_suite,
 )
 from sar_core.experiments.suite_report import markdown_table
+from sar_core.stats.intervals import summarize
 from tests.conftest import ROOT
 
 

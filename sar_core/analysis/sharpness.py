@@ -17,10 +17,10 @@ from torch import nn
 from torch.func import functional_call, grad, grad_and_value, jvp, vmap
 
 from sar_core import limits
-from sar_core.analysis.campaign import summarize
 from sar_core.engine.evaluate import as_tensors, evaluate, model_device
 from sar_core.engine.montecarlo import loss_increases
 from sar_core.faults.model import FaultModel
+from sar_core.stats.intervals import summarize
 from sar_core.validate import check_float, check_int
 
 Flat = tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]

@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sar_core.analysis.campaign import compare, summarize
+from sar_core.analysis.campaign import compare
+from sar_core.stats.intervals import summarize
+from sar_core.stats.verdicts import verdict as _verdict
 
 RESULTS_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "suite.json"
 TASKS = {  # name: (dataset, arch)
@@ -200,7 +202,7 @@ def _delta(accs: dict, base: str, m: str) -> dict:
     d_seed = [np.asarray(a) - np.asarray(b) for a, b in zip(accs[m], accs[base])]
     s = summarize(100 * np.concatenate(d_seed))
     lo, hi = s["ci95"]
-    verdict = "win" if lo > 0 else "loss" if hi < 0 else "tie"
+    verdict = _verdict(lo, hi)
     per_seed = [float(100 * d.mean()) for d in d_seed]
     return {"delta": s["mean"], "ci95": [lo, hi], "delta_per_seed": per_seed, "verdict": verdict}
 

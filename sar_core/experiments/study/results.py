@@ -57,7 +57,7 @@ def _task_spec(plan: Plan, name: str):
 
 
 def _paired(ref: list[float], acc: list[float]) -> tuple[float, float, float, float]:
-    from sar_core.analysis.campaign import summarize
+    from sar_core.stats.intervals import summarize
 
     s = summarize(np.asarray(acc) - np.asarray(ref))
     return s["mean"], s["ci95"][0], s["ci95"][1], s["std"]

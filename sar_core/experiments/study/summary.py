@@ -67,13 +67,10 @@ def aggregate(rows: Sequence[Mapping]) -> list[dict]:
 
 
 def verdict(delta: tuple[float, float, float]) -> str:
-    """win / loss / tie from a paired interval."""
-    _, lo, hi = delta
-    if math.isfinite(lo) and lo > 0:
-        return "win"
-    if math.isfinite(hi) and hi < 0:
-        return "loss"
-    return "tie"
+    """win / loss / tie from a (mean, lo, hi) interval (the one rule: sar_core.stats.verdicts)."""
+    from sar_core.stats.verdicts import verdict as rule
+
+    return rule(delta[1], delta[2])
 
 
 def summary_rows(cells: Sequence[dict]) -> list[dict]:
