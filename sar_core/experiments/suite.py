@@ -32,7 +32,7 @@ from sar_core.analysis.campaign import compare
 from sar_core.stats.intervals import summarize
 from sar_core.stats.verdicts import verdict as _verdict
 
-RESULTS_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "suite.json"
+RESULTS_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "suite.json"
 TASKS = {  # name: (dataset, arch)
     "digits_mlp": ("digits", "mlp"),
     "digits_cnn": ("digits", "cnn"),

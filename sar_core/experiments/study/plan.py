@@ -21,7 +21,6 @@ from sar_core.experiments.study.spec import FaultPoint, StudySpec
 SCHEMA = "sar-lab/study/1"
 # the code a task's numbers depend on: every top-level module of sar_core (a change to any of
 # them invalidates the cache: safe rather than clever) and the study worker
-WORKER = "study/worker.py"
 
 
 def content_hash(obj: dict) -> str:
@@ -36,9 +35,12 @@ def code_version() -> str:
     import numpy
     import torch
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]  # sar_core/
     h = hashlib.sha256(f"{SCHEMA} torch {torch.__version__} numpy {numpy.__version__}".encode())
-    for p in [*sorted(root.glob("*.py")), root / WORKER]:
+    # every numeric room (the CLI, the plots and the study machinery itself change no number)
+    skip = ("cli", "plots", "experiments")
+    files = [p for p in sorted(root.rglob("*.py")) if p.relative_to(root).parts[0] not in skip]
+    for p in [*files, root / "experiments" / "study" / "worker.py"]:
         h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
     return h.hexdigest()[:16]
 
