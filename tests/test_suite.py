@@ -128,3 +128,86 @@ def test_bundled_results_file_is_readable_when_present():
         assert result_rows(res, "float16")
     with pytest.raises(ValueError, match="setting"):
         result_rows({"tasks": []}, "int4")
+
+
+def _fake_results(per_seed: dict, clean: dict, heldout=(2, 3, 4), tuning=(0, 1)) -> dict:
+    """A two-task results file in the schema-1 layout, numbers chosen by hand."""
+    tasks = []
+    for name in ("a_task", "b_task"):
+        methods = {"sgd": {"clean_delta": 0.0, "int8": {"delta_per_seed": [0.0] * len(heldout)}}}
+        for m, d in per_seed[name].items():
+            methods[m] = {"clean_delta": clean[m], "int8": {"delta_per_seed": d}}
+        tasks.append({"task": name, "targets": {"int8": {}}, "methods": methods})
+    return {
+        "schema": "sar-lab-suite/1",
+        "config": {"heldout_seeds": list(heldout), "tuning_seeds": list(tuning)},
+        "tasks": tasks,
+    }
+
+
+def test_headline_counts_seed_level_verdicts_against_scipy():
+    from scipy import stats as sps
+
+    from sar_core.experiments.suite import headline
+
+    per_seed = {
+        "a_task": {"x": [1.0, 2.0, 3.0], "y": [-5.0, 6.0, 1.0], "x@float16": [9.0, 9.0, 9.0]},
+        "b_task": {"x": [4.0, 5.0, 6.5], "y": [-3.0, -2.5, -2.0], "x@float16": [1.0, 2.0, 3.0]},
+    }
+    res = _fake_results(per_seed, {"x": -0.5, "y": 0.25, "x@float16": 0.0})
+    rows = headline(res, "int8", task="a_task")
+    assert [r["method"] for r in rows] == ["x", "y"]  # aimed at float16: not under int8
+    x, y = rows
+    assert x["mean_delta"] == pytest.approx((2.0 + 15.5 / 3) / 2)
+    assert y["mean_delta"] == pytest.approx((2 / 3 - 2.5) / 2)
+    # reference: scipy's t interval over the per-seed means; lo > 0 win, hi < 0 loss
+    for r, name in ((x, "x"), (y, "y")):
+        refs = []
+        for t in ("a_task", "b_task"):
+            d = per_seed[t][name]
+            lo, hi = sps.t.interval(0.95, len(d) - 1, loc=np.mean(d), scale=sps.sem(d))
+            refs.append((lo, hi))
+        expect = [("win" if lo > 0 else "loss" if hi < 0 else "tie") for lo, hi in refs]
+        assert (r["wins"], r["ties"], r["losses"]) == tuple(
+            expect.count(v) for v in ("win", "tie", "loss")
+        )
+        assert r["task_delta"]["lo"] == pytest.approx(refs[0][0])
+        assert r["task_delta"]["hi"] == pytest.approx(refs[0][1])
+        assert r["task_delta"]["n"] == 3 and r["task_delta"]["kind"] == "seed"
+        assert r["in_sample"] is False and r["task"] == "a_task"
+    assert (x["wins"], x["ties"], y["ties"], y["losses"]) == (1, 1, 1, 1)  # by hand, t=4.30
+    assert x["mean_clean_delta"] == -0.5
+    assert headline(res, "int8")[0]["task_delta"] is None
+    # a tuned-on seed among the reported ones is flagged in-sample
+    assert headline(_fake_results(per_seed, {"x": 0, "y": 0, "x@float16": 0}, tuning=(2,)), "int8")[
+        0
+    ]["in_sample"]
+    with pytest.raises(ValueError, match="target"):
+        headline(res, "int4")
+    with pytest.raises(ValueError, match="task"):
+        headline(res, "int8", task="nope")
+
+
+def test_load_results_rejects_non_suite_files(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json"):
+        load_results(bad)
+    bad.write_text('{"schema": "other"}')
+    with pytest.raises(ValueError, match="schema"):
+        load_results(bad)
+
+
+def test_headline_on_the_bundled_results():
+    from sar_core.experiments.suite import headline
+
+    if not RESULTS_PATH.is_file():
+        pytest.skip("no bundled results")
+    res = load_results()
+    for target in res["tasks"][0]["targets"]:
+        rows = headline(res, target, task=res["tasks"][0]["task"])
+        assert rows and all(r["label"] for r in rows)
+        assert [r["mean_delta"] for r in rows] == sorted((r["mean_delta"] for r in rows), reverse=1)
+        n = len(res["tasks"])
+        assert all(r["wins"] + r["ties"] + r["losses"] == n for r in rows)
+        assert len({r["label"] for r in rows}) == len(rows)  # labels tell the methods apart

@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from sar_core.analysis.campaign import compare
-from sar_core.stats.intervals import summarize
-from sar_core.stats.verdicts import verdict as _verdict
+from sar_core.stats.intervals import seed_level_interval, summarize
+from sar_core.stats.verdicts import verdict
 
+SCHEMA_V1 = "sar-lab-suite/1"
 RESULTS_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "suite.json"
 TASKS = {  # name: (dataset, arch)
     "digits_mlp": ("digits", "mlp"),
@@ -202,9 +203,9 @@ def _delta(accs: dict, base: str, m: str) -> dict:
     d_seed = [np.asarray(a) - np.asarray(b) for a, b in zip(accs[m], accs[base])]
     s = summarize(100 * np.concatenate(d_seed))
     lo, hi = s["ci95"]
-    verdict = _verdict(lo, hi)
     per_seed = [float(100 * d.mean()) for d in d_seed]
-    return {"delta": s["mean"], "ci95": [lo, hi], "delta_per_seed": per_seed, "verdict": verdict}
+    v = verdict(lo, hi)
+    return {"delta": s["mean"], "ci95": [lo, hi], "delta_per_seed": per_seed, "verdict": v}
 
 
 def evaluate_heldout(task: str, cfg: SuiteConfig, targets: dict, selected: dict) -> dict:
@@ -326,13 +327,104 @@ def _run_task_star(args):
 
 
 def load_results(path: str | Path | None = None) -> dict:
-    """The suite's results file (default: the bundled benchmarks/results/suite.json)."""
+    """The suite's results (``path``; default: the bundled ``benchmarks/results/suite.json``).
+
+    Raises ValueError naming the path when the file is missing or is not a suite results file.
+    """
     p = Path(path) if path is not None else RESULTS_PATH
     if not p.is_file():
         raise ValueError(
             f"Invalid suite results path={str(p)!r}: no such file; run benchmarks/suite.py"
         )
-    return json.loads(p.read_text())
+    try:
+        res = json.loads(p.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"Invalid suite results path={str(p)!r}: not JSON ({e})") from None
+    if not isinstance(res, dict) or not str(res.get("schema", "")).startswith("sar-lab-suite/"):
+        raise ValueError(
+            f"Invalid suite results path={str(p)!r}: no 'sar-lab-suite/N' schema; "
+            "run benchmarks/suite.py"
+        )
+    if not isinstance(res.get("tasks"), list) or not res["tasks"]:
+        raise ValueError(f"Invalid suite results path={str(p)!r}: no tasks")
+    return res
+
+
+# Output labels: what each method name means in the results (SAR variants told apart).
+LABELS_V1 = {  # schema 1 (the 2026-11 run): `sar` was SAR v2 with a tuned multiplier
+    "sam": "SAM (tuned rho)",
+    "asam": "ASAM (tuned rho)",
+    "sar": "SAR v2 (fault geometry, tuned multiplier)",
+    "sar@float16": "SAR v2 aimed at float16 (int8-tuned multiplier)",
+    "fat": "fault-aware training (tuned rate)",
+    "clip": "weight clipping (tuned w_max)",
+    "randbet": "RandBET (tuned rate, clip's w_max)",
+    "sar_clip": "SAR v2 + clipping (tuned)",
+}
+
+
+def method_label(results: dict, method: str) -> str:
+    """Human label of a result's method (the results file's own labels first)."""
+    labels = results.get("labels") or (LABELS_V1 if results.get("schema") == SCHEMA_V1 else {})
+    return labels.get(method, method)
+
+
+def _targets_of(results: dict) -> tuple[str, ...]:
+    return tuple(results["tasks"][0]["targets"])
+
+
+def _seed_ci(row: dict) -> dict:
+    """Seed-level 95% CI (points) of a method - SGD difference from its per-seed deltas."""
+    return seed_level_interval(row["delta_per_seed"]).to_dict()
+
+
+def headline(results: dict, target: str, task: str | None = None) -> list[dict]:
+    """Per non-SGD method at ``target``: mean delta over tasks, seed-level verdict counts.
+
+    One dict per method, sorted by ``mean_delta`` (points) descending: ``method``, ``label``,
+    ``mean_delta``, ``wins`` / ``ties`` / ``losses`` (verdicts of the seed-level interval over
+    the held-out seeds' mean differences), ``task``, ``task_delta`` (that task's seed-level CI as
+    ``{"mean", "lo", "hi", "n", "kind"}`` when ``task`` is given, else None),
+    ``mean_clean_delta`` and ``in_sample`` (True when a reported seed was also a tuning seed).
+    A method aimed at another target (``sar@float16``) is listed only under its own target.
+    """
+    targets = _targets_of(results)
+    if target not in targets:
+        raise ValueError(f"Invalid target={target!r}: this results file has {list(targets)}")
+    tasks = results["tasks"]
+    names = [t["task"] for t in tasks]
+    if task is not None and task not in names:
+        raise ValueError(f"Invalid task={task!r}: this results file has {names}")
+    cfg = results.get("config", {})
+    in_sample = bool(set(cfg.get("heldout_seeds", ())) & set(cfg.get("tuning_seeds", ())))
+    methods = [m for m in tasks[0]["methods"] if m != "sgd"]
+    out = []
+    for m in methods:
+        aim = m.partition("@")[2]
+        if (aim and aim != target) or any(m not in t["methods"] for t in tasks):
+            continue
+        rows = [t["methods"][m] for t in tasks]
+        cis = [_seed_ci(r[target]) for r in rows]
+        verdicts = [verdict(c["lo"], c["hi"]) for c in cis]
+        task_delta = None
+        if task is not None:
+            c = cis[names.index(task)]
+            task_delta = {k: c[k] for k in ("mean", "lo", "hi", "n", "kind")}
+        out.append(
+            {
+                "method": m,
+                "label": method_label(results, m),
+                "mean_delta": float(np.mean([c["mean"] for c in cis])),
+                "wins": verdicts.count("win"),
+                "ties": verdicts.count("tie"),
+                "losses": verdicts.count("loss"),
+                "task": task,
+                "task_delta": task_delta,
+                "mean_clean_delta": float(np.mean([r["clean_delta"] for r in rows])),
+                "in_sample": in_sample,
+            }
+        )
+    return sorted(out, key=lambda d: -d["mean_delta"])
 
 
 def result_rows(results: dict, setting: str = "int8") -> list[dict]:
