@@ -69,16 +69,65 @@ def model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", default="0")
     p.add_argument("--split", default="test", choices=("test", "train"))
     p.add_argument("--csv", default=None, help="CSV data for models trained on an uploaded CSV")
+    data_args(p)
+
+
+def data_args(p: argparse.ArgumentParser) -> None:
+    """--data and --trust-pt2: the user's own data, and the opt-in for torch.export files."""
+    p.add_argument(
+        "--data",
+        default=None,
+        help="evaluation data: .npz with X (N x ...) and y (N), or a CSV (label last); "
+        "required for .onnx / .pt2 models",
+    )
+    p.add_argument(
+        "--trust-pt2",
+        action="store_true",
+        help="allow .pt2 models (torch.export.load can run code: only files you trust)",
+    )
+
+
+def load_with_data(a: argparse.Namespace, paths: list[str]):
+    """(loaded models, dataset): checkpoints, .onnx or trusted .pt2 files, with --data or --csv.
+
+    With --data every row of the file is the evaluation set (train and test splits both hold
+    it); without it, SAR Lab checkpoints use the dataset they were trained on.
+    """
+    from sar_core.data.io import (
+        ImportedModel,
+        check_same_data,
+        dataset_of,
+        load_model,
+        model_io,
+    )
+
+    loaded = [load_model(p, trust_pt2=getattr(a, "trust_pt2", False)) for p in paths]
+    data_path = getattr(a, "data", None)
+    if data_path is None:
+        if any(isinstance(m, ImportedModel) for m in loaded):
+            raise UsageError(
+                "Invalid data=None: an imported model (.onnx / .pt2) needs --data FILE (.npz with "
+                "X and y, or a CSV with the label last)"
+            )
+        check_same_data(paths, loaded)
+        return loaded, dataset_of(loaded[0], getattr(a, "csv", None))
+    from sar_core.data.userdata import load_user_data
+
+    shape, k = model_io(loaded[0])
+    for path, m in zip(paths[1:], loaded[1:]):
+        if model_io(m) != (shape, k):
+            raise ValueError(
+                f"Invalid models: {path!r} takes {model_io(m)[0]} and has {model_io(m)[1]} "
+                f"classes, {paths[0]!r} takes {shape} with {k}; one --data file serves one shape"
+            )
+    return loaded, load_user_data(data_path, input_shape=shape, n_classes=k)
 
 
 def load_models(a: argparse.Namespace):
-    """(checkpoints, X, y, seed) of --model on the first checkpoint's dataset split."""
-    from sar_core.data.io import check_same_data, dataset_of, load_checkpoint
+    """(loaded models, X, y, seed) of --model on --data, or on the first checkpoint's split."""
     from sar_core.validate import check_int
 
     seed = check_int("seed", number("seed", a.seed, kind=int), low=0, high=2**31 - 1)
-    cks = [load_checkpoint(p) for p in a.model]
-    check_same_data(a.model, cks)
-    data = dataset_of(cks[0], a.csv)
+    cks, data = load_with_data(a, a.model)
     X, y = (data.X_test, data.y_test) if a.split == "test" else (data.X_train, data.y_train)
     return cks, X, y, seed

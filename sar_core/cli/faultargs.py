@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from sar_core import limits
-from sar_core.cli.common import UsageError, number, optional
+from sar_core.cli.common import UsageError, data_args, number, optional
 from sar_core.names import FAULT_KINDS, FAULT_TARGETS, FORMAT_NAMES, GRANULARITIES
 
 RATE_FLAGS = "--ber P, --count K, or --ber-01 P --ber-10 Q"
@@ -52,6 +52,7 @@ def add_fault_arguments(p: argparse.ArgumentParser, *, ber_help: str) -> None:
     p.add_argument("--trials", default="100", help=f"Monte Carlo trials, 1..{limits.MAX_TRIALS}")
     p.add_argument("--seed", default="0")
     p.add_argument("--csv", default=None, help="CSV data for models trained on an uploaded CSV")
+    data_args(p)
 
 
 def _rates(a: argparse.Namespace) -> dict:
@@ -107,17 +108,22 @@ def fault_model(a: argparse.Namespace):
 
 
 def campaign_setup(a: argparse.Namespace, paths: list[str]):
-    """(checkpoints, dataset, fault model, trials, seed): options checked before any loading."""
+    """(models, dataset, fault model, trials, seed): options checked before any loading.
+
+    A quantized ONNX model is checked to take exactly its stored int8 codes under ``fm``.
+    """
     from sar_core.analysis.campaign import check_trials
-    from sar_core.data.io import check_same_data, dataset_of, load_checkpoint
+    from sar_core.cli.common import load_with_data
+    from sar_core.data.onnx_import import check_fault_model
     from sar_core.validate import check_int
 
     fm = fault_model(a)
     trials = check_trials(number("trials", a.trials, kind=int))
     seed = check_int("seed", number("seed", a.seed, kind=int), low=0, high=2**63 - 1)
-    cks = [load_checkpoint(p) for p in paths]
-    check_same_data(paths, cks)
-    return cks, dataset_of(cks[0], a.csv), fm, trials, seed
+    cks, data = load_with_data(a, paths)
+    for ck in cks:
+        check_fault_model(ck.model, fm)
+    return cks, data, fm, trials, seed
 
 
 def engine_options(fm, data) -> dict:

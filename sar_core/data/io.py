@@ -287,3 +287,90 @@ def rows_to_csv(rows: list[dict]) -> str:
             }
         )
     return buf.getvalue()
+
+
+# --- models brought by the user (issue 19): dispatch by suffix -----------------------------------
+MODEL_SUFFIXES = (".safetensors", ".onnx", ".pt2")
+
+
+@dataclass
+class ImportedModel:
+    """A user's model (ONNX, or a trusted torch.export program) with what SAR Lab needs of it."""
+
+    model: nn.Module  # takes flattened rows (N, D), returns logits (N, C)
+    kind: str  # "onnx" | "pt2"
+    input_shape: tuple[int, ...]  # one row's shape as the model takes it
+    n_classes: int
+    name: str
+    raw: bytes | None = None  # the file's bytes (ONNX: written back with new weights)
+
+    @property
+    def quantized(self) -> bool:
+        """True for a QDQ model whose weights are stored as integer codes."""
+        return bool(getattr(self.model, "quantized", None))
+
+    @property
+    def method(self) -> str:
+        """What the CLI lists as a model's method: the format it was imported from."""
+        return self.kind
+
+
+def model_kind(path: str | Path) -> str:
+    """'safetensors' | 'onnx' | 'pt2' from a file name; ValueError for any other suffix."""
+    suffix = Path(str(path)).suffix.lower()
+    if suffix not in MODEL_SUFFIXES:
+        raise ValueError(
+            f"Invalid model path={str(path)[:200]!r}: suffix {suffix or '(none)'!r}; expected one "
+            f"of {', '.join(MODEL_SUFFIXES)}"
+        )
+    return suffix[1:]
+
+
+def load_model(
+    source: str | Path | bytes,
+    *,
+    kind: str | None = None,
+    name: str | None = None,
+    trust_pt2: bool = False,
+    max_bytes: int = limits.MAX_MODEL_BYTES,
+) -> Checkpoint | ImportedModel:
+    """A SAR Lab checkpoint (.safetensors), an ONNX model (.onnx) or, trusted only, a .pt2."""
+    if kind is None:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            raise ValueError("Invalid kind=None with bytes: say which format they hold")
+        kind = model_kind(source)
+    if kind == "safetensors":
+        return load_checkpoint(source)
+    if kind == "pt2":
+        return _load_pt2(source, trust=trust_pt2, max_bytes=max_bytes)
+    if kind != "onnx":
+        raise ValueError(f"Invalid kind={kind!r}: must be one of safetensors, onnx, pt2")
+    from sar_core.data.onnx_import import _read, load_onnx
+
+    raw = _read(source, max_bytes)
+    m = load_onnx(raw, max_bytes=max_bytes)
+    label = name or ("model" if isinstance(source, (bytes, bytearray)) else Path(source).stem)
+    return ImportedModel(m, "onnx", m.input_shape, m.n_classes, label, raw)
+
+
+
+def _load_pt2(source, *, trust: bool, max_bytes: int) -> ImportedModel:
+    if not trust:
+        raise ValueError(
+            f"Invalid model={str(source)[:200] if not isinstance(source, bytes) else 'bytes'!r}: a "
+            ".pt2 file is read by torch.export.load, which can unpickle (run) code; pass "
+            "trust_pt2=True (CLI: --trust-pt2) only for a file you made or trust"
+        )
+    from sar_core.data.exported import load_exported
+
+    m = load_exported(source, max_bytes=max_bytes)
+    label = "model" if isinstance(source, (bytes, bytearray)) else Path(source).stem
+    return ImportedModel(m, "pt2", m.input_shape, m.n_classes, label, None)
+
+
+def model_io(loaded: Checkpoint | ImportedModel) -> tuple[tuple[int, ...], int]:
+    """(one row's input shape, number of classes) of a loaded model, for checking user data."""
+    if isinstance(loaded, ImportedModel):
+        return loaded.input_shape, loaded.n_classes
+    spec = loaded.spec
+    return (tuple(spec.image_shape) if spec.image_shape else (spec.n_features,)), spec.n_classes

@@ -1,0 +1,503 @@
+"""ONNX models as torch modules whose weights are ordinary named parameters.
+
+``load_onnx(path_or_bytes)`` parses the file with the ``onnx`` package (protobuf: reading it runs
+no code), checks it (size and node caps, no external-data tensors, one float input with a fixed
+per-row shape, every operator in ``sar_core.data.onnx_ops.OPS``, finite weights) and returns an
+``OnnxModel``: an ``nn.Module`` that runs the graph node by node with torch. Every analysis
+(Injector, Monte Carlo, landscape, sharpness, attack, training) sees its float weights as
+parameters, named after the ONNX initializers (``fc.weight``) or, for exporter-generated names
+(``onnx::Conv_36``), after the node that reads them (``stem.weight``). Like SAR Lab's own models it
+takes flattened rows (N, D) and reshapes them to the graph's input shape.
+
+Quantized models (QDQ: an int8 initializer read through ``DequantizeLinear``): the parameter
+holds the stored integer codes, q - zero_point, as float32, and the graph multiplies it by the
+model's own scale (a buffer) where the DequantizeLinear stood. With symmetric int8 weights whose
+largest |code| is 127 (what onnxruntime's quantizers write) SAR Lab's int8 deployment of such a
+parameter has scale exactly 1, so ``FaultModel(format="int8")`` flips exactly the stored codes and
+the model applies its real scales: ``check_fault_model`` verifies this before a campaign.
+int32 biases (read through DequantizeLinear) become float parameters holding their dequantized
+value. ``OnnxModel.float_weights()`` gives a copy whose quantized parameters hold dequantized
+float weights (what fine-tuning trains; ``sar_core.data.onnx_export`` re-quantizes them).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from sar_core import limits
+from sar_core.data.onnx_ops import INT_RANGES, OPS
+
+SUPPORTED_OPS = tuple(sorted(OPS))
+_FLOAT_TYPES = {1, 10, 11, 16}  # float, float16, double, bfloat16
+_WEIGHT_ROLES = {
+    "Conv": ("input", "weight", "bias"),
+    "Gemm": ("input", "weight", "bias"),
+    "MatMul": ("input", "weight"),
+    "BatchNormalization": ("input", "weight", "bias", "running_mean", "running_var"),
+    "LayerNormalization": ("input", "weight", "bias"),
+    "Add": ("input", "bias"),
+    "Mul": ("input", "scale"),
+}
+_NOT_TRAINED = {"running_mean", "running_var"}  # BatchNorm statistics: buffers, frozen
+_DOTTED = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+")
+
+
+@dataclass(frozen=True)
+class Node:
+    """One graph node: operator, input / output value names, attributes (numpy for tensors)."""
+
+    op: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attrs: dict
+    name: str
+
+
+@dataclass(frozen=True)
+class QuantizedWeight:
+    """Where a quantized parameter's codes live in the ONNX file, and how they are read."""
+
+    initializer: str  # the integer initializer holding the stored codes
+    scale: str  # initializer names of the scale and the zero point (None: zero)
+    zero_point: str | None
+    elem_type: int  # ONNX element type of the codes (3 int8, 2 uint8, 6 int32)
+    axis: int | None  # per-channel axis of the scale; None: one scale per tensor
+
+
+def _read(source: str | Path | bytes, max_bytes: int) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        p = Path(source)
+        try:
+            if not p.is_file():
+                raise ValueError(f"Invalid model path={str(source)[:200]!r}: no such file")
+            size = p.stat().st_size
+            if size > max_bytes:
+                raise ValueError(
+                    f"Invalid model size={size} bytes: the cap is {max_bytes} bytes "
+                    "(sar_core.limits.MAX_MODEL_BYTES)"
+                )
+            data = p.read_bytes()
+        except OSError as e:
+            raise ValueError(
+                f"Invalid model path={str(source)[:200]!r}: cannot be read ({e.strerror})"
+            ) from None
+    if len(data) > max_bytes:
+        raise ValueError(
+            f"Invalid model size={len(data)} bytes: the cap is {max_bytes} bytes "
+            "(sar_core.limits.MAX_MODEL_BYTES)"
+        )
+    return data
+
+
+def parse_onnx(source: str | Path | bytes, *, max_bytes: int = limits.MAX_MODEL_BYTES):
+    """The checked ``onnx.ModelProto`` of a file or bytes (ValueError when it is not usable)."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    data = _read(source, max_bytes)
+    try:
+        proto = onnx.load_model_from_string(data)  # never loads external data
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise ValueError(
+            f"Invalid model: the file is not an ONNX protobuf (truncated or another format?): "
+            f"{type(e).__name__}"
+        ) from None
+    g = proto.graph
+    if not g.node or not g.output:
+        raise ValueError(
+            "Invalid model: the file holds no ONNX graph (no nodes or no outputs); is it really "
+            "an .onnx model?"
+        )
+    for t in list(g.initializer) + _attribute_tensors(g):
+        if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
+            raise ValueError(
+                f"Invalid model: tensor {t.name!r} points to external data "
+                f"({', '.join(f'{e.key}={e.value}' for e in t.external_data)[:120]}); SAR Lab "
+                "reads only self-contained .onnx files (save with save_as_external_data=False)"
+            )
+    if len(g.sparse_initializer):
+        raise ValueError("Invalid model: sparse initializers are not supported")
+    if len(g.node) > limits.MAX_ONNX_NODES:
+        raise ValueError(
+            f"Invalid model nodes={len(g.node)}: the cap is {limits.MAX_ONNX_NODES} nodes"
+        )
+    for n in g.node:
+        if n.domain not in ("", "ai.onnx") or n.op_type not in OPS:
+            op = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}"
+            raise ValueError(
+                f"Invalid model: operator {op!r} (node {n.name!r}) is not supported; supported "
+                f"operators: {', '.join(SUPPORTED_OPS)}"
+            )
+    return proto
+
+
+def _attribute_tensors(g) -> list:
+    return [a.t for n in g.node for a in n.attribute if a.HasField("t")]
+
+
+def opset_of(proto) -> int:
+    """The model's default-domain (ai.onnx) opset version."""
+    for o in proto.opset_import:
+        if o.domain in ("", "ai.onnx"):
+            return int(o.version)
+    return 1
+
+
+def _attrs(node, inits: dict) -> dict:
+    from onnx import helper, numpy_helper
+
+    out = {}
+    for a in node.attribute:
+        v = helper.get_attribute_value(a)
+        if hasattr(v, "dims") and hasattr(v, "data_type"):  # a TensorProto
+            v = numpy_helper.to_array(v)
+        elif isinstance(v, bytes):
+            v = v.decode("utf-8", "replace")
+        elif isinstance(v, list) and v and isinstance(v[0], bytes):
+            v = [s.decode("utf-8", "replace") for s in v]
+        out[a.name] = v
+    if node.op_type == "QuantizeLinear":
+        zp = inits.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        out["_range"] = INT_RANGES.get(zp.data_type if zp is not None else 2, (0, 255))
+    if node.op_type == "Split":
+        out["_n_outputs"] = len(node.output)
+    return out
+
+
+def _module_path(node_name: str) -> str:
+    """'/layer1/conv1/Conv' -> 'layer1.conv1' (the exporter's scope), else 'graph'."""
+    parts = [re.sub(r"\W", "_", s) for s in node_name.strip("/").split("/")[:-1] if s]
+    return ".".join(parts) or "graph"
+
+
+class OnnxModel(nn.Module):
+    """An ONNX graph run with torch; float weights are named parameters (see the module doc)."""
+
+    def __init__(self, proto) -> None:
+        super().__init__()
+        from onnx import numpy_helper
+
+        g = proto.graph
+        self.opset = opset_of(proto)
+        inits = {t.name: t for t in g.initializer}
+        self.input_name, self.input_shape = _graph_input(g, inits)
+        self.output_name = g.output[0].name
+        self.nodes = [
+            Node(n.op_type, tuple(n.input), tuple(n.output), _attrs(n, inits), n.name)
+            for n in g.node
+        ]
+        arrays = {name: numpy_helper.to_array(t) for name, t in inits.items()}
+        self.quantized: dict[str, QuantizedWeight] = {}  # parameter name -> its ONNX codes
+        self.param_of: dict[str, str] = {}  # initializer name -> parameter / buffer name
+        self._float = False
+        self._bind: list[tuple[str, str, str]] = []  # (initializer, module path, attribute)
+        self._register_all(g, inits, arrays)
+        self._check_topology()
+
+    # -- construction -----------------------------------------------------------------------
+    def _register_all(self, g, inits: dict, arrays: dict) -> None:
+        consumers: dict[str, list[tuple]] = {}
+        for n in self.nodes:
+            for i, name in enumerate(n.inputs):
+                consumers.setdefault(name, []).append((n, i))
+        dq_codes = self._quantized_inputs(inits, arrays)
+        taken: set[str] = set()
+        used = [i for n in self.nodes for i in n.inputs if i in arrays]
+        for name in dict.fromkeys(used):  # graph order: the order the forward pass reads them
+            arr = arrays[name]
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                raise ValueError(f"Invalid model: initializer {name!r} holds NaN or Inf values")
+            node, idx = consumers[name][0]
+            while node.op == "Identity" and consumers.get(node.outputs[0]):
+                node, idx = consumers[node.outputs[0]][0]
+            role = self._role(name, node, idx, dq_codes, consumers)
+            dotted = self._unique(self._name_for(name, node, role), taken)
+            if name in dq_codes:
+                node_dq, q = dq_codes[name]
+                codes = arr.astype(np.float64)
+                zp = arrays.get(q.zero_point) if q.zero_point else None
+                if zp is not None:
+                    codes = codes - _broadcast(zp.astype(np.float64), q.axis, arr.ndim)
+                if q.elem_type == 6:  # int32 bias: keep its dequantized value
+                    s = _broadcast(arrays[q.scale].astype(np.float64), q.axis, arr.ndim)
+                    codes = codes * s
+                value, trainable = torch.tensor(codes, dtype=torch.float32), True
+                self.quantized[dotted] = q
+            elif arr.dtype.kind == "f":
+                value = torch.tensor(np.asarray(arr, dtype=np.float32))
+                trainable = arr.size > 1 and role not in _NOT_TRAINED
+            else:
+                value, trainable = torch.tensor(np.array(arr)), False
+            self._set(dotted, value, trainable)
+            self._bind.append((name, *dotted.rpartition(".")[::2]))
+            self.param_of[name] = dotted
+
+    def _quantized_inputs(
+        self, inits: dict, arrays: dict
+    ) -> dict[str, tuple[Node, QuantizedWeight]]:
+        """Integer initializers read by a DequantizeLinear: the node and where its codes live."""
+        out = {}
+        for n in self.nodes:
+            if n.op != "DequantizeLinear" or n.inputs[0] not in inits:
+                continue
+            t = inits[n.inputs[0]]
+            if t.data_type not in (2, 3, 6):
+                raise ValueError(
+                    f"Invalid model: DequantizeLinear {n.name!r} reads {n.inputs[0]!r} of ONNX "
+                    f"element type {t.data_type}; int8, uint8 and int32 codes are supported"
+                )
+            scale = arrays.get(n.inputs[1])
+            if scale is None:
+                raise ValueError(
+                    f"Invalid model: DequantizeLinear {n.name!r} has a computed scale; SAR Lab "
+                    "needs the scale as an initializer"
+                )
+            zp = n.inputs[2] if len(n.inputs) > 2 and n.inputs[2] else None
+            axis = n.attrs.get("axis", 1) if scale.size > 1 else None
+            if axis is not None and axis < 0:
+                axis += len(t.dims)
+            out[n.inputs[0]] = (n, QuantizedWeight(n.inputs[0], n.inputs[1], zp, t.data_type, axis))
+        return out
+
+    def _role(self, name: str, node: Node, idx: int, dq_codes: dict, consumers: dict) -> str:
+        while node.op == "Identity" and consumers.get(node.outputs[0]):
+            node, idx = consumers[node.outputs[0]][0]  # a shared weight copied by Identity
+        if name in dq_codes:  # the role is that of the DequantizeLinear's output at its reader
+            dq = dq_codes[name][0]
+            reader = consumers.get(dq.outputs[0], [(dq, 0)])[0]
+            return _WEIGHT_ROLES.get(reader[0].op, ("c0", "c1", "c2"))[min(reader[1], 2)]
+        roles = _WEIGHT_ROLES.get(node.op, ())
+        return roles[idx] if idx < len(roles) else f"c{idx}"
+
+    def _name_for(self, init: str, node: Node, role: str) -> str:
+        base = init[: -len("_quantized")] if init.endswith("_quantized") else init
+        if _DOTTED.fullmatch(base):
+            return base
+        reader = node
+        if node.op == "DequantizeLinear":
+            reader = next((n for n in self.nodes if node.outputs[0] in n.inputs), node)
+        path = _module_path(reader.name) if reader.name else "graph"
+        return f"{path}.{role}"
+
+    def _unique(self, dotted: str, taken: set[str]) -> str:
+        base, k = dotted, 1
+        prefixes = {t.rsplit(".", j)[0] for t in taken for j in range(1, t.count(".") + 1)}
+        while (
+            dotted in taken or dotted in prefixes or any(t.startswith(dotted + ".") for t in taken)
+        ):
+            dotted, k = f"{base}_{k}", k + 1
+        taken.add(dotted)
+        return dotted
+
+    def _set(self, dotted: str, value: torch.Tensor, trainable: bool) -> None:
+        path, _, attr = dotted.rpartition(".")
+        mod: nn.Module = self
+        for part in path.split(".") if path else []:
+            if not hasattr(mod, part):
+                mod.add_module(part, nn.Module())
+            mod = getattr(mod, part)
+            if not isinstance(mod, nn.Module):
+                raise ValueError(f"Invalid model: initializer name {dotted!r} clashes with another")
+        if trainable:
+            mod.register_parameter(attr, nn.Parameter(value))
+        else:
+            mod.register_buffer(attr, value)
+
+    def _check_topology(self) -> None:
+        known = {self.input_name, ""} | {i for i, _, _ in self._bind}
+        for n in self.nodes:
+            missing = [i for i in n.inputs if i not in known]
+            if missing:
+                raise ValueError(
+                    f"Invalid model: node {n.name!r} ({n.op}) reads {missing[0]!r}, which no "
+                    "earlier node computes (graph not topologically sorted, or a second input)"
+                )
+            known |= set(n.outputs)
+        if self.output_name not in known:
+            raise ValueError(f"Invalid model: the output {self.output_name!r} is never computed")
+
+    # -- running ----------------------------------------------------------------------------
+    @property
+    def n_features(self) -> int:
+        """Flattened input size D (the graph's per-row input shape, multiplied out)."""
+        return math.prod(self.input_shape)
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        """Initializer name -> the current tensor (the substitute under functional_call)."""
+        out = {}
+        for init, path, attr in self._bind:
+            mod = self
+            for part in path.split(".") if path else []:
+                mod = getattr(mod, part)
+            out[init] = getattr(mod, attr)
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, D) -> (N, C)
+        """Run the graph on flattened rows."""
+        tensors = self._tensors()
+        env: dict[str, torch.Tensor | None] = {"": None, **tensors}
+        env[self.input_name] = x.reshape(x.shape[0], *self.input_shape)
+        quantized = {self.quantized[p].initializer for p in self.quantized}
+        for n in self.nodes:
+            ins = [env[i] for i in n.inputs]
+            try:
+                if n.op == "DequantizeLinear" and n.inputs[0] in quantized:
+                    outs = [self._weight(n, ins)]
+                else:
+                    outs = OPS[n.op](ins, n.attrs, self.opset)
+            except (RuntimeError, IndexError, TypeError, KeyError, ValueError) as e:
+                raise ValueError(
+                    f"Invalid input for node {n.name!r} ({n.op}): {' '.join(str(e).split())[:300]}"
+                ) from None
+            env.update(zip(n.outputs, outs))
+        return env[self.output_name]
+
+    def _weight(self, n: Node, ins: list) -> torch.Tensor:
+        """A quantized weight: stored codes (q - zero point) times the model's own scale."""
+        q = self.quantized[self.param_of[n.inputs[0]]]
+        p = ins[0]
+        if self._float or q.elem_type == 6:
+            return p
+        scale = ins[1]
+        if q.axis is not None:
+            shape = [1] * p.dim()
+            shape[q.axis] = -1
+            scale = scale.reshape(shape)
+        return p * scale
+
+    def float_weights(self) -> OnnxModel:
+        """A copy whose quantized parameters hold dequantized float weights (for fine-tuning)."""
+        new = copy.deepcopy(self)
+        if new._float:
+            return new
+        with torch.no_grad():
+            tensors = new._tensors()
+            for pname, q in new.quantized.items():
+                if q.elem_type == 6:
+                    continue
+                p = new.get_parameter(pname)
+                n = next(
+                    n
+                    for n in new.nodes
+                    if n.op == "DequantizeLinear" and n.inputs[0] == q.initializer
+                )
+                p.copy_(new._weight(n, [p, tensors[q.scale]]))
+        new._float = True
+        return new
+
+    @property
+    def holds_float_weights(self) -> bool:
+        """True after ``float_weights()``: quantized parameters hold dequantized values."""
+        return self._float
+
+
+def _graph_input(g, inits: dict) -> tuple[str, tuple[int, ...]]:
+    inputs = [i for i in g.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise ValueError(
+            f"Invalid model: {len(inputs)} graph inputs ({', '.join(i.name for i in inputs)}); "
+            "SAR Lab models take exactly one input tensor"
+        )
+    inp = inputs[0]
+    tt = inp.type.tensor_type
+    if tt.elem_type not in _FLOAT_TYPES:
+        raise ValueError(
+            f"Invalid model input {inp.name!r}: element type {tt.elem_type}; a float tensor is needed"
+        )
+    dims = list(tt.shape.dim)
+    if len(dims) < 2:
+        raise ValueError(
+            f"Invalid model input {inp.name!r}: rank {len(dims)}; expected (batch, features...)"
+        )
+    shape = []
+    for k, d in enumerate(dims[1:], start=1):
+        if not d.HasField("dim_value") or d.dim_value < 1:
+            raise ValueError(
+                f"Invalid model input {inp.name!r}: dimension {k} is not fixed "
+                f"({d.dim_param or '?'}); only the batch dimension may vary"
+            )
+        shape.append(int(d.dim_value))
+    if math.prod(shape) > limits.MAX_MODEL_INPUT:
+        raise ValueError(
+            f"Invalid model input {inp.name!r}: {math.prod(shape)} values per row; the cap is "
+            f"{limits.MAX_MODEL_INPUT}"
+        )
+    return inp.name, tuple(shape)
+
+
+def _broadcast(a: np.ndarray, axis: int | None, ndim: int) -> np.ndarray:
+    if axis is None or a.ndim == 0 or a.size == 1:
+        return a.reshape(())
+    shape = [1] * ndim
+    shape[axis] = -1
+    return a.reshape(shape)
+
+
+def load_onnx(source: str | Path | bytes, *, max_bytes: int = limits.MAX_MODEL_BYTES) -> OnnxModel:
+    """Parse, check and convert an ONNX model; its logits on a probe batch must be (N, C)."""
+    model = OnnxModel(parse_onnx(source, max_bytes=max_bytes)).eval()
+    with torch.no_grad():
+        out = model(torch.zeros(2, model.n_features))
+    if out.dim() != 2 or out.shape[0] != 2 or not 2 <= out.shape[1] <= limits.MAX_CLASSES:
+        raise ValueError(
+            f"Invalid model output {model.output_name!r}: shape {tuple(out.shape)} for a batch "
+            f"of 2; expected (batch, classes) with 2 to {limits.MAX_CLASSES} classes and a "
+            "variable batch dimension"
+        )
+    model.n_classes = int(out.shape[1])
+    return model
+
+
+def check_fault_model(model: nn.Module, fm) -> None:
+    """For a quantized ONNX model: ValueError unless ``fm`` flips exactly its stored int8 codes."""
+    quantized = getattr(model, "quantized", None)
+    if not quantized or fm.target != "weights":
+        return
+    from sar_core.faults.model import eligible_parameters, parameter_shapes
+
+    if fm.format != "int8":
+        raise ValueError(
+            f"Invalid format={fm.format!r} for a quantized model: its weights are stored as int8 "
+            "codes; use format='int8' (the faults then hit the stored codes)"
+        )
+    if model.holds_float_weights:
+        raise ValueError("Invalid model: float_weights() copies are for training, not campaigns")
+    params, tensors = dict(model.named_parameters()), model._tensors()
+    for name in eligible_parameters(parameter_shapes(model), fm):
+        q = quantized.get(name)
+        zp = tensors[q.zero_point].cpu().numpy() if q and q.zero_point else None
+        why = _inexact(params[name].detach().cpu().numpy(), q, zp, fm.granularity)
+        if why:
+            raise ValueError(
+                f"Invalid fault model for parameter {name!r}: {why}; select other layers "
+                "(layers=...) or leave biases out"
+            )
+
+
+def _inexact(
+    p: np.ndarray, q: QuantizedWeight | None, zp: np.ndarray | None, granularity: str
+) -> str | None:
+    """Why SAR Lab's int8 deployment of p would not be the stored codes (None: it is)."""
+    if q is None:
+        return "it is a float tensor in a quantized model (int8 faults would simulate its codes)"
+    if q.elem_type != 3:
+        return f"its codes are ONNX type {q.elem_type}, not int8"
+    if zp is not None and np.any(zp != 0):
+        return "its zero point is not 0"
+    top = np.abs(p).max() if granularity == "tensor" else np.abs(p.reshape(len(p), -1)).max(1)
+    if np.any(top != 127) or np.any(p < -127):
+        return (
+            f"its largest |code| is not 127 in every {granularity} (SAR Lab's symmetric int8 "
+            "scale would differ from the stored one)"
+        )
+    return None
