@@ -1,8 +1,11 @@
 """Evaluators of the Monte Carlo core: faulty logits and scores for many trials (see montecarlo).
 
-``Resume`` is exact (bit-identical to a full forward pass); ``Batched`` evaluates K trials at
-once on a chain of Linear layers with sparse corrections (float32 rounding differs; tolerance
-stated in sar_core.engine.montecarlo).
+``Full`` (any model) and ``Resume`` (an ``nn.Sequential``, restarted at the first touched child)
+are exact: bit-identical to a full forward pass with the faulty parameters. ``Batched`` evaluates
+K trials at once on a chain of Linear layers with sparse corrections (float32 rounding differs;
+tolerance stated in sar_core.engine.montecarlo). What an evaluator caches is a copy that no module
+can overwrite: in-place modules (``ReLU(inplace=True)``, ``x += 1``), BatchNorm in eval mode and
+Dropout give the results of full forward passes (see ``sar_core.faults.chain``).
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from sar_core.engine.evaluate import logits_of, score_logits
+from sar_core.faults.chain import CachedChain, owner, touches_input
 from sar_core.faults.injector import Delta
 
-EVALUATORS = ("auto", "resume", "batched")
+EVALUATORS = ("auto", "full", "resume", "batched")
+# exact types (a subclass may override forward): functions of each value alone, any layout
 ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.GELU, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.Identity)
 
 
@@ -38,50 +42,23 @@ def score_batch(
     return list(zip(acc.tolist(), loss.tolist()))
 
 
-def _children(model: nn.Module) -> list[tuple[str, nn.Module]] | None:
-    return list(model.named_children()) if isinstance(model, nn.Sequential) else None
+class Full:
+    """Exact evaluator for any model: one full forward pass per trial with the faulty parameters.
 
-
-class Resume:
-    """Exact evaluator: restart a Sequential at the first touched layer from cached activations."""
+    ``X`` is copied; when the model writes into its input (checked once), each pass gets a copy.
+    """
 
     def __init__(self, model: nn.Module, params: dict[str, torch.Tensor], X, y) -> None:
-        self.model, self.params, self.X, self.y = model, params, X, y
-        # the cache must see the same row batches as logits_of: only one batch (N <= 4096)
-        self.children = _children(model) if X.shape[0] <= 4096 else None
+        self.model, self.params, self.y = model, params, y
+        self.X = X.clone()
+        _, self.guarded = touches_input(lambda h: logits_of(model, params, h), X.clone())
         self.max_chunk = 64
-        if self.children is not None:
-            self.first = {}  # parameter name -> index of the child that owns it
-            for i, (name, _) in enumerate(self.children):
-                for p in params:
-                    if p.rsplit(".", 1)[0] == name:
-                        self.first[p] = i
-            with torch.no_grad():
-                acts = [X]
-                for i in range(len(self.children)):
-                    acts.append(self._child(i, acts[-1], params))
-            self.acts = acts  # acts[i] is the input of child i
-
-    def _child(self, i: int, h: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        name, mod = self.children[i]  # type: ignore[index]
-        own = {k.split(".", 1)[1]: v for k, v in params.items() if k.rsplit(".", 1)[0] == name}
-        return functional_call(mod, own, (h,)) if own else mod(h)
 
     def logits(self, delta: Delta) -> torch.Tensor:
         """Logits (N, C) with the delta's values in the deployed parameters."""
         params = dict(self.params)
-        for name, (idx, vals) in delta.values.items():
-            t = params[name].clone()
-            t.view(-1)[idx] = vals
-            params[name] = t
-        if self.children is None:
-            return logits_of(self.model, params, self.X)
-        start = min(self.first[n] for n in delta.values)
-        h = self.acts[start]
-        with torch.no_grad():
-            for i in range(start, len(self.children)):
-                h = self._child(i, h, params)
-        return h
+        params.update(_faulty(self.params, delta))
+        return logits_of(self.model, params, self.X.clone() if self.guarded else self.X)
 
     def scores(self, deltas: list[Delta]) -> list[tuple[float, float]]:
         out = []
@@ -89,6 +66,34 @@ class Resume:
             s = score_logits(self.logits(d), self.y)
             out.append((s.accuracy, s.loss))
         return out
+
+
+def _faulty(params: dict[str, torch.Tensor], delta: Delta) -> dict[str, torch.Tensor]:
+    """New tensors of the parameters the delta changes, with its values."""
+    out = {}
+    for name, (idx, vals) in delta.values.items():
+        t = params[name].clone()
+        t.view(-1)[idx] = vals
+        out[name] = t
+    return out
+
+
+class Resume(Full):
+    """Exact evaluator: restart a Sequential at the first touched child from cached activations.
+
+    The cache is a ``CachedChain``: copies no child can overwrite, so in-place modules give the
+    results of full forward passes, bit for bit.
+    """
+
+    def __init__(self, model: nn.Sequential, params: dict[str, torch.Tensor], X, y) -> None:
+        super().__init__(model, params, X, y)
+        self.chain = CachedChain(model, params, X)
+
+    def logits(self, delta: Delta) -> torch.Tensor:
+        """Logits (N, C) with the delta's values in the deployed parameters."""
+        changed = _faulty(self.params, delta)
+        start = min(self.chain.index[owner(n)] for n in changed)
+        return self.chain.forward_from(start, changed)
 
 
 class Batched:
@@ -102,14 +107,15 @@ class Batched:
     """
 
     def __init__(self, model, params: dict[str, torch.Tensor], X, y, memory_mb: float) -> None:
-        self.children = _children(model)
+        self.children = list(model.named_children())
         self.params, self.X, self.y = params, X, y
         self.linear = [i for i, (_, m) in enumerate(self.children) if isinstance(m, nn.Linear)]
         with torch.no_grad():
-            acts = [X.t().contiguous()]  # (features, N)
+            acts = [X.t().contiguous()]  # (features, N), a copy of X
             for name, m in self.children:
-                acts.append(self._apply(name, m, acts[-1], None))
-        self.acts = acts  # acts[i] is the input of child i, feature-major
+                # a copy: an in-place child (ReLU(inplace=True)) must not overwrite acts[-1]
+                acts.append(self._apply(name, m, acts[-1].clone(), None))
+        self.acts = acts  # acts[i] is the input of child i, feature-major; never passed to a child
         widths = sum(a.shape[0] for a in acts[1:])
         per_trial = 4 * (2 * X.shape[0] * widths + sum(p.numel() for p in params.values()))
         self.max_chunk = int(max(1, min(256, memory_mb * 2**20 // per_trial)))
@@ -120,9 +126,11 @@ class Batched:
 
     @staticmethod
     def applies(model: nn.Module, params: dict[str, torch.Tensor], X: torch.Tensor) -> bool:
-        """True for a Sequential of Linear/elementwise children on 2-D input with finite weights."""
-        ch = _children(model)
-        ok_child = all(isinstance(m, (nn.Linear, *ELEMENTWISE)) for _, m in ch or [])
+        """True for a Sequential of Linear/elementwise children on 2-D input with finite weights.
+
+        Children must be of these exact types (a subclass may override ``forward``)."""
+        ch = list(model.named_children()) if isinstance(model, nn.Sequential) else None
+        ok_child = all(type(m) in (nn.Linear, *ELEMENTWISE) for _, m in ch or [])
         finite = all(bool(torch.isfinite(p).all()) for p in params.values())
         return bool(ch) and ok_child and X.dim() == 2 and finite and X.shape[0] <= 65536
 
@@ -255,7 +263,11 @@ class Batched:
 
 
 def make_evaluator(kind: str, model, params, X, y, memory_mb: float):
-    """The evaluator ``kind`` ("auto" picks "batched" where it applies) for one model."""
+    """The evaluator ``kind`` for one model.
+
+    "auto" picks "batched" where it applies, else "resume"; "resume" on a model that is not an
+    ``nn.Sequential``, or on more than 4096 rows (``logits_of``'s batch), is "full".
+    """
     if kind == "auto":
         kind = "batched" if Batched.applies(model, params, X) else "resume"
     elif kind == "batched" and not Batched.applies(model, params, X):
@@ -265,4 +277,6 @@ def make_evaluator(kind: str, model, params, X, y, memory_mb: float):
         )
     if kind == "batched":
         return Batched(model, params, X, y, memory_mb)
-    return Resume(model, params, X, y)
+    if kind == "resume" and isinstance(model, nn.Sequential) and X.shape[0] <= 4096:
+        return Resume(model, params, X, y)
+    return Full(model, params, X, y)

@@ -10,7 +10,9 @@ them with a per-layer scale s = max|output| / 127 calibrated on data passed in e
 (``calibration``, e.g. the training inputs); the hit bits change, the value is decoded and put
 back. Every other value stays float32, so a pattern with no hit gives the clean logits exactly.
 Applied functionally: the children of the ``nn.Sequential`` are called one by one on new
-tensors; no module is mutated and no hook is registered.
+tensors; no module is mutated and no hook is registered. What is cached (parameters, clean
+activations) is a copy no module can overwrite (``CachedChain``: in-place modules give the results
+of full forward passes), and every returned tensor is new.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call
 
+from sar_core.faults.chain import CachedChain
 from sar_core.faults.model import FaultModel, FaultPattern, SiteSpace, apply_masks, burst_masks
 from sar_core.formats import bits as B
 
@@ -34,23 +36,20 @@ class ActivationFaults:
                 "(the layers are run one by one); use target='weights'"
             )
         self.model, self.fm = model, fm
-        self.children = list(model.named_children())
-        self.params = {n: p.detach() for n, p in model.named_parameters()}
+        # copies: a later change to the model's parameters does not reach this cache
+        params = {n: p.detach().clone() for n, p in model.named_parameters()}
+        self.chain = CachedChain(model, params, X)
+        self.children, self.index = self.chain.children, self.chain.index
+        self.acts = self.chain.acts  # acts[i]: the clean input of child i (internal: read only)
         owners = [n for n, m in self.children if any(True for _ in m.parameters(recurse=False))]
-        self.index = {n: i for i, (n, _) in enumerate(self.children)}
-        with torch.no_grad():
-            acts = [X]
-            for i in range(len(self.children)):
-                acts.append(self._child(i, acts[-1]))
-        self.acts = acts  # acts[i] is the input of child i; acts[-1] the clean logits
-        shapes = {f"{n}.output": tuple(acts[self.index[n] + 1].shape) for n in owners}
+        shapes = {f"{n}.output": tuple(self.acts[self.index[n] + 1].shape) for n in owners}
         self.space = SiteSpace(shapes, fm)  # validates layers (unknown names: ValueError)
         self.scales = self._calibrate(calibration) if fm.format == "int8" else {}
 
-    def _child(self, i: int, h: torch.Tensor) -> torch.Tensor:
-        name, mod = self.children[i]
-        own = {k.split(".", 1)[1]: v for k, v in self.params.items() if k.split(".", 1)[0] == name}
-        return functional_call(mod, own, (h,)) if own else mod(h)
+    @property
+    def clean_logits(self) -> torch.Tensor:
+        """Clean logits (N, C) on X: a new tensor."""
+        return self.acts[-1].clone()
 
     def _calibrate(self, calibration) -> dict[str, np.ndarray]:
         if calibration is None:
@@ -58,27 +57,30 @@ class ActivationFaults:
                 "Invalid calibration=None: int8 activation faults need calibration inputs "
                 "(e.g. the training split's X) to set each layer's scale max|output| / 127"
             )
-        h = torch.as_tensor(np.asarray(calibration, dtype=np.float32), device=self.acts[0].device)
-        out = {}
-        with torch.no_grad():
-            for i, (name, _) in enumerate(self.children):
-                h = self._child(i, h)
-                if f"{name}.output" in self.space.names:
-                    out[name] = B.int8_scale(h.cpu().numpy(), "tensor")
-        return out
+        device = self.acts[0].device
+        h = torch.as_tensor(np.asarray(calibration, dtype=np.float32), device=device)
+        outs = self.chain.outputs(h)  # h is not written (it may share the caller's array)
+        return {
+            name: B.int8_scale(outs[i].cpu().numpy(), "tensor")
+            for i, (name, _) in enumerate(self.children)
+            if f"{name}.output" in self.space.names
+        }
 
     def logits(self, pattern: FaultPattern) -> tuple[torch.Tensor, int]:
-        """(faulty logits (N, C), bits changed) for one pattern over this model's activations."""
+        """(faulty logits (N, C), bits changed) for one pattern over this model's activations.
+
+        The logits are a new tensor (the clean logits' copy when nothing is hit)."""
         sites = pattern.sites
         touched = sorted(self.index[k.rsplit(".", 1)[0]] for k in sites)
         if not touched:
-            return self.acts[-1], 0
+            return self.clean_logits, 0
         changed = 0
-        h = self.acts[touched[0] + 1]  # the clean output of the first touched layer
+        first = touched[0]
+        h = self.acts[first + 1]  # the clean output of the first touched layer (read only)
         with torch.no_grad():
-            for i in range(touched[0], len(self.children)):
-                if i > touched[0]:
-                    h = self._child(i, h)
+            for i in range(first, len(self.children)):
+                if i > first:
+                    h = self.chain.call(i, h, self.chain.own[i])  # h is new: _fault copies
                 key = f"{self.children[i][0]}.output"
                 if key in sites:
                     h, c = self._fault(h, key, pattern)
