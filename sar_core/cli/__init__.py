@@ -1,6 +1,6 @@
 """Command line: python -m sar_core <command> [options] [--json].
 
-Commands: train, inject, compare, sweep, flip, landscape, sharpness, report, study. Progress goes to stderr; with
+Commands: train, inject, compare, sweep, flip, landscape, sharpness, report, study, finetune. Progress goes to stderr; with
 --json exactly one JSON object goes to stdout. Bad input exits with code 2 and one line on stderr
 naming the parameter, the value and what is allowed; an internal error exits 1, also one line.
 
@@ -49,6 +49,9 @@ COMMANDS: dict[str, Command] = {
     ),
     "report": Command("sar_core.cli.report", "double-win table: accuracy, attack flips, overheads"),
     "study": Command("sar_core.cli.study", "run a study spec (local or Ray) or write its report"),
+    "finetune": Command(
+        "sar_core.cli.finetune", "fine-tune your own model (.onnx) and write it back in its format"
+    ),
 }
 
 

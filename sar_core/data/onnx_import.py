@@ -45,8 +45,11 @@ _WEIGHT_ROLES = {
     "LayerNormalization": ("input", "weight", "bias"),
     "Add": ("input", "bias"),
     "Mul": ("input", "scale"),
+    "QuantizeLinear": ("input", "scale", "zero_point"),
+    "DequantizeLinear": ("input", "scale", "zero_point"),
 }
-_NOT_TRAINED = {"running_mean", "running_var"}  # BatchNorm statistics: buffers, frozen
+# BatchNorm statistics (frozen) and quantization parameters: buffers, never trained or hit
+_NOT_TRAINED = {"running_mean", "running_var", "zero_point"}
 _DOTTED = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+")
 
 
@@ -235,7 +238,8 @@ class OnnxModel(nn.Module):
                 self.quantized[dotted] = q
             elif arr.dtype.kind == "f":
                 value = torch.tensor(np.asarray(arr, dtype=np.float32))
-                trainable = arr.size > 1 and role not in _NOT_TRAINED
+                is_qparam = node.op in ("QuantizeLinear", "DequantizeLinear") and idx > 0
+                trainable = arr.size > 1 and role not in _NOT_TRAINED and not is_qparam
             else:
                 value, trainable = torch.tensor(np.array(arr)), False
             self._set(dotted, value, trainable)
