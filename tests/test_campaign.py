@@ -194,15 +194,37 @@ def test_compare_uses_identical_patterns_and_pairs_against_the_first(demo, digit
     assert single.accuracy == b.accuracy  # pairing does not change a model's own trials
 
 
-def test_iter_compare_yields_growing_results(demo, digits_small):
+def test_iter_compare_yields_snapshots_that_later_trials_do_not_change(demo, digits_small):
     X, y = digits_small
-    lengths = [
-        len(r[0].accuracy)
-        for r in iter_compare(
-            [demo["digits_cnn_sgd"].model], X, y, FaultModel(format="int8", count=5), trials=4
-        )
-    ]
-    assert lengths == [1, 2, 3, 4]
+    models = [demo["digits_cnn_sgd"].model, demo["digits_cnn_sam"].model]
+    fm = FaultModel(format="int8", count=5)
+    steps = list(iter_compare(models, X, y, fm, trials=4, seed=2))
+    final = run_campaign(models[0], X, y, fm, trials=4, seed=2)
+    for t, step in enumerate(steps, 1):
+        assert [len(r.accuracy) for r in step] == [t, t]
+        assert step[0].accuracy == final.accuracy[:t] and step[0].flips == final.flips[:t]
+    assert len({id(step[0]) for step in steps}) == 4  # new objects at every step
+
+
+def test_iter_compare_with_an_engine_runs_at_fms_rate(demo, digits_small):
+    """The engine built at BER 1e-9 runs (and records) the fm it is given, like a fresh one."""
+    from sar_core.engine.montecarlo import MonteCarlo
+
+    X, y = digits_small
+    models = [demo["digits_mlp_sgd"].model]
+    engine = MonteCarlo(models, X, y, FaultModel(format="int8", ber=1e-9))
+    fm = FaultModel(format="int8", ber=3e-3)
+    got = list(iter_compare(models, X, y, fm, trials=6, seed=4, engine=engine))[-1][0]
+    fresh = run_campaign(models[0], X, y, fm, trials=6, seed=4)
+    assert got.fault_model == fm and got.summary()["fault_model"]["ber"] == 3e-3
+    assert got.flips == fresh.flips and got.accuracy == fresh.accuracy and sum(got.flips) > 0
+    other = FaultModel(format="float16", ber=3e-3)
+    with pytest.raises(ValueError, match=r"Invalid fm=.*differs in more than the rate"):
+        next(iter_compare(models, X, y, other, trials=2, engine=engine))
+    with pytest.raises(ValueError, match="Invalid engine: it was built for other model objects"):
+        next(iter_compare([demo["digits_mlp_sam"].model], X, y, fm, trials=2, engine=engine))
+    with pytest.raises(ValueError, match=r"Invalid options \['memory_mb'\] with engine="):
+        next(iter_compare(models, X, y, fm, trials=2, engine=engine, memory_mb=8))
 
 
 def test_models_of_other_shapes_cannot_be_paired(demo, digits_small):

@@ -62,6 +62,16 @@ class CampaignResult:
             "fault_model": self.fault_model.to_dict(),
         }
 
+    def snapshot(self) -> CampaignResult:
+        """A copy whose trial lists later trials do not extend."""
+        return replace(
+            self,
+            accuracy=list(self.accuracy),
+            loss=list(self.loss),
+            flips=list(self.flips),
+            changed=list(self.changed),
+        )
+
     def rows(self) -> list[dict]:
         """One row per trial (for CSV export)."""
         changed = self.changed or self.flips
@@ -88,11 +98,20 @@ def iter_compare(
     engine: MonteCarlo | None = None,
     **options,
 ) -> Iterator[list[CampaignResult]]:
-    """Run trials on several models with identical patterns; yield the growing results per trial.
+    """Run trials on several models with identical patterns; after each trial yield a snapshot.
 
-    ``options`` go to ``MonteCarlo`` (evaluator, memory_mb, calibration); ``engine`` reuses one
-    already built for these models (its fault model is replaced by ``fm``'s rate).
+    A snapshot is a new list of new ``CampaignResult`` objects holding trials 0..t; earlier
+    snapshots are never changed. ``options`` go to ``MonteCarlo`` (evaluator, memory_mb,
+    calibration). ``engine`` reuses one already built for these same model objects; it runs at
+    ``fm`` (``engine.with_rate(fm)``), so ``fm`` may differ from the engine's fault model only in
+    its rate (ber / count / ber_01 / ber_10), else ValueError.
     """
+    for results in _grow(models, X, y, fm, trials=trials, seed=seed, engine=engine, **options):
+        yield [r.snapshot() for r in results]
+
+
+def _grow(models, X, y, fm, *, trials, seed, engine, **options) -> Iterator[list[CampaignResult]]:
+    """``iter_compare``'s trials, yielding the same growing result objects (internal)."""
     trials = check_trials(trials)
     seed = check_int("seed", seed, low=0, high=2**63 - 1)
     if not models:
@@ -100,8 +119,10 @@ def iter_compare(
     if engine is None:
         X, y = _xy(models[0], X, y)
         engine = MonteCarlo(models, X, y, fm, **options)
+    else:
+        engine = _engine_at(engine, models, fm, options)
     results = [
-        CampaignResult(fm, c[0], d[0], engine.n_sites)
+        CampaignResult(engine.fm, c[0], d[0], engine.n_sites)
         for c, d in zip(engine.clean, engine.deployed)
     ]
     for trial in engine.run(trials, seed=seed):
@@ -111,6 +132,31 @@ def iter_compare(
             res.flips.append(trial.n_flips[m])
             res.changed.append(trial.n_changed[m])
         yield results
+
+
+def _engine_at(
+    engine: MonteCarlo, models: Sequence[nn.Module], fm: FaultModel, options
+) -> MonteCarlo:
+    """``engine`` at ``fm``'s rate, after checking it was built for ``models`` and nothing else."""
+    if options:
+        raise ValueError(
+            f"Invalid options {sorted(options)} with engine=: they configure a new MonteCarlo; "
+            "build the engine with them, or pass engine=None"
+        )
+    if len(engine.models) != len(models) or any(a is not b for a, b in zip(engine.models, models)):
+        raise ValueError(
+            "Invalid engine: it was built for other model objects; pass the same models in the "
+            "same order, or engine=None"
+        )
+    if engine.fm == fm:
+        return engine
+    try:
+        return engine.with_rate(fm)
+    except ValueError as e:
+        raise ValueError(
+            f"Invalid fm={fm}: the engine's fault model {engine.fm} differs in more than the rate "
+            "(ber / count / ber_01 / ber_10); build a new engine (engine=None)"
+        ) from e
 
 
 def _last(it):
@@ -124,7 +170,8 @@ def run_campaign(
     model: nn.Module, X, y, fm: FaultModel, *, trials: int = 100, seed: int = 0, **options
 ) -> CampaignResult:
     """``trials`` independent fault patterns on one model (options: see ``iter_compare``)."""
-    return _last(iter_compare([model], X, y, fm, trials=trials, seed=seed, **options))[0]
+    engine = options.pop("engine", None)
+    return _last(_grow([model], X, y, fm, trials=trials, seed=seed, engine=engine, **options))[0]
 
 
 def paired_difference(a: CampaignResult, b: CampaignResult) -> dict:
@@ -144,8 +191,11 @@ def compare(
     seed: int = 0,
     **options,
 ) -> dict:
-    """Paired comparison: per-model results and each model's difference against the first."""
-    results = _last(iter_compare(models, X, y, fm, trials=trials, seed=seed, **options))
+    """Paired comparison: per-model results and each model's difference against the first.
+
+    ``options``: ``engine`` (see ``iter_compare``) or the ``MonteCarlo`` options."""
+    engine = options.pop("engine", None)
+    results = _last(_grow(models, X, y, fm, trials=trials, seed=seed, engine=engine, **options))
     return {
         "results": results,
         "paired_difference": [paired_difference(results[0], r) for r in results],
@@ -195,7 +245,7 @@ def iter_sweep(
         if engine is None:
             X, y = _xy(models[0], X, y) if models else (X, y)
             engine = MonteCarlo(models, X, y, fm_l, **options)
-        res = compare(models, X, y, fm_l, trials=trials, seed=seed, engine=engine.with_rate(fm_l))
+        res = compare(models, X, y, fm_l, trials=trials, seed=seed, engine=engine)
         out = []
         for r, d in zip(res["results"], res["paired_difference"]):
             s = r.summary()
