@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sar_core.experiments.study.cache import Store
 from sar_core.experiments.study.plan import Plan, Task
@@ -171,19 +172,46 @@ def _stop_pool(pool) -> None:
 
 
 def _ray_init(address: str | None, workers: int | None) -> bool:
-    """Connect to Ray (or start a local instance); True when this call started it."""
+    """Connect to Ray (or start a local instance); True when this call started it.
+
+    ``address``: ``"auto"`` (a cluster this machine belongs to), ``HOST:PORT``, or
+    ``ray://HOST:PORT`` (Ray Client, from elsewhere). The cluster's workers get this ``sar_core``
+    package as a directory (``py_modules``; a module object cannot be pickled for Ray Client).
+    ``ray start --head`` turns token authentication on when its machine holds a token (Ray 2.60);
+    Ray sends the local token only to a cluster found by ``"auto"``. For an explicit address, a
+    token given in ``RAY_AUTH_TOKEN`` or ``RAY_AUTH_TOKEN_PATH`` (``RAY_AUTH_MODE`` unset) switches
+    token mode on here, so that the README's Ray Client line needs only that variable.
+    """
     import ray
 
     if ray.is_initialized():
         return False
-    if address:  # a cluster's workers need the library: ship this sar_core package
-        import sar_core
-
-        ray.init(address=address, runtime_env={"py_modules": [sar_core]}, log_to_driver=False)
-    else:  # Ray gives a 1-CPU task OMP_NUM_THREADS=1; the task also sets torch's threads
+    if not address:  # Ray gives a 1-CPU task OMP_NUM_THREADS=1; the task also sets torch's threads
         ray.init(
             num_cpus=workers or default_workers(), include_dashboard=False, log_to_driver=False
         )
+        return True
+    import sar_core
+
+    given = any(os.environ.get(k) for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"))
+    if address != "auto" and given and "RAY_AUTH_MODE" not in os.environ:
+        # Ray's own switch (it also refreshes Ray's cached config, which the variable alone won't)
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    package = str(Path(sar_core.__file__).resolve().parent)
+    try:
+        ray.init(address=address, runtime_env={"py_modules": [package]}, log_to_driver=False)
+    except ConnectionError as e:
+        if address == "auto":
+            raise
+        raise ConnectionError(
+            f"could not connect to the Ray cluster at {address} ({' '.join(str(e).split())}). "
+            "Check that its port is reachable; a head with token authentication needs its token "
+            "here: export RAY_AUTH_TOKEN=<output of `ray get-auth-token` on the head>"
+        ) from e
     return True
 
 
