@@ -370,3 +370,36 @@ def test_int8_encode_defines_non_finite_values():
         codes = encode(x, "int8", 0.5 / 127)
     assert codes.view(np.int8).tolist() == [0, 127, -127, 127]
     assert decode(codes, "int8", 0.5 / 127)[0] == 0.0
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "channel"])
+@pytest.mark.parametrize("shape", [(5,), (4, 6), (3, 2, 2, 2), ()])
+def test_int8_scale_of_a_torch_tensor_equals_the_numpy_scale_and_a_python_reference(
+    granularity, shape
+):
+    """One int8 scale for numpy and torch: both equal float32(max|w|) / 127 rounded to float32."""
+    import torch
+
+    rng = np.random.default_rng(len(shape))
+    w = (rng.normal(0, 0.7, size=shape) * rng.choice([1e-3, 1, 40], size=shape)).astype(np.float32)
+    if len(shape) > 1:
+        w[1] = 0.0  # an all-zero channel gets 1.0
+    got_np = B.int8_scale(w, granularity)
+    t = torch.tensor(w, requires_grad=True)
+    got_t = B.int8_scale(t, granularity)
+    assert isinstance(got_t, torch.Tensor) and got_t.dtype == torch.float32
+    assert np.array_equal(got_t.detach().numpy(), got_np)
+    rows = [w] if granularity == "tensor" or w.ndim == 0 else list(w)  # channels: axis 0
+    ref = [np.float32(max(abs(float(v)) for v in np.ravel(r)) / 127.0) for r in rows]
+    ref = [v if v > 0 else np.float32(1.0) for v in ref]  # float64 division, rounded once
+    assert np.array_equal(np.ravel(got_np), np.asarray(ref, dtype=np.float32))
+    got_t.sum().backward()  # differentiable in w: d s / d max|w| = 1/127 per nonzero range
+    nonzero = sum(1 for r in rows if np.abs(r).max() > 0)
+    assert float(t.grad.abs().sum()) == pytest.approx(nonzero / 127, rel=1e-6)
+
+
+def test_format_names_are_defined_once():
+    from sar_core import names
+
+    assert B.FORMAT_NAMES is names.FORMAT_NAMES
+    assert tuple(B.FORMATS) == names.FORMAT_NAMES

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sar_core.names import FORMAT_NAMES
 from sar_core.validate import check_choice, check_float, check_int
 
 
@@ -28,13 +29,15 @@ class NumberFormat:
     kind: str  # "float" or "int"
 
 
+# the names are defined once, in sar_core.names (importable without numpy); the layouts here
 FORMATS: dict[str, NumberFormat] = {
-    "float32": NumberFormat("float32", 32, 8, 23, "float"),
-    "float16": NumberFormat("float16", 16, 5, 10, "float"),
-    "bfloat16": NumberFormat("bfloat16", 16, 8, 7, "float"),
-    "int8": NumberFormat("int8", 8, 0, 0, "int"),
+    name: NumberFormat(name, *layout)
+    for name, layout in zip(
+        FORMAT_NAMES,
+        ((32, 8, 23, "float"), (16, 5, 10, "float"), (16, 8, 7, "float"), (8, 0, 0, "int")),
+        strict=True,
+    )
 }
-FORMAT_NAMES = tuple(FORMATS)
 BIT_GROUPS = ("all", "sign", "exponent", "mantissa", "msb", "lsb")
 _UINT = {32: np.uint32, 16: np.uint16, 8: np.uint8}
 
@@ -129,16 +132,30 @@ def parse_bits(spec: str | int | Iterable[int] | None, fmt: str) -> tuple[int, .
     return tuple(positions)
 
 
-def int8_scale(w: np.ndarray, granularity: str = "tensor") -> np.ndarray:
-    """Symmetric int8 scale s = max|w| / 127, per tensor (shape ()) or per output channel (axis 0)."""
+def int8_scale(w, granularity: str = "tensor"):
+    """Symmetric int8 scale s = max|w| / 127, per tensor (shape ()) or per output channel (axis 0).
+
+    The one int8 scale of the project. A numpy array (or anything numpy reads) gives a float32
+    array; a torch tensor gives a float32 tensor on its device, differentiable in w (no torch
+    import here: tensor methods only). An all-zero (or NaN) range gives 1.0: any scale stores 0.
+    Per channel, s has shape (C, 1, ...), broadcastable against w.
+    """
     check_choice("granularity", granularity, ("tensor", "channel"))
+    if hasattr(w, "masked_fill"):  # a torch tensor
+        a = w.abs().float()
+        if granularity == "tensor" or a.dim() == 0:
+            s = (a.amax() if a.numel() else a.new_zeros(())) / 127.0
+        else:
+            m = a.reshape(a.shape[0], -1).amax(dim=1)
+            s = (m / 127.0).reshape((-1,) + (1,) * (a.dim() - 1))
+        return s.masked_fill(~(s > 0), 1.0)
     w = np.asarray(w, dtype=np.float32)
     if granularity == "tensor" or w.ndim == 0:
         m = np.max(np.abs(w)) if w.size else np.float32(0)
-        s = np.asarray(m / 127.0, dtype=np.float32)
+        s = np.asarray(m / np.float32(127.0), dtype=np.float32)
     else:
         m = np.max(np.abs(w.reshape(w.shape[0], -1)), axis=1)
-        s = (m / 127.0).astype(np.float32).reshape((-1,) + (1,) * (w.ndim - 1))
+        s = (m / np.float32(127.0)).astype(np.float32).reshape((-1,) + (1,) * (w.ndim - 1))
     return np.where(s > 0, s, np.float32(1.0)).astype(np.float32)  # all-zero tensor: any scale
 
 
