@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,26 +41,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sp.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS)
 
 
-class _Bar:
-    """One-line progress bar on stderr: tasks done / total, failures, elapsed time."""
+def _progress(quiet: bool):
+    """The study's progress callback: ``cli.common.Progress`` over tasks, failures in its label.
 
-    def __init__(self, quiet: bool) -> None:
-        self.quiet, self.t0, self.failed = quiet, time.perf_counter(), 0
+    The total is known from the first event, so the bar is made then.
+    """
+    from sar_core.cli.common import Progress
 
-    def __call__(self, e: dict) -> None:
-        self.failed += e["status"] == "failed"
-        if self.quiet:
-            return
-        frac = e["done"] / max(e["total"], 1)
-        bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
-        fail = f" {self.failed} failed" if self.failed else ""
-        sys.stderr.write(
-            f"\rstudy [{bar}] {e['done']}/{e['total']}{fail} "
-            f"{time.perf_counter() - self.t0:6.1f}s {e['kind']:<9}"
-        )
-        if e["done"] >= e["total"]:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+    state: dict = {"bar": None, "failed": 0}
+
+    def on_event(e: dict) -> None:
+        state["failed"] += e["status"] == "failed"
+        if state["bar"] is None:
+            state["bar"] = Progress(e["total"], "study", quiet)
+        bar = state["bar"]
+        bar.label = f"study ({state['failed']} failed)" if state["failed"] else "study"
+        bar(e["done"])
+
+    return on_event
 
 
 def _invocation() -> list[str]:
@@ -99,7 +96,7 @@ def _run(args: argparse.Namespace) -> dict:
             executor=args.executor,
             workers=_workers(args.workers),
             address=args.address,
-            on_event=_Bar(quiet),
+            on_event=_progress(quiet),
             command=command,
         )
     except KeyboardInterrupt:
