@@ -28,7 +28,7 @@ class FlatInput(nn.Module):
         return self.net(x.reshape(x.shape[0], *self.input_shape))
 
 
-def load_exported(source: str | Path | bytes, *, max_bytes: int = limits.MAX_MODEL_BYTES):
+def load_exported(source: str | Path | bytes, *, max_bytes: int | None = None):
     """The program's module, wrapped to take flattened rows; n_classes from a probe batch."""
     from sar_core.data.onnx_import import _read
 

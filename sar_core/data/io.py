@@ -49,6 +49,11 @@ class Checkpoint:
         """Training method recorded in the metadata."""
         return self.meta["method"]
 
+    @property
+    def label(self) -> str:
+        """Label that tells variants of a method apart (saved since SAR v3; else the method)."""
+        return str(self.meta.get("label") or self.meta["method"])
+
 
 def jsonable(obj: Any) -> Any:
     """Recursively convert to JSON-safe types; non-finite floats become 'inf' / '-inf' / 'nan'."""
@@ -314,6 +319,11 @@ class ImportedModel:
         """What the CLI lists as a model's method: the format it was imported from."""
         return self.kind
 
+    @property
+    def label(self) -> str:
+        """What tells models apart in a comparison: the file's name."""
+        return self.name
+
 
 def model_kind(path: str | Path) -> str:
     """'safetensors' | 'onnx' | 'pt2' from a file name; ValueError for any other suffix."""
@@ -332,7 +342,7 @@ def load_model(
     kind: str | None = None,
     name: str | None = None,
     trust_pt2: bool = False,
-    max_bytes: int = limits.MAX_MODEL_BYTES,
+    max_bytes: int | None = None,
 ) -> Checkpoint | ImportedModel:
     """A SAR Lab checkpoint (.safetensors), an ONNX model (.onnx) or, trusted only, a .pt2."""
     if kind is None:
@@ -354,7 +364,7 @@ def load_model(
 
 
 
-def _load_pt2(source, *, trust: bool, max_bytes: int) -> ImportedModel:
+def _load_pt2(source, *, trust: bool, max_bytes: int | None) -> ImportedModel:
     if not trust:
         raise ValueError(
             f"Invalid model={str(source)[:200] if not isinstance(source, bytes) else 'bytes'!r}: a "

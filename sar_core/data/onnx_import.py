@@ -75,7 +75,9 @@ class QuantizedWeight:
     axis: int | None  # per-channel axis of the scale; None: one scale per tensor
 
 
-def _read(source: str | Path | bytes, max_bytes: int) -> bytes:
+def _read(source: str | Path | bytes, max_bytes: int | None) -> bytes:
+    """The file's bytes, size-capped (None: limits.MAX_MODEL_BYTES, read at call time)."""
+    max_bytes = limits.MAX_MODEL_BYTES if max_bytes is None else max_bytes
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     else:
@@ -102,7 +104,7 @@ def _read(source: str | Path | bytes, max_bytes: int) -> bytes:
     return data
 
 
-def parse_onnx(source: str | Path | bytes, *, max_bytes: int = limits.MAX_MODEL_BYTES):
+def parse_onnx(source: str | Path | bytes, *, max_bytes: int | None = None):
     """The checked ``onnx.ModelProto`` of a file or bytes (ValueError when it is not usable)."""
     import onnx
     from google.protobuf.message import DecodeError
@@ -447,7 +449,7 @@ def _broadcast(a: np.ndarray, axis: int | None, ndim: int) -> np.ndarray:
     return a.reshape(shape)
 
 
-def load_onnx(source: str | Path | bytes, *, max_bytes: int = limits.MAX_MODEL_BYTES) -> OnnxModel:
+def load_onnx(source: str | Path | bytes, *, max_bytes: int | None = None) -> OnnxModel:
     """Parse, check and convert an ONNX model; its logits on a probe batch must be (N, C)."""
     model = OnnxModel(parse_onnx(source, max_bytes=max_bytes)).eval()
     with torch.no_grad():

@@ -74,10 +74,12 @@ def _div(a: Tensor, b: Tensor) -> Tensor:
 def _gemm(x: list, a: dict, o: int) -> list:
     A = x[0].transpose(0, 1) if a.get("transA", 0) else x[0]
     B = x[1].transpose(0, 1) if a.get("transB", 0) else x[1]
-    y = a.get("alpha", 1.0) * (A @ B)
-    if len(x) > 2 and x[2] is not None:
-        y = y + a.get("beta", 1.0) * x[2]
-    return [y]
+    alpha, beta = a.get("alpha", 1.0), a.get("beta", 1.0)
+    C = x[2] if len(x) > 2 else None
+    if C is not None and alpha == 1.0 and beta == 1.0:
+        return [torch.addmm(C, A, B)]  # what nn.Linear computes: the same rounding
+    y = alpha * (A @ B)
+    return [y if C is None else y + beta * C]
 
 
 def _pads(a: dict, nd: int) -> list[int]:

@@ -22,8 +22,11 @@ from sar_core.data.datasets import Dataset
 SUFFIXES = (".npz", ".csv")
 
 
-def read_bytes(source: str | Path | bytes, *, what: str = "data", max_bytes: int) -> bytes:
-    """A file's bytes (or the bytes given), with the size cap checked before reading."""
+def read_bytes(
+    source: str | Path | bytes, *, what: str = "data", max_bytes: int | None = None
+) -> bytes:
+    """A file's bytes (or the bytes given), size cap checked first (None: MAX_DATA_BYTES)."""
+    max_bytes = limits.MAX_DATA_BYTES if max_bytes is None else max_bytes
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     else:
@@ -46,6 +49,10 @@ def read_bytes(source: str | Path | bytes, *, what: str = "data", max_bytes: int
 
 
 def _npz(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    if data[:4] != b"PK\x03\x04":  # np.load would try anything else as a pickle
+        raise ValueError(
+            "Invalid data: not a readable .npz file (no zip header; truncated or another format?)"
+        )
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             keys = set(z.files)
@@ -63,7 +70,8 @@ def _npz(data: bytes) -> tuple[np.ndarray, np.ndarray]:
         if str(e).startswith("Invalid"):
             raise
         raise ValueError(
-            f"Invalid data: the .npz cannot be read ({' '.join(str(e).split())})"
+            "Invalid data: the .npz cannot be read without unpickling (object arrays are "
+            "refused); save X and y as numeric arrays"
         ) from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise ValueError(
@@ -103,7 +111,7 @@ def load_arrays(
     source: str | Path | bytes,
     *,
     kind: str,
-    max_bytes: int = limits.MAX_DATA_BYTES,
+    max_bytes: int | None = None,
     label_column: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(X, y) as stored in a ``.npz`` (kind="npz") or CSV (kind="csv"), unchecked."""
@@ -166,7 +174,7 @@ def load_user_data(
     n_classes: int,
     name: str | None = None,
     kind: str | None = None,
-    max_bytes: int = limits.MAX_DATA_BYTES,
+    max_bytes: int | None = None,
 ) -> Dataset:
     """The whole file as an evaluation set (train and test both hold every row)."""
     X, y = _load_checked(source, input_shape, n_classes, kind, max_bytes)
@@ -183,7 +191,7 @@ def split_user_data(
     seed: int = 0,
     kind: str | None = None,
     val_kind: str | None = None,
-    max_bytes: int = limits.MAX_DATA_BYTES,
+    max_bytes: int | None = None,
 ) -> Dataset:
     """Training data with a validation split: ``val`` when given, else a seeded held-out part."""
     from sar_core.validate import check_float
