@@ -13,6 +13,7 @@ from scipy import stats
 
 from sar_core.analysis.campaign import (
     compare,
+    figure_curves,
     iter_compare,
     iter_sweep,
     paired_difference,
@@ -277,3 +278,24 @@ def test_campaign_at_negligible_ber_equals_deployed(demo, digits_small):
     )
     assert res.flips == [0, 0, 0]
     assert all(math.isclose(a, res.deployed_accuracy) for a in res.accuracy)
+
+
+def test_figure_curves_read_the_summaries_clamp_the_ci_and_collapse_undefined_bounds():
+    """Hand-made sweep points (an overshooting CI, a one-trial NaN CI): the curves recount them."""
+    nan = float("nan")
+
+    def summ(mean, lo, hi, deployed):
+        return {"mean_accuracy": mean, "ci95": (lo, hi), "deployed_accuracy": deployed}
+
+    points = [
+        (1e-3, [summ(0.97, 0.93, 1.02, 0.98), summ(0.5, nan, nan, 0.9)]),
+        (1e-2, [summ(0.80, -0.05, 0.95, 0.98), summ(0.4, 0.3, 0.5, 0.9)]),
+    ]
+    a, b = figure_curves(points, labels=["sgd", "own"], methods=["sgd", "sar"], dashed=[0, 1])
+    assert a["x"] == b["x"] == [1e-3, 1e-2]
+    assert a["mean"] == [0.97, 0.80] and a["lo"] == [0.93, 0.0] and a["hi"] == [1.0, 0.95]
+    assert b["lo"] == [0.5, 0.3] and b["hi"] == [0.5, 0.5]  # NaN bound: onto the mean
+    assert (a["dash"], b["dash"]) == ("solid", "dash") and (a["clean"], b["clean"]) == (0.98, 0.9)
+    assert (a["label"], b["method"]) == ("sgd", "sar")
+    with pytest.raises(ValueError):
+        figure_curves(points, labels=["one"], methods=["sgd", "sar"])

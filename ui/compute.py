@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 
 from sar_core import limits
-from sar_core.analysis.campaign import check_bers, compare, iter_sweep, sweep_curves
+from sar_core.analysis.campaign import check_bers, compare, figure_curves, iter_sweep
 from sar_core.data.models import n_parameters
 from sar_core.engine.evaluate import as_tensors, logits_of
 from sar_core.faults.model import FaultModel, count_sites, parameter_shapes
@@ -93,19 +93,11 @@ def _home(keys: tuple[str, ...]) -> dict:
                 )
             )
             at_fault = next(s for level, s in points if level == HOME_FAULT.ber)
-            sc = sweep_curves(points)
-            for e, m, s in zip(group, sc["models"], at_fault):
-                curves.append(
-                    {
-                        "label": e.name.replace("demo · ", ""),
-                        "method": e.method,
-                        "x": list(sc["levels"]),
-                        "clean": s["clean_accuracy"],
-                        "mean": m["mean_accuracy"],
-                        "lo": m["ci95_low"],
-                        "hi": m["ci95_high"],
-                    }
-                )
+            curves += figure_curves(
+                points,
+                labels=[e.name.replace("demo · ", "") for e in group],
+                methods=[e.method for e in group],
+            )
         else:
             at_fault = paired_campaign(group, HOME_FAULT, trials=trials, seed=0)
         for e, s in zip(group, at_fault):

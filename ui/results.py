@@ -24,35 +24,17 @@ def short_name(name: str) -> str:
 
 
 def sweep_curves(rec: Mapping) -> list[dict]:
-    """A sweep job record -> figure curves; CI bounds clamped to [0, 1]; own models dashed.
+    """A sweep job record -> figure curves (sar_core.analysis.campaign.figure_curves); own
+    models (not demo) dashed."""
+    from sar_core.analysis.campaign import figure_curves
 
-    The per-model series come from sar_core.analysis.campaign.sweep_curves (the library's one way to
-    turn sweep points into curves); this adds labels, colours and line styles.
-    """
-    from sar_core.analysis.campaign import sweep_curves as library_curves
-
-    series = library_curves((lv["level"], lv["summaries"]) for lv in rec["levels"])
     sources = rec.get("sources") or ["demo"] * len(rec["models"])
-    curves = []
-    for i, (name, method) in enumerate(zip(rec["models"], rec["methods"])):
-        m = series["models"][i] if series["models"] else {}
-        mean = list(m.get("mean_accuracy", []))
-        lo = [clip01(v) for v in m.get("ci95_low", [])]
-        hi = [clip01(v) for v in m.get("ci95_high", [])]
-        curves.append(
-            {
-                "label": short_name(name),
-                "method": method,
-                "dash": "solid" if sources[i] == "demo" else "dash",
-                "x": list(series["levels"]),
-                "mean": mean,
-                # an undefined bound (one trial) collapses the band onto the mean
-                "lo": [a if v is None else v for v, a in zip(lo, mean)],
-                "hi": [a if v is None else v for v, a in zip(hi, mean)],
-                "clean": m.get("deployed_accuracy"),
-            }
-        )
-    return curves
+    return figure_curves(
+        ((lv["level"], lv["summaries"]) for lv in rec["levels"]),
+        labels=[short_name(n) for n in rec["models"]],
+        methods=rec["methods"],
+        dashed=[s != "demo" for s in sources],
+    )
 
 
 def flips_figure(rec: Mapping):

@@ -277,6 +277,50 @@ def sweep_curves(points: Iterable[tuple[float, Sequence[dict]]]) -> dict:
     return {"levels": levels, "models": models}
 
 
+def _unit(v: float | None) -> float | None:
+    """An accuracy bound clamped to [0, 1] (a t-interval can overshoot); None / NaN -> None."""
+    if v is None or not np.isfinite(v):
+        return None
+    return min(max(float(v), 0.0), 1.0)
+
+
+def figure_curves(
+    points: Iterable[tuple[float, Sequence[dict]]],
+    *,
+    labels: Sequence[str],
+    methods: Sequence[str],
+    dashed: Sequence[bool] | None = None,
+) -> list[dict]:
+    """Sweep points -> one curve per model, as ``sar_core.plots.robustness.sweep_figure`` draws.
+
+    Each curve: ``label``, ``method``, ``dash`` ("dash" where ``dashed``), ``x`` (levels),
+    ``mean``, ``lo`` / ``hi`` (the 95% CI clamped to [0, 1]; an undefined bound, one trial,
+    collapses onto the mean) and ``clean``: the deployed accuracy (no flips), where the curve
+    starts at rate 0. Built on ``sweep_curves``; partial sweeps give shorter lists.
+    """
+    series = sweep_curves(points)
+    dashed = list(dashed) if dashed is not None else [False] * len(labels)
+    curves = []
+    for i, (label, method) in enumerate(zip(labels, methods, strict=True)):
+        m = series["models"][i] if series["models"] else {}
+        mean = list(m.get("mean_accuracy", []))
+        lo = [_unit(v) for v in m.get("ci95_low", [])]
+        hi = [_unit(v) for v in m.get("ci95_high", [])]
+        curves.append(
+            {
+                "label": label,
+                "method": method,
+                "dash": "dash" if dashed[i] else "solid",
+                "x": list(series["levels"]),
+                "mean": mean,
+                "lo": [a if v is None else v for v, a in zip(lo, mean)],
+                "hi": [a if v is None else v for v, a in zip(hi, mean)],
+                "clean": m.get("deployed_accuracy"),
+            }
+        )
+    return curves
+
+
 def sweep(
     models: Sequence[nn.Module],
     X,
