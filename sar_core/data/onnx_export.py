@@ -82,7 +82,7 @@ def export_onnx(model, raw: bytes) -> tuple[bytes, dict]:
                 f"Invalid model: parameter for initializer {name!r} has shape {arr.shape}, the "
                 f"graph stores {tuple(old.dims)}"
             )
-        old.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        old.CopyFrom(numpy_helper.from_array(arr.copy(order="C"), name))  # keeps 0-D
     return proto.SerializeToString(), report
 
 
