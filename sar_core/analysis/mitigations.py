@@ -148,14 +148,15 @@ def inference_ops(model: nn.Module, n_features: int) -> dict:
     return {"macs": int(macs), "clamp_ops": int(clamp_ops)}
 
 
-def latency_ratio(
+def timed_against(
     fn: Callable[[], object], reference: Callable[[], object], *, rounds: int = 15, inner: int = 5
-) -> float:
-    """Median over interleaved rounds of time(fn) / time(reference) (each ``inner`` calls)."""
+) -> dict:
+    """Interleaved timing: ``ms`` (median per call of fn) and ``ratio`` (median over rounds of
+    time(fn) / time(reference), each round ``inner`` calls of each, after one warm-up call)."""
     check_int("rounds", rounds, low=1, high=10_000)
     check_int("inner", inner, low=1, high=10_000)
     fn(), reference()  # warm-up
-    ratios = []
+    ms, ratios = [], []
     for _ in range(rounds):
         t0 = time.perf_counter()
         for _ in range(inner):
@@ -164,8 +165,16 @@ def latency_ratio(
         for _ in range(inner):
             fn()
         t2 = time.perf_counter()
+        ms.append(1000 * (t2 - t1) / inner)
         ratios.append((t2 - t1) / max(t1 - t0, 1e-12))
-    return float(np.median(ratios))
+    return {"ms": float(np.median(ms)), "ratio": float(np.median(ratios))}
+
+
+def latency_ratio(
+    fn: Callable[[], object], reference: Callable[[], object], *, rounds: int = 15, inner: int = 5
+) -> float:
+    """Median over interleaved rounds of time(fn) / time(reference) (``timed_against``)."""
+    return timed_against(fn, reference, rounds=rounds, inner=inner)["ratio"]
 
 
 # ------------------------------------------------------------------ protected bits ------------

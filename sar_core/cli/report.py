@@ -79,24 +79,18 @@ def _settings(a: argparse.Namespace):
 
 def run(a: argparse.Namespace) -> dict:
     """The report command: every option is checked before any checkpoint is loaded."""
+    from sar_core.cli.common import Progress
+    from sar_core.experiments.report import ReportOptions, double_win_report
+
     fm, trials, seed, attack, mits, prot = _settings(a)
     base = None
     if a.base is not None:
         if a.base not in a.models:
             raise ValueError(f"Invalid base={a.base!r}: must be one of the --models paths")
         base = a.models.index(a.base)
-    on_model = None
-    if not getattr(a, "quiet", True):
-        try:
-            from sar_core.cli.common import Progress
-
-            bar = Progress(len(a.models) + len(mits), "report", False)
-            on_model = lambda done, total: bar(done)  # noqa: E731
-        except ImportError:
-            pass
-    from sar_core.experiments.report import double_win_report
-
-    return double_win_report(
-        a.models, fm, trials=trials, seed=seed, attack=attack, mitigations=mits, base=base,
-        protection=prot, csv_path=a.csv, on_model=on_model,
-    )  # fmt: skip
+    options = ReportOptions(
+        trials=trials, seed=seed, attack=attack, mitigations=mits, base=base, protection=prot,
+        csv_path=a.csv,
+    ).checked(len(a.models))  # fmt: skip
+    bar = Progress(len(a.models) + len(mits), "report", bool(getattr(a, "quiet", True)))
+    return double_win_report(a.models, fm, options, on_model=lambda done, _total: bar(done))
