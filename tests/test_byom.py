@@ -226,3 +226,18 @@ def test_split_holds_out_a_seeded_part_or_takes_val(files):
     assert not any(r.tobytes() in rows for r in a.X_test)  # held out: disjoint from training
     c = split_user_data(files / "train.npz", input_shape=(64,), n_classes=10, val=files / "test.npz")  # fmt: skip
     assert len(c.y_train) == 400 and len(c.y_test) == 360
+
+
+CAPS = {
+    "onnx_nodes": ("MAX_ONNX_NODES", 2, "nodes=5: the cap is 2 nodes"),
+    "model_input": ("MAX_MODEL_INPUT", 63, "64 values per row; the cap is 63"),
+    "data_rows": ("MAX_DATA_ROWS", 100, "rows=360: need 2 to 100 rows"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CAPS))
+def test_caps_of_imported_models_and_data(cli, files, monkeypatch, case):
+    name, value, needle = CAPS[case]
+    monkeypatch.setattr(limits, name, value)
+    rc, _, err = cli("inject", "--model", files / "net.onnx", "--data", files / "test.npz", "--ber", "0.01")  # fmt: skip
+    assert rc == 2 and needle in err, err
