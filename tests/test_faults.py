@@ -229,6 +229,68 @@ def test_apply_equals_manual_numpy_flip_int8(granularity):
         assert np.array_equal(faulty[name].numpy(), ref)
 
 
+def _numpy_faulty(model, pattern, fm) -> dict[str, np.ndarray]:
+    """float32 faulty weights from numpy bit views: per word, the union of its sites' bursts is
+    flipped (each bit once) or stuck."""
+    out = {}
+    for name, p in model.named_parameters():
+        u = p.detach().numpy().reshape(-1).view(np.uint32).copy()
+        idx, bits = pattern.sites.get(name, ([], []))
+        masks: dict[int, int] = {}
+        for i, b in zip(idx.tolist() if len(idx) else [], bits.tolist() if len(bits) else []):
+            masks[i] = masks.get(i, 0) | sum(1 << bit for bit in range(b, b + fm.burst))
+        for i, m in masks.items():
+            m = np.uint32(m)
+            if fm.kind == "flip":
+                u[i] ^= m
+            elif fm.kind == "stuck-at-1":
+                u[i] |= m
+            else:
+                u[i] &= ~m
+        out[name] = u.view(np.float32)
+    return out
+
+
+@pytest.mark.parametrize(
+    "fm",
+    [
+        FaultModel(ber=0.02, include_bias=True),
+        FaultModel(ber=0.05, burst=3, bits="exponent"),  # bursts on one word may overlap
+        FaultModel(count=40, kind="stuck-at-1"),
+        FaultModel(ber=0.03, kind="stuck-at-0", include_bias=True),
+    ],
+)
+def test_chunk_delta_equals_per_trial_numpy_reference(fm):
+    """A chunk of trials encoded at once: each trial's changed values and changed-bit count equal
+    an independent numpy loop over that trial's sites; select() keeps and renumbers trials."""
+    model = _model()
+    inj = Injector(model, fm)
+    pats = [inj.sample(np.random.default_rng([7, t])) for t in range(12)] + [
+        FaultPattern(sites={}, n_flips=0, n_sites=inj.n_sites)  # an empty trial in the chunk
+    ]
+    chunk = inj.chunk_delta(pats)
+    deployed = {n: p.detach().numpy().reshape(-1) for n, p in model.named_parameters()}
+    for k, pat in enumerate(pats):
+        ref = _numpy_faulty(model, pat, fm)
+        changed = sum(
+            int(np.bitwise_count(ref[n].view(np.uint32) ^ deployed[n].view(np.uint32)).sum())
+            for n in ref
+        )
+        d = chunk.trial(k)
+        assert d.n_changed == changed == int(chunk.n_changed[k])
+        for name in ref:
+            diff = np.flatnonzero(ref[name].view(np.uint32) != deployed[name].view(np.uint32))
+            idx, vals = d.values.get(name, (torch.zeros(0, dtype=torch.int64), torch.zeros(0)))
+            assert np.array_equal(idx.numpy(), diff), (k, name)  # changed entries, sorted
+            assert np.array_equal(vals.numpy().view(np.uint32), ref[name][diff].view(np.uint32))
+    sub = chunk.select([1, 4, 12])
+    assert sub.n_changed.tolist() == [chunk.n_changed[i] for i in (1, 4, 12)]
+    for j, k in enumerate((1, 4, 12)):
+        a, b = sub.trial(j).values, chunk.trial(k).values
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[n][0], b[n][0]) and torch.equal(a[n][1], b[n][1]) for n in a)
+
+
 def test_apply_twice_the_same_pattern_is_the_same_and_deployed_is_unflipped():
     model = _model()
     inj = Injector(model, FaultModel(format="float32", count=3))

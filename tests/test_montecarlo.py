@@ -134,10 +134,10 @@ def test_run_is_lazy_so_memory_grows_with_the_chunk_not_the_trials(demo, xy, mon
     X, y = xy
     mc = M.MonteCarlo([demo["digits_mlp_sgd"].model], X, y, FaultModel(ber=1e-4), memory_mb=1)
     calls = []
-    real = Injector.delta
-    monkeypatch.setattr(Injector, "delta", lambda self, p: calls.append(1) or real(self, p))
+    real = Injector.chunk_delta
+    monkeypatch.setattr(Injector, "chunk_delta", lambda self, p: calls.append(len(p)) or real(self, p))  # fmt: skip
     first = next(mc.run(2000, seed=0))
-    assert first.index == 0 and len(calls) == mc.chunk < 2000
+    assert first.index == 0 and calls == [mc.chunk] and mc.chunk < 2000
 
 
 def test_zero_flip_trials_reuse_the_deployed_score_without_evaluation(demo, xy, monkeypatch):
@@ -148,7 +148,7 @@ def test_zero_flip_trials_reuse_the_deployed_score_without_evaluation(demo, xy, 
     evaluated = []
     ev = mc._evals[0]
     real = ev.scores
-    monkeypatch.setattr(ev, "scores", lambda ds: evaluated.extend(ds) or real(ds))
+    monkeypatch.setattr(ev, "scores", lambda ch: evaluated.extend(range(ch.size)) or real(ch))
     trials = list(mc.run(50, seed=0))
     zero = [t for t in trials if t.n_flips[0] == 0]
     assert len(zero) > 40

@@ -10,13 +10,14 @@ Dropout give the results of full forward passes (see ``sar_core.faults.chain``).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from sar_core.engine.evaluate import logits_of, score_logits
 from sar_core.faults.chain import CachedChain, owner, touches_input
-from sar_core.faults.injector import Delta
+from sar_core.faults.injector import ChunkDelta, Delta
 
 EVALUATORS = ("auto", "full", "resume", "batched")
 # exact types (a subclass may override forward): functions of each value alone, any layout
@@ -42,6 +43,11 @@ def score_batch(
     return list(zip(acc.tolist(), loss.tolist()))
 
 
+def as_chunk(deltas: ChunkDelta | list[Delta]) -> ChunkDelta:
+    """A chunk of trials, from a ``ChunkDelta`` or a list of per-trial deltas."""
+    return deltas if isinstance(deltas, ChunkDelta) else ChunkDelta.stack(list(deltas))
+
+
 class Full:
     """Exact evaluator for any model: one full forward pass per trial with the faulty parameters.
 
@@ -60,10 +66,12 @@ class Full:
         params.update(_faulty(self.params, delta))
         return logits_of(self.model, params, self.X.clone() if self.guarded else self.X)
 
-    def scores(self, deltas: list[Delta]) -> list[tuple[float, float]]:
+    def scores(self, deltas: ChunkDelta | list[Delta]) -> list[tuple[float, float]]:
+        """(accuracy, loss) of every trial of the chunk, one exact pass each."""
+        chunk = as_chunk(deltas)
         out = []
-        for d in deltas:
-            s = score_logits(self.logits(d), self.y)
+        for k in range(chunk.size):
+            s = score_logits(self.logits(chunk.trial(k)), self.y)
             out.append((s.accuracy, s.loss))
         return out
 
@@ -106,6 +114,8 @@ class Batched:
     clean output; layers after j2 are batched matmuls with per-trial weights.
     """
 
+    CACHE_BYTES = 2**20
+
     def __init__(self, model, params: dict[str, torch.Tensor], X, y, memory_mb: float) -> None:
         self.children = list(model.named_children())
         self.params, self.X, self.y = params, X, y
@@ -119,7 +129,11 @@ class Batched:
         widths = sum(a.shape[0] for a in acts[1:])
         per_trial = 4 * (2 * X.shape[0] * widths + sum(p.numel() for p in params.values()))
         self.max_chunk = int(max(1, min(256, memory_mb * 2**20 // per_trial)))
+        # trials evaluated together: their widest activation (K, W, N) stays in a core's cache
+        widest = 4 * X.shape[0] * max(a.shape[0] for a in acts)
+        self.block = int(max(1, min(self.max_chunk, self.CACHE_BYTES // widest)))
         self._cache: dict = {}
+        self._scratch: dict[str, torch.Tensor] = {}
         self.owner = {
             f"{n}.{k}": i for i, (n, _) in enumerate(self.children) for k in ("weight", "bias")
         }
@@ -134,51 +148,49 @@ class Batched:
         finite = all(bool(torch.isfinite(p).all()) for p in params.values())
         return bool(ch) and ok_child and X.dim() == 2 and finite and X.shape[0] <= 65536
 
-    def _apply(self, name: str, m: nn.Module, h: torch.Tensor, stack) -> torch.Tensor:
-        """Child on feature-major h: (I, N) or (K, I, N) -> (O, N) or (K, O, N)."""
-        if not isinstance(m, nn.Linear):
-            return m(h)  # elementwise: any layout
-        w, b = (self._param(f"{name}.{k}", stack) for k in ("weight", "bias"))
-        out = torch.matmul(w, h)  # (O, I) or (K, O, I) times (I, N) or (K, I, N)
-        return out if b is None else out + b.unsqueeze(-1)
+    def _apply(self, name: str, m: nn.Module, h: torch.Tensor, chunk, scratch=False):
+        """Child on feature-major h: (I, N) or (K, I, N) -> (O, N) or (K, O, N).
 
-    def _param(self, name: str, stack) -> torch.Tensor | None:
+        ``scratch``: h is this evaluator's own buffer, so an exact ReLU runs in place (the same
+        values as ``m(h)``, without a new (K, O, N) tensor)."""
+        if not isinstance(m, nn.Linear):
+            return torch.relu_(h) if scratch and type(m) is nn.ReLU else m(h)  # any layout
+        w, b = (self._param(f"{name}.{k}", chunk) for k in ("weight", "bias"))
+        out = torch.matmul(w, h)  # (O, I) or (K, O, I) times (I, N) or (K, I, N)
+        return out if b is None else out.add_(b.unsqueeze(-1))
+
+    def _buf(self, key: str, shape: tuple[int, ...]) -> torch.Tensor:
+        """A scratch tensor of ``shape`` (contents undefined), reused from block to block: fresh
+        large tensors cost a page fault per 4 KiB, more than the arithmetic done in them."""
+        n = int(np.prod(shape))
+        buf = self._scratch.get(key)
+        if buf is None or buf.numel() < n:
+            buf = self._scratch[key] = torch.empty(n, dtype=self.X.dtype, device=self.X.device)
+        return buf[:n].view(shape)
+
+    def _param(self, name: str, chunk: ChunkDelta | None) -> torch.Tensor | None:
+        """Parameter ``name``: deployed (O, I), or per trial (K, O, I) when the chunk changes it."""
         if name not in self.params:
             return None
         base = self.params[name]
-        if stack is None or not any(name in d.values for d in stack):
+        if chunk is None or name not in chunk.values:
             return base
-        per = base.unsqueeze(0).repeat(len(stack), *([1] * base.dim()))  # (K, ...)
-        flat = per.view(len(stack), -1)
-        for k, d in enumerate(stack):
-            if name in d.values:
-                idx, vals = d.values[name]
-                flat[k, idx] = vals
+        per = self._buf(name, (chunk.size, *base.shape))
+        per.copy_(base.expand_as(per))
+        k, idx, vals = chunk.values[name]
+        per.view(chunk.size, -1)[k, idx] = vals
         return per
 
-    def _changes(self, pname: str, deltas: list[Delta]):
-        """Concatenated (trial, flat index, dW) of a parameter's changed entries over the chunk."""
-        key = (id(deltas), pname)
-        if key in self._cache:
-            return self._cache[key]
-        base = self.params[pname].view(-1)
-        ks, idxs, vals = [], [], []
-        for k, d in enumerate(deltas):
-            if pname in d.values:
-                idx, v = d.values[pname]
-                ks.append(k)
-                idxs.append(idx)
-                vals.append(v)
-        out = None
-        if idxs:
-            idx = torch.cat(idxs)
-            k = torch.repeat_interleave(
-                torch.tensor(ks, device=idx.device),
-                torch.tensor([i.numel() for i in idxs], device=idx.device),
-            )
-            out = (k, idx, torch.cat(vals) - base[idx])
-        self._cache[key] = out
-        return out
+    def _changes(self, pname: str, chunk: ChunkDelta):
+        """(trial, flat index, dW) of a parameter's changed entries over the chunk, or None."""
+        key = (id(chunk), pname)
+        if key not in self._cache:
+            ch = chunk.values.get(pname)
+            if ch is not None:
+                k, idx, vals = ch
+                ch = (k, idx, vals - self.params[pname].view(-1)[idx])
+            self._cache[key] = ch
+        return self._cache[key]
 
     def _correct(self, Z: torch.Tensor, j: int, deltas, A: torch.Tensor, slot=None) -> None:
         """Z (K, W, N) += dW A + db of Linear child j (A (I, N) clean); rows mapped by ``slot``."""
@@ -196,10 +208,10 @@ class Batched:
             contrib = A[idx % lin.in_features] * dv[:, None] if is_w else dv[:, None].expand(-1, n)
             flat.index_add_(0, k * w + row, contrib)  # dW[r, c] * x[c, :] into row r
 
-    def _touched_units(self, j: int, deltas: list[Delta]):
+    def _touched_units(self, j: int, deltas: ChunkDelta):
         """Per trial the sorted output units of Linear j it changes, padded: (P (K, S), slot fn)."""
         name, lin = self.children[j]
-        o, K = lin.out_features, len(deltas)
+        o, K = lin.out_features, deltas.size
         keys = []
         for pname, fan in ((f"{name}.weight", lin.in_features), (f"{name}.bias", None)):
             ch = self._changes(pname, deltas) if pname in self.params else None
@@ -215,50 +227,64 @@ class Batched:
         # pads repeat the trial's last unit and receive no correction: dH = 0 there
         return P, lambda k, rows: torch.searchsorted(u, k * o + rows) - first[k]
 
-    def logits(self, deltas: list[Delta], j: int) -> torch.Tensor:
+    def logits(self, deltas: ChunkDelta | list[Delta], j: int) -> torch.Tensor:
         """Logits (K, C, N) (feature-major) of trials whose first touched child is Linear j."""
-        self._cache = {}  # per chunk: concatenated changes of each parameter
+        deltas = as_chunk(deltas)
+        self._cache = {}  # per chunk: changes dW of each parameter
         later = [i for i in self.linear if i > j]
-        K = len(deltas)
+        K = deltas.size
         with torch.no_grad():
             if not later:  # last layer: full width is small
                 h = self.acts[j + 1].expand(K, -1, -1).clone()
                 self._correct(h, j, deltas, self.acts[j])
-                start = j + 1
+                start, scratch = j + 1, False
             else:
-                h, start = self._two_layers(j, later[0], deltas), later[0] + 1
+                h, start, scratch = self._two_layers(j, later[0], deltas), later[0] + 1, True
             for name, m in self.children[start:]:
-                h = self._apply(name, m, h, deltas)
-        return h  # (K, C, N)
+                out = self._apply(name, m, h, deltas, scratch)
+                scratch = scratch and out is h  # a Linear's output is a new tensor
+                h = out
+        return h.clone() if scratch else h  # (K, C, N); never a buffer the next block reuses
 
-    def _two_layers(self, j: int, j2: int, deltas: list[Delta]) -> torch.Tensor:
+    def _two_layers(self, j: int, j2: int, deltas: ChunkDelta) -> torch.Tensor:
         """Output (K, O, N) of Linear j2 from the touched units of Linear j (see class doc)."""
-        K, n = len(deltas), self.X.shape[0]
+        K, n = deltas.size, self.X.shape[0]
         P, slot = self._touched_units(j, deltas)
         S = P.shape[1]
-        Zs = self.acts[j + 1].index_select(0, P.view(-1)).view(K, S, n)  # clean, units S_k
+        rows = P.view(-1)
+        Zs = torch.index_select(self.acts[j + 1], 0, rows, out=self._buf("zs", (K * S, n)))
+        Zs = Zs.view(K, S, n)  # clean output of layer j, units S_k
         self._correct(Zs, j, deltas, self.acts[j], slot)
         for name, m in self.children[j + 1 : j2]:
-            Zs = self._apply(name, m, Zs, None)  # elementwise
-        dH = Zs - self.acts[j2].index_select(0, P.view(-1)).view(K, S, n)  # 0 on pads
+            Zs = self._apply(name, m, Zs, None, scratch=True)  # elementwise
+        clean = torch.index_select(self.acts[j2], 0, rows, out=self._buf("hs", (K * S, n)))
+        dH = Zs.sub_(clean.view(K, S, n))  # 0 on pads
         name2, _ = self.children[j2]
         w2 = self._param(f"{name2}.weight", deltas)  # faulty W2 (per trial when touched)
         if w2.dim() == 3:
             wg = w2.gather(2, P.unsqueeze(1).expand(-1, w2.shape[1], -1))  # (K, O, S)
         else:
             wg = w2[:, P.view(-1)].view(w2.shape[0], K, S).transpose(0, 1)
-        Z2 = torch.bmm(wg, dH).add_(self.acts[j2 + 1])  # (K, O, N)
+        Z2 = torch.bmm(wg, dH, out=self._buf("z2", (K, wg.shape[1], n)))  # (K, O, N)
+        Z2.add_(self.acts[j2 + 1])
         self._correct(Z2, j2, deltas, self.acts[j2])  # + dW2 h + db2
         return Z2
 
-    def scores(self, deltas: list[Delta]) -> list[tuple[float, float]]:
-        first = [min(self.owner[p] for p in d.values) for d in deltas]
-        out: list = [None] * len(deltas)
-        for j in sorted(set(first)):
-            group = [i for i, f in enumerate(first) if f == j]
-            res = score_batch(self.logits([deltas[i] for i in group], j), self.y, class_dim=1)
-            for i, r in zip(group, res):
-                out[i] = r
+    def scores(self, deltas: ChunkDelta | list[Delta]) -> list[tuple[float, float]]:
+        """(accuracy, loss) of every trial of the chunk (each must change a parameter)."""
+        chunk = as_chunk(deltas)
+        first = np.full(chunk.size, len(self.children), dtype=np.int64)  # first touched child
+        for pname, (k, _, _) in chunk.values.items():
+            hit = torch.bincount(k, minlength=chunk.size).numpy() > 0
+            first[hit] = np.minimum(first[hit], self.owner[pname])
+        out: list = [None] * chunk.size
+        for j in np.unique(first).tolist():
+            group = np.flatnonzero(first == j)
+            for b in range(0, group.size, self.block):
+                part = group[b : b + self.block]
+                logits = self.logits(chunk.select(part), j)
+                for i, r in zip(part.tolist(), score_batch(logits, self.y, class_dim=1)):
+                    out[i] = r
         return out
 
 

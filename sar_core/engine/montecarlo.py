@@ -170,11 +170,12 @@ class MonteCarlo:
                 if c:
                     scores[i] = _score(logits, self.y)
             return changed, scores
-        deltas = [self.injectors[m].delta(p) for p in pats]
-        need = [i for i, d in enumerate(deltas) if d.n_changed and d.values]
-        for i, s in zip(need, self._evals[m].scores([deltas[i] for i in need])):
-            scores[i] = s
-        return [d.n_changed for d in deltas], scores
+        chunk = self.injectors[m].chunk_delta(pats)  # sample, encode, flip, decode: all at once
+        need = np.flatnonzero(chunk.n_changed > 0)  # a changed bit changes a stored value
+        if need.size:
+            for i, s in zip(need.tolist(), self._evals[m].scores(chunk.select(need))):
+                scores[i] = s
+        return chunk.n_changed.tolist(), scores
 
     def run(self, trials: int, *, seed: int = 0, start: int = 0) -> Iterator[Trial]:
         """Trials start .. start + trials - 1, in order; chunks of ``self.chunk`` at once."""

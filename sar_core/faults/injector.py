@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sar_core.faults.model import FaultModel, FaultPattern, SiteSpace, apply_masks, burst_masks
+from sar_core.faults.model import FaultModel, FaultPattern, SiteSpace, apply_masks
 from sar_core.formats import bits as B
 
 
@@ -23,6 +23,56 @@ class Delta:
 
     values: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(repr=False)  # idx (n,), vals (n,)
     n_changed: int  # stored bits whose value changed
+
+
+@dataclass(frozen=True)
+class ChunkDelta:
+    """What K patterns change, computed at once: per parameter, the changed entries of all trials.
+
+    ``values[name] = (trial (n,), flat index (n,), faulty value (n,))``, sorted by trial, then by
+    index (the order a per-trial ``Delta`` lists them in); ``n_changed[k]``: stored bits of trial
+    k whose value changed. Parameters no trial changes are absent.
+    """
+
+    values: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(repr=False)
+    n_changed: np.ndarray  # (K,) int64
+
+    @property
+    def size(self) -> int:
+        """Number of trials K."""
+        return len(self.n_changed)
+
+    def trial(self, k: int) -> Delta:
+        """Trial k's ``Delta``."""
+        out = {}
+        for name, (kk, idx, vals) in self.values.items():
+            a, b = torch.searchsorted(kk, torch.tensor([k, k + 1], device=kk.device)).tolist()
+            if b > a:
+                out[name] = (idx[a:b], vals[a:b])
+        return Delta(values=out, n_changed=int(self.n_changed[k]))
+
+    def select(self, trials) -> ChunkDelta:
+        """The chunk of ``trials`` (increasing positions), renumbered 0 .. len(trials) - 1."""
+        trials = np.asarray(trials, dtype=np.int64)
+        pos = torch.full((self.size,), -1, dtype=torch.int64)
+        pos[torch.from_numpy(trials)] = torch.arange(trials.size)
+        out = {}
+        for name, (kk, idx, vals) in self.values.items():
+            new_k = pos.to(kk.device)[kk]
+            keep = new_k >= 0
+            if bool(keep.any()):
+                out[name] = (new_k[keep], idx[keep], vals[keep])
+        return ChunkDelta(values=out, n_changed=self.n_changed[trials])
+
+    @classmethod
+    def stack(cls, deltas: list[Delta]) -> ChunkDelta:
+        """The chunk of per-trial deltas (trial k = deltas[k])."""
+        parts: dict[str, list] = {}
+        for k, d in enumerate(deltas):
+            for name, (idx, vals) in d.values.items():
+                parts.setdefault(name, []).append((torch.full_like(idx, k), idx, vals))
+        values = {n: tuple(torch.cat(c) for c in zip(*ps)) for n, ps in parts.items()}
+        return cls(values=values, n_changed=np.array([d.n_changed for d in deltas], np.int64))
 
 
 class Injector:
@@ -117,28 +167,47 @@ class Injector:
 
     def delta(self, pattern: FaultPattern) -> Delta:
         """Faulty values of the elements the pattern changes (encode/flip/decode those codes only)."""
-        offsets = self.space.offsets
-        elem, start = pattern.global_sites(self.eligible, offsets)
-        if elem.size == 0:
-            return Delta(values={}, n_changed=0)
-        u, inv = np.unique(elem, return_inverse=True)  # sorted: one slice per parameter
-        m = np.zeros(u.size, dtype=np.uint64)
-        np.bitwise_or.at(m, inv, burst_masks(start, pattern.burst))  # bursts sharing a word: union
-        old = self._all_codes[u]
-        new = apply_masks(old, m, self.fm.kind)
-        changed = int(np.bitwise_count(old ^ new).sum())
+        return self.chunk_delta([pattern]).trial(0)
+
+    def chunk_delta(self, patterns: list[FaultPattern]) -> ChunkDelta:
+        """What each of K patterns changes, at once: one unique, one encode and one decode for
+        the hit codes of the whole chunk, O(total flips); trial k's entries equal ``delta``'s."""
+        offsets, K = self.space.offsets, len(patterns)
+        sites = [p.global_sites(self.eligible, offsets) for p in patterns]
+        counts = np.array([e.size for e, _ in sites], dtype=np.int64)
+        if not counts.any():
+            return ChunkDelta(values={}, n_changed=np.zeros(K, np.int64))
+        elem = np.concatenate([e for e, _ in sites]).astype(np.int64)
+        start = np.concatenate([s for _, s in sites])
+        n_elem = int(offsets[-1])
+        key = np.repeat(np.arange(K, dtype=np.int64), counts) * n_elem + elem
+        u, inv = np.unique(key, return_inverse=True)  # sorted by (trial, element)
+        masks = np.zeros(u.size, dtype=np.uint64)
+        bursts = np.repeat(np.array([p.burst for p in patterns], dtype=np.uint64), counts)
+        site_masks = ((np.uint64(1) << bursts) - np.uint64(1)) << start.astype(np.uint64)
+        np.bitwise_or.at(masks, inv.reshape(-1), site_masks)  # bursts sharing a word: union
+        trial, el = np.divmod(u, n_elem)
+        old = self._all_codes[el]
+        new = apply_masks(old, masks, self.fm.kind)
+        flipped = np.bitwise_count(old ^ new).astype(np.float64)
+        n_changed = np.bincount(trial, weights=flipped, minlength=K).astype(np.int64)
         keep = new != old
-        u, new = u[keep], new[keep]
-        scale = None if self._all_scales is None else self._all_scales[u]
+        trial, el, new = trial[keep], el[keep], new[keep]
+        scale = None if self._all_scales is None else self._all_scales[el]
         vals = torch.from_numpy(B.decode(new, self.fm.format, scale)).to(self.device)
-        idx = torch.from_numpy(u).to(self.device)
-        bounds = np.searchsorted(u, offsets).tolist()
+        which = np.searchsorted(offsets, el, side="right") - 1
+        order = np.argsort(which, kind="stable")  # by parameter; (trial, element) within each
+        which, trial, el = which[order], trial[order], el[order]
+        idx = torch.from_numpy(el - offsets[which]).to(self.device)
+        kk = torch.from_numpy(trial).to(self.device)
+        vals = vals[torch.from_numpy(order).to(self.device)]
+        bounds = np.searchsorted(which, np.arange(len(self.eligible) + 1)).tolist()
         out = {}
-        for k, name in enumerate(self.eligible):
-            a, b = bounds[k], bounds[k + 1]
+        for j, name in enumerate(self.eligible):
+            a, b = bounds[j], bounds[j + 1]
             if b > a:
-                out[name] = (idx[a:b] - int(offsets[k]), vals[a:b])
-        return Delta(values=out, n_changed=changed)
+                out[name] = (kk[a:b], idx[a:b], vals[a:b])
+        return ChunkDelta(values=out, n_changed=n_changed)
 
     def apply(self, pattern: FaultPattern) -> dict[str, torch.Tensor]:
         """Parameters with the pattern applied; fresh tensors (only changed elements recomputed)."""
