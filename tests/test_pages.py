@@ -248,6 +248,11 @@ def test_robustness_tiny_report():
     assert len(win) == 2 and (win["parameters"] == 17226).all()
     assert (win["latency (ms, test set)"] > 0).all()
     assert len(table_with(at, "λ_max")) == 2  # sharpness table
+    rec = at.session_state["job_report"]
+    d = rec["table"][1]["paired_difference"]  # SAR vs SGD: the one verdict rule, as a glyph
+    lo, hi = d["ci95"]
+    want = "▲" if lo > 0 else "▼" if hi < 0 else "·"
+    assert list(win["verdict"]) == ["", want]
     assert charts(at) == 4  # sweep, double win, heatmap, scatter (the suite view is closed)
     at.selectbox(key="measure").set_value("lambda_max").run()  # display only: no recompute
     assert_ok(at)

@@ -6,7 +6,6 @@ Nothing here trains, mutates or switches the mode of a model: sar_core's analyse
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
@@ -14,8 +13,6 @@ import streamlit as st
 
 from sar_core import limits
 from sar_core.analysis.campaign import check_bers, compare, figure_curves, iter_sweep
-from sar_core.data.models import n_parameters
-from sar_core.engine.evaluate import as_tensors, logits_of
 from sar_core.faults.model import FaultModel, count_sites, parameter_shapes
 from sar_core.formats.bits import (
     delta_per_bit,
@@ -194,11 +191,11 @@ def log_levels(low: float, high: float, points: int, *, integer: bool = False) -
 
 @st.cache_data(show_spinner=False, max_entries=2048)
 def _cell(key, _model, data_key, fm_dict, trials, seed) -> float:
+    from sar_core.analysis.robustness import layer_bit_accuracy
+
     data = dataset(*data_key)
-    res = compare(
-        [_model], data.X_test, data.y_test, FaultModel.from_dict(fm_dict), trials=trials, seed=seed
-    )
-    return float(np.mean(res["results"][0].accuracy))
+    fm = FaultModel.from_dict(fm_dict)
+    return layer_bit_accuracy(_model, data.X_test, data.y_test, fm, trials=trials, seed=seed)
 
 
 def bit_layer_grid(
@@ -210,22 +207,45 @@ def bit_layer_grid(
     seed: int,
     progress: Callable[[float], None] | None = None,
 ) -> dict:
-    """Mean accuracy when faults hit only one (layer, bit) pair, for every pair; cached per cell."""
-    from dataclasses import replace
+    """Mean accuracy when faults hit only one (layer, bit) pair, for every pair; cached per cell
+    (sar_core.analysis.robustness.bit_layer_grid)."""
+    from sar_core.analysis.robustness import bit_layer_grid as grid
 
-    bits = list(fm.bits)
-    acc = []
-    total, done = len(layers) * len(bits), 0
-    for lay in layers:
-        row = []
-        for b in bits:
-            sub = replace(fm, layers=(lay,), bits=(b,))
-            row.append(_cell(entry.key, entry.model, entry.data_key, sub.to_dict(), trials, seed))
-            done += 1
-            if progress is not None:
-                progress(done / total)
-        acc.append(row)
-    return {"bits": bits, "layers": list(layers), "accuracy": acc}
+    def cell(sub: FaultModel) -> float:
+        return _cell(entry.key, entry.model, entry.data_key, sub.to_dict(), trials, seed)
+
+    return grid(fm, layers, cell, progress=progress)
+
+
+# --- the double-win table ----------------------------------------------------------------------
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _double_win(keys, _checkpoints, data_key, fm_dict, trials, seed) -> list[dict]:
+    from sar_core.analysis.robustness import double_win_rows
+
+    data = dataset(*data_key)
+    fm = FaultModel.from_dict(fm_dict)
+    return double_win_rows(
+        _checkpoints, data.X_test, data.y_test, fm, trials=trials, seed=seed, inner=1
+    )
+
+
+def double_win_table(
+    entries: Sequence[Entry], fm: FaultModel, *, trials: int, seed: int
+) -> list[dict]:
+    """sar_core.analysis.robustness.double_win_rows of the entries on their test split (cached;
+    fresh dicts, so a page may add columns)."""
+    check_comparable(entries)
+    rows = _double_win(
+        model_keys(entries),
+        [e.checkpoint for e in entries],
+        entries[0].data_key,
+        fm.to_dict(),
+        trials,
+        seed,
+    )
+    return [dict(r) for r in rows]
 
 
 # --- per-bit weight change -------------------------------------------------------------------
@@ -372,23 +392,3 @@ def flip_effects(value: float, fmt: str, scale: float | None = None) -> list[flo
     width = get_format(fmt).width
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # inf / NaN are results
         return [flip_value(value, fmt, b, scale).relative_change for b in range(width)]
-
-
-# --- inference cost --------------------------------------------------------------------------
-
-
-def inference_cost(entry: Entry, *, repeats: int = 15) -> dict:
-    """Parameters and the measured median latency (ms) of one forward pass over the test set."""
-    data = dataset(*entry.data_key)
-    X, _ = as_tensors(data.X_test, data.y_test)
-    logits_of(entry.model, None, X)  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        logits_of(entry.model, None, X)
-        times.append(time.perf_counter() - t0)
-    return {
-        "parameters": n_parameters(entry.model),
-        "latency_ms": 1000 * float(np.median(times)),
-        "test_samples": int(len(data.y_test)),
-    }

@@ -242,15 +242,20 @@ def sharpness_points(
     reports: Sequence[Mapping],
     measure: str,
 ) -> list[dict]:
-    """Sharpness (x) against accuracy under faults (y, with its CI) per model, for a scatter."""
+    """Sharpness (x) against accuracy under faults (y, with its CI; an undefined bound, one
+    trial, is None) per model, for a scatter."""
+
+    def bound(v: float) -> float | None:
+        return float(v) if np.isfinite(v) else None
+
     return [
         {
             "label": label,
             "method": method,
             "x": sharpness_value(sh, measure),
             "y": r["fault_accuracy"],
-            "lo": r["fault_ci95"][0],
-            "hi": r["fault_ci95"][1],
+            "lo": bound(r["fault_ci95"][0]),
+            "hi": bound(r["fault_ci95"][1]),
         }
         for label, method, r, sh in zip(labels, methods, rows, reports)
     ]
