@@ -1,263 +1,263 @@
-"""The lesson's computations: SGD and SAR under the same sampled faults, cheap enough to rerun on
-every slider move (the demo MLPs: well under a second at the quick trial count).
+"""The lesson's numbers for the page: read from the precomputed bundle (assets/lesson/quick.json,
+no torch), or computed by sar_core.analysis.lesson and cached by settings.
 
-Everything is seeded: trial t of every campaign uses rng([seed, t]) (sar_core.analysis.campaign), and the
-fault drawn along the fault direction and for the "flip that hurt most" is trial 0, so a shared
-link recomputes the same numbers.
+The bundle holds the quick numbers of the five lesson models at seed 0 for every fault choice
+and rate; it names the checkpoints' content digests and is used only while they match the files
+(and the seed is 0). Any other case (another seed, your own model, a Precise run) computes, and
+imports torch the first time it does.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
-from sar_core.engine.evaluate import evaluate
-from sar_core.faults.injector import Injector
-from sar_core.faults.model import FaultModel, FaultPattern
-from sar_core.formats.bits import decode, encode, get_format, int8_scale, to_bitstring
-from ui.cache import dataset
-from ui.compute import model_keys, paired_campaign
-from ui.layout import clip01
-from ui.registry import Entry
+from sar_core.analysis.lesson_summary import (
+    BERS,
+    FAULTS,
+    LESSON_METHODS,
+    PRECISE_TRIALS,
+    QUICK_TRIALS,
+    check_bundle,
+    lesson_paths,
+    noise,
+    summarize_level,
+)
+from sar_core.plots.style import method_label
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = ROOT / "assets"
+BUNDLE = ASSETS / "lesson" / "quick.json"
+SUITE = ROOT / "benchmarks" / "results" / "suite.json"  # sar_core.experiments.suite.RESULTS_PATH
+REGISTRY_KEY = "sar_registry"  # ui.registry.STATE_KEY (not imported: it loads torch)
+SUITE_TARGET = {"int8": "int8", "float16": "float16"}  # the formats the held-out suite measures
+__all__ = ["BERS", "FAULTS", "PRECISE_TRIALS", "QUICK_TRIALS"]
 
 
 @dataclass(frozen=True)
-class Fault:
-    """One entry of the lesson's format / bits choice."""
+class Model:
+    """One model of the lesson: a bundled demo file, or this session's own model (``entry``)."""
 
-    label: str
-    format: str
-    bits: str | tuple[int, ...]
+    name: str
+    method: str
+    key: str  # content digest
+    path: str | None = None
+    entry: object = field(default=None, compare=False, hash=False)
 
-
-FAULTS = {  # the labels are also what a shared link holds (?fault=float32%3A+bit+30+only)
-    "int8": Fault("int8: all bits", "int8", "all"),
-    "int8-sign": Fault("int8: sign bit", "int8", (7,)),
-    "float32": Fault("float32: all bits", "float32", "all"),
-    "float32-exponent": Fault("float32: exponent bits", "float32", "exponent"),
-    "float32-bit30": Fault("float32: bit 30 only", "float32", (30,)),
-    "float32-mantissa": Fault("float32: mantissa bits", "float32", "mantissa"),
-    "float16": Fault("float16: all bits", "float16", "all"),
-}
-# every BER the slider offers: 1, 2, 3, 5 per decade from 1e-7 to 0.5
-BERS = tuple(float(f"{m}e{e}") for e in range(-7, 0) for m in (1, 2, 3, 5))
-QUICK_TRIALS = 20  # recomputed on every change (no button)
-PRECISE_TRIALS = 300  # the "precise" button
-STEPS = 41  # points of the two loss curves
+    @property
+    def short(self) -> str:
+        return self.name.split(" · ")[-1]
 
 
-def fault_model(key: str, ber: float) -> FaultModel:
-    """The FaultModel of a choice at a BER (weights only, biases excluded, as everywhere)."""
-    f = FAULTS[key]
-    return FaultModel(format=f.format, bits=f.bits, ber=ber)
+def _digest_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:20]
 
 
-def levels_around(ber: float) -> list[float]:
-    """The chart's BER levels: three slider steps below the chosen BER and one above.
-
-    Neighbouring slider positions share most levels, and each level is cached on its own, so a
-    one-step move computes one new level, not a whole sweep.
-    """
-    k = min(range(len(BERS)), key=lambda j: abs(math.log(BERS[j] / ber)))
-    near = [BERS[j] for j in range(max(k - 3, 0), min(k + 2, len(BERS)))]
-    return sorted(set(near) | {ber})
+@st.cache_data(show_spinner=False, max_entries=16)
+def _digests(paths: tuple[str, ...], mtimes: tuple[int, ...]) -> list[str]:
+    return [_digest_file(Path(p)) for p in paths]
 
 
-def sweep(entries: Sequence[Entry], fm: FaultModel, *, trials: int, seed: int) -> list[dict]:
-    """Paired campaigns at ``levels_around(fm.ber)``: [{level, summaries (one per model)}].
-
-    Trial t of every level uses rng([seed, t]) (sar_core.analysis.campaign), as in a sweep.
-    """
+def demo_lineup() -> list[Model]:
+    """The five lesson models (SGD first: the reference of every paired difference)."""
+    paths = lesson_paths(ASSETS)
+    keys = _digests(tuple(map(str, paths)), tuple(p.stat().st_mtime_ns for p in paths))
     return [
-        {
-            "level": lv,
-            "summaries": paired_campaign(entries, fm.with_rate(ber=lv), trials=trials, seed=seed),
-        }
-        for lv in levels_around(fm.ber)
+        Model(f"demo · digits MLP · {method_label(m)}", m, k, str(p))
+        for m, k, p in zip(LESSON_METHODS, keys, paths)
     ]
 
 
-def curves(entries: Sequence[Entry], points: list[dict]) -> list[dict]:
-    """sar_core.plots.robustness.sweep_figure curves (CI bounds clamped to [0, 1])."""
-    out = []
-    for i, e in enumerate(entries):
-        per = [p["summaries"][i] for p in points]
-        mean = [s["mean_accuracy"] for s in per]
-        lo = [clip01(s["ci95"][0]) for s in per]
-        hi = [clip01(s["ci95"][1]) for s in per]
-        out.append(
-            {
-                "label": e.name.replace("demo · ", ""),
-                "method": e.method,
-                "x": [p["level"] for p in points],
-                "mean": mean,
-                "lo": [m if v is None else v for v, m in zip(lo, mean)],
-                "hi": [m if v is None else v for v, m in zip(hi, mean)],
-                "clean": per[0]["deployed_accuracy"],
-            }
-        )
-    return out
+def own_models() -> list:
+    """This session's own models with the lesson's architecture (registry entries)."""
+    if not st.session_state.get(REGISTRY_KEY):
+        return []
+    from ui.registry import demo_entries, user_entries
+
+    spec = next(e for e in demo_entries() if e.arch == "mlp").checkpoint.spec
+    return [e for e in user_entries().values() if e.checkpoint.spec == spec]
 
 
-def at_level(points: list[dict], ber: float) -> list[dict]:
-    """The per-model summaries at the chosen BER."""
-    return next(p["summaries"] for p in points if math.isclose(p["level"], ber, rel_tol=1e-9))
+def own_model(entry) -> Model:
+    """A lineup entry for one of this session's own models."""
+    return Model(entry.name, entry.method, entry.key, None, entry)
 
 
-# --- loss curves ------------------------------------------------------------------------------
+# --- the bundle --------------------------------------------------------------------------------
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _fault_slice(key, _model, data_key, fm_dict, seed) -> dict:
-    from sar_core.analysis.landscape import fault_direction_slice
-
-    data = dataset(*data_key)
-    fm = FaultModel.from_dict(fm_dict)
-    return fault_direction_slice(_model, data.X_test, data.y_test, fm, seed=seed, steps=STEPS)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _random_slice(key, _model, data_key, seed) -> dict:
-    from sar_core.analysis import landscape as L
-
-    data = dataset(*data_key)
-    d = L.random_direction(_model, seed)
-    return L.slice_1d(_model, data.X_test, data.y_test, d, steps=STEPS, span=1.0)
-
-
-def fault_slices(entries: Sequence[Entry], fm: FaultModel, *, seed: int) -> list[dict]:
-    """Loss along each model's real sampled fault (trial 0: the same sites for every model)."""
-    return [
-        {
-            **_fault_slice(e.key, e.model, e.data_key, fm.to_dict(), seed),
-            "label": "",
-            "method": e.method,
-        }
-        for e in entries
-    ]
-
-
-def random_slices(entries: Sequence[Entry], *, seed: int) -> list[dict]:
-    """Loss along one seeded filter-normalized random direction (same raw draw for each)."""
-    return [
-        {**_random_slice(e.key, e.model, e.data_key, seed), "label": "", "method": e.method}
-        for e in entries
-    ]
-
-
-# --- the flip that hurt most ------------------------------------------------------------------
-
-
-def _stored(model, name: str, fm: FaultModel) -> tuple[np.ndarray, np.ndarray | None]:
-    """One parameter's stored codes (flat) and int8 scales (flat, or None), as Injector makes
-    them: the scale comes from the model's own weights."""
-    w = dict(model.named_parameters())[name].detach().cpu().numpy()
-    s = int8_scale(w, fm.granularity) if fm.format == "int8" else None
-    codes = encode(w, fm.format, s).reshape(-1)
-    return codes, None if s is None else np.broadcast_to(s, w.shape).reshape(-1)
-
-
-def _decode(codes: np.ndarray, fm: FaultModel, scale: np.ndarray | None) -> np.ndarray:
-    with np.errstate(over="ignore", invalid="ignore"):
-        return decode(codes, fm.format, scale).astype(np.float64)
-
-
-def _moves(model, pattern, fm: FaultModel) -> list[tuple[float, str, int, int]]:
-    """(|Δw|, parameter, index, bit) of every flip of a pattern, taken one at a time (vectorized:
-    no faulty copy of the model per flip); non-finite moves count as infinite."""
-    out = []
-    for name, (idx, bits) in pattern.sites.items():
-        codes, scale = _stored(model, name, fm)
-        c0 = codes[idx]
-        c1 = c0 ^ np.left_shift(np.ones_like(c0), bits.astype(c0.dtype))
-        sc = None if scale is None else scale[idx]
-        d = np.abs(_decode(c1, fm, sc) - _decode(c0, fm, sc))
-        d = np.where(np.isfinite(d), d, np.inf)
-        out += [(float(v), name, int(i), int(b)) for v, i, b in zip(d, idx, bits)]
-    return sorted(out, key=lambda t: -t[0])
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def _worst_flip(keys, _models, data_key, fm_dict, seed, candidates) -> dict | None:
-    data = dataset(*data_key)
-    fm = FaultModel.from_dict(fm_dict)
-    injectors = [Injector(m, fm) for m in _models]
-    pattern = injectors[0].sample(np.random.default_rng([seed, 0]))  # the fault-direction draw
-    if pattern.n_flips == 0:
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _read_bundle(path: str, mtime_ns: int) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
         return None
-    # rank the flips by how far each moves the first model's weight, then measure the test
-    # loss of the largest few exactly, one flip at a time
-    best = None
-    for _, n, i, b in _moves(_models[0], pattern, fm)[:candidates]:
-        single = FaultPattern({n: (np.array([i]), np.array([b]))}, 1, pattern.n_sites)
-        loss = evaluate(_models[0], data.X_test, data.y_test, injectors[0].apply(single)).loss
-        score = math.inf if not math.isfinite(loss) else loss
-        if best is None or score > best[0]:
-            best = (score, n, i, b, single)
-    _, n, i, b, single = best
-    width = get_format(fm.format).width
-    per_model = []
-    for m, inj in zip(_models, injectors):
-        codes, scale = _stored(m, n, fm)
-        c0 = codes[i : i + 1]
-        c1 = c0 ^ np.left_shift(np.ones_like(c0), np.array([b], dtype=c0.dtype))
-        sc = None if scale is None else scale[i : i + 1]
-        per_model.append(
-            {
-                "before": float(_decode(c0, fm, sc)[0]),
-                "after": float(_decode(c1, fm, sc)[0]),
-                "bits_before": to_bitstring(int(c0[0]), width),
-                "bits_after": to_bitstring(int(c1[0]), width),
-                "loss_deployed": evaluate(m, data.X_test, data.y_test, inj.deployed()).loss,
-                "loss_after": evaluate(m, data.X_test, data.y_test, inj.apply(single)).loss,
-            }
-        )
-    return {
-        "param": n,
-        "index": i,
-        "bit": b,
-        "flips": pattern.n_flips,
-        "format": fm.format,
-        "models": per_model,
-    }
 
 
-def worst_flip(entries: Sequence[Entry], fm: FaultModel, *, seed: int) -> dict | None:
-    """The single flip of the trial-0 pattern that raised the first model's test loss most
-    (among the 12 flips that moved a weight furthest), and the same site in every model."""
-    models = [e.model for e in entries]
-    return _worst_flip(model_keys(entries), models, entries[0].data_key, fm.to_dict(), seed, 12)
+def bundle(lineup: Sequence[Model], seed: int) -> dict | None:
+    """The precomputed numbers, when they were computed for exactly this lineup and seed."""
+    if not BUNDLE.is_file():
+        return None
+    b = _read_bundle(str(BUNDLE), BUNDLE.stat().st_mtime_ns)
+    ok = b is not None and check_bundle(b, [m.key for m in lineup], seed=seed)
+    return b if ok else None
 
 
-# --- the Hessian vs the fault direction -------------------------------------------------------
+def _any_bundle() -> dict | None:
+    return _read_bundle(str(BUNDLE), BUNDLE.stat().st_mtime_ns) if BUNDLE.is_file() else None
+
+
+def rates(fault: str) -> list[float]:
+    """The rates offered for a fault choice: where something happens (from the bundle's seed-0
+    measurement of the demo models; every rate when no bundle is there)."""
+    b = _any_bundle()
+    offered = (b or {}).get("rates", {}).get(fault)
+    return [float(x) for x in offered] if offered else list(BERS)
+
+
+def nearest(ber: float, offered: Sequence[float]) -> float:
+    """The offered rate closest to ``ber`` on a log scale."""
+    return min(offered, key=lambda r: abs(math.log(r / ber)))
+
+
+# --- live computation (torch) ------------------------------------------------------------------
+
+
+def _models(lineup: Sequence[Model]) -> list:
+    from ui.cache import demo_checkpoint
+
+    return [
+        m.entry.model if m.entry is not None else demo_checkpoint(m.path).checkpoint.model
+        for m in lineup
+    ]
+
+
+def _test_data():
+    from ui.cache import dataset
+
+    return dataset("digits", 0)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _live_level(keys, _lineup, fault, ber, seed, trials) -> dict:
+    from sar_core.analysis import lesson as LA
+
+    data = _test_data()
+    fm = LA.fault_model(fault, ber)
+    return LA.measure(_models(_lineup), data.X_test, data.y_test, fm, trials=trials, seed=seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _live_setting(keys, _lineup, fault, ber, seed) -> dict:
+    from sar_core.analysis import lesson as LA
+
+    data = _test_data()
+    return LA.setting(_models(_lineup), data.X_test, data.y_test, fault, ber, seed=seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def _lambda_max(key, _model, data_key) -> float:
-    from sar_core.analysis.sharpness import hessian_eigenvalues
+def _live_static(keys, _lineup, seed) -> dict:
+    from sar_core.analysis import lesson as LA
 
-    data = dataset(*data_key)
-    return float(hessian_eigenvalues(_model, data.X_test, data.y_test, iters=100, seed=0)[0])
-
-
-def lambda_max(entry: Entry) -> float:
-    """Top Hessian eigenvalue of the test loss (power iteration; cached per model)."""
-    return _lambda_max(entry.key, entry.model, entry.data_key)
+    data = _test_data()
+    return LA.static(_models(_lineup), data.X_test, data.y_test, seed=seed)
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _fault_rise(key, _model, data_key, fm_dict, trials, seed) -> dict:
-    from sar_core.analysis.sharpness import fault_sharpness
-
-    data = dataset(*data_key)
-    fm = FaultModel.from_dict(fm_dict)
-    return fault_sharpness(_model, data.X_test, data.y_test, fm, trials=trials, seed=seed)
+def _keys(lineup: Sequence[Model]) -> tuple[str, ...]:
+    return tuple(m.key for m in lineup)
 
 
-def fault_rise(entry: Entry, fm: FaultModel, *, trials: int, seed: int) -> dict:
-    """Expected test-loss rise under the fault model (sar_core.analysis.sharpness.fault_sharpness)."""
-    return _fault_rise(entry.key, entry.model, entry.data_key, fm.to_dict(), trials, seed)
+def level(lineup: Sequence[Model], fault: str, ber: float, seed: int) -> dict:
+    """The raw quick level (QUICK_TRIALS paired patterns) at one rate."""
+    b = bundle(lineup, seed)
+    if b is not None and repr(float(ber)) in b["levels"].get(fault, {}):
+        return b["levels"][fault][repr(float(ber))]
+    return _live_level(_keys(lineup), lineup, fault, ber, seed, QUICK_TRIALS)
+
+
+def setting(lineup: Sequence[Model], fault: str, ber: float, seed: int) -> dict:
+    """Loss along the real fault and the worst flip at one rate."""
+    b = bundle(lineup, seed)
+    if b is not None and repr(float(ber)) in b["settings"].get(fault, {}):
+        return b["settings"][fault][repr(float(ber))]
+    return _live_setting(_keys(lineup), lineup, fault, ber, seed)
+
+
+def static(lineup: Sequence[Model], seed: int) -> dict:
+    """Per-model int8 steps and the random-direction loss slices."""
+    b = bundle(lineup, seed)
+    return b["static"] if b is not None else _live_static(_keys(lineup), lineup, seed)
+
+
+def curve(lineup: Sequence[Model], fault: str, offered: Sequence[float], seed: int) -> list[dict]:
+    """Summaries (sar_core.analysis.lesson_summary.summarize_level) at every offered rate."""
+    return [summarize_level(level(lineup, fault, r, seed)) for r in offered]
+
+
+def quick_noise(levels: Sequence[dict], ber: float) -> dict:
+    """How noisy the quick curve is next to the differences it shows (lesson_summary.noise)."""
+    return noise(levels, ber)
+
+
+def precise(
+    lineup: Sequence[Model], fault: str, ber: float, seed: int, *, chunk: int = 25
+) -> Iterator[dict]:
+    """PRECISE_TRIALS paired patterns at one rate, yielding the growing summary every ``chunk``."""
+    from sar_core.analysis import lesson as LA
+
+    data = _test_data()
+    fm = LA.fault_model(fault, ber)
+    for raw in LA.iter_measure(
+        _models(lineup), data.X_test, data.y_test, fm, trials=PRECISE_TRIALS, seed=seed, chunk=chunk
+    ):
+        yield summarize_level(raw)
+
+
+# --- the held-out suite ------------------------------------------------------------------------
+
+
+def headline_view(results: dict, target: str) -> dict:
+    """What the lesson shows of the suite at one target: sar_core.experiments.suite.headline
+    for the digits MLP task, the held-out seeds and the number of tasks."""
+    from sar_core.experiments.suite import headline
+
+    cfg = results.get("config", {})
+    return {
+        "rows": headline(results, target, task="digits_mlp"),
+        "heldout_seeds": list(cfg.get("heldout_seeds", [])),
+        "n_tasks": len(results["tasks"]),
+    }
+
+
+def file_digest(path: Path) -> str:
+    """Short content digest of a file (the bundle's key of the suite results it read)."""
+    return _digest_file(path)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _live_headline(digest: str, target: str) -> dict:
+    from sar_core.experiments.suite import load_results
+
+    return headline_view(load_results(SUITE), target)
+
+
+def suite_headline(fault: str) -> dict | None:
+    """The held-out suite's headline for the chosen format (None: the suite has no such target).
+
+    Read from the bundle when it was computed from this very results file (same digest), else
+    from sar_core.experiments.suite.headline (loads torch the first time).
+    """
+    target = SUITE_TARGET.get(FAULTS[fault].format)
+    if target is None or not SUITE.is_file():
+        return None
+    digest = _digests((str(SUITE),), (SUITE.stat().st_mtime_ns,))[0]
+    cached = (_any_bundle() or {}).get("suite") or {}
+    if cached.get("digest") == digest and target in cached.get("targets", {}):
+        return cached["targets"][target]
+    return _live_headline(digest, target)

@@ -1,7 +1,8 @@
 """The lesson's words: presets, and every sentence that states a result, built from that result.
 
-No sentence here claims a number or a direction it was not given: "SAR kept more", "no clear
-difference", "sharper" and "flatter" are decided from the measured values and their intervals.
+No sentence here claims a number or a direction it was not given: "loses less", "no measurable
+difference", "flatter" and "no bits flipped" are the states sar_core.analysis.lesson_summary
+decided from paired 95% intervals (sar_core.stats); the words only say them.
 """
 
 from __future__ import annotations
@@ -9,16 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from ui.layout import fmt_ber, fmt_ci, fmt_num, fmt_pct
+from sar_core.analysis.lesson_summary import WIGGLE_PT
+from ui.layout import fmt_ber, fmt_num, fmt_pct
 
-# (button label, fault choice, BER). Measured on the demo MLPs (300 paired trials, seed 0):
-# int8 3%: SAR +4.0 pt; float32 exponent 1e-5: both lose ~6 pt, no clear difference;
-# float32 bit 30 at 3e-5: about one trial in three is hit, both lose ~12 pt. The lesson test
-# recomputes that each preset moves accuracy visibly without sending it to zero.
+# (button label, fault choice, BER): each inside the rates its format offers (the bundle's
+# useful_rates); the lesson test recomputes that each moves accuracy visibly above chance.
 PRESETS = (
     ("int8, 3%", "int8", 0.03),
     ("float32 exponent bits at 1e-5", "float32-exponent", 1e-5),
-    ("float32 bit 30 only", "float32-bit30", 3e-5),
+    ("float32 bit 30 only", "float32-bit30", 1e-4),
 )
 
 
@@ -27,129 +27,223 @@ def preset_state(fault: str, ber: float) -> dict:
     return {"fault": fault, "error_rate": ber}
 
 
-def _short(entry) -> str:
-    return entry.name.split(" · ")[-1]
+def pts(x: float, digits: int = 1) -> str:
+    """Points with a sign: '+1.2', '−0.4' (a true minus sign)."""
+    return f"{x:+.{digits}f}".replace("-", "−")
 
 
-def verdict(diff: Mapping) -> str:
-    """'clearly better' / 'clearly worse' / 'no clear difference' from a paired 95% CI."""
-    lo, hi = diff["ci95"]
-    if diff.get("n", 0) < 2 or not (math.isfinite(lo) and math.isfinite(hi)):
-        return "too few trials to tell"
-    if lo > 0:
-        return "clearly better"
-    if hi < 0:
-        return "clearly worse"
-    return "no clear difference"
+def interval(s: Mapping, digits: int = 1) -> str:
+    """'[lo, hi]' of a Summary dict, or 'no interval' when undefined."""
+    lo, hi = s["lo"], s["hi"]
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "no interval"
+    return f"[{pts(lo, digits)}, {pts(hi, digits)}]"
 
 
-def accuracy_caption(
-    entries, here: Sequence[Mapping], fm, *, fault_label: str, expert: bool
-) -> str:
-    """One sentence on the accuracies at the chosen BER, with the paired verdict."""
-    a, b = here
-    left, right = _short(entries[0]), _short(entries[1])
-    diff = b["paired_difference"]
-    v = verdict(diff)
-    flips = a["mean_flips"]
-    flips_text = f"{flips:,.0f}" if flips >= 10 else fmt_num(flips, 2)
+def flips_text(x: float) -> str:
+    """A mean count of changed bits, readable at any size."""
+    return f"{x:,.0f}" if x >= 10 else fmt_num(x, 2)
+
+
+def verdict_cell(state: str, diff: Mapping) -> str:
+    """The model strip's 'vs SGD' cell from a compare_lost result."""
+    d = diff["mean"]
+    if state == "loses less":
+        return f"▲ loses {abs(d):.1f} pt less {interval(diff)}"
+    if state == "loses more":
+        return f"▼ loses {abs(d):.1f} pt more {interval(diff)}"
+    if state == "no measurable difference":
+        return f"· no measurable difference {interval(diff)}"
+    return state
+
+
+def verdict_sentence(names: Sequence[str], here: Mapping, *, fault_label: str, ber: float) -> str:
+    """The headline sentence at the chosen rate: what was lost, and what the paired intervals
+    over the same patterns can and cannot say."""
+    models = here["models"]
+    head = f"**{fault_label}, bit error rate {fmt_ber(ber)}**"
+    n = models[0]["trials"]
+    if here["no_flips"]:
+        return (
+            f"{head}: **no bits flipped** in any of the {n} patterns, so every model keeps its "
+            "fault-free accuracy and there is nothing to compare. Raise the rate."
+        )
     text = (
-        f"**{fault_label}, bit error rate {fmt_ber(fm.ber)}** (about {flips_text} flipped "
-        f"bits per network): {left} keeps {fmt_pct(a['mean_accuracy'])}, {right} "
-        f"{fmt_pct(b['mean_accuracy'])} of the test digits. "
+        f"{head} (about {flips_text(models[0]['mean_changed'])} stored bits changed per network, "
+        f"{n} patterns): {names[0]} loses {abs(models[0]['lost']['mean']):.1f} points. "
     )
-    if v == "clearly better" or v == "clearly worse":
-        text += f"{right} is **{v}** under the same faults ({100 * diff['mean']:+.1f} points)."
-    elif v == "no clear difference":
-        text += (
-            f"**No clear difference** ({100 * diff['mean']:+.1f} points, within the noise): "
-            "these faults hurt both networks alike."
-        )
-    else:
-        text += "One trial is too few to compare: press *Precise*."
-    if expert:
-        text += (
-            f" 95% CIs {fmt_ci(a['ci95'])} and {fmt_ci(b['ci95'])}; paired difference CI "
-            f"{100 * diff['ci95'][0]:+.1f} to {100 * diff['ci95'][1]:+.1f} pt over "
-            f"{a['trials']} trials."
-        )
-    return text
-
-
-def _rise(s: Mapping) -> float:
-    v = s.get("fault_loss")
-    v = float(v) if v is not None else math.inf
-    return v - float(s["deployed_loss"]) if math.isfinite(v) else math.inf
-
-
-def fault_rise_sentence(entries, slices: Sequence[Mapping], *, expert: bool) -> str:
-    """How much each loss rose at the real fault (α = 1), and which rose less."""
-    rises = [_rise(s) for s in slices]
-    names = [_short(e) for e in entries]
-    parts = [
-        f"{n}: {'+' if math.isfinite(r) and r >= 0 else ''}{fmt_num(r, 3)}"
-        for n, r in zip(names, rises)
+    better = [
+        (names[i], m) for i, m in enumerate(models) if i and m["vs_first"]["state"] == "loses less"
     ]
-    text = "**Loss rise at the real fault** (the same flipped sites in both): " + ", ".join(parts)
-    if all(math.isfinite(r) for r in rises) and rises[0] != rises[1]:
-        flat = names[int(rises[1] < rises[0])]
-        text += f". Along this fault, **{flat}'s** loss rose less: its minimum is flatter *here*."
-    elif not all(math.isfinite(r) for r in rises):
-        text += ". A flip made the weights infinite: no minimum is flat enough for that."
-    if expert:
-        n = slices[0].get("n_flips")
-        text += f" ({n} flips in this pattern; trial 0 of the seed.)"
+    same = [
+        names[i]
+        for i, m in enumerate(models)
+        if i and m["vs_first"]["state"] not in ("loses less", "loses more")
+    ]
+    worse = [names[i] for i, m in enumerate(models) if i and m["vs_first"]["state"] == "loses more"]
+    if better:
+        best_name, best = min(better, key=lambda t: -t[1]["lost"]["mean"])
+        text += (
+            f"Under the same faults **{', '.join(n for n, _ in better)}** lose measurably less "
+            f"(paired 95% intervals above 0); **{best_name}** keeps the most, losing "
+            f"{abs(best['lost']['mean']):.1f}. "
+        )
+    if same:
+        text += f"**No measurable difference** from {names[0]}: {', '.join(same)}. "
+    if worse:
+        text += f"Measurably **worse**: {', '.join(worse)}. "
+    return text.strip()
+
+
+def noise_warning(nz: Mapping, trials: int) -> str | None:
+    """A warning when the quick curve's noise exceeds the differences it shows (else None)."""
+    if not nz["warn"]:
+        return None
+    parts = []
+    if nz["wiggle"] > WIGGLE_PT:
+        parts.append(
+            f"a curve rises by up to {nz['wiggle']:.1f} points as the rate rises (more faults "
+            "cannot help: that is noise)"
+        )
+    if nz["halfwidth"] > nz["spread"]:
+        parts.append(
+            f"the 95% interval here (±{nz['halfwidth']:.1f} points) is wider than the gaps "
+            f"between the models ({nz['spread']:.1f} points)"
+        )
+    return (
+        f"With {trials} patterns per rate, " + " and ".join(parts) + ": read no order into "
+        "these curves; press **Precise** for 300 patterns."
+    )
+
+
+def flatness_sentence(names: Sequence[str], here: Mapping) -> str:
+    """Which models' loss rose less than the reference's over the same patterns (flatter along
+    the moves faults make), decided by paired intervals over all patterns, never from one."""
+    models = here["models"]
+    if here["no_flips"]:
+        return "No bits flipped: the loss did not move, so no model is flatter or sharper here."
+    groups: dict[str, list[str]] = {}
+    for i, m in enumerate(models[1:], start=1):
+        groups.setdefault(m["flat_vs_first"]["state"], []).append(names[i])
+    n = models[0]["trials"]
+    text = (
+        f"**Flatness along the real faults** (loss rise, paired over {n} patterns, vs {names[0]}): "
+    )
+    words = {
+        "flatter": "rose measurably less (flatter)",
+        "sharper": "rose measurably more (sharper)",
+        "no measurable difference": "no measurable difference",
+        "infinite": "a loss overflowed to infinity in some pattern: no flatness can be measured",
+        "too few trials": "too few patterns to tell",
+    }
+    text += "; ".join(f"{', '.join(v)}: {words[k]}" for k, v in groups.items()) + "."
     return text
 
 
-def flip_caption(entries, worst: Mapping, *, expert: bool) -> str:
-    """The most harmful single flip of the sampled fault, in both networks."""
-    out = []
-    for e, m in zip(entries, worst["models"]):
-        out.append(
-            f"{_short(e)}: weight {fmt_num(m['before'], 4)} → {fmt_num(m['after'], 4)}, "
-            f"test loss {fmt_num(m['loss_deployed'], 3)} → {fmt_num(m['loss_after'], 3)}"
+def clipping_sentence(
+    names: Sequence[str], methods: Sequence[str], steps: Sequence[Mapping]
+) -> str:
+    """Why bounding the weights works at int8, from each model's measured step."""
+    ref = steps[0]
+    small = min(range(len(steps)), key=lambda i: steps[i]["bit7_move_max"])
+    ratio = ref["bit7_move_max"] / steps[small]["bit7_move_max"]
+    sar = [i for i, m in enumerate(methods) if m == "sar"]
+    text = (
+        "**Why clipping works at int8.** A weight is stored as q × s with step s = max|w| / 127 "
+        "of its tensor; flipping bit 7 (the sign bit) changes q by 128, so it moves the weight "
+        f"by 128·s, about the largest |w|. {names[0]}'s largest |w| is "
+        f"{ref['max_abs_w']:.2f}: one bit-7 flip moves a weight by up to "
+        f"{ref['bit7_move_max']:.2f}. {names[small]}'s largest |w| is "
+        f"{steps[small]['max_abs_w']:.2f}, so the same flip moves it at most "
+        f"{steps[small]['bit7_move_max']:.2f}, {ratio:.1f}× less."
+    )
+    if sar:
+        s = steps[sar[0]]
+        text += (
+            f" A flatter minimum does not shrink the step: {names[sar[0]]}'s largest |w| is "
+            f"{s['max_abs_w']:.2f} ({s['max_abs_w'] / ref['max_abs_w']:.2f}× {names[0]}'s)."
         )
+    return text
+
+
+def suite_note(head: Mapping | None, fault_label: str) -> str:
+    """The held-out suite's headline for the chosen format, with the in-sample note."""
+    insample = (
+        "*In-sample:* the models on this page were all trained on these digits with seed 0 at "
+        "their default settings, and the demo SAR's settings were chosen on this same task and "
+        "seed; the numbers above describe these five networks, not the methods."
+    )
+    if head is None:
+        return (
+            f"**Held-out suite:** it measures int8 and float16 only, so there is no held-out "
+            f"result for {fault_label.split(':')[0]}. {insample}"
+        )
+    rows = head["rows"]
+    seeds = ", ".join(map(str, head["heldout_seeds"]))
+    cells = []
+    for r in rows:
+        td = r.get("task_delta")
+        digits = f"; digits MLP {pts(td['mean'])} {interval(td)}" if td else ""
+        cells.append(
+            f"{r['label']} **{pts(r['mean_delta'])}** ({r['wins']}▲ {r['ties']}· "
+            f"{r['losses']}▼{digits})"
+        )
+    held = (
+        "" if not any(r.get("in_sample") for r in rows) else " (some seeds were also tuning seeds)"
+    )
+    return (
+        f"**Held-out suite** ({head['n_tasks']} tasks, training seeds {seeds}{held}; mean "
+        "accuracy kept vs SGD in points, wins / ties / losses over tasks; digits MLP with its "
+        "seed-level 95% interval): " + " · ".join(cells) + f". {insample}"
+    )
+
+
+def worst_caption(names: Sequence[str], worst: Mapping, *, expert: bool) -> str:
+    """The most harmful single flip of the sampled fault, in every model."""
+    out = [
+        f"{n}: {fmt_num(m['before'], 3)} → {fmt_num(m['after'], 3)}"
+        for n, m in zip(names, worst["models"])
+    ]
     where = f"{worst['param']}[{worst['index']}]" if expert else "one weight"
     return (
-        f"Of the {worst['flips']} flips in the sampled fault, this one ({where}, bit "
-        f"{worst['bit']}) raised {_short(entries[0])}'s loss most on its own. " + "; ".join(out)
+        f"Of the {worst['flips']} flips in pattern 0, this one ({where}, bit {worst['bit']}) "
+        f"raised {names[0]}'s loss most on its own. The same flip in each model: "
+        + "; ".join(out)
+        + "."
     )
 
 
-def hessian_panel(entries, lams: Sequence[float], rises: Sequence[Mapping], *, expert: bool) -> str:
-    """Why the curvature at the minimum and the fault-direction loss rise can disagree."""
-    names = [_short(e) for e in entries]
-    sharper_h = names[int(lams[1] > lams[0])]
-    means = [r["mean"] for r in rises]
-    flatter_f = names[int(means[1] < means[0])] if all(map(math.isfinite, means)) else None
+def accuracy_text(m: Mapping) -> str:
+    """'86.9%' under faults."""
+    return fmt_pct(m["mean_accuracy"])
+
+
+def curvature_panel(
+    names: Sequence[str], lams: Sequence[float] | None, here: Mapping, *, expert: bool
+) -> str:
+    """Why curvature at the minimum and the loss rise under real faults can disagree."""
     curv = "top Hessian eigenvalue λ_max" if expert else "curvature along the steepest direction"
-    text = (
-        f"**What the numbers say.** The {curv} at the trained weights is {fmt_num(lams[0], 3)} "
-        f"for {names[0]} and {fmt_num(lams[1], 3)} for {names[1]}: by that measure "
-        f"**{sharper_h} is sharper**. "
-    )
-    if flatter_f is not None:
+    text = ""
+    if lams:
+        order = sorted(range(len(lams)), key=lambda i: lams[i])
+        listed = ", ".join(f"{names[i]} {fmt_num(lams[i], 3)}" for i in order)
         text += (
-            f"Under the faults above, the test loss rises on average by {fmt_num(means[0], 3)} "
-            f"({names[0]}) and {fmt_num(means[1], 3)} ({names[1]}): by that measure "
-            f"**{flatter_f} is flatter**.\n\n"
+            f"**What the numbers say.** The {curv} at the trained weights, from flattest to "
+            f"sharpest: {listed}. By that measure **{names[order[-1]]} is sharpest**. "
         )
-    else:
-        text += "Under the faults above, some losses become infinite.\n\n"
+    text += flatness_sentence(names, here) + "\n\n"
     text += (
         "**Why both can be true.** Curvature looks at the *one* direction in which the loss "
         "climbs fastest, for a tiny step. A bit flip does not move the weights in that "
-        "direction: it moves a few weights, each by an amount set by its own size and its "
-        "format (in int8, one step of its layer's range; in float32, a fraction of itself or, "
-        "for an exponent bit, enormously). SAR is trained to resist moves shaped like that — "
-        "scaled to each weight — so it can be flatter along the moves faults make while being "
-        "steeper along one direction faults almost never take."
+        "direction: it moves a few weights, each by an amount set by its format (in int8, up "
+        "to the largest weight of its tensor; in float32, a fraction of itself or, for an "
+        "exponent bit, enormously). So a model can be steeper along one direction faults almost "
+        "never take and still lose less under faults — and bounding the weights (clipping, "
+        "RandBET) shrinks the int8 moves themselves, which no flat minimum does."
     )
     if expert:
         text += (
-            " (λ_max: power iteration on Hessian-vector products, 100 iterations; the fault "
-            f"measure: mean loss increase over {rises[0]['trials']} sampled patterns, "
-            "sar_core.analysis.sharpness.fault_sharpness.)"
+            " (λ_max: Lanczos on Hessian-vector products of the test loss; the flatness verdict: "
+            "a paired 95% t-interval of the loss rise over the patterns, sar_core.stats.)"
         )
     return text

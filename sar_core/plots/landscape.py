@@ -41,18 +41,62 @@ def _gaps(values: Sequence, log: bool = False) -> int:
 
 
 def _note(fig: go.Figure, n_gaps: int, total: int, log: bool = False) -> None:
-    if n_gaps:
-        what = "not finite or ≤ 0 (log scale)" if log else "not finite (loss overflowed)"
+    """Say how many points are gaps: inside the plot's top-left corner (below the plot it sat on
+    the x-axis title); when every point is a gap, in the middle of the empty plot."""
+    if not n_gaps:
+        return
+    what = "not finite or ≤ 0 (log scale)" if log else "not finite (loss overflowed)"
+    if n_gaps == total:
         fig.add_annotation(
-            text=f"{n_gaps} of {total} points {what}: shown as gaps",
+            text=f"Every loss here is {what.split(' (')[0]}: nothing to draw",
             xref="paper",
             yref="paper",
-            x=0.0,
-            y=-0.22,
+            x=0.5,
+            y=0.5,
             showarrow=False,
-            xanchor="left",
-            font={"size": 11, "color": "#555555"},
+            font={"size": 13, "color": "#555555"},
         )
+        return
+    fig.add_annotation(
+        text=f"{n_gaps} of {total} points {what}: shown as gaps",
+        xref="paper",
+        yref="paper",
+        x=0.01,
+        y=0.99,
+        xanchor="left",
+        yanchor="top",
+        showarrow=False,
+        bgcolor="rgba(255,255,255,0.8)",
+        font={"size": 11, "color": "#555555"},
+    )
+
+
+def log_ticks(values: Sequence) -> tuple[list[float], list[str]] | None:
+    """1-2-5 tick values spanning the finite positive ``values``, each labelled in full
+    ('0.2', '5', '20', '1e+04'): plotly's own minor log labels read '2 ... 9' for 0.2 ... 0.9.
+    None when no value is finite and positive."""
+    vals = [
+        x for x in (_as_float(v) for v in values) if x is not None and math.isfinite(x) and x > 0
+    ]
+    if not vals:
+        return None
+    lo, hi = math.floor(math.log10(min(vals))), math.ceil(math.log10(max(vals)))
+    ticks = [m * 10.0**e for e in range(lo, hi + 1) for m in (1, 2, 5)]
+    lo_v, hi_v = min(vals), max(vals)
+    inside = [t for t in ticks if lo_v / 1.0001 <= t <= hi_v * 1.0001]
+    if len(inside) < 2:  # a narrow range: the 1-2-5 ticks around it
+        below = [t for t in ticks if t < lo_v][-1:]
+        above = [t for t in ticks if t > hi_v][:1]
+        inside = below + inside + above
+    return inside, [f"{t:.3g}" for t in inside]
+
+
+def _log_axis(fig: go.Figure, values: Sequence) -> None:
+    """A log y axis with full tick labels (log_ticks)."""
+    fig.update_yaxes(type="log")
+    ticks = log_ticks(values)
+    if ticks is not None:
+        fig.update_yaxes(tickvals=ticks[0], ticktext=ticks[1])
 
 
 def _name(entry: dict, i: int) -> str:
@@ -91,7 +135,7 @@ def slice_1d_figure(
         title=title, xaxis_title=ALPHA_AXIS, yaxis_title=LOSS_AXIS, legend_title="method"
     )
     if log_y:
-        fig.update_yaxes(type="log")
+        _log_axis(fig, [v for c in curves for v in c["loss"]])
     _note(fig, gaps, total, log_y)
     return fig
 
@@ -263,7 +307,7 @@ def fault_slice_figure(results: Sequence[dict], *, log_y: bool = True) -> go.Fig
     """Loss along each model's sampled fault direction; a marker where the real fault lands."""
     fig = go.Figure()
     gaps = total = 0
-    notes = []
+    at_fault, direction = [], []  # names of models whose fault loss / direction is not finite
     for i, r in enumerate(results):
         name, color = _name(r, i), method_color(r.get("method", ""), i)
         gaps += _gaps(r["loss"], log_y)
@@ -279,7 +323,7 @@ def fault_slice_figure(results: Sequence[dict], *, log_y: bool = True) -> go.Fig
         )
         fl = _finite([r.get("fault_loss")], log_y)[0]
         if fl is None:
-            notes.append(f"{name}: loss at the real fault is not finite")
+            at_fault.append(name)
         else:
             fig.add_trace(
                 go.Scatter(
@@ -291,7 +335,7 @@ def fault_slice_figure(results: Sequence[dict], *, log_y: bool = True) -> go.Fig
                 )
             )
         if r.get("nonfinite"):
-            notes.append(f"{name}: the fault direction is not finite (catastrophic exponent flip)")
+            direction.append(name)
     fig.update_layout(
         title="Loss along the sampled fault direction (α = 1 is the real fault)",
         xaxis_title="α (fraction of the fault perturbation w_faulty − w_deployed)",
@@ -299,18 +343,28 @@ def fault_slice_figure(results: Sequence[dict], *, log_y: bool = True) -> go.Fig
         legend_title="method",
     )
     if log_y:
-        fig.update_yaxes(type="log")
+        _log_axis(fig, [v for r in results for v in [*r["loss"], r.get("fault_loss")]])
     fig.add_vline(x=1.0, line_dash="dot")
     _note(fig, gaps, total, log_y)
+    notes = []
+    if at_fault:
+        notes.append(f"Loss at the real fault is not finite: {', '.join(at_fault)}")
+    if direction:
+        notes.append(
+            "The fault direction is not finite (catastrophic exponent flip): "
+            + ", ".join(direction)
+        )
     for k, text in enumerate(notes):
         fig.add_annotation(
             text=text,
             xref="paper",
             yref="paper",
-            x=0.0,
-            y=1.0 - 0.07 * k,
+            x=0.01,
+            y=0.91 - 0.07 * k,
             xanchor="left",
+            yanchor="top",
             showarrow=False,
+            bgcolor="rgba(255,255,255,0.8)",
             font={"size": 11, "color": "#D55E00"},
         )
     return fig

@@ -1,0 +1,65 @@
+"""Figures of the lesson's loss curves: log ticks read as the values they mark (plotly's minor
+log labels read '2 ... 9' for 0.2 ... 0.9), and notes about gaps never sit on the axis title."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sar_core.plots.landscape import fault_slice_figure, log_ticks, slice_1d_figure
+
+
+@pytest.mark.parametrize("values", [[0.21, 0.9], [0.03, 7.0], [1.2, 1.3], [5.0, 4000.0]])
+def test_log_ticks_label_the_values_they_mark(values):
+    vals, texts = log_ticks(values)
+    assert len(vals) >= 2 and vals == sorted(vals)
+    for v, t in zip(vals, texts):
+        assert float(t) == pytest.approx(v, rel=1e-9)  # '0.2' marks 0.2, not '2'
+        m = v / 10 ** math.floor(math.log10(v) + 1e-9)
+        assert round(m, 6) in (1.0, 2.0, 5.0)
+    # the ticks cover the data: one at or below the smallest value's 1-2-5 step, one above
+    assert vals[0] <= min(values) * 2.5 and vals[-1] >= max(values) / 2.5
+
+
+def test_log_ticks_of_nothing_finite_is_none():
+    assert log_ticks([math.inf, float("nan"), 0.0, -1.0]) is None
+
+
+def fault_result(loss, fault_loss, method="sgd"):
+    n = len(loss)
+    return {
+        "alphas": [i / (n - 1) for i in range(n)],
+        "loss": loss,
+        "fault_loss": fault_loss,
+        "method": method,
+        "n_flips": 3,
+        "nonfinite": not math.isfinite(fault_loss),
+    }
+
+
+def test_fault_chart_of_infinite_losses_says_so_inside_the_plot():
+    fig = fault_slice_figure(
+        [
+            fault_result([0.3] + [math.inf] * 4, math.inf),
+            fault_result([0.3] + [math.inf] * 4, math.inf, "sar"),
+        ]
+    )
+    fig.update_layout(xaxis_title="α")
+    notes = [a for a in fig.layout.annotations if a.xref == "paper" and a.yref == "paper"]
+    assert notes and all(0.0 <= a.y <= 1.0 for a in notes)  # not below the plot, on the title
+    text = " ".join(a.text for a in notes)
+    assert "not finite" in text and "SGD" in text and "SAR" in text
+    assert fig.layout.yaxis.type == "log"
+
+
+def test_every_point_a_gap_is_named_in_the_middle():
+    fig = slice_1d_figure([{"alphas": [0, 1], "loss": [math.inf, math.inf], "method": "sgd"}])
+    mid = [a for a in fig.layout.annotations if a.x == 0.5 and a.y == 0.5]
+    assert mid and "nothing to draw" in mid[0].text
+
+
+def test_fault_chart_log_axis_uses_readable_ticks():
+    fig = fault_slice_figure([fault_result([0.25, 0.4, 0.6, 0.9], 0.9)])
+    assert list(fig.layout.yaxis.ticktext) == [f"{v:.3g}" for v in fig.layout.yaxis.tickvals]
+    assert "0.5" in fig.layout.yaxis.ticktext
