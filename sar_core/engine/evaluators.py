@@ -114,8 +114,6 @@ class Batched:
     clean output; layers after j2 are batched matmuls with per-trial weights.
     """
 
-    CACHE_BYTES = 2**20
-
     def __init__(self, model, params: dict[str, torch.Tensor], X, y, memory_mb: float) -> None:
         self.children = list(model.named_children())
         self.params, self.X, self.y = params, X, y
@@ -129,9 +127,6 @@ class Batched:
         widths = sum(a.shape[0] for a in acts[1:])
         per_trial = 4 * (2 * X.shape[0] * widths + sum(p.numel() for p in params.values()))
         self.max_chunk = int(max(1, min(256, memory_mb * 2**20 // per_trial)))
-        # trials evaluated together: their widest activation (K, W, N) stays in a core's cache
-        widest = 4 * X.shape[0] * max(a.shape[0] for a in acts)
-        self.block = int(max(1, min(self.max_chunk, self.CACHE_BYTES // widest)))
         self._cache: dict = {}
         self._scratch: dict[str, torch.Tensor] = {}
         self.owner = {
@@ -205,7 +200,12 @@ class Batched:
             is_w = pname.endswith("weight")
             rows = idx // lin.in_features if is_w else idx
             row = rows if slot is None else slot(k, rows)
-            contrib = A[idx % lin.in_features] * dv[:, None] if is_w else dv[:, None].expand(-1, n)
+            if is_w:  # x[c, :] * dW[r, c], built in a scratch buffer
+                contrib = torch.index_select(
+                    A, 0, idx % lin.in_features, out=self._buf("contrib", (idx.numel(), n))
+                ).mul_(dv[:, None])
+            else:
+                contrib = dv[:, None].expand(-1, n)
             flat.index_add_(0, k * w + row, contrib)  # dW[r, c] * x[c, :] into row r
 
     def _touched_units(self, j: int, deltas: ChunkDelta):
@@ -280,11 +280,9 @@ class Batched:
         out: list = [None] * chunk.size
         for j in np.unique(first).tolist():
             group = np.flatnonzero(first == j)
-            for b in range(0, group.size, self.block):
-                part = group[b : b + self.block]
-                logits = self.logits(chunk.select(part), j)
-                for i, r in zip(part.tolist(), score_batch(logits, self.y, class_dim=1)):
-                    out[i] = r
+            logits = self.logits(chunk.select(group), j)
+            for i, r in zip(group.tolist(), score_batch(logits, self.y, class_dim=1)):
+                out[i] = r
         return out
 
 
