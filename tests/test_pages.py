@@ -534,6 +534,32 @@ def test_bit_flips_stuck_at_faults_on_activations():
     assert at.session_state["job_flips"]["fault"]["target"] == "activations"
 
 
+def test_bit_flips_stuck_at_table_counts_changed_bits_and_points_vs_first(demo, digits):
+    """Stuck-at-0 hits on bits already 0 change nothing: the table shows changed bits (a
+    direct paired campaign's mean), and the difference from the first model in points."""
+    import numpy as np
+
+    from sar_core.analysis.campaign import compare
+    from sar_core.faults.model import FaultModel
+
+    at = page("bit_flips").run()
+    at.slider(key="trials").set_value(3)
+    at.selectbox(key="kind").set_value("stuck-at-0")
+    at.text_input(key="ber_exact").set_value("0.02").run()
+    at.button(key="play").click().run()
+    assert_ok(at)
+    table = at.dataframe[0].value
+    rec = at.session_state["job_flips"]
+    fm = FaultModel.from_dict(rec["fault"]).with_rate(ber=0.02)
+    models = [demo[f"digits_mlp_{m}"].model for m in rec["methods"]]
+    res = compare(models, digits.X_test, digits.y_test, fm, trials=3, seed=0)["results"]
+    assert "mean_hits" not in table.columns and len(table) == len(res)
+    for (_, row), r in zip(table.iterrows(), res):
+        assert row["mean_changed_bits"] == np.mean(r.changed) < np.mean(r.flips)
+        diff = 100 * (np.mean(r.accuracy) - np.mean(res[0].accuracy))
+        assert row["vs_first_pt"] == pytest.approx(diff, abs=1e-9)
+
+
 def test_bit_flips_asymmetric_rates_sweep():
     """1→0 at each level, 0→1 at ratio × level: the table rows follow the levels, and the
     fault model of the last level is what a direct paired campaign would use."""

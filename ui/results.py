@@ -14,6 +14,7 @@ import streamlit as st
 
 from sar_core.plots.robustness import sweep_figure
 from sar_core.plots.style import method_label
+from sar_core.stats.verdicts import symbol, verdict
 from ui.layout import clip01
 from ui.widgets import finite_or_none
 
@@ -52,10 +53,17 @@ def flips_figure(rec: Mapping):
 
 
 def sweep_rows(rec: Mapping) -> list[dict]:
-    """One row per (level, model): what the table shows and the CSV holds."""
+    """One row per (level, model): what the table shows and the CSV holds.
+
+    ``vs_first_pt``: the paired difference from the first model in percentage points, with its
+    verdict (sar_core.stats.verdicts). ``mean_changed_bits``: stored bits (or activation bits)
+    that changed value; ``mean_hits``: sites hit, which for stuck-at faults include bits that
+    already held the stuck value and change nothing.
+    """
     rows = []
     for lv in rec["levels"]:
-        for name, method, s in zip(rec["models"], rec["methods"], lv["summaries"]):
+        for i, (name, method, s) in enumerate(zip(rec["models"], rec["methods"], lv["summaries"])):
+            d = s["paired_difference"]
             rows.append(
                 {
                     "level": lv["level"],
@@ -65,8 +73,10 @@ def sweep_rows(rec: Mapping) -> list[dict]:
                     "ci95_low": clip01(s["ci95"][0]),  # empty: n/a (1 trial)
                     "ci95_high": clip01(s["ci95"][1]),
                     "std": finite_or_none(s["std"]),
-                    "mean_flips": s["mean_flips"],
-                    "vs_first_model": s["paired_difference"]["mean"],
+                    "mean_changed_bits": s["mean_changed_bits"],
+                    "mean_hits": s["mean_flips"],
+                    "vs_first_pt": 100 * d["mean"],
+                    "verdict": "" if i == 0 else symbol(verdict(*d["ci95"])),
                     "deployed_accuracy": s["deployed_accuracy"],
                     "trials": s["trials"],
                 }
@@ -75,9 +85,10 @@ def sweep_rows(rec: Mapping) -> list[dict]:
 
 
 def flips_table(rows: list[dict], rate: str) -> None:
-    """The sweep table (percent columns, mean flips with 3 significant digits)."""
+    """The sweep table: percent columns, changed bits (not hits), vs first model in points."""
+    shown = [{k: v for k, v in r.items() if k != "mean_hits"} for r in rows]
     st.dataframe(
-        pd.DataFrame(rows),
+        pd.DataFrame(shown),
         hide_index=True,
         key="flips_table",
         column_config={
@@ -88,9 +99,18 @@ def flips_table(rows: list[dict], rate: str) -> None:
                 k: st.column_config.NumberColumn(k.replace("_", " "), format="percent")
                 for k in ("mean_accuracy", "ci95_low", "ci95_high", "deployed_accuracy")
             },
-            "vs_first_model": st.column_config.NumberColumn("vs first model", format="%+.3f"),
+            "vs_first_pt": st.column_config.NumberColumn("vs first model (pt)", format="%+.1f"),
+            "verdict": st.column_config.TextColumn(
+                help="▲ / ▼: the paired 95% CI of the difference from the first model is above "
+                "/ below 0; · : it spans 0"
+            ),
             "std": st.column_config.NumberColumn(format="%.3f"),
-            "mean_flips": st.column_config.NumberColumn("mean flips", format="%.3g"),
+            "mean_changed_bits": st.column_config.NumberColumn(
+                "bits changed / trial",
+                format="%.3g",
+                help="stored bits that changed value (a stuck-at hit on a bit that already "
+                "holds that value changes nothing and is not counted)",
+            ),
         },
     )
 
