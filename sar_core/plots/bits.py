@@ -7,6 +7,7 @@ cells are drawn MSB on the left and every cell is labelled with its position.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
@@ -22,113 +23,157 @@ FIELD_NAMES = {
 }
 
 
+@dataclass(frozen=True)
+class CellLayout:
+    """Geometry of ``bit_cells_figure`` in data units (one cell = 1 x 1) and pixels."""
+
+    row_pitch: float = 1.6  # vertical distance between the rows of two values
+    cell_gap: float = 0.05  # blank margin left and right of each cell
+    outline: int = 1  # cell outline width (px)
+    flipped_outline: int = 4  # outline of a flipped bit (px)
+    pale: float = 0.15  # opacity of a 0 cell's fill
+    label_gap: float = 0.2  # between a row's label (right-aligned) and its first cell
+    position_drop: float = 0.45  # bit positions: this far below the last row's bottom edge
+    label_room: float = 3.5  # x room for the labels of several rows (cells)
+    label_room_one: float = 1.0  # ... and of a single row
+    label_stretch: float = 1.4  # extra label room factor with several rows
+    top: float = 1.2  # y axis above the first row's bottom edge
+    bottom: float = 1.0  # y axis below the last row's bottom edge
+    height_base: int = 120  # figure height (px): base + per row
+    height_row: int = 55
+    font_bit: int = 14  # bit value text (px)
+    font_label: int = 13
+    font_position: int = 10
+    legend_marker: int = 14
+
+
+LAYOUT = CellLayout()
+
+
+def _row_cells(r: int, label: str, bitstring: str, fmt: str, max_width: int, flipped, L):
+    """Shapes and text points of one row: (shapes, [(x, y, bit, hover)]), right-aligned."""
+    fields = bit_fields(fmt)  # index = position (0 = LSB)
+    width = len(bitstring)
+    y0 = -r * L.row_pitch
+    shapes, points = [], []
+    for col, ch in enumerate(bitstring):
+        pos = width - 1 - col  # MSB first
+        color = FIELD_COLORS[fields[pos]]
+        x0 = col + (max_width - width)  # right-align so bit 0 columns line up
+        hit = pos in flipped
+        shapes.append(
+            dict(
+                type="rect",
+                x0=x0 + L.cell_gap,
+                x1=x0 + 1 - L.cell_gap,
+                y0=y0,
+                y1=y0 + 1,
+                fillcolor=color if ch == "1" else rgba(color, L.pale),
+                line=dict(
+                    color="black" if hit else color, width=L.flipped_outline if hit else L.outline
+                ),
+                layer="below",  # under the bit values
+            )
+        )
+        hover = f"{label}: bit {pos} ({FIELD_NAMES[fields[pos]]}) = {ch}"
+        points.append((x0 + 0.5, y0 + 0.5, ch, hover))
+    return shapes, points
+
+
+def _bit_text_traces(points, L) -> list[go.Scatter]:
+    """The bit values as text, one trace per text colour (white on a filled cell)."""
+    traces = []
+    for bit, color in (("1", "white"), ("0", "#222222")):
+        mine = [p for p in points if p[2] == bit]
+        traces.append(
+            go.Scatter(
+                x=[p[0] for p in mine],
+                y=[p[1] for p in mine],
+                mode="text",
+                text=[f"<b>{bit}</b>"] * len(mine),
+                textfont=dict(size=L.font_bit, color=color),
+                hovertext=[p[3] for p in mine],
+                hoverinfo="text",
+                showlegend=False,
+            )
+        )
+    return traces
+
+
+def _legend_traces(formats: Sequence[str], flipped: bool, L) -> list[go.Scatter]:
+    """Legend entries: each field present (MSB side first), and 'flipped' when any is."""
+    seen: list[str] = []
+    for fmt in formats:
+        for f in bit_fields(fmt)[::-1]:
+            if f not in seen:
+                seen.append(f)
+    marker = dict(symbol="square", size=L.legend_marker)
+    traces = [
+        go.Scatter(
+            x=[None], y=[None], mode="markers", marker={**marker, "color": FIELD_COLORS[f]},
+            name=FIELD_NAMES[f],
+        )
+        for f in seen
+    ]  # fmt: skip
+    if flipped:
+        traces.append(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                marker=dict(
+                    symbol="square-open", size=L.legend_marker, color="black", line=dict(width=3)
+                ),
+                name="flipped",
+            )
+        )
+    return traces
+
+
 def bit_cells_figure(
     rows: Sequence[tuple[str, str, str]],
     *,
     flipped: Collection[int] = (),
     title: str | None = None,
+    layout: CellLayout = LAYOUT,
 ) -> go.Figure:
     """Bits as a row of cells per (label, bitstring MSB-first, format), coloured by field.
 
     A 1 is a filled cell, a 0 a pale one; bits in ``flipped`` get a thick black outline. Every
-    cell shows its bit value; the position (bit 0 = LSB) is written under the first row.
+    cell shows its bit value; the position (bit 0 = LSB) is written under the last row.
     """
+    L, n = layout, len(rows)
     fig = go.Figure()
-    shapes, xs, ys, texts, hovers = [], [], [], [], []
     max_width = max((len(b) for _, b, _ in rows), default=8)
     flipped = set(flipped)
+    shapes, points = [], []
     for r, (label, bitstring, fmt) in enumerate(rows):
-        fields = bit_fields(fmt)  # index = position (0 = LSB)
-        width = len(bitstring)
-        y0 = -r * 1.6
-        for col, ch in enumerate(bitstring):
-            pos = width - 1 - col  # MSB first
-            field = fields[pos]
-            color = FIELD_COLORS[field]
-            x0 = col + (max_width - width)  # right-align so bit 0 columns line up
-            is_flipped = pos in flipped
-            shapes.append(
-                dict(
-                    type="rect",
-                    x0=x0 + 0.05,
-                    x1=x0 + 0.95,
-                    y0=y0,
-                    y1=y0 + 1,
-                    fillcolor=color if ch == "1" else rgba(color, 0.15),
-                    line=dict(color="black" if is_flipped else color, width=4 if is_flipped else 1),
-                    layer="below",  # under the bit values
-                )
-            )
-            xs.append(x0 + 0.5)
-            ys.append(y0 + 0.5)
-            texts.append(ch)
-            hovers.append(f"{label}: bit {pos} ({FIELD_NAMES[field]}) = {ch}")
+        s, p = _row_cells(r, label, bitstring, fmt, max_width, flipped, L)
+        shapes += s
+        points += p
         fig.add_annotation(
-            x=max_width - width - 0.2,
-            y=y0 + 0.5,
-            text=label,
-            showarrow=False,
-            xanchor="right",
-            font=dict(size=13),
-        )
-    # bit position labels under the last row (one per column, right-aligned to bit 0)
-    y_lab = -(len(rows) - 1) * 1.6 - 0.45
+            x=max_width - len(bitstring) - L.label_gap, y=-r * L.row_pitch + 0.5, text=label,
+            showarrow=False, xanchor="right", font=dict(size=L.font_label),
+        )  # fmt: skip
+    y_pos = -(n - 1) * L.row_pitch - L.position_drop  # positions, right-aligned to bit 0
     for col in range(max_width):
-        pos = max_width - 1 - col
         fig.add_annotation(
-            x=col + 0.5, y=y_lab, text=str(pos), showarrow=False, font=dict(size=10, color="#444")
-        )
-    for bit, color in (("1", "white"), ("0", "#222222")):  # one trace per text colour
-        idx = [i for i, t in enumerate(texts) if t == bit]
-        fig.add_trace(
-            go.Scatter(
-                x=[xs[i] for i in idx],
-                y=[ys[i] for i in idx],
-                mode="text",
-                text=[f"<b>{bit}</b>"] * len(idx),
-                textfont=dict(size=14, color=color),
-                hovertext=[hovers[i] for i in idx],
-                hoverinfo="text",
-                showlegend=False,
-            )
-        )
-    seen = []
-    for _, _, fmt in rows:
-        for f in bit_fields(fmt)[::-1]:
-            if f not in seen:
-                seen.append(f)
-    for f in seen:  # legend entries for the fields
-        fig.add_trace(
-            go.Scatter(
-                x=[None],
-                y=[None],
-                mode="markers",
-                marker=dict(symbol="square", size=14, color=FIELD_COLORS[f]),
-                name=FIELD_NAMES[f],
-            )
-        )
-    if flipped:
-        fig.add_trace(
-            go.Scatter(
-                x=[None],
-                y=[None],
-                mode="markers",
-                marker=dict(symbol="square-open", size=14, color="black", line=dict(width=3)),
-                name="flipped",
-            )
-        )
-    n = len(rows)
-    label_room = 3.5 if n > 1 else 1.0
+            x=col + 0.5, y=y_pos, text=str(max_width - 1 - col), showarrow=False,
+            font=dict(size=L.font_position, color="#444"),
+        )  # fmt: skip
+    for trace in _bit_text_traces(points, L) + _legend_traces(
+        [f for *_, f in rows], bool(flipped), L
+    ):
+        fig.add_trace(trace)
+    room = L.label_room * L.label_stretch if n > 1 else L.label_room_one
     fig.update_layout(
         title=dict(text=title or "Stored bits (filled = 1, bit 0 = least significant)"),
         shapes=shapes,
-        xaxis=dict(
-            visible=False,
-            range=[-label_room * (1 if n == 1 else 1.4) - 0.5, max_width + 0.2],
-            fixedrange=True,
+        xaxis=dict(visible=False, range=[-room - 0.5, max_width + 0.2], fixedrange=True),
+        yaxis=dict(
+            visible=False, range=[-(n - 1) * L.row_pitch - L.bottom, L.top], fixedrange=True
         ),
-        yaxis=dict(visible=False, range=[-(n - 1) * 1.6 - 1.0, 1.2], fixedrange=True),
-        height=120 + 55 * n,
+        height=L.height_base + L.height_row * n,
         margin=dict(l=10, r=10, t=50, b=10),
         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"),
         plot_bgcolor="rgba(0,0,0,0)",
