@@ -49,7 +49,7 @@ def run(a: argparse.Namespace) -> dict:
     ):
         bar(i)
     results = [
-        {"path": path, "method": ck.method, **summary_keys(r.summary(), KEYS)}
+        {"path": path, "method": ck.method, "label": ck.label, **summary_keys(r.summary(), KEYS)}
         for path, ck, r in zip(a.models, cks, runs)
     ]
     return {

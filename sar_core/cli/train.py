@@ -69,7 +69,7 @@ def run(a: argparse.Namespace) -> dict:
     from sar_core.cli.common import Progress, UsageError, number
     from sar_core.data.datasets import load_dataset
     from sar_core.data.io import save_checkpoint
-    from sar_core.training.loop import spec_for, train
+    from sar_core.training.loop import divergence_message, spec_for, train
     from sar_core.validate import check_int
 
     seed = number("seed", a.seed, kind=int)
@@ -82,11 +82,9 @@ def run(a: argparse.Namespace) -> dict:
     bar = Progress(cfg.epochs, f"train {a.method}", a.quiet)
     res = train(spec, data, cfg, on_epoch=lambda r: bar(r["epoch"]))
     meta = res.metadata(data)
-    if not all(bool(p.isfinite().all()) for p in res.model.parameters()):
-        raise UsageError(
-            f"Invalid lr={cfg.effective_lr}: training diverged (weights became NaN/Inf) and "
-            "nothing was saved; use a smaller --lr"
-        )
+    why = divergence_message(res)
+    if why is not None:
+        raise UsageError(f"{why} (nothing was saved)")
     path = save_checkpoint(a.out, res.model, spec, meta)
     return {
         "clean_accuracy": res.clean_accuracy,

@@ -29,7 +29,7 @@ from sar_core.faults.model import FaultModel
 from sar_core.training.calibrate import Calibration, calibrate_rho
 from sar_core.training.config import METHODS, TrainConfig, with_method  # noqa: F401 — public API
 from sar_core.training.optim import ASAM, SAM, SAR
-from sar_core.training.randbet import RandBET, clip_weights
+from sar_core.training.randbet import RandBET, clip_bounds, clip_weights
 
 
 @dataclass
@@ -42,6 +42,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     calibrations: list[Calibration] = field(default_factory=list)
     stopped: bool = False  # cancelled before the last epoch
+    diverged: str | None = None  # first non-finite loss: "ascent" (at w + e(w)) or "loss" (at w)
 
     @property
     def clean_accuracy(self) -> float:
@@ -57,6 +58,7 @@ class TrainResult:
         """Checkpoint metadata (io.checkpoint_bytes adds the spec): method, config, data, metrics."""
         return {
             "method": self.config.method,
+            "label": self.config.label,
             "config": self.config.to_dict(),
             "dataset": data.describe(),
             "seed": self.config.seed,
@@ -104,6 +106,8 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         geometry=cfg.effective_geometry,
         eta=cfg.eta,
         fault_model=cfg.target,
+        seed=cfg.seed,
+        **cfg.sar_v3,
         **base,
     )
 
@@ -123,8 +127,8 @@ def _fat_grads(model: nn.Module, xb, yb, fm: FaultModel, rng: np.random.Generato
     return float(loss.detach())
 
 
-def _batch_step(model, opt, config: TrainConfig, xb, yb, aux) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step on a batch; returns (loss at w, logits at w)."""
+def _batch_step(model, opt, config: TrainConfig, xb, yb, aux, bounds=None):
+    """One optimizer step on a batch; returns (loss at w, logits at w); clamps to ``bounds``."""
 
     def closure():
         out = model(xb)
@@ -136,12 +140,15 @@ def _batch_step(model, opt, config: TrainConfig, xb, yb, aux) -> tuple[torch.Ten
     if isinstance(opt, SAM):  # ascent at w, descent with the gradient at w + e(w)
         loss, out = closure()
         opt.first_step(zero_grad=True)
-        closure()
+        loss_up, _ = closure()
         opt.second_step()
+        if not getattr(opt, "diverged", None) and not bool(torch.isfinite(loss_up)):
+            # the first non-finite loss appeared at w + e(w) while L(w) was finite: the radius
+            opt.diverged = "ascent" if bool(torch.isfinite(loss)) else "loss"
     elif config.method == "fat":
         with torch.no_grad():
             out = model(xb)
-        loss = torch.tensor(_fat_grads(model, xb, yb, config.target, aux))
+        loss = torch.tensor(_fat_grads(model, xb, yb, config.training_faults, aux))
         opt.step()
     elif config.method == "randbet":
         loss, out = aux.loss(model, xb, yb)
@@ -150,8 +157,10 @@ def _batch_step(model, opt, config: TrainConfig, xb, yb, aux) -> tuple[torch.Ten
     else:
         loss, out = closure()
         opt.step()
-    if config.effective_w_max is not None:
-        clip_weights(model, config.effective_w_max)
+    if bounds is not None:
+        clip_weights(model, bounds)
+    if not getattr(opt, "diverged", None) and not bool(torch.isfinite(loss)):
+        opt.diverged = "loss"
     return loss, out
 
 
@@ -203,6 +212,7 @@ def train(
         if config.method == "randbet"
         else np.random.default_rng([config.seed, 1])  # fat's fault patterns
     )
+    bounds = clip_bounds(model, config.effective_w_max, config.w_max_rel) if config.clips else None
     result = TrainResult(model=model, spec=spec, config=config)
     for epoch in range(1, config.epochs + 1):
         t0 = time.perf_counter()
@@ -212,7 +222,7 @@ def train(
         calibrating = config.rho_mode == "calibrated" and config.method in ("sar", "sar_clip")
         if calibrating and (epoch - 1) % config.calibrate_every == 0:
             result.calibrations.append(_calibrate(model, opt, config, Xtr, ytr, epoch))
-        rec = _epoch(model, opt, config, Xtr, ytr, gen, aux, should_stop)
+        rec = _epoch(model, opt, config, Xtr, ytr, gen, aux, should_stop, bounds)
         if rec is None:
             result.stopped = True
             with torch.no_grad():
@@ -228,6 +238,7 @@ def train(
             rec.update(bit_errors=aux.flips, bit_error_sites=aux.sites)
         rec["seconds"] = time.perf_counter() - t0
         result.history.append(rec)
+        result.diverged = getattr(opt, "diverged", None)
         if on_epoch is not None:
             on_epoch(dict(rec))
     model.eval()
@@ -235,7 +246,39 @@ def train(
     return result
 
 
-def _epoch(model, opt, config, Xtr, ytr, gen, aux, should_stop) -> dict | None:
+def divergence_message(result: TrainResult) -> str | None:
+    """One line naming the cause when training diverged (weights NaN/Inf), else None.
+
+    The cause is read from where the first non-finite loss appeared: at the ascent point
+    w + e(w) while L(w) was still finite means the radius rho was too large for this model (the
+    same learning rate without the ascent is fine); at w itself it is the learning rate.
+    """
+    finite = all(bool(p.isfinite().all()) for p in result.model.parameters())
+    if finite and result.diverged is None:
+        return None
+    cfg = result.config
+    if result.diverged == "ascent":
+        geo = cfg.effective_geometry
+        unit = " (a multiplier of the fault radius sqrt(E[n]))" if geo == "fault" else ""
+        return (
+            f"Invalid rho={cfg.effective_rho}{unit}: training diverged (non-finite loss at the "
+            f"ascent point w + e(w), geometry {geo!r}, while the loss at w was finite); use a "
+            "smaller --rho"
+        )
+    if cfg.method in ("fat", "randbet"):
+        t = cfg.target
+        return (
+            f"Invalid fault_model ber={t.ber if t else None}: training of {cfg.method} "
+            f"diverged (weights became NaN/Inf) at lr={cfg.effective_lr}; use a smaller "
+            "training BER or a smaller --lr"
+        )
+    return (
+        f"Invalid lr={cfg.effective_lr}: training diverged (weights became NaN/Inf); use a "
+        "smaller --lr"
+    )
+
+
+def _epoch(model, opt, config, Xtr, ytr, gen, aux, should_stop, bounds=None) -> dict | None:
     """One pass over the training set; None when stopped mid-epoch."""
     model.train()
     n = Xtr.shape[0]
@@ -248,7 +291,7 @@ def _epoch(model, opt, config, Xtr, ytr, gen, aux, should_stop) -> dict | None:
             return None
         idx = perm[i : i + config.batch_size]
         xb, yb = Xtr[idx], ytr[idx]
-        loss, out = _batch_step(model, opt, config, xb, yb, aux)
+        loss, out = _batch_step(model, opt, config, xb, yb, aux, bounds)
         tot_loss += float(loss.detach()) * len(idx)
         ok = (out.argmax(1) == yb) & torch.isfinite(out).all(dim=1)  # NaN/Inf rows: wrong
         tot_correct += int(ok.sum())

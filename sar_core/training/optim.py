@@ -40,14 +40,17 @@ import torch
 
 from sar_core.faults.model import FaultModel, eligible_parameters
 from sar_core.training.fault_geometry import expected_flips, fault_intensity
+from sar_core.training.randbet import int8_codes, random_bit_errors
 from sar_core.validate import check_choice, check_float
 
 GEOMETRIES = ("plain", "elementwise", "layer")  # shapes that need no fault model
 SAR_GEOMETRIES = GEOMETRIES + ("fault",)  # SAR v2: geometry and radius from the fault model
 # SAR preset: the v1 choice (digits sweep, benchmarks/rho_sweep.py), kept because SAR v2
 # ("fault") lost to tuned ASAM on the held-out task suite (benchmarks/suite.py; see README).
-SAR_DEFAULT_GEOMETRY = "elementwise"
-SAR_DEFAULT_RHO = 1.0
+SAR_DEFAULT_GEOMETRY = "fault"
+SAR_DEFAULT_RHO = 0.05  # geometry "fault": a multiplier of the fault radius sqrt(E[n])
+SAR_DEFAULT_RANGE_GRAD = True  # SAR v3 terms, used with geometry "fault" and an int8 target
+SAR_DEFAULT_FAULT_SAMPLE = False
 
 
 class SAM(torch.optim.Optimizer):
@@ -208,9 +211,12 @@ class ASAM(SAM):
 class SAR(SAM):
     """SAR: a SAM-family optimizer aimed at a bit-flip fault model (geometry, rho, target).
 
-    With ``geometry="fault"`` (SAR v2) the fault model sets T and the radius (module docstring);
-    ``rho`` is then the dimensionless multiplier. Pass ``model.named_parameters()`` so the fault
-    model's layer selection can be matched; plain parameters are named by position.
+    With ``geometry="fault"`` the fault model sets T and the radius (module docstring); ``rho`` is
+    then the dimensionless multiplier. SAR v3 adds, for int8 targets, ``range_grad`` (the
+    gradient flows into each tensor's quantization step s = max|W| / 127 through the
+    perturbation, which is measured in units of s) and ``fault_sample`` (a fault pattern drawn
+    from the target is added to the ascent point each step; its size is Δq·s(w)). Pass
+    ``model.named_parameters()`` so the fault model's layer selection can be matched.
     """
 
     _geometries = SAR_GEOMETRIES
@@ -224,12 +230,27 @@ class SAR(SAM):
         geometry: str = SAR_DEFAULT_GEOMETRY,
         eta: float = 0.01,
         fault_model: FaultModel | None = None,
+        range_grad: bool = False,
+        fault_sample: bool = False,
+        seed: int = 0,
         **base_kwargs: Any,
     ) -> None:
         super().__init__(params, base_optimizer, rho=rho, geometry=geometry, eta=eta, **base_kwargs)
         self.fault_model = fault_model  # the FaultModel this model is trained against (or None)
         self.fault_radius = 1.0
         self._eligible: set[int] = set()
+        v3 = bool(range_grad or fault_sample)
+        if v3 and (geometry != "fault" or fault_model is None or fault_model.format != "int8"):
+            raise ValueError(
+                f"Invalid range_grad={range_grad}, fault_sample={fault_sample} with "
+                f"geometry={geometry!r}: SAR v3's range terms need geometry 'fault' and an int8 "
+                "target fault model"
+            )
+        if fault_sample and fault_model.ber is None:  # type: ignore[union-attr]
+            raise ValueError("Invalid fault_model for fault_sample=True: give a ber, not a count")
+        self.range_grad = bool(range_grad)
+        self.fault_sample = bool(fault_sample)
+        self._gen = torch.Generator().manual_seed(int(seed) + 7919)  # SAR's own fault draws
         if geometry == "fault":
             self._setup_fault_geometry()
 
@@ -270,3 +291,59 @@ class SAR(SAM):
 
     def _radius(self, group: dict) -> float:
         return group["rho"] * (self.fault_radius if group["geometry"] == "fault" else 1.0)
+
+    def _v3_params(self) -> list[torch.Tensor]:
+        return [
+            p
+            for g in self.param_groups
+            for p in g["params"]
+            if id(p) in self._eligible and p.grad is not None
+        ]
+
+    @torch.no_grad()
+    def first_step(self, zero_grad: bool = False) -> None:
+        """Climb to w + e(w); SAR v3 adds a sampled target fault Δq·s(w) on top."""
+        on = (self.range_grad or self.fault_sample) and any(
+            self._radius(g) > 0 for g in self.param_groups
+        )  # rho = 0 turns every SAR term off: the base optimizer's step, bit for bit
+        ps = self._v3_params() if on else []
+        self._w0 = {p: p.detach().clone() for p in ps}  # w, for s(w) and the displacement
+        super().first_step(zero_grad=False)
+        if self.fault_sample and ps:
+            fm = self.fault_model
+            moved = {id(p) for m, _ in self._moved for p in m}
+            for p in ps:
+                w = self._w0[p]
+                q, s = int8_codes(w, fm.granularity)  # type: ignore[union-attr]
+                qf, _ = random_bit_errors(q, fm.bits, fm.ber, self._gen)  # type: ignore[union-attr]
+                if id(p) not in moved:  # rho = 0: first_step kept no copy of w
+                    self._moved.append(([p], [self._old(p).copy_(w)]))
+                p.add_((qf.float() - q.float()) * s)  # D = Δq s, |D| <= 255 s
+        if zero_grad:
+            self.zero_grad()
+
+    @torch.no_grad()
+    def second_step(self, zero_grad: bool = False) -> None:
+        """Back to w; v3: add d L / d s · d s / d w, then the base optimizer's step."""
+        if self.range_grad:
+            for p, w in self._w0.items():
+                if p.grad is not None:
+                    _add_range_grad(p.grad, p - w, w, self.fault_model.granularity)  # type: ignore[union-attr]
+        self._w0 = {}
+        super().second_step(zero_grad=zero_grad)
+
+
+def _add_range_grad(grad: torch.Tensor, delta: torch.Tensor, w: torch.Tensor, gran: str) -> None:
+    """grad += (g · delta / s) ds/dw: the perturbation delta = v s(w) scales with s = max|W|/127.
+
+    With v held fixed, d L(w + v s(w)) / d s = g · v = g · delta / s, and s depends on w only
+    through the largest |w| of the tensor (per output channel with granularity "channel"):
+    ds / dw = sign(w) / 127 there. Per tensor/channel: grad[argmax] += (g · delta) / max|w|.
+    """
+    per_channel = gran == "channel" and w.dim() > 1
+    rows = w.shape[0] if per_channel else 1
+    g2, d2, w2 = (x.reshape(rows, -1) for x in (grad, delta, w))
+    m, idx = w2.abs().max(dim=1)  # (rows,)
+    coef = (g2 * d2).sum(dim=1) / torch.where(m > 0, m, torch.ones_like(m))
+    sign = torch.sign(w2.gather(1, idx[:, None]))[:, 0]
+    grad.reshape(rows, -1).scatter_add_(1, idx[:, None], (coef * sign)[:, None])

@@ -18,12 +18,26 @@ from torch.func import functional_call
 from sar_core.faults.model import FaultModel, eligible_parameters
 
 
-def clip_weights(model: nn.Module, w_max: float) -> None:
-    """Clamp every weight tensor (parameters with >= 2 dims; biases stay free) to [-w_max, w_max]."""
+def clip_bounds(model: nn.Module, w_max: float | None, w_max_rel: float) -> dict[str, float]:
+    """Per weight tensor (>= 2 dims) its clamp: ``w_max``, or ``w_max_rel`` x its current max|w|.
+
+    Called at initialisation, the relative bound is scale-free: it follows each layer's own
+    initial range (fan-in dependent), so one default fits an MLP and a CNN alike.
+    """
+    return {
+        n: float(w_max) if w_max is not None else w_max_rel * float(p.detach().abs().max())
+        for n, p in model.named_parameters()
+        if p.dim() >= 2
+    }
+
+
+def clip_weights(model: nn.Module, w_max: float | dict[str, float]) -> None:
+    """Clamp every weight tensor (>= 2 dims; biases stay free) to [-w_max, w_max] (or per name)."""
     with torch.no_grad():
-        for p in model.parameters():
+        for n, p in model.named_parameters():
             if p.dim() >= 2:
-                p.clamp_(-w_max, w_max)
+                b = w_max[n] if isinstance(w_max, dict) else w_max
+                p.clamp_(-b, b)
 
 
 def int8_codes(w: torch.Tensor, granularity: str = "tensor") -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sar_core.experiments.study.cache import Store, atomic_write
 from sar_core.experiments.study.executors import run_local, run_ray
-from sar_core.experiments.study.plan import describe, make_plan
+from sar_core.experiments.study.plan import Plan, describe, make_plan
 from sar_core.experiments.study.results import collect, write_tables
 from sar_core.experiments.study.spec import StudySpec, load_spec, parse_spec
 from sar_core.validate import check_choice, check_int
@@ -59,17 +59,23 @@ def run_study(
     address: str | None = None,
     on_event: Callable[[dict], None] | None = None,
     command: Sequence[str] | None = None,
+    plan: Plan | None = None,
 ) -> dict:
     """Run a study into ``out`` (finished tasks are skipped) and write its tables.
 
     ``executor``: "local" (process pool of ``workers``, default: the cores this process may use)
     or "ray" (``address`` None starts a local instance with ``workers`` CPUs; "auto" or
-    "ray://host:port" joins a cluster). Returns counts, failures and the table paths.
+    "ray://host:port" joins a cluster). ``plan``: the spec's plan made by the caller (so the
+    caller can collect exactly these tasks afterwards, even if the code changes meanwhile).
+    Returns counts, failures and the table paths.
     """
     _check_args(executor, workers, address)
     spec = _spec(spec)
     store = Store(out)
-    plan = make_plan(spec)
+    if plan is None:
+        plan = make_plan(spec)
+    elif plan.spec is not spec:
+        raise ValueError("Invalid plan: it was made from another spec; pass make_plan(spec)")
     run_id = uuid.uuid4().hex[:12]
     atomic_write(store.root / "spec.toml", spec.text.encode())
     t0 = time.time()

@@ -45,7 +45,7 @@ def load_data(data: dict):
 def train_task(inputs: dict, data) -> tuple[dict, bytes]:
     """Train one model: (result, safetensors checkpoint bytes)."""
     from sar_core.data.io import checkpoint_bytes
-    from sar_core.training.loop import TrainConfig, spec_for, train
+    from sar_core.training.loop import TrainConfig, divergence_message, spec_for, train
 
     configure_threads(1)
     m = inputs["model"]
@@ -53,11 +53,9 @@ def train_task(inputs: dict, data) -> tuple[dict, bytes]:
     spec = spec_for(data, m["arch"], widths, m["activation"])
     cfg = TrainConfig.from_dict(inputs["config"])
     res = train(spec, data, cfg, device="cpu")
-    if not all(bool(p.isfinite().all()) for p in res.model.parameters()):
-        raise ValueError(
-            f"Invalid lr={cfg.effective_lr}: training diverged (weights became NaN/Inf); use a "
-            "smaller lr for this method"
-        )
+    why = divergence_message(res)
+    if why is not None:
+        raise ValueError(why)
     meta = res.metadata(data)
     result = {
         "clean_accuracy": res.clean_accuracy,
