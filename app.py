@@ -20,6 +20,7 @@ PAGES = [
     st.Page("app_pages/bit_flips.py", title="Bit flips (live)", icon=":material/bolt:"),
     st.Page("app_pages/bit_anatomy.py", title="Bit anatomy", icon=":material/grid_on:"),
     st.Page("app_pages/robustness.py", title="Robustness report", icon=":material/analytics:"),
+    st.Page("app_pages/your_model.py", title="Your model", icon=":material/upload_file:"),
 ]
 
 st.navigation(PAGES).run()

@@ -10,7 +10,7 @@ import streamlit as st
 from sar_core import limits
 from ui import registry
 
-UPLOAD_STATE = "sar_upload_status"  # session_state: uploader file_id -> ("ok" | "error", text)
+UPLOAD_STATE = "sar_upload_status"  # session_state: upload key -> (kind, text, file name)
 
 
 def handle_upload(raw: bytes, filename: str) -> tuple[str, str]:
@@ -47,16 +47,85 @@ def upload_box(*, key: str = "upload") -> None:
     )
     if up is None:
         return
-    status = st.session_state.setdefault(UPLOAD_STATE, {})
-    if up.file_id not in status:  # handle each uploaded file once, remember the outcome
-        status[up.file_id] = handle_upload(up.getvalue(), up.name)
-    kind, text = status[up.file_id]
+    kind, text, name = _outcome(up, lambda raw: handle_upload(raw, up.name))
     if kind == "ok":
         st.success(f"Loaded **{text}**; it is now selectable on every page.")
     elif kind == "same":
         st.info(f"This file is already loaded as **{text}**.")
     else:
-        st.error(f"Could not load {up.name}: {text}", icon=":material/error:")
+        st.error(f"Could not load {name}: {text}", icon=":material/error:")
+
+
+def upload_key(file_id: str, name: str, raw: bytes) -> str:
+    """One key per uploaded file: its upload id, name and content (never a previous file's)."""
+    return f"{file_id}|{name}|{registry.digest_of(raw)}"
+
+
+def _outcome(up, handle) -> tuple[str, str, str]:
+    """(kind, text, the file's name) of an upload, handled once and remembered under its own key.
+
+    Issue 17: after a rejected upload the error named the previous file. The outcome is now
+    stored with the name of the file it belongs to, keyed by upload id, name and content, so a
+    message can only name the file whose outcome it reports.
+    """
+    raw = up.getvalue()
+    key = upload_key(up.file_id, up.name, raw)
+    status = st.session_state.setdefault(UPLOAD_STATE, {})
+    if key not in status:
+        kind, text = handle(raw)
+        status[key] = (kind, text, up.name)
+    return status[key]
+
+
+def imported_upload_box() -> None:
+    """Uploaders for an .onnx model and its data (.npz / .csv); registered once both are valid."""
+    c1, c2 = st.columns(2)
+    mb = max(1, limits.MAX_MODEL_BYTES // (1024 * 1024))
+    model = c1.file_uploader(
+        "Your model (.onnx)",
+        type=["onnx"],
+        key="byom_model",
+        max_upload_size=mb,
+        help="Exported with torch.onnx.export, tf2onnx, or quantized by onnxruntime (QDQ int8). "
+        "Self-contained files only (no external data).",
+    )
+    data = c2.file_uploader(
+        "Your data (.npz with X and y, or CSV with the label last)",
+        type=["npz", "csv"],
+        key="byom_data",
+        max_upload_size=max(1, limits.MAX_DATA_BYTES // (1024 * 1024)),
+        help="X: one row per sample, in the shape the model takes (or flattened); y: class "
+        "indices 0..K-1. Used as given: no scaling.",
+    )
+    if model is None or data is None:
+        st.info("Upload a model and a data file to measure and fine-tune your own network.")
+        return
+
+    def handle(_pair: bytes) -> tuple[str, str]:
+        try:
+            entry = registry.add_imported(model.getvalue(), model.name, data.getvalue(), data.name)
+        except ValueError as e:
+            return "error", str(e)
+        return "ok", entry.name
+
+    pair = _PairUpload(model, data)
+    kind, text, name = _outcome(pair, handle)
+    if kind == "ok":
+        st.success(f"Loaded **{text}**; it is now selectable on every page.")
+    else:
+        st.error(f"Could not load {name}: {text}", icon=":material/error:")
+
+
+class _PairUpload:
+    """A model upload and a data upload seen as one (its outcome depends on both files)."""
+
+    def __init__(self, model, data) -> None:
+        self.model, self.data = model, data
+        self.file_id = f"{model.file_id}+{data.file_id}"
+        self.name = f"{model.name} with {data.name}"
+
+    def getvalue(self) -> bytes:
+        return self.model.getvalue() + b"\0" + self.data.getvalue()
 
 
 def models_panel() -> None:

@@ -14,11 +14,24 @@ from pathlib import Path
 import streamlit as st
 
 from sar_core.data.datasets import DATASETS, Dataset
-from sar_core.data.io import Checkpoint, checkpoint_bytes, load_checkpoint
+from sar_core.data.io import (
+    Checkpoint,
+    ImportedModel,
+    checkpoint_bytes,
+    load_checkpoint,
+    load_model,
+)
 from sar_core.data.models import layer_names, n_parameters
 from sar_core.plots.style import method_label
 from sar_core.training.loop import METHODS
-from ui.cache import LoadedCheckpoint, dataset, demo_checkpoint, demo_paths, digest_of
+from ui.cache import (
+    LoadedCheckpoint,
+    add_user_data,
+    dataset,
+    demo_checkpoint,
+    demo_paths,
+    digest_of,
+)
 
 STATE_KEY = "sar_registry"  # session_state: name -> Entry (this user's models)
 
@@ -52,19 +65,48 @@ class Entry:
         return self.loaded.digest
 
     @property
+    def imported(self) -> bool:
+        """True for an uploaded model of the user's own (ONNX), evaluated on uploaded data."""
+        return isinstance(self.loaded.checkpoint, ImportedModel)
+
+    @property
     def data_key(self) -> tuple[str, int]:
-        """(dataset name, split seed) the model was trained on."""
+        """(dataset name, split seed) the model was trained on, or its uploaded data's name."""
+        if self.loaded.data_name is not None:
+            return self.loaded.data_name, 0
         d = self.loaded.checkpoint.meta["dataset"]
         return str(d.get("name")), int(d.get("seed", 0))
 
     @property
     def arch(self) -> str:
-        """Architecture name (mlp / cnn)."""
-        return self.loaded.checkpoint.spec.arch
+        """Architecture name (mlp / cnn; an imported model: its format and input shape)."""
+        ck = self.loaded.checkpoint
+        if isinstance(ck, ImportedModel):
+            return f"{ck.kind} {'x'.join(map(str, ck.input_shape))}"
+        return ck.spec.arch
+
+    def signature(self) -> tuple:
+        """What must match for paired faults: the architecture and the parameter shapes."""
+        if self.imported:
+            return self.arch, tuple((n, tuple(p.shape)) for n, p in self.model.named_parameters())
+        return (self.checkpoint.spec,)
 
     def describe(self) -> dict:
         """One table row about this model."""
-        meta = self.loaded.checkpoint.meta
+        ck = self.loaded.checkpoint
+        if isinstance(ck, ImportedModel):
+            return {
+                "model": self.name,
+                "source": self.source,
+                "method": f"your model ({ck.kind}{', int8 QDQ' if ck.quantized else ''})",
+                "dataset": "uploaded data",
+                "architecture": f"{self.arch} -> {ck.n_classes} classes",
+                "parameters": n_parameters(self.model),
+                "epochs": None,
+                "rho": None,
+                "clean accuracy": None,
+            }
+        meta = ck.meta
         cfg = meta.get("config", {})
         return {
             "model": self.name,
@@ -146,6 +188,45 @@ def add_upload(raw: bytes, filename: str) -> Entry:
     return add_checkpoint(f"upload · {stem}", "uploaded", raw, ck)
 
 
+def add_imported(model_raw: bytes, model_file: str, data_raw: bytes, data_file: str) -> Entry:
+    """Register an uploaded .onnx model with its uploaded data (.npz / .csv), both validated.
+
+    ValueError (the library's message) when either is unusable. Nothing is unpickled: ONNX is
+    protobuf, .npz is read with allow_pickle=False, and .pt2 files are never accepted here.
+    """
+    from sar_core.data.userdata import load_user_data
+
+    suffix = Path(model_file).suffix.lower()
+    if suffix != ".onnx":
+        raise ValueError(
+            f"Invalid model file {model_file!r}: the dashboard imports .onnx models only "
+            "(a .pt2 can run code when loaded; use the CLI with --trust-pt2 for your own files)"
+        )
+    imported = load_model(model_raw, kind="onnx", name=Path(model_file).stem or "model")
+    data_kind = Path(data_file).suffix.lower().lstrip(".")
+    data = load_user_data(
+        data_raw,
+        input_shape=imported.input_shape,
+        n_classes=imported.n_classes,
+        name=Path(data_file).stem,
+        kind=data_kind if data_kind in ("npz", "csv") else None,
+    )
+    data_name = add_user_data(data, data_raw)
+    loaded = LoadedCheckpoint(imported, model_raw, digest_of(model_raw), data_name)
+    entry = Entry(unique_name(f"your model · {imported.name}"), "uploaded", loaded)
+    user_entries()[entry.name] = entry
+    return entry
+
+
+def add_imported_result(entry: Entry, raw: bytes, label: str) -> Entry:
+    """Register a fine-tuned version of an imported model (same uploaded data)."""
+    imported = load_model(raw, kind="onnx", name=f"{entry.loaded.checkpoint.name}-{label}")
+    loaded = LoadedCheckpoint(imported, raw, digest_of(raw), entry.loaded.data_name)
+    new = Entry(unique_name(f"{entry.name} · {label}"), "fine-tuned", loaded)
+    user_entries()[new.name] = new
+    return new
+
+
 def remove(name: str) -> None:
     """Forget one of this session's models."""
     user_entries().pop(name, None)
@@ -175,13 +256,17 @@ def check_comparable(entries: Sequence[Entry]) -> Dataset:
                 f"{first.name} on {first.data_key[0]} (split seed {first.data_key[1]}): compare "
                 "models of one dataset, so both are tested on the same examples."
             )
-        if e.checkpoint.spec != first.checkpoint.spec:
+        if e.signature() != first.signature():
             raise ValueError(
-                f"{e.name} ({e.arch} {list(e.checkpoint.spec.widths)}) and {first.name} "
-                f"({first.arch} {list(first.checkpoint.spec.widths)}) differ in architecture: "
-                "compare models of one architecture, so the same faults can hit both."
+                f"{e.name} ({_arch_text(e)}) and {first.name} ({_arch_text(first)}) differ in "
+                "architecture: compare models of one architecture, so the same faults can hit "
+                "both."
             )
     return dataset(*first.data_key)
+
+
+def _arch_text(e: Entry) -> str:
+    return e.arch if e.imported else f"{e.arch} {list(e.checkpoint.spec.widths)}"
 
 
 def layers_of(entry: Entry) -> list[str]:

@@ -324,6 +324,17 @@ class ImportedModel:
         """What tells models apart in a comparison: the file's name."""
         return self.name
 
+    @property
+    def spec(self) -> None:
+        """No SAR Lab ModelSpec: the architecture is the imported graph."""
+        return None
+
+    @property
+    def meta(self) -> dict:
+        """Checkpoint-like metadata: the format as the method, no training record."""
+        return {"method": self.kind, "label": self.name, "dataset": {"name": self.name},
+                "config": {}, "metrics": {}}  # fmt: skip
+
 
 def model_kind(path: str | Path) -> str:
     """'safetensors' | 'onnx' | 'pt2' from a file name; ValueError for any other suffix."""

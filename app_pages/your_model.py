@@ -1,0 +1,107 @@
+"""Your model: upload an ONNX model and data, measure it under bit flips, fine-tune, download."""
+
+import streamlit as st
+
+from ui.layout import LOADING, page_header
+
+page_header(
+    "Your model",
+    "Bring your own network: upload it as **ONNX** (float, or int8 quantized by onnxruntime in "
+    "QDQ format: the faults then hit its stored int8 codes with its own scales) and a data file "
+    "(**.npz** with arrays `X` and `y`, or a CSV with the label last). Measure it under bit "
+    "flips, fine-tune it for robustness (SAR, ASAM, clip, RandBET ...) and download the result: "
+    "the same graph with new weights, so its inference cost is unchanged. Your model also "
+    "appears on every other page, next to the demo models.",
+)
+with st.spinner(LOADING):  # the title is on screen before torch loads
+    import pandas as pd
+
+    from sar_core.faults.model import FaultModel
+    from ui import byom, registry
+    from ui.panels import file_slug, imported_upload_box
+    from ui.widgets import format_picker, show_errors, trials_slider
+
+imported_upload_box()
+mine = {n: e for n, e in registry.user_entries().items() if e.imported}
+if not mine:
+    st.stop()
+
+name = st.selectbox("Model", list(mine), index=len(mine) - 1, key="byom_pick")
+entry = mine[name]
+st.dataframe(pd.DataFrame([entry.describe()]), hide_index=True)
+
+st.subheader("Under bit flips")
+c1, c2, c3 = st.columns(3)
+fmt = format_picker(key="byom_format", default="int8", where=c1)
+ber = c2.select_slider(
+    "Bit error rate",
+    options=[1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2],
+    value=1e-2,
+    format_func=lambda v: f"{v:g}",
+    key="byom_ber",
+)
+trials = trials_slider(key="trials", where=c3)
+fm = FaultModel(format=fmt, ber=ber)
+
+if st.button("Measure", key="byom_measure", icon=":material/bolt:"):
+    with show_errors(), st.spinner("Running the campaign ..."):
+        st.session_state["byom_last"] = (name, fm.to_dict(), byom.campaign(entry, fm, trials=trials, seed=0))  # fmt: skip
+last = st.session_state.get("byom_last")
+if last and last[0] == name:
+    s = last[2]
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Clean accuracy", f"{s['clean_accuracy']:.1%}")
+    m2.metric(f"Stored in {s['fault_model']['format']}", f"{s['deployed_accuracy']:.1%}")
+    lo, hi = s["ci95"]
+    m3.metric(
+        f"Under BER {s['fault_model']['ber']:g}",
+        f"{s['mean_accuracy']:.1%}",
+        help=f"95% CI {lo:.1%}–{hi:.1%} over {s['trials']} trials",
+    )
+
+st.subheader("Fine-tune for robustness")
+st.caption(
+    "80% of your data trains, the other 20% measures before and after (never trained on). "
+    "BatchNorm statistics stay frozen (the deployed graph's running mean and variance); an "
+    "int8 QDQ model is quantized again with scales max|w|/127."
+)
+f1, f2 = st.columns(2)
+method = f1.selectbox(
+    "Method", ["sar", "asam", "sam", "clip", "sar_clip", "randbet", "fat"], key="byom_method"
+)
+epochs = f2.slider("Epochs", 1, byom.DASHBOARD_MAX_EPOCHS, 3, key="byom_epochs")
+if st.button("Fine-tune", key="byom_finetune", icon=":material/model_training:"):
+    with show_errors(), st.spinner(f"Fine-tuning with {method} ..."):
+        byom.finetune(entry, method=method, epochs=epochs, fm=fm, trials=trials, seed=0)
+
+for r in reversed(byom.results_of(entry)):
+    under = f"accuracy under {r['fault_model']['format']} BER {r['fault_model']['ber']:g}"
+    rows = [
+        {
+            "": when,
+            "clean accuracy": r[when]["clean_accuracy"],
+            under: r[when]["mean_accuracy"],
+            "95% CI": f"{r[when]['ci95'][0]:.1%}–{r[when]['ci95'][1]:.1%}",
+        }
+        for when in ("before", "after")
+    ]
+    st.markdown(
+        f"**{r['name']}**: {r['method']}, {r['epochs']} epochs on {r['train_rows']} rows, "
+        f"measured on {r['val_rows']} held-out rows; same graph: {r['same_graph']}"
+    )
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        column_config={
+            c: st.column_config.NumberColumn(format="percent") for c in ("clean accuracy", under)
+        },
+    )
+    st.download_button(
+        "Download the fine-tuned .onnx",
+        r["raw"],
+        file_name=f"{file_slug(r['name'])}.onnx",
+        mime="application/octet-stream",
+        key=f"byom_dl_{r['name']}",
+        on_click="ignore",
+        icon=":material/download:",
+    )
