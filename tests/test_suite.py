@@ -1,10 +1,12 @@
-"""The task suite in --quick mode: protocol rules, results file, CSV and README table."""
+"""The task suite in --quick mode: protocol rules, seed-level intervals (vs scipy, from the study's
+own tables), results file, CSV and README table; the headline API on hand-made results."""
 
 from __future__ import annotations
 
 import csv
 import importlib.util
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,10 +17,8 @@ from sar_core.experiments.suite import (
     load_results,
     quick_config,
     result_rows,
-    summarize_suite,
 )
 from sar_core.experiments.suite_report import markdown_table
-from sar_core.stats.intervals import summarize
 from tests.conftest import ROOT
 
 
@@ -42,8 +42,9 @@ def test_targets_follow_the_rule(quick):
     res, _, _ = quick
     cfg = quick_config()
     for t in res["tasks"]:
-        for fmt, grid in (("int8", cfg.int8_grid), ("float16", cfg.f16_grid)):
-            tg = t["targets"][fmt]
+        assert list(t["targets"]) == list(cfg.targets)
+        for target, tg in t["targets"].items():
+            grid = cfg.f16_grid if target == "float16" else cfg.int8_grid
             losses = [row[1] for row in tg["grid_losses"]]
             bers = [row[0] for row in tg["grid_losses"]]
             assert bers == list(grid[: len(bers)])  # ascending grid, stopped at the target
@@ -52,77 +53,130 @@ def test_targets_follow_the_rule(quick):
             assert tg["in_band"] == (5 <= losses[-1] <= 30)
 
 
-def test_selection_uses_tuning_seeds_only_and_the_grids(quick):
+def test_tuned_entries_use_tuning_seeds_only_and_their_grid(quick):
     res, _, _ = quick
     cfg = quick_config()
     for t in res["tasks"]:
         assert {r["seed"] for r in t["tuning"]} == set(cfg.tuning_seeds)
-        for m, (name, values) in cfg.grids.items():
-            if m not in cfg.methods:
-                continue
-            rows = [r for r in t["tuning"] if r["method"] == m]
-            assert sorted({r["params"][name] for r in rows}) == sorted(values)  # same budget
-            # the selected value has the best mean robust accuracy over the tuning seeds
+        for name in cfg.tuned:
+            rows = [r for r in t["tuning"] if r["method"] == name]
+            (param,) = {k for r in rows for k in r["params"]}
+            values = sorted({r["params"][param] for r in rows})
+            assert values == sorted(cfg.grids[name])
             mean = {
-                v: np.mean([r["robust"] for r in rows if r["params"][name] == v]) for v in values
+                v: np.mean([r["robust"] for r in rows if r["params"][param] == v]) for v in values
             }
-            assert mean[t["selected"][m][name]] == max(mean.values())
-        assert t["selected"]["sar_clip"]["rho"] == t["selected"]["sar"]["rho"]
-        assert t["selected"]["sar_clip"]["w_max"] == t["selected"]["clip"]["w_max"]
-        assert t["selected"]["randbet"]["w_max"] == t["selected"]["clip"]["w_max"]
+            assert mean[t["selected"][name][param]] == max(mean.values())
+    with pytest.raises(ValueError, match="heldout_seeds"):
+        replace(cfg, heldout_seeds=(1, 2))  # a tuning seed cannot be reported as held-out
 
 
-def test_heldout_deltas_are_paired_and_pooled(quick):
-    res, _, _ = quick
+def _study_trials(out) -> dict:
+    """Per (task, method, target, seed): the per-trial accuracies, read back from the study's
+    own Parquet table (an independent path from the suite's in-memory collection)."""
+    from sar_core.experiments.study.results import read_table
+
+    acc: dict = {}
+    for r in read_table(out.parent / (out.name + "_study") / "trials.parquet"):
+        acc.setdefault((r["task"], r["method"], r["fault"], r["seed"]), []).append(
+            (r["trial"], r["accuracy"])
+        )
+    return {k: np.array([a for _, a in sorted(v)]) for k, v in acc.items()}
+
+
+def test_heldout_intervals_count_seeds_against_scipy(quick):
+    from scipy import stats as sps
+
+    res, out, _ = quick
+    cfg = quick_config()
+    trials = _study_trials(out)
     for t in res["tasks"]:
-        sgd = t["methods"]["sgd"]
-        assert sgd["int8"]["delta"] == 0 and sgd["clean_delta"] == 0
-        assert len(sgd["clean_per_seed"]) == len(quick_config().heldout_seeds)
-        for r in t["methods"].values():
-            for s in ("int8", "float16"):
-                d = r[s]
-                lo, hi = d["ci95"]
-                assert d["delta"] == pytest.approx(np.mean(d["delta_per_seed"]))  # equal n per seed
+        for m, r in t["methods"].items():
+            for target in cfg.targets:
+                d = r[target]
+                per_seed = [
+                    100
+                    * np.mean(
+                        trials[(t["task"], m, target, s)] - trials[(t["task"], "sgd", target, s)]
+                    )
+                    for s in cfg.heldout_seeds
+                ]
+                assert d["delta_per_seed"] == pytest.approx(per_seed)
+                assert d["delta"] == pytest.approx(np.mean(per_seed))
+                if m == "sgd":
+                    assert d["delta"] == 0 and d["verdict"] == "tie"
+                    continue
+                n = len(per_seed)
+                lo, hi = sps.t.interval(0.95, n - 1, loc=np.mean(per_seed), scale=sps.sem(per_seed))
                 if np.isfinite(lo):
-                    assert lo <= d["delta"] <= hi
-                    assert d["verdict"] == ("win" if lo > 0 else "loss" if hi < 0 else "tie")
+                    assert d["ci95"] == pytest.approx([lo, hi])
+                assert d["seed_ci"]["kind"] == "seed" and d["seed_ci"]["n"] == n
+                assert d["verdict"] == ("win" if lo > 0 else "loss" if hi < 0 else "tie")
+                pooled = np.concatenate(
+                    [
+                        100
+                        * (
+                            trials[(t["task"], m, target, s)]
+                            - trials[(t["task"], "sgd", target, s)]
+                        )
+                        for s in cfg.heldout_seeds
+                    ]
+                )
+                flo, fhi = sps.t.interval(
+                    0.95, pooled.size - 1, loc=pooled.mean(), scale=sps.sem(pooled)
+                )
+                if np.isfinite(flo):
+                    assert d["fault_ci95"] == pytest.approx([flo, fhi])
         assert t["pt_per_sample"] == pytest.approx(100 / t["n_test"])
 
 
-def test_summary_counts_verdicts_and_outputs_agree(quick):
+def test_aimed_sar_trains_against_its_own_target(quick):
+    from sar_core.experiments.study.results import read_table
+
+    res, out, _ = quick
+    models = read_table(out.parent / (out.name + "_study") / "models.parquet")
+    for m in models:
+        cfg = json.loads(m["config"])
+        tgt = next(t for t in res["tasks"] if t["task"] == m["task"])["targets"]
+        if m["method"].startswith("sar"):
+            aim = m["method"].partition("@")[2] or "int8"
+            fm = cfg["fault_model"]
+            assert fm["ber"] == tgt[aim]["ber"]
+            assert fm["format"] == ("float16" if aim == "float16" else "int8")
+            assert (fm["granularity"] == "channel") == (aim == "int8_channel")
+
+
+def test_summary_counts_seed_level_verdicts_and_outputs_agree(quick):
+    from scipy import stats as sps
+
     res, out, stdout = quick
-    again = summarize_suite(res["tasks"])
-    assert again == res["summary"]
     for s, per in res["summary"].items():
         for m, row in per.items():
-            verdicts = [t["methods"][m][s]["verdict"] for t in res["tasks"]]
-            assert (row["wins"], row["ties"], row["losses"]) == (
-                verdicts.count("win"),
-                verdicts.count("tie"),
-                verdicts.count("loss"),
+            expect = []
+            for t in res["tasks"]:
+                d = t["methods"][m][s]["delta_per_seed"]
+                lo, hi = sps.t.interval(0.95, len(d) - 1, loc=np.mean(d), scale=sps.sem(d))
+                expect.append("win" if lo > 0 else "loss" if hi < 0 else "tie")
+            assert (row["wins"], row["ties"], row["losses"]) == tuple(
+                expect.count(v) for v in ("win", "tie", "loss")
+            )
+            assert row["mean_delta"] == pytest.approx(
+                np.mean([np.mean(t["methods"][m][s]["delta_per_seed"]) for t in res["tasks"]])
             )
     with out.with_suffix(".csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == len(result_rows(res, "int8")) + len(result_rows(res, "float16"))
+    assert len(rows) == sum(len(result_rows(res, s)) for s in quick_config().targets)
     table = markdown_table(res, "int8")
     assert table in stdout
-    assert table.count("\n| moons_mlp (200) |") == len(res["tasks"][0]["methods"])
-
-
-def test_ci_is_the_t_interval_of_the_pooled_differences():
-    fake = {"a": [[0.5, 0.7, 0.6], [0.4, 0.5, 0.9]], "sgd": [[0.5, 0.5, 0.5], [0.5, 0.5, 0.5]]}
-    from sar_core.experiments.suite import _delta
-
-    d = _delta(fake, "sgd", "a")
-    pooled = 100 * (np.array([0.5, 0.7, 0.6, 0.4, 0.5, 0.9]) - 0.5)
-    assert d["ci95"] == pytest.approx(summarize(pooled)["ci95"])
-    assert d["delta_per_seed"] == pytest.approx([10.0, 10.0])
+    assert len({r["label"] for r in rows if r["setting"] == "int8"}) == len(
+        [m for m in res["tasks"][0]["methods"] if "@" not in m]
+    )
 
 
 def test_bundled_results_file_is_readable_when_present():
     with pytest.raises(ValueError, match="no such file"):
         load_results(RESULTS_PATH.with_name("missing.json"))
-    if RESULTS_PATH.is_file():  # the bundled full run: every task and both settings
+    if RESULTS_PATH.is_file():  # the bundled full run: every task
         res = load_results()
         assert [t["task"] for t in res["tasks"]] == list(TASKS)
         assert result_rows(res, "float16")

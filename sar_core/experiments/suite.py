@@ -1,22 +1,22 @@
-"""The task suite: every method tuned on tuning seeds, judged on held-out seeds, paired against SGD.
+"""The task suite: targets by rule, tuning on tuning seeds, judgement on held-out seeds vs SGD.
 
-Protocol (``benchmarks/suite.py`` runs it; the dashboard reads its results file):
-1. Target settings per task, fixed by a rule on the SGD models of the tuning seeds: for int8 (all
-   bits, weights) and float16 (all bits, weights) separately, the *smallest* BER of a fixed log grid
-   (4 points per decade) at which SGD's accuracy loss (clean float32 accuracy - mean accuracy
-   under faults, averaged over the tuning seeds) is >= 5 points; ``in_band`` records whether that
-   loss is also <= 30 points.
-2. Every hyperparameter of every method is chosen on the tuning seeds only, from a grid of the
-   same size for every tuned method, by the mean accuracy at the int8 target over the tuning
-   seeds (same fault patterns for every candidate). Epochs, learning rate, batch size, momentum
-   and weight decay are shared by all methods and not tuned. ``sar_clip`` reuses SAR's tuned
-   multiplier and clip's tuned w_max; ``randbet`` reuses clip's tuned w_max and tunes its rate.
-3. Held-out seeds: each selected method is trained once per seed; all models of a seed see the
-   same fault patterns (campaign seed fixed per seed). Delta vs SGD: the per-trial paired
-   differences of all held-out seeds are pooled (n = seeds x trials) and the 95% CI is the
-   Student-t interval of their mean. It captures fault-pattern noise, not training-seed noise;
-   the per-seed deltas are stored so the seed spread can be seen. Verdict: win when the CI is
-   above 0, loss when below, tie otherwise.
+Protocol (``benchmarks/suite.py`` runs it; the dashboard and the README read its results file):
+1. Targets per task, fixed by a rule on the SGD models of the tuning seeds: for every target
+   (int8 per tensor, int8 per output channel, float16; all bits of the weights) the *smallest*
+   BER of a fixed log grid (4 points per decade) at which SGD's accuracy loss (clean accuracy -
+   mean accuracy under faults, averaged over the tuning seeds) is >= 5 points; ``in_band``
+   records whether that loss is also <= 30 points.
+2. Every method runs at its library defaults (no hyperparameter set), as a user gets it; the
+   targeted ones (sar, fat, randbet, sar_clip) are given the task's int8 target. One tuned entry
+   (``asam_tuned``) has its rho chosen on the tuning seeds from a grid, by the mean accuracy at
+   the int8 target. ``sar@<target>`` is the default SAR aimed at another target.
+3. Held-out seeds (>= 5): every method is trained once per seed by the study runner
+   (``sar_core.experiments.study``, local executor); all models of a seed see the same fault
+   patterns (campaign seed 1000 + seed). Per task, method and target: the per-seed mean paired
+   difference vs SGD (points), and the seed-level 95% interval (Student t over the per-seed
+   means, ``sar_core.stats.intervals.seed_level_interval``); verdicts ▲/▼/· come from that
+   interval (``sar_core.stats.verdicts``). The fault-only interval (pooled trials) is stored
+   beside it as ``fault_ci95``, labelled, never used for a verdict.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from sar_core.analysis.campaign import compare
-from sar_core.stats.intervals import seed_level_interval, summarize
+from sar_core.stats.intervals import fault_level_interval, seed_level_interval
 from sar_core.stats.verdicts import verdict
 
+SCHEMA = "sar-lab-suite/2"
 SCHEMA_V1 = "sar-lab-suite/1"
 RESULTS_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "suite.json"
 TASKS = {  # name: (dataset, arch)
@@ -45,18 +46,29 @@ TASKS = {  # name: (dataset, arch)
     "circles_mlp": ("circles", "mlp"),
 }
 WIDTHS = {"mlp": (128, 64), "cnn": (8, 16), "cnn1d": (16, 32)}
+TARGETS = {  # target name: (format, int8 granularity)
+    "int8": ("int8", "tensor"),
+    "int8_channel": ("int8", "channel"),
+    "float16": ("float16", "tensor"),
+}
 INT8_GRID = tuple(float(f"{10 ** (-3 + i / 4):.3g}") for i in range(11))  # 1e-3 .. 0.316
 F16_GRID = tuple(float(f"{10 ** (-7 + i / 4):.3g}") for i in range(21))  # 1e-7 .. 1e-2
-# tuned hyperparameter grids, same size for every tuned method
-GRIDS = {
-    "sam": ("rho", (0.05, 0.1, 0.2)),
-    "asam": ("rho", (0.5, 1.0, 2.0)),
-    "sar": ("rho", (0.005, 0.015, 0.05)),  # SAR v2 multiplier of sqrt(E[n])
-    "fat": ("ber_factor", (0.1, 0.3, 1.0)),  # training BER = factor x target (1x diverges often)
-    "clip": ("w_max", (0.05, 0.15, 0.5)),
-    "randbet": ("ber_factor", (0.5, 1.0, 2.0)),  # with clip's tuned w_max
+METHODS = ("sgd", "sam", "asam", "sar", "fat", "clip", "randbet", "sar_clip")  # at defaults
+TARGETED = ("sar", "fat", "randbet", "sar_clip")
+TUNED = {"asam_tuned": ("asam", "rho", (0.5, 1.0, 2.0))}  # name: (method, parameter, grid)
+AIMED = ("sar@int8_channel", "sar@float16")  # default SAR aimed at another target
+LABELS = {
+    "sam": "SAM (default rho 0.05)",
+    "asam": "ASAM (default rho 0.5)",
+    "asam_tuned": "ASAM (rho tuned on tuning seeds)",
+    "sar": "SAR v3 (default; aimed at int8 per tensor)",
+    "sar@int8_channel": "SAR v3 (default) aimed at int8 per channel",
+    "sar@float16": "SAR v3 (default) aimed at float16",
+    "fat": "fault-aware training (default, target rate)",
+    "clip": "weight clipping (default: 2x each layer's initial max|w|)",
+    "randbet": "RandBET (default: target rate, relative clip)",
+    "sar_clip": "SAR v3 + relative clipping (default)",
 }
-METHODS = ("sgd", "sam", "asam", "sar", "fat", "clip", "randbet", "sar_clip")
 
 
 @dataclass(frozen=True)
@@ -64,37 +76,60 @@ class SuiteConfig:
     """Size of a suite run (the defaults are the full run)."""
 
     tasks: tuple[str, ...] = tuple(TASKS)
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = METHODS  # held-out at library defaults; sgd first
+    tuned: tuple[str, ...] = tuple(TUNED)  # entries of TUNED tuned on the tuning seeds
+    aimed: tuple[str, ...] = AIMED
+    targets: tuple[str, ...] = tuple(TARGETS)
     tuning_seeds: tuple[int, ...] = (0, 1)
-    heldout_seeds: tuple[int, ...] = (2, 3, 4)
+    heldout_seeds: tuple[int, ...] = (2, 3, 4, 5, 6)
     epochs: int = 20
     lr: float = 0.05
     trials_target: int = 20  # per grid BER when fixing the targets
     trials_tune: int = 30  # per tuning seed and candidate
-    trials_eval: int = 60  # per held-out seed and method
-    grids: dict = field(default_factory=lambda: dict(GRIDS))
+    trials_eval: int = 40  # per held-out seed, method and target
+    grids: dict = field(default_factory=lambda: {k: v[2] for k, v in TUNED.items()})
     int8_grid: tuple[float, ...] = INT8_GRID
     f16_grid: tuple[float, ...] = F16_GRID
     quick: bool = False
 
+    def __post_init__(self) -> None:
+        if not self.methods or self.methods[0] != "sgd":
+            raise ValueError(f"Invalid methods={self.methods!r}: sgd first (the reference)")
+        bad = [t for t in self.tasks if t not in TASKS] + [
+            t for t in self.targets if t not in TARGETS
+        ]
+        if bad:
+            raise ValueError(f"Invalid task or target {bad[0]!r}: choose from {list(TASKS)}")
+        if set(self.heldout_seeds) & set(self.tuning_seeds):
+            raise ValueError(
+                f"Invalid heldout_seeds={self.heldout_seeds}: they overlap the tuning seeds "
+                f"{self.tuning_seeds} (results would be in-sample)"
+            )
+
     def to_dict(self) -> dict:
         """JSON-friendly dict."""
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        d["grids"] = {m: [n, list(v)] for m, (n, v) in self.grids.items()}
+        d["grids"] = {m: list(v) for m, v in self.grids.items()}
         return d
+
+    @property
+    def entries(self) -> tuple[str, ...]:
+        """Names of the held-out models: defaults, tuned entries, aimed SARs (on-target only)."""
+        aimed = tuple(a for a in self.aimed if a.partition("@")[2] in self.targets)
+        return self.methods + self.tuned + (aimed if "sar" in self.methods else ())
 
 
 def quick_config() -> SuiteConfig:
-    """A tiny run for smoke tests: one task, few epochs, few trials, small grids."""
+    """A tiny run for smoke tests: one task, few epochs, few trials, a small grid."""
     return SuiteConfig(
         tasks=("moons_mlp",),
-        methods=("sgd", "asam", "sar", "clip", "randbet", "sar_clip"),
+        methods=("sgd", "asam", "sar", "clip"),
         heldout_seeds=(2, 3),
         epochs=2,
         trials_target=3,
         trials_tune=3,
         trials_eval=4,
-        grids={m: (n, v[:2]) for m, (n, v) in GRIDS.items()},
+        grids={k: v[2][:2] for k, v in TUNED.items()},
         int8_grid=INT8_GRID[::3],
         f16_grid=F16_GRID[::4],
         quick=True,
@@ -110,40 +145,35 @@ def _load(task: str, seed: int):
     return data, spec_for(data, arch, widths=WIDTHS[arch])
 
 
-def _fm(fmt: str, ber: float):
+def target_model(target: str, ber: float):
+    """The FaultModel of a suite target at a BER (all bits of the weights)."""
     from sar_core.faults.model import FaultModel
 
-    return FaultModel(format=fmt, ber=ber)
+    fmt, gran = TARGETS[target]
+    return FaultModel(format=fmt, ber=ber, granularity=gran)
 
 
-def _train(task: str, seed: int, cfg: SuiteConfig, method: str, params: dict, target):
-    """Train one model; ``params`` holds the method's hyperparameters (suite names)."""
+def _train(task: str, seed: int, cfg: SuiteConfig, method: str, params: dict, target=None):
+    """Train one model at the suite's shared settings plus ``params`` (TrainConfig fields)."""
     from sar_core.training.loop import TrainConfig, train
 
     data, spec = _load(task, seed)
-    kw: dict = dict(method=method, epochs=cfg.epochs, lr=cfg.lr, seed=seed)
-    if "rho" in params:
-        kw["rho"] = params["rho"]
-    if "w_max" in params:
-        kw["w_max"] = params["w_max"]
-    if method in ("sar", "sar_clip"):
-        kw["geometry"] = "fault"
-    if method in ("sar", "sar_clip", "fat", "randbet"):
-        kw["fault_model"] = target.with_rate(ber=min(1.0, target.ber * params.get("ber_factor", 1)))
+    kw: dict = dict(method=method, epochs=cfg.epochs, lr=cfg.lr, seed=seed, **params)
+    if method in TARGETED:
+        kw["fault_model"] = target
     res = train(spec, data, TrainConfig(**kw), device="cpu")
     return res.model, res.clean_accuracy, data
 
 
-def fix_target(task: str, cfg: SuiteConfig, sgd_models: dict, fmt: str) -> dict:
+def fix_target(task: str, cfg: SuiteConfig, sgd_models: dict, target: str) -> dict:
     """The smallest grid BER at which SGD loses >= 5 points (mean over tuning seeds)."""
-    grid = cfg.int8_grid if fmt == "int8" else cfg.f16_grid
+    grid = cfg.f16_grid if TARGETS[target][0] == "float16" else cfg.int8_grid
     rows = []
     for ber in grid:
         losses = []
         for model, clean, data in sgd_models.values():
-            res = compare(
-                [model], data.X_test, data.y_test, _fm(fmt, ber), trials=cfg.trials_target, seed=7
-            )
+            fm = target_model(target, ber)
+            res = compare([model], data.X_test, data.y_test, fm, trials=cfg.trials_target, seed=7)
             losses.append(100 * (clean - res["results"][0].summary()["mean_accuracy"]))
         rows.append([ber, float(np.mean(losses))])
         if rows[-1][1] >= 5:
@@ -152,97 +182,47 @@ def fix_target(task: str, cfg: SuiteConfig, sgd_models: dict, fmt: str) -> dict:
     return {"ber": ber, "sgd_loss_pt": loss, "in_band": 5 <= loss <= 30, "grid_losses": rows}
 
 
-def _candidates(cfg: SuiteConfig, selected: dict) -> list[tuple[str, dict]]:
-    out = []
-    for m in cfg.methods:
-        if m in ("sgd", "sar_clip"):
-            continue
-        name, values = cfg.grids[m]
-        for v in values:
-            p = {name: v}
-            if m == "randbet":
-                p["w_max"] = selected.get("clip", {}).get("w_max", 0.1)
-            out.append((m, p))
-    return out
-
-
-def _robust(models, data, fm, trials: int, seed: int) -> tuple[list, list]:
-    res = compare(models, data.X_test, data.y_test, fm, trials=trials, seed=seed)
-    return res["results"], res["paired_difference"]
-
-
 def tune_task(task: str, cfg: SuiteConfig, targets: dict, sgd_models: dict) -> tuple[dict, list]:
-    """Choose every method's hyperparameters on the tuning seeds (clip before randbet)."""
-    fm = _fm("int8", targets["int8"]["ber"])
-    selected: dict = {"sgd": {}}
+    """Choose each tuned entry's value on the tuning seeds (mean accuracy at the int8 target)."""
+    fm = target_model("int8", targets["int8"]["ber"])
+    selected: dict = {}
     rows: list = []
-    for phase in (("clip",), tuple(m for m in cfg.methods if m != "clip")):
-        cands = [c for c in _candidates(cfg, selected) if c[0] in phase]
-        if not cands:
-            continue
-        scores = np.zeros(len(cands))
+    for name in cfg.tuned:
+        method, param, _ = TUNED[name]
+        values = cfg.grids[name]
+        scores = np.zeros(len(values))
         for seed, (_, _, data) in sgd_models.items():
-            trained = [_train(task, seed, cfg, m, p, fm) for m, p in cands]
-            results, _ = _robust([t[0] for t in trained], data, fm, cfg.trials_tune, 100 + seed)
-            for k, ((m, p), t, r) in enumerate(zip(cands, trained, results)):
+            trained = [_train(task, seed, cfg, method, {param: v}, fm) for v in values]
+            res = compare(
+                [t[0] for t in trained],
+                data.X_test,
+                data.y_test,
+                fm,
+                trials=cfg.trials_tune,
+                seed=100 + seed,
+            )["results"]
+            for k, (v, t, r) in enumerate(zip(values, trained, res)):
                 acc = r.summary()["mean_accuracy"]
                 scores[k] += acc / len(sgd_models)
-                rows.append({"method": m, "params": p, "seed": seed, "clean": t[1], "robust": acc})
-        for m in {c[0] for c in cands}:
-            ks = [k for k, c in enumerate(cands) if c[0] == m]
-            selected[m] = cands[max(ks, key=lambda k: scores[k])][1]
-    if "sar_clip" in cfg.methods:
-        selected["sar_clip"] = {
-            "rho": selected.get("sar", {}).get("rho", cfg.grids["sar"][1][0]),
-            "w_max": selected.get("clip", {}).get("w_max", 0.1),
-        }
+                rows.append(
+                    {
+                        "method": name,
+                        "params": {param: v},
+                        "seed": seed,
+                        "clean": t[1],
+                        "robust": acc,
+                    }
+                )
+        selected[name] = {param: values[int(np.argmax(scores))]}
     return selected, rows
 
 
-def _delta(accs: dict, base: str, m: str) -> dict:
-    d_seed = [np.asarray(a) - np.asarray(b) for a, b in zip(accs[m], accs[base])]
-    s = summarize(100 * np.concatenate(d_seed))
-    lo, hi = s["ci95"]
-    per_seed = [float(100 * d.mean()) for d in d_seed]
-    v = verdict(lo, hi)
-    return {"delta": s["mean"], "ci95": [lo, hi], "delta_per_seed": per_seed, "verdict": v}
-
-
-def evaluate_heldout(task: str, cfg: SuiteConfig, targets: dict, selected: dict) -> dict:
-    """Train the selected methods on the held-out seeds; paired robust accuracy vs SGD."""
-    fms = {s: _fm(s, targets[s]["ber"]) for s in ("int8", "float16")}
-    runs = [(m, selected[m], fms["int8"]) for m in cfg.methods]
-    if "sar" in cfg.methods:  # the same multiplier, aimed at the float16 target
-        runs.append(("sar", selected["sar"], fms["float16"]))
-    names = [m for m in cfg.methods] + (["sar@float16"] if "sar" in cfg.methods else [])
-    clean = {n: [] for n in names}
-    accs = {s: {n: [] for n in names} for s in fms}
-    for seed in cfg.heldout_seeds:
-        trained = [_train(task, seed, cfg, m, p, fm) for m, p, fm in runs]
-        data = trained[0][2]
-        for n, t in zip(names, trained):
-            clean[n].append(100 * t[1])
-        for s, fm in fms.items():
-            results, _ = _robust([t[0] for t in trained], data, fm, cfg.trials_eval, 1000 + seed)
-            for n, r in zip(names, results):
-                accs[s][n].append(r.accuracy)
-    out = {}
-    for n in names:
-        row: dict = {"clean": float(np.mean(clean[n])), "clean_per_seed": clean[n]}
-        row["clean_delta"] = row["clean"] - float(np.mean(clean["sgd"]))
-        for s in fms:
-            row[s] = {"robust": float(100 * np.mean(accs[s][n])), **_delta(accs[s], "sgd", n)}
-        out[n] = row
-    return out
-
-
-def run_task(task: str, cfg: SuiteConfig) -> dict:
-    """Targets, tuning and held-out evaluation of one task (one worker's unit of work)."""
+def prepare_task(task: str, cfg: SuiteConfig) -> dict:
+    """Stage 1 of a task on the tuning seeds: targets by rule, tuned entries' values."""
     t0 = time.perf_counter()
-    sgd = {s: _train(task, s, cfg, "sgd", {}, None) for s in cfg.tuning_seeds}
-    targets = {f: fix_target(task, cfg, sgd, f) for f in ("int8", "float16")}
+    sgd = {s: _train(task, s, cfg, "sgd", {}) for s in cfg.tuning_seeds}
+    targets = {t: fix_target(task, cfg, sgd, t) for t in cfg.targets}
     selected, tuning = tune_task(task, cfg, targets, sgd)
-    methods = evaluate_heldout(task, cfg, targets, selected)
     data = next(iter(sgd.values()))[2]
     n_test = int(len(data.y_test))
     return {
@@ -255,75 +235,259 @@ def run_task(task: str, cfg: SuiteConfig) -> dict:
         "targets": targets,
         "selected": selected,
         "tuning": tuning,
-        "methods": methods,
-        "seconds": time.perf_counter() - t0,
+        "seconds_tuning": time.perf_counter() - t0,
     }
 
 
-def summarize_suite(tasks: list[dict]) -> dict:
-    """Across tasks, per setting and method: mean delta, wins / ties / losses, clean deltas."""
+def entry_config(name: str, prepared: dict) -> dict:
+    """TrainConfig fields (beyond the shared ones) of a held-out entry on a prepared task."""
+    base, _, aim = name.partition("@")
+    if base in TUNED:
+        return {"method": TUNED[base][0], **prepared["selected"][base]}
+    d: dict = {"method": base}
+    if base in TARGETED:
+        t = aim or "int8"
+        d["fault_model"] = target_model(t, prepared["targets"][t]["ber"]).to_dict()
+    return d
+
+
+def _toml(v) -> str:
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items() if x is not None) + " }"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml(x) for x in v) + "]"
+    return repr(v)
+
+
+def heldout_spec(cfg: SuiteConfig, prepared: list[dict], *, created: str = "") -> str:
+    """TOML text of the held-out stage as a study (sar_core.experiments.study)."""
+    from sar_core.faults.model import FaultModel
+
+    lines = [
+        "# The SAR task suite's held-out stage, written by sar_core.experiments.suite from the",
+        f"# tuning stage {created}: targets by rule and tuned values on the tuning seeds.",
+        'name = "suite"',
+        'description = "SAR task suite, held-out seeds: methods at their defaults (and tuned '
+        "ASAM), paired against SGD at each task's target fault settings.\"",
+        f"seeds = {list(cfg.heldout_seeds)}",
+        "",
+        "[train]",
+        f"epochs = {cfg.epochs}",
+        f"lr = {cfg.lr!r}",
+        "",
+    ]
+    for name in cfg.entries:
+        base = name.partition("@")[0]
+        method = TUNED[base][0] if base in TUNED else base
+        lines += ["[[methods]]", f"name = {json.dumps(name)}", f"method = {json.dumps(method)}", ""]
+    for p in prepared:
+        lines += ["[[tasks]]", f"name = {json.dumps(p['task'])}"]
+        lines += [f"dataset = {json.dumps(p['dataset'])}", f"arch = {json.dumps(p['arch'])}"]
+        lines.append(f"widths = {list(WIDTHS[p['arch']])}")
+        for name in cfg.entries:
+            extra = {k: v for k, v in entry_config(name, p).items() if k != "method"}
+            if "fault_model" in extra:  # only the fields that differ from FaultModel's defaults
+                full, dflt = extra["fault_model"], FaultModel(ber=0.01).to_dict()
+                keep = ("format", "ber", "granularity")
+                extra["fault_model"] = {
+                    k: full[k]
+                    for k in keep
+                    if full[k] != dflt.get(k, None) or k in ("format", "ber")
+                }
+            if extra:
+                lines.append(f"methods.{json.dumps(name)} = {_toml(extra)}")
+        for t in cfg.targets:
+            fmt, gran = TARGETS[t]
+            lines += ["[[tasks.faults]]", f"name = {json.dumps(t)}", f"format = {json.dumps(fmt)}"]
+            if gran != "tensor":
+                lines.append(f"granularity = {json.dumps(gran)}")
+            lines.append(f"ber = {p['targets'][t]['ber']!r}")
+        lines.append("")
+    lines += [
+        "[campaign]",
+        f"trials = {cfg.trials_eval}",
+        "seed = 1000          # the campaign seed of run seed s is 1000 + s: paired across methods",
+        "add_run_seed = true",
+        "",
+        "[sharpness]",
+        'measure = "none"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _stats(per_seed_trials: list, ref_trials: list) -> dict:
+    """Method - SGD (points) at one target from per-seed arrays of per-trial accuracies."""
+    d_seed = [100 * (np.asarray(a) - np.asarray(b)) for a, b in zip(per_seed_trials, ref_trials)]
+    seed = seed_level_interval(d_seed)
+    fault = fault_level_interval(d_seed)
+    return {
+        "robust": float(100 * np.mean([np.mean(a) for a in per_seed_trials])),
+        "delta": seed.mean,
+        "ci95": [seed.lo, seed.hi],
+        "seed_ci": seed.to_dict(),
+        "fault_ci95": [fault.lo, fault.hi],
+        "delta_per_seed": [float(d.mean()) for d in d_seed],
+        "verdict": verdict(seed.lo, seed.hi),
+    }
+
+
+def heldout_rows(tables: dict, cfg: SuiteConfig) -> dict:
+    """Per task: the methods dict of the results from a study's collected tables."""
+    trials: dict = {}
+    for r in tables["trials"]:
+        key = (r["task"], r["method"], r["fault"], r["seed"])
+        trials.setdefault(key, []).append((r["trial"], r["accuracy"]))
+    clean = {
+        (m["task"], m["method"], m["seed"]): 100 * m["clean_accuracy"] for m in tables["models"]
+    }
     out: dict = {}
-    for s in ("int8", "float16"):
+    for task in cfg.tasks:
+        seeds = cfg.heldout_seeds
+        acc = {
+            (m, t): [np.array([a for _, a in sorted(trials[(task, m, t, s)])]) for s in seeds]
+            for m in cfg.entries
+            for t in cfg.targets
+        }
+        sgd_clean = [clean[(task, "sgd", s)] for s in seeds]
+        methods = {}
+        for m in cfg.entries:
+            c = [clean[(task, m, s)] for s in seeds]
+            cd = seed_level_interval(np.subtract(c, sgd_clean))
+            row = {
+                "clean": float(np.mean(c)),
+                "clean_per_seed": c,
+                "clean_delta": cd.mean,
+                "clean_ci95": [cd.lo, cd.hi],
+            }
+            for t in cfg.targets:
+                row[t] = _stats(acc[(m, t)], acc[("sgd", t)])
+            methods[m] = row
+        out[task] = methods
+    return out
+
+
+def summarize_suite(tasks: list[dict], targets: tuple[str, ...] | None = None) -> dict:
+    """Across tasks, per target and method: mean delta, seed-level wins / ties / losses, clean."""
+    targets = targets or tuple(t for t in TARGETS if t in tasks[0]["methods"]["sgd"])
+    out: dict = {}
+    for s in targets:
         out[s] = {}
         for m in tasks[0]["methods"]:
-            if m == "sgd" or any(m not in t["methods"] for t in tasks):
+            aim = m.partition("@")[2]
+            if m == "sgd" or (aim and aim != s) or any(m not in t["methods"] for t in tasks):
                 continue
             rows = [t["methods"][m] for t in tasks]
-            verdicts = [r[s]["verdict"] for r in rows]
+            vs = [verdict(*r[s]["ci95"]) for r in rows]
             out[s][m] = {
                 "mean_delta": float(np.mean([r[s]["delta"] for r in rows])),
-                "wins": verdicts.count("win"),
-                "ties": verdicts.count("tie"),
-                "losses": verdicts.count("loss"),
+                "wins": vs.count("win"),
+                "ties": vs.count("tie"),
+                "losses": vs.count("loss"),
                 "mean_clean_delta": float(np.mean([r["clean_delta"] for r in rows])),
                 "min_clean_delta": float(np.min([r["clean_delta"] for r in rows])),
             }
     return out
 
 
-def run_suite(cfg: SuiteConfig, *, workers: int = 1, on_task=None) -> dict:
-    """Run every task (in ``workers`` processes, one thread each) and summarise."""
-    t0 = time.perf_counter()
-    if workers > 1:
-        import multiprocessing as mp
+def _pool_map(fn, items: list, workers: int, on_item=None) -> list:
+    """``fn`` over ``items`` in ``workers`` spawned processes (one torch thread each), in order."""
+    if workers <= 1:
+        out = []
+        for it in items:
+            out.append(fn(*it))
+            if on_item:
+                on_item(out[-1])
+        return out
+    import multiprocessing as mp
 
-        # heaviest tasks first so the two workers finish together
-        order = sorted(cfg.tasks, key=lambda t: ("mnist1d" not in t, "digits" not in t))
-        with mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
-            done = {}
-            for res in pool.imap_unordered(_run_task_star, [(t, cfg) for t in order]):
-                done[res["task"]] = res
-                if on_task:
-                    on_task(res)
-        tasks = [done[t] for t in cfg.tasks]
-    else:
-        tasks = []
-        for t in cfg.tasks:
-            tasks.append(run_task(t, cfg))
-            if on_task:
-                on_task(tasks[-1])
+    with mp.get_context("spawn").Pool(workers, initializer=_worker_init) as pool:
+        out = []
+        for res in pool.imap(_star, [(fn, it) for it in items]):
+            out.append(res)
+            if on_item:
+                on_item(res)
+    return out
+
+
+def run_suite(cfg: SuiteConfig, study_dir: str | Path, *, workers: int = 1, on_event=None) -> dict:
+    """Stage 1 (targets, tuning) per task in ``workers`` processes, stage 2 as a study.
+
+    ``study_dir``: the study runner's directory for the held-out stage (cached by content hash:
+    an interrupted run resumes there). ``on_event`` receives progress dicts.
+    """
+    from sar_core.experiments.study.cache import Store
+    from sar_core.experiments.study.plan import make_plan
+    from sar_core.experiments.study.results import collect
+    from sar_core.experiments.study.run import run_study
+    from sar_core.experiments.study.spec import parse_spec
+
+    t0 = time.perf_counter()
+    order = sorted(cfg.tasks, key=lambda t: ("mnist1d" not in t, "digits" not in t))
+
+    def stage1_done(res: dict) -> None:
+        if on_event:
+            on_event({"stage": "tuning", "task": res["task"], "seconds": time.perf_counter() - t0})
+
+    prepared = _pool_map(prepare_task, [(t, cfg) for t in order], workers, stage1_done)
+    prepared = sorted(prepared, key=lambda p: cfg.tasks.index(p["task"]))
+    t1 = time.perf_counter()
+    spec = parse_spec(heldout_spec(cfg, prepared))
+    plan = make_plan(spec)  # collected below from this very plan (its keys hash the code)
+    run = run_study(
+        spec, study_dir, executor="local", workers=workers, on_event=on_event, plan=plan
+    )
+    if run["failed"]:
+        raise RuntimeError(f"suite held-out study had failed tasks: {run['failed'][:3]}")
+    tables = collect(plan, Store(study_dir))
+    heldout = heldout_rows(tables, cfg)
+    tasks = [{**p, "methods": heldout[p["task"]]} for p in prepared]
     return {
-        "schema": "sar-lab-suite/1",
+        "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "config": cfg.to_dict(),
+        "labels": {m: LABELS.get(m, m) for m in cfg.entries},
+        "defaults": _defaults(),
         "workers": workers,
         "run_seconds": time.perf_counter() - t0,
+        "stage_seconds": {"tuning": t1 - t0, "heldout": time.perf_counter() - t1},
+        "study": {"dir": str(study_dir), "plan": {k: run[k] for k in ("train", "campaign")}},
         "tasks": tasks,
-        "summary": summarize_suite(tasks),
+        "summary": summarize_suite(tasks, cfg.targets),
+    }
+
+
+def _defaults() -> dict:
+    """The library defaults the held-out methods ran with (recorded with the results)."""
+    from sar_core.training.config import DEFAULT_RHO, DEFAULT_W_MAX_REL
+    from sar_core.training.optim import (
+        SAR_DEFAULT_FAULT_SAMPLE,
+        SAR_DEFAULT_GEOMETRY,
+        SAR_DEFAULT_RANGE_GRAD,
+    )
+
+    return {
+        "rho": dict(DEFAULT_RHO),
+        "sar_geometry": SAR_DEFAULT_GEOMETRY,
+        "sar_range_grad": SAR_DEFAULT_RANGE_GRAD,
+        "sar_fault_sample": SAR_DEFAULT_FAULT_SAMPLE,
+        "w_max_rel": DEFAULT_W_MAX_REL,
     }
 
 
 def _worker_init() -> None:
-    import os
-
     from sar_core.runtime import configure_threads
 
-    os.environ["OMP_NUM_THREADS"] = "1"
     configure_threads(1)
 
 
-def _run_task_star(args):
-    return run_task(*args)
+def _star(args):
+    fn, it = args
+    return fn(*it)
 
 
 def load_results(path: str | Path | None = None) -> dict:
@@ -429,12 +593,17 @@ def headline(results: dict, target: str, task: str | None = None) -> list[dict]:
 
 def result_rows(results: dict, setting: str = "int8") -> list[dict]:
     """One flat row per task and method (for tables, CSV, and the dashboard's cross-task view)."""
-    if setting not in ("int8", "float16"):
-        raise ValueError(f"Invalid setting={setting!r}: choose 'int8' or 'float16'")
+    if not results.get("tasks") or setting not in _targets_of(results):
+        have = list(_targets_of(results)) if results.get("tasks") else list(TARGETS)
+        raise ValueError(f"Invalid setting={setting!r}: choose from {have}")
     rows = []
     for t in results["tasks"]:
         tgt = t["targets"][setting]
         for m, r in t["methods"].items():
+            aim = m.partition("@")[2]
+            if aim and aim != setting:
+                continue
+            fault = r[setting].get("fault_ci95", [float("nan")] * 2)
             rows.append(
                 {
                     "task": t["task"],
@@ -443,6 +612,7 @@ def result_rows(results: dict, setting: str = "int8") -> list[dict]:
                     "ber": tgt["ber"],
                     "sgd_loss_pt": tgt["sgd_loss_pt"],
                     "method": m,
+                    "label": method_label(results, m),
                     "params": json.dumps(t["selected"].get(m.split("@")[0], {})),
                     "clean": r["clean"],
                     "clean_delta": r["clean_delta"],
@@ -450,6 +620,9 @@ def result_rows(results: dict, setting: str = "int8") -> list[dict]:
                     "delta": r[setting]["delta"],
                     "ci95_low": r[setting]["ci95"][0],
                     "ci95_high": r[setting]["ci95"][1],
+                    "ci_kind": "seed" if "seed_ci" in r[setting] else "fault (pooled trials)",
+                    "fault_ci95_low": fault[0],
+                    "fault_ci95_high": fault[1],
                     "verdict": r[setting]["verdict"],
                 }
             )
