@@ -1,8 +1,9 @@
 """Names the CLI and the dashboard offer as choices, importable without torch, numpy or sklearn.
 
-The modules that implement them (``data``, ``models``, ``train_config``, ``optim``, ``bits``,
-``faults``) may import these tuples from here; ``tests/test_startup.py`` checks that every tuple
-here equals the implementing module's own, so the two cannot drift apart silently.
+Each tuple is defined here once; the modules that implement them import it from here
+(``sar_core.formats.bits`` builds its ``FORMATS`` from ``FORMAT_NAMES``). Modules that still
+spell a tuple out themselves (data, models, training config / optim, faults) are checked against
+this one by ``tests/test_startup.py`` until they import it.
 """
 
 DATASETS = ("digits", "moons", "circles", "blobs", "iris", "wine", "breast_cancer", "mnist1d")

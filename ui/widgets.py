@@ -59,11 +59,6 @@ def finite_or_none(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def ci_bounds(ci: Sequence[float]) -> tuple[float | None, float | None]:
-    """A 95% CI as (low, high) clamped to [0, 1]; None for an undefined (NaN) bound."""
-    return clip01(ci[0]), clip01(ci[1])
-
-
 class LiveChart:
     """A chart slot that redraws a plotly figure at most every ``interval`` seconds."""
 

@@ -84,7 +84,13 @@ def plain_twin(ck: Checkpoint) -> nn.Module | None:
     try:
         twin = build_model(ck.spec, 0)
         twin.load_state_dict(ck.model.state_dict())
-    except (AttributeError, TypeError, ValueError, RuntimeError):  # no spec, or other layers
+    except (
+        AttributeError,
+        KeyError,
+        TypeError,
+        ValueError,
+        RuntimeError,
+    ):  # no spec / other layers
         return None
     return twin.eval()
 
