@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sar_core.names import FORMAT_NAMES
+from sar_core.names import FORMAT_NAMES, GRANULARITIES
 from sar_core.validate import check_choice, check_float, check_int
 
 
@@ -140,7 +140,7 @@ def int8_scale(w, granularity: str = "tensor"):
     import here: tensor methods only). An all-zero (or NaN) range gives 1.0: any scale stores 0.
     Per channel, s has shape (C, 1, ...), broadcastable against w.
     """
-    check_choice("granularity", granularity, ("tensor", "channel"))
+    check_choice("granularity", granularity, GRANULARITIES)
     if hasattr(w, "masked_fill"):  # a torch tensor
         a = w.abs().float()
         if granularity == "tensor" or a.dim() == 0:
