@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-st.title("Lesson: what keeps a network alive when its bits flip?")
+st.title("Lesson: what keeps a network alive when bits flip?")
 st.caption(
     "Five copies of one digits network, trained alike except for the method: plain **SGD**, "
     "**SAR** (a flat minimum), **weight clipping**, **RandBET** and **ASAM**. All are hit by "
@@ -90,17 +90,21 @@ with st.spinner("Measuring..."):
 left, right = st.columns([5, 4], gap="medium")
 with left:
     V.accuracy_chart(lineup, levels, ber, expert=expert)
-with right:
+    clip_panel = st.container()
+with right.container(key="lesson_right"):
     numbers = st.empty()
     head = L.suite_headline(fault)
-    st.markdown(T.suite_note(head, L.FAULTS[fault].label))
+    with st.container(key="lesson_suite"):
+        st.markdown(V.suite_table(head))
+        st.markdown(T.suite_note(head, L.FAULTS[fault].label))
 
 
 def show(summary: dict, note: str = "") -> None:
     """The verdict, the model strip and the noise warning for one summary."""
     with numbers.container():
         st.markdown(T.verdict_sentence(names, summary, fault_label=L.FAULTS[fault].label, ber=ber))
-        st.markdown(V.model_strip(lineup, summary), unsafe_allow_html=True)
+        st.markdown(V.model_strip(lineup, summary, expert=expert), unsafe_allow_html=True)
+        st.caption(T.STRIP_KEY)
         if note:
             st.caption(note)
         warn = T.noise_warning(L.quick_noise(levels, ber), L.QUICK_TRIALS) if not note else None
@@ -129,13 +133,13 @@ if kept and kept["key"] == run_key:
 
 static = L.static(lineup, seed)
 where = L.setting(lineup, fault, ber, seed)
-a, b, c = st.columns([4, 4, 3], gap="medium")
+with clip_panel:
+    st.markdown(T.clipping_sentence(names, [m.method for m in lineup], static["int8"]))
+    st.markdown(V.steps_table(lineup, static["int8"]), unsafe_allow_html=True)
+a, c = st.columns([3, 2], gap="medium")
 with a:
     V.fault_chart(lineup, where["fault_slices"], expert=expert)
     st.markdown(T.flatness_sentence(names, here))
-with b:
-    st.markdown(T.clipping_sentence(names, [m.method for m in lineup], static["int8"]))
-    st.markdown(V.steps_table(lineup, static["int8"]), unsafe_allow_html=True)
 with c:
     if where["worst"] is None:
         st.info("Pattern 0 flipped no bit at this rate.")

@@ -69,6 +69,11 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def pts(x: float) -> str:
+    """Signed points with a true minus sign, as the page writes them (independent of ui)."""
+    return f"{x:+.1f}".replace("-", "−")
+
+
 def test_lesson_shows_five_models_whose_numbers_match_an_independent_campaign():
     from ui.lesson import QUICK_TRIALS
 
@@ -160,13 +165,8 @@ def test_verdicts_compare_accuracy_lost_with_paired_intervals():
         d = 100 * ((np.asarray(r.accuracy) - r.deployed_accuracy) - a)
         lo, hi = stats.t.interval(0.95, d.size - 1, loc=d.mean(), scale=stats.sem(d))
         cell = row[4]
-        if lo > 0:
-            assert cell.startswith("▲ loses") and f"{abs(d.mean()):.1f} pt less" in cell
-        elif hi < 0:
-            assert cell.startswith("▼ loses")
-        else:
-            assert "no measurable difference" in cell, (cell, lo, hi)
-        assert f"{lo:+.1f}".replace("-", "−") in cell
+        sym = "▲" if lo > 0 else ("▼" if hi < 0 else "·")  # loses less / more / no difference
+        assert cell == f"{sym} {pts(d.mean())} [{pts(lo)}, {pts(hi)}]", cell
 
 
 def test_a_bad_link_value_says_it_fell_back():
@@ -219,15 +219,20 @@ def test_sentences_quote_the_numbers_beside_them():
 
 def test_the_suite_strip_comes_from_the_results_file(tmp_path):
     from sar_core.experiments.suite import headline, load_results
-    from ui.lesson_text import pts
 
     at = lesson(fault="int8")
     res = load_results()
-    text = next(m.value for m in at.markdown if m.value.startswith("**Held-out suite**"))
-    for row in headline(res, "int8", task="digits_mlp"):
-        assert f"{row['label']} **{pts(row['mean_delta'])}**" in text
-        td = row["task_delta"]
-        assert f"digits MLP {pts(td['mean'])} [{pts(td['lo'])}, {pts(td['hi'])}]" in text
+    table = next(m.value for m in at.markdown if m.value.startswith("| held-out suite"))
+    rows = [[c.strip() for c in r.strip("|").split("|")] for r in table.splitlines()[2:]]
+    want = headline(res, "int8", task="digits_mlp")
+    assert len(rows) == len(want)
+    for row, w in zip(rows, want):
+        td = w["task_delta"]
+        assert row[0] == w["label"] and row[1] == pts(w["mean_delta"])
+        assert row[2] == f"{w['wins']}▲ {w['ties']}· {w['losses']}▼"
+        assert row[3] == f"{pts(td['mean'])} [{pts(td['lo'])}, {pts(td['hi'])}]"
+    seeds = ", ".join(map(str, res["config"]["heldout_seeds"]))
+    assert f"training seeds {seeds}" in texts(at) and "In-sample" in texts(at)
     f32 = lesson(fault="float32")
     assert "no held-out result for float32" in texts(f32)
 

@@ -46,15 +46,18 @@ def flips_text(x: float) -> str:
 
 
 def verdict_cell(state: str, diff: Mapping) -> str:
-    """The model strip's 'vs SGD' cell from a compare_lost result."""
-    d = diff["mean"]
-    if state == "loses less":
-        return f"▲ loses {abs(d):.1f} pt less {interval(diff)}"
-    if state == "loses more":
-        return f"▼ loses {abs(d):.1f} pt more {interval(diff)}"
-    if state == "no measurable difference":
-        return f"· no measurable difference {interval(diff)}"
+    """The model strip's 'vs SGD' cell from a compare_lost result: a symbol, the paired
+    difference of accuracy lost (points; + = lost less) and its 95% interval."""
+    if state in ("loses less", "loses more", "no measurable difference"):
+        sym = {"loses less": "▲", "loses more": "▼"}.get(state, "·")
+        return f"{sym} {pts(diff['mean'])} {interval(diff)}"
     return state
+
+
+STRIP_KEY = (
+    "*vs SGD*: accuracy lost minus SGD's, in points, paired over the same patterns, with its "
+    "95% interval: ▲ loses measurably less, · no measurable difference, ▼ loses more."
+)
 
 
 def verdict_sentence(names: Sequence[str], here: Mapping, *, fault_label: str, ber: float) -> str:
@@ -167,35 +170,35 @@ def clipping_sentence(
 
 
 def suite_note(head: Mapping | None, fault_label: str) -> str:
-    """The held-out suite's headline for the chosen format, with the in-sample note."""
+    """What the held-out suite table is, and which numbers on the page are in-sample."""
     insample = (
-        "*In-sample:* the models on this page were all trained on these digits with seed 0 at "
+        "*In-sample:* the five models above were all trained on these digits with seed 0 at "
         "their default settings, and the demo SAR's settings were chosen on this same task and "
-        "seed; the numbers above describe these five networks, not the methods."
+        "seed: their numbers describe these networks, not the methods."
     )
     if head is None:
         return (
-            f"**Held-out suite:** it measures int8 and float16 only, so there is no held-out "
+            "**Held-out suite:** it measures int8 and float16 only, so there is no held-out "
             f"result for {fault_label.split(':')[0]}. {insample}"
         )
-    rows = head["rows"]
     seeds = ", ".join(map(str, head["heldout_seeds"]))
-    cells = []
-    for r in rows:
-        td = r.get("task_delta")
-        digits = f"; digits MLP {pts(td['mean'])} {interval(td)}" if td else ""
-        cells.append(
-            f"{r['label']} **{pts(r['mean_delta'])}** ({r['wins']}▲ {r['ties']}· "
-            f"{r['losses']}▼{digits})"
-        )
-    held = (
-        "" if not any(r.get("in_sample") for r in rows) else " (some seeds were also tuning seeds)"
-    )
+    held = " (some were also tuning seeds)" if any(r.get("in_sample") for r in head["rows"]) else ""
     return (
-        f"**Held-out suite** ({head['n_tasks']} tasks, training seeds {seeds}{held}; mean "
-        "accuracy kept vs SGD in points, wins / ties / losses over tasks; digits MLP with its "
-        "seed-level 95% interval): " + " · ".join(cells) + f". {insample}"
+        f"**Held-out suite** ({head['n_tasks']} tasks, training seeds {seeds}{held}, methods "
+        "tuned on other seeds): accuracy kept vs SGD in points, wins ▲ / ties · / losses ▼ over "
+        f"the tasks, and the digits MLP with its seed-level 95% interval. {insample}"
     )
+
+
+def suite_rows(head: Mapping) -> list[tuple[str, str, str, str]]:
+    """(method, mean over tasks, W/T/L, digits MLP with interval) per headline row."""
+    out = []
+    for r in head["rows"]:
+        td = r.get("task_delta")
+        digits = f"{pts(td['mean'])} {interval(td)}" if td else "–"
+        wtl = f"{r['wins']}▲ {r['ties']}· {r['losses']}▼"
+        out.append((r["label"], pts(r["mean_delta"]), wtl, digits))
+    return out
 
 
 def worst_caption(names: Sequence[str], worst: Mapping, *, expert: bool) -> str:

@@ -16,7 +16,7 @@ from sar_core.plots.robustness import sweep_figure
 from sar_core.plots.style import method_color
 from ui.layout import clip01, fmt_ci, fmt_pct
 from ui.lesson import Model
-from ui.lesson_text import pts, verdict_cell
+from ui.lesson_text import pts, suite_rows, verdict_cell
 
 CHART_HEIGHT = 400
 SMALL_HEIGHT = 300
@@ -58,6 +58,7 @@ def accuracy_chart(lineup, levels, ber: float, *, expert: bool) -> None:
         margin=dict(t=40, b=10, l=10, r=10),
         legend=dict(title_text="", orientation="h", yanchor="top", y=-0.2, x=0),
     )
+    fig.update_xaxes(tickangle=0, tickfont=dict(size=10))
     st.plotly_chart(fig, key="lesson_sweep", config={"displayModeBar": False})
 
 
@@ -65,20 +66,28 @@ def _swatch(m: Model, i: int) -> str:
     return f'<span style="color:{method_color(m.method, i)}">■</span>'
 
 
-def model_strip(lineup: Sequence[Model], here: Mapping) -> str:
-    """One row per model: fault-free, under faults (95% CI), accuracy lost, vs the reference."""
-    head = "| model | no faults | under faults | lost (pt) | vs " + lineup[0].short + " |\n"
+def model_strip(lineup: Sequence[Model], here: Mapping, *, expert: bool) -> str:
+    """One row per model: fault-free, under faults, accuracy lost, vs the reference."""
+    head = f"| model | no faults | under faults | lost (pt) | vs {lineup[0].short} |\n"
     head += "|:--|--:|--:|--:|:--|\n"
     rows = []
     for i, (m, s) in enumerate(zip(lineup, here["models"])):
         vs = "reference" if i == 0 else verdict_cell(s["vs_first"]["state"], s["vs_first"]["diff"])
         name = m.short if m.entry is None else f"{m.short} (yours)"
+        ci = f" <small>{fmt_ci(s['ci95'])}</small>" if expert else ""
         rows.append(
             f"| {_swatch(m, i)} {name} | {fmt_pct(s['deployed_accuracy'])} | "
-            f"{fmt_pct(s['mean_accuracy'])} <small>{fmt_ci(s['ci95'])}</small> | "
-            f"{pts(s['lost']['mean'])} | {vs} |"
+            f"{fmt_pct(s['mean_accuracy'])}{ci} | {pts(s['lost']['mean'])} | {vs} |"
         )
     return head + "\n".join(rows)
+
+
+def suite_table(head: Mapping | None) -> str:
+    """The held-out suite's headline as a small table ('' without one)."""
+    if head is None:
+        return ""
+    out = "| held-out suite | mean Δ (pt) | tasks | digits MLP Δ [95% CI] |\n|:--|--:|:--|:--|\n"
+    return out + "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in suite_rows(head))
 
 
 def _log_label(fig) -> None:
