@@ -66,17 +66,18 @@ def guard(zoo, digits):
 
 @pytest.fixture
 def injections(monkeypatch):
-    """Count Injector.delta calls (one faulty parameter set each) and the bits they change."""
+    """Count the patterns Injector.chunk_delta applies (one faulty parameter set each; ``delta``
+    is its one-pattern case) and the bits they change."""
     count = {"patterns": 0, "bits": 0}
-    real = Injector.delta
+    real = Injector.chunk_delta
 
-    def counting(self, pattern):
-        count["patterns"] += 1
-        out = real(self, pattern)
-        count["bits"] += out.n_changed
+    def counting(self, patterns):
+        count["patterns"] += len(patterns)
+        out = real(self, patterns)
+        count["bits"] += int(out.n_changed.sum())
         return out
 
-    monkeypatch.setattr(Injector, "delta", counting)
+    monkeypatch.setattr(Injector, "chunk_delta", counting)
     return count
 
 
