@@ -1,19 +1,35 @@
-"""README results table: clean and faulty accuracy (95% CI) of the demo checkpoints, via the CLI.
+"""README numbers, regenerated from the result files they describe.
 
-Runs, for each architecture and fault setting, exactly:
+    python scripts/results_table.py            # rewrite the README's generated blocks
+    python scripts/results_table.py --check    # exit 1 when a block no longer matches its file
+    python scripts/results_table.py demo       # the seed-0 demo checkpoint table, via the CLI
+
+Generated blocks sit between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->`` in
+README.md: the suite's protocol paragraph, per-target tables and verdict counts, the issue's
+targets stated as met / MISSED with their numbers (all from benchmarks/results/suite.json via
+``sar_core.experiments.suite_report.readme_blocks``), and the Double-win table (from
+benchmarks/results/double_win.json). ``tests/test_readme_claims.py`` runs the check.
+
+``demo`` runs, for each architecture and fault setting, exactly:
     python -m sar_core compare --models assets/digits_<arch>_{sgd,sam,sar}.safetensors \
         --format <fmt> --ber <p> --trials 200 --seed 0 --json --quiet
-and prints a markdown table. Run:  python scripts/results_table.py
+and prints a markdown table.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+README = ROOT / "README.md"
+BLOCK = re.compile(
+    r"<!-- generated:(?P<name>[\w-]+) -->\n(?P<body>.*?)\n<!-- /generated:(?P=name) -->", re.S
+)
 SETTINGS = [("int8", "0.01"), ("int8", "0.03"), ("float32", "1e-5"), ("float32", "1e-4")]
 METHODS = ("sgd", "sam", "sar")
 TRIALS = "200"
@@ -47,7 +63,33 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
-if __name__ == "__main__":
+def blocks() -> dict[str, str]:
+    """Every generated block, computed from the bundled result files."""
+    from sar_core.experiments.suite import load_results
+    from sar_core.experiments.suite_report import double_win_table, readme_blocks
+
+    out = readme_blocks(load_results())
+    dw = json.loads((ROOT / "benchmarks" / "results" / "double_win.json").read_text())
+    out["double-win"] = double_win_table(dw)
+    return out
+
+
+def readme_diff(text: str, fresh: dict[str, str]) -> list[str]:
+    """Names of README blocks whose text differs from ``fresh`` (or that are unknown)."""
+    return [m["name"] for m in BLOCK.finditer(text) if fresh.get(m["name"]) != m["body"]]
+
+
+def rewrite(text: str, fresh: dict[str, str]) -> str:
+    """README text with every generated block replaced by its fresh version."""
+    return BLOCK.sub(
+        lambda m: (
+            f"<!-- generated:{m['name']} -->\n{fresh[m['name']]}\n<!-- /generated:{m['name']} -->"
+        ),
+        text,
+    )
+
+
+def demo() -> None:
     cols = " | ".join(f"{fmt} BER {ber}" for fmt, ber in SETTINGS)
     print(f"| model | clean | {cols} |")
     print("|---|---|" + "---|" * len(SETTINGS))
@@ -63,3 +105,24 @@ if __name__ == "__main__":
                 cells.append(cell)
             clean = pct(res[0]["results"][i]["clean_accuracy"])
             print(f"| {arch.upper()} {m.upper()} | {clean} | " + " | ".join(cells) + " |")
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["demo"]:
+        demo()
+        return 0
+    fresh = blocks()
+    text = README.read_text()
+    if "--check" in argv:
+        stale = readme_diff(text, fresh)
+        if stale:
+            print(f"README blocks out of date: {', '.join(stale)}; run scripts/results_table.py")
+            return 1
+        return 0
+    README.write_text(rewrite(text, fresh))
+    print(f"rewrote {len(BLOCK.findall(text))} generated blocks in README.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -12,17 +12,28 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--dataset", default="digits", choices=DATASETS)
     t.add_argument("--arch", default="mlp", choices=ARCHS)
     t.add_argument("--method", default="sgd", choices=METHODS)
-    t.add_argument("--rho", default=None)
+    t.add_argument(
+        "--rho",
+        default=None,
+        help="ascent radius; defaults are scale-free, none needs tuning: sam 0.05, asam 0.5 "
+        "(in units of |w|), sar/sar_clip 0.05 x the fault radius sqrt(E[n]) of the target "
+        "(geometry fault); a fault-free --geometry gets 1.0 (plain 0.05)",
+    )
     t.add_argument(
         "--geometry",
         default=None,
         choices=SAR_GEOMETRIES,
-        help="SAR's neighbourhood (default: the preset); 'fault': SAR v2, from the target",
+        help="SAR's neighbourhood; default 'fault' = SAR v3: T from the target's flip intensity, "
+        "radius from its occurrence, and for int8 targets the gradient flows into the range "
+        "s = max|W|/127; plain/elementwise/layer: SAR v1 (hand-set rho)",
     )
     t.add_argument("--rho-mode", default="fixed", choices=("fixed", "calibrated"))
     t.add_argument("--rho-max", default="2.0", help="cap of the calibrated rho")
     t.add_argument(
-        "--w-max", default=None, help="weight clamp |w| <= w_max (clip, randbet, sar_clip)"
+        "--w-max",
+        default=None,
+        help="absolute weight clamp |w| <= w_max (clip, randbet, sar_clip); default: scale-free, "
+        "each weight tensor clamped to 2x its own max|w| at initialisation",
     )
     t.add_argument("--epochs", default="30")
     t.add_argument("--lr", default=None)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from sar_core.experiments.suite import headline, method_label, result_rows
 from sar_core.stats.verdicts import symbol
 
@@ -115,4 +117,120 @@ def markdown_details(results: dict) -> str:
             lines.append(
                 f"| {t['task']} | {m} ({method_label(results, m)}) | " + " | ".join(per) + " |"
             )
+    return "\n".join(lines)
+
+
+def _worst_clean(results: dict, m: str) -> tuple[float, str]:
+    rows = [(t["methods"][m]["clean_delta"], t["task"]) for t in results["tasks"]]
+    return min(rows)
+
+
+def protocol_text(results: dict) -> str:
+    """What was run, from the results file itself (README paragraph)."""
+    c = results["config"]
+    la = results.get("load_average", {})
+    minutes = results.get("run_seconds", float("nan")) / 60
+    targets = ", ".join(results["tasks"][0]["targets"])
+    tuned = ", ".join(f"{k} {v}" for k, v in c.get("grids", {}).items())
+    return (
+        f"Run: `python benchmarks/suite.py --workers {results.get('workers', 1)}` "
+        f"({minutes:.0f} min on the shared 2-core machine, load average "
+        f"{la.get('start', float('nan')):.1f} -> {la.get('end', float('nan')):.1f}; created "
+        f"{results.get('created', '?')}). {len(c['tasks'])} tasks; targets {targets}, each fixed "
+        f"on tuning seeds {c['tuning_seeds']}; every method at its library defaults, plus tuned "
+        f"entries ({tuned}) chosen on the tuning seeds; {c['epochs']} epochs, lr {c['lr']}; "
+        f"held-out seeds {c['heldout_seeds']} ({len(c['heldout_seeds'])} models per method and "
+        f"task), {c['trials_eval']} fault patterns per seed and target, shared by all methods of "
+        "that seed. Δ = method − SGD (points); [CI] = 95% Student-t interval over the per-seed "
+        "mean differences (training-seed spread included); ▲ CI above 0, ▼ below, · spans 0."
+    )
+
+
+def claims(results: dict) -> list[str]:
+    """The issue's targets, each stated with its numbers and met / MISSED (README bullets)."""
+    out = []
+    for target in results["tasks"][0]["targets"]:
+        heads = {h["method"]: h for h in headline(results, target)}
+        sar_name = "sar" if target == "int8" else f"sar@{target}"
+        sar = heads.get(sar_name) or heads.get("sar")
+        if sar is None:
+            continue
+        best = max(heads.values(), key=lambda h: h["mean_delta"])
+        tuned = heads.get("asam_tuned")
+        worst, wtask = _worst_clean(results, sar["method"])
+        ok1 = sar["mean_delta"] >= best["mean_delta"] - 1 and (
+            tuned is None or sar["mean_delta"] >= tuned["mean_delta"]
+        )
+        vs_tuned = f", tuned ASAM {tuned['mean_delta']:+.2f}" if tuned else ""
+        out.append(
+            f"{target}: default SAR ({sar['method']}) mean Δ {sar['mean_delta']:+.2f}; best "
+            f"{best['method']} {best['mean_delta']:+.2f}{vs_tuned} — "
+            f"{'met' if ok1 else 'MISSED'} (within 1 point of the best and ≥ tuned ASAM)."
+        )
+        ok2 = sar["losses"] == 0
+        out.append(
+            f"{target}: default SAR ▲/·/▼ {sar['wins']}/{sar['ties']}/{sar['losses']} — "
+            f"{'met' if ok2 else 'MISSED'} (no task significantly worse than SGD)."
+        )
+        ok3 = sar["mean_clean_delta"] >= -0.3 and worst >= -1
+        out.append(
+            f"{target}: default SAR clean Δ mean {sar['mean_clean_delta']:+.2f}, worst "
+            f"{worst:+.2f} ({wtask}) — {'met' if ok3 else 'MISSED'} (mean ≥ −0.3, none below −1)."
+        )
+    target = "int8"
+    bad_clean, bad_loss = [], []
+    for t in results["tasks"]:
+        for m, r in t["methods"].items():
+            if m == "sgd" or "@" in m or m in results["config"].get("tuned", ()):
+                continue
+            if r["clean_delta"] < -1:
+                bad_clean.append(f"{m} on {t['task']} {r['clean_delta']:+.1f}")
+            if r[target]["verdict"] == "loss":
+                bad_loss.append(f"{m} on {t['task']} {r[target]['delta']:+.1f}")
+    out.append(
+        "Every method at its defaults keeps clean Δ ≥ −1 on every task — "
+        + ("met." if not bad_clean else f"MISSED: {'; '.join(bad_clean)}.")
+    )
+    out.append(
+        "No method at its defaults significantly worse than SGD at the int8 target — "
+        + ("met." if not bad_loss else f"MISSED: {'; '.join(bad_loss)}.")
+    )
+    return out
+
+
+def readme_blocks(results: dict) -> dict[str, str]:
+    """The README's generated blocks (name -> Markdown), all computed from the results file."""
+    blocks = {"suite-protocol": protocol_text(results)}
+    for target in results["tasks"][0]["targets"]:
+        blocks[f"suite-{target}"] = (
+            compact_table(results, target) + "\n\n" + summary_table(results, target)
+        )
+    blocks["suite-claims"] = "\n".join(f"- {c}" for c in claims(results))
+    return blocks
+
+
+def double_win_table(dw: dict) -> str:
+    """README table of benchmarks/double_win.py's results (means over its held-out seeds)."""
+    sar_geo = dw["meta"]["configs"].get("mlp/sar", {}).get("geometry")
+    lines = [
+        "| model | clean | under faults | Δ vs SGD [min, max over seeds] | attack flips per seed "
+        "| extra bits | extra ops | train time |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in dw["table"]:
+        gains = [s["gain_vs_sgd"] for s in r["seeds"]]
+        name = r["method"]
+        if name == "sar":
+            name = f"SAR ({'v1, ' + sar_geo if sar_geo != 'fault' else 'fault'} preset of that run)"
+        delta = (
+            "—"
+            if r["method"] == "sgd"
+            else f"{100 * np.mean(gains):+.1f} [{100 * min(gains):+.1f}, {100 * max(gains):+.1f}]"
+        )
+        flips = ", ".join(str(x) for x in r["attack_flips_per_seed"])
+        lines.append(
+            f"| {r['arch'].upper()} {name} | {100 * r['clean_accuracy']:.1f} "
+            f"| {100 * r['fault_accuracy']:.1f} | {delta} | {flips} | {r['extra_bits']:g} "
+            f"| {r['extra_ops']:g} | {r['train_cost_ratio']:.2f} |"
+        )
     return "\n".join(lines)

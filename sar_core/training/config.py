@@ -28,6 +28,8 @@ DEFAULT_W_MAX_REL = 2.0
 # fat: training BER = DEFAULT_FAT_SCALE x the target's (at 1x fat collapsed on breast_cancer and
 # lost 11 points on MNIST-1D CNN, tuning seeds; the previous suite tuned 0.1-0.3x)
 DEFAULT_FAT_SCALE = 0.3
+# SAR with a fault-free geometry and no rho: the radius in that geometry's own units (SAR v1)
+SAR_V1_RHO = {"plain": 0.05, "elementwise": 1.0, "layer": 1.0}
 TARGETED = ("sar", "fat", "randbet", "sar_clip")  # methods that read a target fault model
 DEFAULT_TARGET = FaultModel(format="int8", ber=0.01)  # SAR's / FAT's fault model when none is given
 
@@ -117,12 +119,19 @@ class TrainConfig:
         """Radius used by SAM-family methods (initial value when calibrated)."""
         if self.method not in DEFAULT_RHO:
             return None
-        return self.rho if self.rho is not None else DEFAULT_RHO[self.method]
+        if self.rho is not None:
+            return self.rho
+        geo = self.effective_geometry
+        if self.method in ("sar", "sar_clip") and geo != "fault":
+            return SAR_V1_RHO[geo]  # rho in the units of that geometry
+        return DEFAULT_RHO[self.method]
 
     @property
     def effective_geometry(self) -> str | None:
         """Neighbourhood geometry of SAM-family methods."""
         if self.method in ("sar", "sar_clip"):
+            if self.geometry is None and self.rho_mode == "calibrated":
+                return "elementwise"  # calibration needs a fault-free geometry (SAR v1)
             return self.geometry or SAR_DEFAULT_GEOMETRY
         return {"sam": "plain", "asam": "elementwise"}.get(self.method)
 
