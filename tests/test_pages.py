@@ -81,7 +81,7 @@ def test_page_renders_with_intro(name):
 
 def test_train_tiny_run_registers_models():
     at = page("train").run()
-    at.number_input(key="epochs").set_value(2)
+    at.text_input(key="epochs").set_value("2")
     at.slider(key="trials").set_value(3)
     at.multiselect(key="methods").set_value(["sgd", "sar"])
     at.button(key="train_go").click().run()
@@ -117,7 +117,7 @@ def test_train_rho_sweep_plots_against_rho():
     at.selectbox(key="mode").set_value("rho sweep").run()
     at.text_input(key="rhos").set_value("0.1, 1").run()
     at.checkbox(key="ref").uncheck()
-    at.number_input(key="epochs").set_value(2)
+    at.text_input(key="epochs").set_value("2")
     at.slider(key="trials").set_value(3)
     at.button(key="train_go").click().run()
     assert_ok(at)
@@ -128,7 +128,7 @@ def test_train_rho_sweep_plots_against_rho():
 def test_train_bad_input_shows_error_and_recovers():
     """A bad setting is flagged as soon as it is typed; Train waits; clearing it trains."""
     at = page("train").run()
-    at.number_input(key="epochs").set_value(1)
+    at.text_input(key="epochs").set_value("1")
     at.slider(key="trials").set_value(2)
     at.multiselect(key="methods").set_value(["sgd"])
     at.text_input(key="tbits").set_value("40").run()
@@ -389,7 +389,7 @@ def test_exact_ber_that_is_not_one_number_is_an_error(name, key, go):
 )
 def test_train_widths_must_be_integers(text, shown):
     at = page("train").run()
-    at.number_input(key="epochs").set_value(1)
+    at.text_input(key="epochs").set_value("1")
     at.slider(key="trials").set_value(2)
     at.multiselect(key="methods").set_value(["sgd"])
     at.text_input(key="widths").set_value(text).run()
@@ -489,7 +489,7 @@ def test_ci_helpers_show_na_for_undefined_intervals():
 def test_one_trial_shows_na_not_nan():
     """One trial: summarize gives a NaN interval; tables say n/a / leave the CI empty."""
     at = page("train").run()
-    at.number_input(key="epochs").set_value(1)
+    at.text_input(key="epochs").set_value("1")
     at.slider(key="trials").set_value(1)
     at.multiselect(key="methods").set_value(["sgd"])
     at.button(key="train_go").click().run()

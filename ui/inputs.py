@@ -126,26 +126,59 @@ def check_float_in(
     return float(v)
 
 
-def read_int(text: str, label: str, *, low: int, high: int) -> int:
-    """One whole number in [low, high] from text."""
+def _whole(part: str) -> int | float | None:
+    """A typed number as written: '30', '1e9' (1000000000, not 1), '2.5' (not whole: a float);
+    None when it is no number."""
     try:
-        v = int(str(text).strip())
+        return int(part)
     except ValueError:
-        raise InputError(f"{label} must be a whole number from {low} to {high}.") from None
+        pass
+    try:
+        v = float(part)
+    except ValueError:
+        return None
+    return int(v) if math.isfinite(v) and v == int(v) else v
+
+
+def read_int(text: str, label: str, *, low: int, high: int) -> int:
+    """One whole number in [low, high] from text ('1e9' is read as 1000000000 and refused when
+    it is out of range: a browser number box would have turned it into 1)."""
+    v = _whole(str(text).strip())
+    if v is None:
+        raise InputError(
+            f"{label} must be a whole number from {low} to {high}; '{text}' is not a number."
+        )
     return check_int_in(v, label, low=low, high=high)
+
+
+def int_box(
+    label: str,
+    default: int,
+    *,
+    key: str,
+    low: int,
+    high: int,
+    checks: Checks,
+    where=None,
+    bind: str | None = None,
+    help: str | None = None,
+) -> int | None:
+    """A whole-number box that reads exactly what was typed (a text box checked by read_int:
+    '1e9' or '1e12' is refused with a message, not silently cut to 1); None when flagged."""
+    w = where or st
+    kw = {"bind": bind} if bind else {}
+    text = w.text_input(label, str(default), key=key, help=help, **kw)
+    return checks.check(read_int, text, label, low=low, high=high, where=where)
 
 
 def read_ints(text: str, label: str, *, low: int, high: int) -> tuple[int, ...]:
     """Comma-separated whole numbers in [low, high] (empty text: an empty tuple)."""
     out = []
     for part in _parts(text):
-        try:
-            out.append(int(part))
-        except ValueError:
-            raise InputError(
-                f"{label}: '{part}' is not a whole number; type numbers like 64, 32."
-            ) from None
-        check_int_in(out[-1], label, low=low, high=high)
+        v = _whole(part)
+        if v is None or not isinstance(v, int):
+            raise InputError(f"{label}: '{part}' is not a whole number; type numbers like 64, 32.")
+        out.append(check_int_in(v, label, low=low, high=high))
     return tuple(out)
 
 

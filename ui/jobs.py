@@ -16,7 +16,7 @@ import streamlit as st
 from sar_core.data.datasets import Dataset
 from sar_core.data.models import ModelSpec
 from sar_core.plots.training import training_curves_figure
-from sar_core.training.loop import TrainConfig, train
+from sar_core.training.loop import TrainConfig, divergence_message, train
 from ui import registry
 from ui.widgets import LiveChart
 
@@ -118,7 +118,8 @@ def train_runs(
 ) -> None:
     """Train every plan (dicts with label, method, config, name, color?) with live curves.
 
-    Appends to ``rec["runs"]`` as it goes; each finished model joins the user's registry.
+    Appends to ``rec["runs"]`` as it goes; each finished model joins the user's registry, except
+    one whose training diverged (weights NaN/Inf): its run records ``diverged``, the reason.
     Stop acts within one batch (``interrupt_point``); the progress text estimates the time
     left from the epochs measured so far. ``where``: the container to draw into (e.g. one at the
     top of the page, so the live chart is on screen without scrolling).
@@ -152,7 +153,9 @@ def train_runs(
             chart.draw(training_curves_figure(rec["runs"]))
 
         result = train(spec, data, cfg, on_epoch=on_epoch, should_stop=interrupt_point)
-        run["model"] = registry.add_trained(result, data, plan["name"]).name
+        run["diverged"] = divergence_message(result)
+        if run["diverged"] is None:  # a diverged model (NaN/Inf weights) is not kept
+            run["model"] = registry.add_trained(result, data, plan["name"]).name
     chart.draw(training_curves_figure(rec["runs"]), force=True)
     bar.empty()
     chart.slot.empty()

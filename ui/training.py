@@ -84,12 +84,13 @@ def results_rows(rec: Mapping) -> list[dict]:
         rows.append(
             {
                 "run": run["label"],
-                "model": run["model"] or "(stopped, not saved)",
+                "model": run["model"]
+                or ("(diverged, not saved)" if run.get("diverged") else "(stopped, not saved)"),
                 "epochs": len(run["history"]),
                 "clean accuracy": last.get("test_acc"),
                 faulty_column(rec): s["mean_accuracy"] if s else None,
                 "95% CI": fmt_ci(s["ci95"]) if s else "",
-                "vs first (pt)": 100 * s["paired_difference"]["mean"] if s else None,
+                "vs first model (pt)": 100 * s["paired_difference"]["mean"] if s else None,
                 "train time (s)": sum(r["seconds"] for r in run["history"]),
             }
         )
@@ -100,6 +101,8 @@ def rho_points(rec: Mapping) -> tuple[list[dict], dict | None]:
     """(SAR points by rho, SGD reference or None) for sar_core.plots.training.rho_sweep_figure."""
     points, reference = [], None
     for plan, run, s in zip(rec["plans"], rec["runs"], rec.get("faulty") or []):
+        if s is None:  # diverged: no model to measure
+            continue
         row = {
             "rho": plan.get("rho"),
             "method": plan["method"],

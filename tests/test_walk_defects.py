@@ -1,0 +1,86 @@
+"""Regressions from the teacher's walk (issue 17, item 5), each failing before its fix: a diverged
+training run, the landscape's preselection, Bit anatomy's edge values, whole numbers typed in
+scientific notation, and distinct colours for two models of one method."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+TIMEOUT = 180
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(str(ROOT / "app_pages" / f"{name}.py"), default_timeout=TIMEOUT)
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def test_train_at_the_widgets_largest_learning_rate_says_it_diverged():
+    """lr 10 (the box's maximum) with 3 epochs: before, a red ValueError box ('holds NaN or Inf
+    values'); now a warning names the divergence, no model is kept, the page stays usable."""
+    at = page("train").run()
+    at.multiselect(key="methods").set_value(["sgd"])
+    at.text_input(key="epochs").set_value("3")
+    at.slider(key="trials").set_value(2)
+    at.number_input(key="lr").set_value(10.0).run()
+    at.button(key="train_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not errors(at), errors(at)
+    notes = " ".join(w.value for w in at.warning)
+    assert "SGD diverged" in notes and "lr=10" in notes
+    assert at.session_state["sar_registry"] == {}
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["(diverged, not saved)"]
+    at.number_input(key="lr").set_value(0.05).run()  # still usable: a sane rate trains
+    at.button(key="train_go").click().run()
+    assert not at.exception and not errors(at)
+    assert list(at.session_state["sar_registry"]) == ["my digits MLP · SGD"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [("1e9", "1e+09 is not"), ("abc", "'abc' is not a number"), ("2.5", "2.5 is not")],
+)
+def test_epochs_typed_in_any_notation_are_read_as_typed(typed, shown):
+    """A browser number box turned '1e9' into 1 and trained; the box now reads the text."""
+    at = page("train").run()
+    at.text_input(key="epochs").set_value(typed).run()
+    assert not at.exception
+    assert any(
+        e.startswith("Epochs must be a whole number from 1 to") and shown in e for e in errors(at)
+    ), errors(at)
+    assert at.button(key="train_go").disabled
+
+
+@pytest.mark.parametrize(("text", "want"), [("30", 30), ("1e3", 1000), (" 7 ", 7), ("1E2", 100)])
+def test_read_int_reads_scientific_notation_exactly(text, want):
+    from ui.inputs import read_int
+
+    assert read_int(text, "N", low=1, high=10**6) == want
+
+
+@pytest.mark.parametrize("text", ["1e12", "1e9", "nan", "inf", "-1", "", "1.5e0"])
+def test_read_int_refuses_what_it_cannot_use(text):
+    from ui.inputs import InputError, read_int
+
+    with pytest.raises(InputError, match="Flips must be a whole number from 1 to 1000"):
+        read_int(text, "Flips", low=1, high=1000)
+
+
+def test_read_ints_refuses_a_huge_count_in_a_list():
+    from ui.inputs import InputError, read_ints
+
+    assert read_ints("64, 1e2", "Widths", low=1, high=512) == (64, 100)
+    with pytest.raises(InputError, match="1e\\+12 is not"):
+        read_ints("64, 1e12", "Widths", low=1, high=512)
