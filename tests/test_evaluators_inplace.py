@@ -309,3 +309,35 @@ def test_activation_faults_keep_copies_and_return_new_tensors():
     assert torch.equal(af.logits(empty)[0], clean0)
     assert torch.equal(af.logits(hit)[0], hit0)
     assert af.logits(empty)[0] is not af.logits(empty)[0]
+
+
+class Wrapped(nn.Module):
+    """Not a Sequential: in-place ops inside forward, and on its input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(12, 24), nn.Linear(24, 5)
+
+    def forward(self, x):
+        x.mul_(0.5)  # writes into the caller's batch
+        h = self.fc1(x)
+        h.relu_()
+        h += 1
+        return self.fc2(h)
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_a_model_that_is_not_a_sequential_gets_the_full_evaluator(fault):
+    model = _init(Wrapped(), 5)
+    X, y = _data(5)
+    fm = FAULTS[fault]
+    inj = Injector(model, fm)
+    ref = _scores(_reference_logits(model, fm, X, 5, 8), y)
+    deltas = [inj.delta(inj.sample(M.trial_rng(5, t))) for t in range(8)]
+    need = [i for i, d in enumerate(deltas) if d.values]
+    for kind in ("auto", "resume", "full"):
+        X0 = X.clone()
+        ev = make_evaluator(kind, model, inj._deployed, X, y, 64.0)
+        assert type(ev).__name__ == "Full" and ev.guarded
+        assert ev.scores([deltas[i] for i in need]) == [ref[i] for i in need], kind
+        assert torch.equal(X, X0)
