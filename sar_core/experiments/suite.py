@@ -336,6 +336,11 @@ def _stats(per_seed_trials: list, ref_trials: list) -> dict:
     }
 
 
+def _delta(accs: dict, base: str, m: str) -> dict:
+    """``_stats`` of method ``m`` vs ``base`` from {method: [per-seed trial accuracies]}."""
+    return _stats(accs[m], accs[base])
+
+
 def heldout_rows(tables: dict, cfg: SuiteConfig) -> dict:
     """Per task: the methods dict of the results from a study's collected tables."""
     trials: dict = {}
@@ -504,10 +509,12 @@ def load_results(path: str | Path | None = None) -> dict:
         res = json.loads(p.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"Invalid suite results path={str(p)!r}: not JSON ({e})") from None
-    if not isinstance(res, dict) or not str(res.get("schema", "")).startswith("sar-lab-suite/"):
+    if not isinstance(res, dict) or not str(res.get("schema", SCHEMA)).startswith("sar-lab-suite/"):
         raise ValueError(
-            f"Invalid suite results path={str(p)!r}: no 'sar-lab-suite/N' schema; "
-            "run benchmarks/suite.py"
+            f"Invalid suite results path={str(p)!r}: schema {res.get('schema')!r} is not "
+            "'sar-lab-suite/N'; run benchmarks/suite.py"
+            if isinstance(res, dict)
+            else f"Invalid suite results path={str(p)!r}: not a JSON object"
         )
     if not isinstance(res.get("tasks"), list) or not res["tasks"]:
         raise ValueError(f"Invalid suite results path={str(p)!r}: no tasks")
