@@ -241,3 +241,25 @@ def test_caps_of_imported_models_and_data(cli, files, monkeypatch, case):
     monkeypatch.setattr(limits, name, value)
     rc, _, err = cli("inject", "--model", files / "net.onnx", "--data", files / "test.npz", "--ber", "0.01")  # fmt: skip
     assert rc == 2 and needle in err, err
+
+
+def test_readme_example_numbers_come_from_its_result_files():
+    """The README's worked example quotes docs/byom/*.json; finetune's "after" is the written
+    file's inject result (the same rows, seed and fault model)."""
+    from conftest import ROOT
+
+    res = {p.stem: json.loads(p.read_text()) for p in (ROOT / "docs" / "byom").glob("*.json")}
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Bring your own model", 1)[1].split("\n## ", 1)[0]
+    for name in ("inject_net", "inject_robust", "inject_net_int8", "inject_robust_int8"):
+        r = res[name]
+        lo, hi = r["ci95"]
+        row = f"{100 * r['deployed_accuracy']:.1f}% | {100 * r['mean_accuracy']:.1f}% "
+        assert row + f"({100 * lo:.1f}–{100 * hi:.1f}%)" in section, name
+    for ft, after in (
+        ("finetune_sar", "inject_robust"),
+        ("finetune_sar_int8", "inject_robust_int8"),
+    ):
+        assert res[ft]["same_graph"] is True
+        for k in ("clean_accuracy", "deployed_accuracy", "mean_accuracy", "ci95"):
+            assert res[ft]["after"][k] == res[after][k], (ft, k)

@@ -52,7 +52,7 @@ def finetune(
 
     import numpy as np
 
-    from sar_core.cli.finetune import finetune_model, measure, same_graph
+    from sar_core.cli.finetune import FINETUNE_LR, finetune_model, measure, same_graph
     from sar_core.data.onnx_export import export_onnx
     from sar_core.training.config import TARGETED, TrainConfig
     from sar_core.validate import check_int
@@ -68,7 +68,11 @@ def finetune(
     X, y = full.X_test, full.y_test
     data = replace(full, X_train=X[tr], y_train=y[tr], X_test=X[val], y_test=y[val])
     config = TrainConfig(
-        method=method, epochs=epochs, fault_model=fm if method in TARGETED else None, seed=seed
+        method=method,
+        epochs=epochs,
+        lr=FINETUNE_LR,
+        fault_model=fm if method in TARGETED else None,
+        seed=seed,
     )
     before = measure(entry.model, data, fm, trials=trials, seed=seed)
     model, history = finetune_model(entry.model, data, config)
