@@ -84,3 +84,28 @@ def test_read_ints_refuses_a_huge_count_in_a_list():
     assert read_ints("64, 1e2", "Widths", low=1, high=512) == (64, 100)
     with pytest.raises(InputError, match="1e\\+12 is not"):
         read_ints("64, 1e12", "Widths", low=1, high=512)
+
+
+def own_entry(name: str, file: str):
+    from sar_core.data.io import load_checkpoint
+    from ui.cache import LoadedCheckpoint, digest_of
+    from ui.registry import Entry
+
+    raw = (ROOT / "assets" / file).read_bytes()
+    return Entry(name, "trained", LoadedCheckpoint(load_checkpoint(raw), raw, digest_of(raw)))
+
+
+def test_landscape_after_training_two_models_preselects_within_the_limit():
+    """Before: the demo picks matched 'my digits MLP · SGD' too: 5 models, an error, Compute
+    disabled."""
+    at = page("landscape")
+    mine = [
+        own_entry("my digits MLP · SGD", "digits_mlp_sgd.safetensors"),
+        own_entry("my digits MLP · SAR", "digits_mlp_sar.safetensors"),
+    ]
+    at.session_state["sar_registry"] = {e.name: e for e in mine}
+    at.run()
+    assert not at.exception and not errors(at), errors(at)
+    picked = at.multiselect(key="models").value
+    assert 1 <= len(picked) <= 4 and all(n.startswith("demo · ") for n in picked), picked
+    assert not at.button(key="compute").disabled
