@@ -39,17 +39,6 @@ def attack_flips(entry: Entry, *, seed: int) -> dict:
     return _attack(entry.key, entry.model, entry.data_key, seed)
 
 
-def train_cost_ratios(entries: list[Entry]) -> list[float | None]:
-    """Training time / the SGD model's (same dataset and architecture), from checkpoint metadata."""
-
-    def seconds(e: Entry) -> float | None:
-        v = (e.checkpoint.meta.get("metrics") or {}).get("train_seconds")
-        return float(v) if isinstance(v, (int, float)) and v > 0 else None
-
-    sgd = next((seconds(e) for e in entries if e.method == "sgd" and seconds(e)), None)
-    return [None if sgd is None or seconds(e) is None else seconds(e) / sgd for e in entries]
-
-
 def report_html(previous: dict) -> str:
     """The report's BER sweep (and fault sharpness) as one self-contained HTML file."""
     import json
