@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trials", type=int, default=None, help="fault trials per held-out model")
     ap.add_argument("--out", default="benchmarks/results/suite", help="path without extension")
     ap.add_argument("--render", default=None, help="a results JSON: rewrite CSV/MD, no run")
+    ap.add_argument(
+        "--study-dir", default=None, help="the held-out study's directory (default <out>_study)"
+    )
     a = ap.parse_args(argv)
     if a.render:
         results = json.loads(Path(a.render).read_text())
@@ -113,9 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
     out = Path(a.out)
-    results = run_suite(
-        cfg, out.parent / (out.name + "_study"), workers=max(1, a.workers), on_event=progress
-    )
+    study = Path(a.study_dir) if a.study_dir else out.parent / (out.name + "_study")
+    results = run_suite(cfg, study, workers=max(1, a.workers), on_event=progress)
     results["load_average"] = {"start": load0, "end": os.getloadavg()[0]}
     write_outputs(results, out)
     print(

@@ -33,7 +33,7 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
         "--w-max",
         default=None,
         help="absolute weight clamp |w| <= w_max (clip, randbet, sar_clip); default: scale-free, "
-        "each weight tensor clamped to 2x its own max|w| at initialisation",
+        "each weight tensor clamped to 3x its own max|w| at initialisation",
     )
     t.add_argument("--epochs", default="30")
     t.add_argument("--lr", default=None)

@@ -64,8 +64,8 @@ LABELS = {
     "sar": "SAR v3 (default; aimed at int8 per tensor)",
     "sar@int8_channel": "SAR v3 (default) aimed at int8 per channel",
     "sar@float16": "SAR v3 (default) aimed at float16",
-    "fat": "fault-aware training (default, target rate)",
-    "clip": "weight clipping (default: 2x each layer's initial max|w|)",
+    "fat": "fault-aware training (default: 0.1x the target rate)",
+    "clip": "weight clipping (default: 3x each layer's initial max|w|)",
     "randbet": "RandBET (default: target rate, relative clip)",
     "sar_clip": "SAR v3 + relative clipping (default)",
 }
@@ -434,12 +434,26 @@ def run_suite(cfg: SuiteConfig, study_dir: str | Path, *, workers: int = 1, on_e
     t0 = time.perf_counter()
     order = sorted(cfg.tasks, key=lambda t: ("mnist1d" not in t, "digits" not in t))
 
+    cache = Path(study_dir) / "tuning"
+    key = {
+        k: v for k, v in cfg.to_dict().items() if k not in ("tasks", "heldout_seeds", "trials_eval")
+    }
+    done = {}
+    for t in order:  # stage 1 of a task is reused when its settings are unchanged (a resumed run)
+        f = cache / f"{t}.json"
+        if f.is_file() and json.loads(f.read_text()).get("key") == key:
+            done[t] = json.loads(f.read_text())["prepared"]
+    todo = [(t, cfg) for t in order if t not in done]
+
     def stage1_done(res: dict) -> None:
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / f"{res['task']}.json").write_text(json.dumps({"key": key, "prepared": res}))
         if on_event:
             on_event({"stage": "tuning", "task": res["task"], "seconds": time.perf_counter() - t0})
 
-    prepared = _pool_map(prepare_task, [(t, cfg) for t in order], workers, stage1_done)
-    prepared = sorted(prepared, key=lambda p: cfg.tasks.index(p["task"]))
+    for res in _pool_map(prepare_task, todo, workers, stage1_done):
+        done[res["task"]] = res
+    prepared = [done[t] for t in cfg.tasks]
     t1 = time.perf_counter()
     spec = parse_spec(heldout_spec(cfg, prepared))
     plan = make_plan(spec)  # collected below from this very plan (its keys hash the code)
