@@ -12,28 +12,15 @@ page_header(
     "value in int8, where no single flip can do more than about double the tensor's range.",
 )
 with st.spinner(LOADING):  # the title is on screen before torch loads
-    import numpy as np
     import pandas as pd
 
-    from sar_core.formats.bits import get_format, int8_scale
-    from sar_core.plots.bits import bit_cells_figure, delta_per_bit_figure, flip_effect_figure
-    from ui.anatomy import bits_to_change, every_format_rows, flip, read_value, storage_note
-    from ui.compute import (
-        flip_effects,
-        weight_delta_per_bit,
-        weight_names,
-        weight_values,
-    )
-    from ui.inputs import Checks, check_int_in, read_floats
+    from sar_core.formats.bits import get_format
+    from sar_core.plots.bits import bit_cells_figure, flip_effect_figure
+    from ui.anatomy import changed_bits, effects, every_format_rows, flip, storage_note
+    from ui.anatomy_view import delta_section, value_input
+    from ui.inputs import Checks
     from ui.layout import fmt_num
-    from ui.widgets import (
-        bit_label,
-        field_legend,
-        format_picker,
-        guarded,
-        model_picker,
-        single_model_picker,
-    )
+    from ui.widgets import bit_label, field_legend, format_picker, guarded
 
 checks = Checks()
 c1, c2 = st.columns([1, 2])
@@ -50,48 +37,7 @@ with c1:
     # the intro's first experiment is float32
     fmt = format_picker(key="aformat", default="float32")
 with c2:
-    scale = None
-    value = 0.1
-    if source == "typed":
-        v1, v2 = st.columns(2)
-        text = v1.text_input("Value", "0.1", key="value", bind="query-params")
-        typed = checks.check(read_value, text, where=v1)
-        value = 0.1 if typed is None else typed
-        scale_text = v2.text_input(
-            "int8 scale s (empty: |value| / 127)",
-            "",
-            key="scale",
-            disabled=fmt != "int8",
-            help="int8 stores q = round(w / s); s = max|w| / 127 of the tensor.",
-        )
-        if fmt == "int8" and scale_text.strip():
-            s_vals = checks.check(
-                read_floats, scale_text, "The int8 scale", low=1e-30, high=1e30, where=v2
-            )
-            if s_vals is not None and len(s_vals) != 1:
-                checks.flag("The int8 scale needs one positive number, like 1e-3.", where=v2)
-            elif s_vals:
-                scale = s_vals[0]
-    else:
-        entry = single_model_picker("Model", key="model")
-        names = weight_names(entry, weights_only=False)
-        p1, p2 = st.columns(2)
-        param = p1.selectbox("Parameter", names, key="param")
-        w = guarded(weight_values, entry, param)
-        idx = p2.number_input(
-            f"Index (0..{w.size - 1}; default: the largest |w|)",
-            value=int(np.argmax(np.abs(w))),
-            step=1,
-            key=f"index_{param}",
-        )
-        idx = checks.check(check_int_in, idx, "The index", low=0, high=w.size - 1, where=p2)
-        value = float(w[idx if idx is not None else int(np.argmax(np.abs(w)))])
-        if fmt == "int8":
-            scale = float(int8_scale(w))
-        st.caption(
-            f"{param}: {w.size} values, |w| up to {np.abs(w).max():.4g}"
-            + (f"; int8 scale s = {scale:.4g}" if scale else "")
-        )
+    value, scale = value_input(checks, source, fmt)
 
 width = get_format(fmt).width
 st.markdown(
@@ -120,10 +66,12 @@ kind = st.radio(
     horizontal=True,
     help="A stuck bit is forced to 0 or 1: a clicked bit that already holds that value stays.",
 )
-stored = checks.check(flip, value, fmt, [], scale)
-if stored is None:
-    st.stop()  # the problem is shown above; nothing below can be drawn for this value
-changed = bits_to_change(stored["bits_before"], flips or [], kind)
+stored = checks.check(flip, value, fmt, [], scale) if value is not None and checks.ok else None
+if stored is None:  # the problem is shown above: no other value's bits are drawn
+    st.info("Fix the value marked in red to see its bits.", icon=":material/edit:")
+    delta_section(fmt)
+    st.stop()
+changed = changed_bits(stored["bits_before"], flips or [], kind)
 res = flip(value, fmt, changed, scale)
 if kind != "flip" and flips and len(changed) < len(flips):
     same = sorted(set(flips) - set(changed), reverse=True)
@@ -157,7 +105,7 @@ rows, cells = every_format_rows(value, scale)
 left, right = st.columns(2, gap="medium")
 with left:
     st.plotly_chart(
-        flip_effect_figure(guarded(flip_effects, value, fmt, scale), fmt, value=value),
+        flip_effect_figure(guarded(effects, value, fmt, scale), fmt, value=value),
         key="effects",
     )
 with right:
@@ -178,22 +126,4 @@ st.plotly_chart(
     config={"displayModeBar": False},
 )
 
-st.subheader("Typical weight change per bit position")
-st.markdown(
-    "Median |Δw| over all weights of a model when one bit position is flipped: the mantissa "
-    "bits move a weight a little, the top exponent bit by an astronomical amount. Demo models "
-    "are solid lines, your own models dashed (one colour per method)."
-)
-models = model_picker(
-    "Models", key="dmodels", default=("digits MLP · SGD", "digits MLP · SAR"), max_selections=6
-)
-if models:
-    curves, methods, dashes = {}, {}, {}
-    for e in models:
-        label = e.name.replace("demo · ", "")
-        curves[label] = guarded(weight_delta_per_bit, e, fmt, weight_names(e))
-        methods[label] = e.method
-        dashes[label] = "solid" if e.source == "demo" else "dash"
-    st.plotly_chart(delta_per_bit_figure(curves, fmt, methods=methods, dashes=dashes), key="delta")
-else:
-    st.info("Select at least one model to see its per-bit weight change.")
+delta_section(fmt)

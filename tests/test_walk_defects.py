@@ -109,3 +109,54 @@ def test_landscape_after_training_two_models_preselects_within_the_limit():
     picked = at.multiselect(key="models").value
     assert 1 <= len(picked) <= 4 and all(n.startswith("demo · ") for n in picked), picked
     assert not at.button(key="compute").disabled
+
+
+def anatomy(value: str, fmt: str = "int8") -> AppTest:
+    at = page("bit_anatomy").run()
+    at.selectbox(key="aformat").set_value(fmt).run()
+    at.text_input(key="value").set_value(value).run()
+    return at
+
+
+def test_bit_anatomy_int8_of_a_huge_value_is_its_finite_code():
+    """3.5e38 in int8 is code 127 times s = 3.5e38 / 127: finite (was 'stored as inf' and a NaN
+    relative change, from a float32 product q × s)."""
+    import numpy as np
+
+    at = anatomy("3.5e38")
+    assert not at.exception and not errors(at), errors(at)
+    assert not any("inf" in i.value for i in at.info)
+    s = 3.5e38 / 127
+    with np.errstate(over="ignore"):  # 3.5e38 is above float32's max: it saturates to q = 127
+        q = int(np.clip(np.nan_to_num(np.float32(3.5e38) / np.float32(s)), -127, 127))
+    assert q == 127
+    flipped = int(np.array([q], dtype=np.int8).view(np.uint8)[0] ^ 0x80)  # bit 7, numpy view
+    q1 = int(np.array([flipped], dtype=np.uint8).view(np.int8)[0])
+    before, after = q * float(np.float32(s)), q1 * float(np.float32(s))
+    values = [m.value for m in at.metric]
+    assert values[0] == f"{before:.7g}" and values[1] == f"{after:.7g}"
+    assert values[2] == f"{abs(after - before) / abs(before):.3g}"  # 128/127, not NaN
+
+
+@pytest.mark.parametrize("zero", ["0", "-0", "-0.0"])
+def test_bit_anatomy_int8_zero_asks_for_a_scale(zero):
+    """A typed 0 gives no int8 scale (0 / 127): it asked for none and showed -128 with s = 1."""
+    at = anatomy(zero)
+    assert not at.exception
+    assert any("a typed 0 gives no scale" in e for e in errors(at)), errors(at)
+    assert not at.metric
+    at.text_input(key="scale").set_value("1e-3").run()  # with a scale it is a real int8 value
+    assert not errors(at) and at.metric[0].value == "0"
+    assert at.metric[1].value == "-0.128"  # bit 7 of q = 0: -128 x 1e-3
+
+
+@pytest.mark.parametrize("bad", ["abc", "nan", "inf", ""])
+def test_bit_anatomy_bad_input_shows_no_other_values_bits(bad):
+    """Under an input error the page kept drawing 0.1's bits; now it draws no value's bits."""
+    at = anatomy(bad, fmt="float32")
+    assert not at.exception and errors(at)
+    assert not at.metric  # no 'Stored value 0.1'
+    assert "cells" not in [c.proto.id for c in at.get("plotly_chart")] or not any(
+        "0.1 stored" in str(c.proto) for c in at.get("plotly_chart")
+    )
+    assert any("Fix the value" in i.value for i in at.info)

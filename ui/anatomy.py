@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from sar_core.formats.bits import FORMAT_NAMES, get_format
+from sar_core.faults.model import apply_masks
+from sar_core.formats.bits import FORMAT_NAMES, decode, get_format
 from ui.compute import flip_bits, flip_effects
 from ui.inputs import InputError
 from ui.layout import as_number, fmt_num
@@ -34,10 +35,35 @@ def read_value(text: str) -> float:
     return v
 
 
+_UINT = {8: np.uint8, 16: np.uint16, 32: np.uint32}
+
+
+def _int8_exact(r: dict) -> dict:
+    """An int8 result with its values as q × s in float64: q × s may exceed float32's range
+    (127 × 2.76e36 is the stored 3.5e38, not the inf a float32 product gives)."""
+    s = float(np.float32(r["scale"]))  # the scale as the format stores it (float32)
+    q0, q1 = (
+        float(decode(np.array([int(r[k], 2)], dtype=np.uint8), "int8", 1.0)[0])  # q, exact
+        for k in ("bits_before", "bits_after")
+    )
+    before, after = q0 * s, q1 * s
+    if before == 0:
+        rel = 0.0 if after == before else math.inf
+    else:
+        rel = abs(after - before) / abs(before)
+    return {**r, "value_before": before, "value_after": after, "relative_change": rel}
+
+
 def flip(value: float, fmt: str, bits, scale: float | None) -> dict:
-    """ui.compute.flip_bits, with the one way a finite value can fail said in plain words."""
+    """ui.compute.flip_bits, with the ways a finite value can fail said in plain words; int8
+    values are exact (q × s in float64)."""
+    if fmt == "int8" and value == 0 and scale is None:  # -0 too
+        raise InputError(
+            "int8 stores a weight as q × s with s = max|w| / 127 of its tensor; a typed 0 gives "
+            "no scale (0 / 127 = 0). Type the int8 scale s next to the value, like 1e-3."
+        )
     try:
-        return flip_bits(value, fmt, bits, scale)
+        r = flip_bits(value, fmt, bits, scale)
     except ValueError:
         if fmt != "int8":
             raise
@@ -47,23 +73,30 @@ def flip(value: float, fmt: str, bits, scale: float | None) -> dict:
             "cannot hold a scale that small (the smallest is about 1.4e-45). Type a larger "
             "value, or set the int8 scale."
         ) from None
+    return _int8_exact(r) if fmt == "int8" else r
 
 
-def bits_to_change(stored: str, picked, kind: str) -> list[int]:
-    """The clicked bits that a fault of ``kind`` really changes in a stored word (MSB first).
-
-    flip: all of them; stuck-at-0 / stuck-at-1: only those now holding a 1 / a 0.
-    """
+def changed_bits(stored: str, picked, kind: str) -> list[int]:
+    """The clicked bits a fault of ``kind`` really changes in a stored word (bits MSB first):
+    sar_core.faults.model.apply_masks on the stored code (a stuck bit that already holds its
+    value changes nothing)."""
     width = len(stored)
-    if kind == "flip":
-        return sorted(picked)
-    keep = "1" if kind == "stuck-at-0" else "0"
-    return sorted(b for b in picked if stored[width - 1 - b] == keep)
+    code = np.array([int(stored, 2)], dtype=_UINT[width])
+    mask = np.array([sum(1 << b for b in picked)], dtype=_UINT[width])
+    diff = int((code ^ apply_masks(code, mask, kind))[0])
+    return [b for b in range(width) if diff >> b & 1]
+
+
+def effects(value: float, fmt: str, scale: float | None) -> list[float]:
+    """Relative change of ``value`` for a flip of each bit position (int8: exact, float64)."""
+    if fmt != "int8":
+        return flip_effects(value, fmt, scale)
+    return [flip(value, fmt, [b], scale)["relative_change"] for b in range(8)]
 
 
 def _worst_flip(value: float, fmt: str, scale: float | None) -> int:
     """The bit whose single flip changes ``value`` most (inf / NaN counts as the most)."""
-    eff = np.array([as_number(x) for x in flip_effects(value, fmt, scale)], dtype=np.float64)
+    eff = np.array([as_number(x) for x in effects(value, fmt, scale)], dtype=np.float64)
     return int(np.argmax(np.where(np.isfinite(eff), eff, np.inf)))
 
 
@@ -89,16 +122,16 @@ def every_format_rows(value: float, scale: float | None) -> tuple[list[dict], li
     for f in FORMAT_NAMES:
         s_f = scale if f == "int8" else None
         try:
-            stored = flip_bits(value, f, [], s_f)
+            stored = flip(value, f, [], s_f)
             worst = _worst_flip(value, f, s_f)
-            after = flip_bits(value, f, [worst], s_f)["value_after"]
+            after = flip(value, f, [worst], s_f)["value_after"]
         except ValueError:
             rows.append(
                 {
                     "format": f,
                     "stored value": "cannot be stored",
                     "rounding error": None,
-                    "worst single flip": "int8 needs a scale |value| / 127 that float32 can hold"
+                    "worst single flip": "int8 needs a scale s > 0 that float32 can hold"
                     if f == "int8"
                     else "outside this format's range",
                 }
