@@ -452,15 +452,19 @@ def test_bundled_specs_validate_and_suite_mirrors_sar_core_suite():
     smoke = load_spec(ROOT / "studies" / "smoke.toml")
     assert len(smoke.tasks) * len(smoke.methods) * len(smoke.seeds) <= 8
     spec = load_spec(ROOT / "studies" / "suite.toml")
-    cfg = S.SuiteConfig()
+    res = S.load_results()
+    cfg = S.SuiteConfig(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in res["config"].items()
+           if k not in ("grids",)}
+    ) if res.get("schema") == S.SCHEMA else S.SuiteConfig()  # fmt: skip
     assert [(t.name, t.dataset, t.arch) for t in spec.tasks] == [
         (name, *S.TASKS[name]) for name in cfg.tasks
     ]
     assert all(t.widths == S.WIDTHS[t.arch] for t in spec.tasks)
     assert spec.seeds == cfg.heldout_seeds and spec.trials == cfg.trials_eval
-    assert set(cfg.methods) <= set(spec.methods) and spec.reference == "sgd"
+    assert tuple(spec.methods) == cfg.entries and spec.reference == "sgd"
     for t in spec.tasks:
-        assert [p.setting for p in t.faults] == ["int8", "float16"]
+        assert [p.setting for p in t.faults] == list(cfg.targets)
         for m in spec.methods:
             assert (t.configs[m]["epochs"], t.configs[m]["lr"]) == (cfg.epochs, cfg.lr)
 
@@ -498,39 +502,42 @@ def test_suite_spec_reproduces_the_suite_heldout_stage_bit_exactly():
 
     import torch
 
+    from sar_core.analysis.campaign import compare
     from sar_core.data.io import load_checkpoint
     from sar_core.experiments import suite as S
     from sar_core.experiments.study import worker
     from sar_core.experiments.study.plan import make_plan
+    from sar_core.faults.model import FaultModel
 
     spec_mod = importlib.util.spec_from_file_location("make_suite", ROOT / "studies/make_suite.py")
     make_suite = importlib.util.module_from_spec(spec_mod)
     spec_mod.loader.exec_module(make_suite)
-    targets = {"int8": {"ber": 0.0562}, "float16": {"ber": 0.001}}
-    sel = {"sam": {"rho": 0.2}, "sar": {"rho": 0.05}, "fat": {"ber_factor": 0.3}}
-    sel.update(clip={"w_max": 0.15}, randbet={"ber_factor": 2.0, "w_max": 0.15})
-    sel.update(asam={"rho": 2.0}, sar_clip={"rho": 0.05, "w_max": 0.15}, sgd={})
-    results = {"tasks": [{"task": "moons_mlp", "targets": targets, "selected": sel}]}
-    full = S.SuiteConfig()
-    cfg = S.with_overrides(full, epochs=2, trials_eval=5, tasks=("moons_mlp",))
-    text = make_suite.build(results, ("moons_mlp",))
-    text = text.replace(f"epochs = {full.epochs}", "epochs = 2")
-    plan = make_plan(parse_spec(text.replace(f"trials = {full.trials_eval}", "trials = 5")))
+    cfg = S.with_overrides(S.SuiteConfig(), epochs=2, trials_eval=5, tasks=("moons_mlp",))
+    targets = {"int8": {"ber": 0.0562}, "int8_channel": {"ber": 0.1}, "float16": {"ber": 0.001}}
+    prepared = {"task": "moons_mlp", "dataset": "moons", "arch": "mlp", "targets": targets}
+    prepared["selected"] = {"asam_tuned": {"rho": 2.0}}
+    results = {"schema": S.SCHEMA, "config": cfg.to_dict(), "tasks": [prepared]}
+    plan = make_plan(parse_spec(make_suite.build(results, ("moons_mlp",))))
+    assert {r.method for r in plan.models} == set(cfg.entries)
     for ref in [r for r in plan.models if r.seed == cfg.heldout_seeds[0]]:
         task = plan.tasks[ref.key]
         data = worker.load_data(task.inputs["data"])
         _, ck = worker.train_task(task.inputs, data)
-        base = ref.method.split("@")[0]
-        fmt = "float16" if ref.method.endswith("@float16") else "int8"
-        target = S._fm(fmt, targets[fmt]["ber"])
-        theirs, _, d = S._train("moons_mlp", ref.seed, cfg, base, sel[base], target)
+        params = S.entry_config(ref.method, prepared)
+        method = params.pop("method")
+        fm = params.pop("fault_model", None)
+        target = FaultModel.from_dict(fm) if fm else None
+        theirs, _, d = S._train("moons_mlp", ref.seed, cfg, method, params, target)
         mine = load_checkpoint(ck).model.state_dict()
         assert all(torch.equal(mine[k], v) for k, v in theirs.state_dict().items()), ref.method
-        c = next(c for c in plan.campaigns if c.model_key == ref.key and c.point.setting == "int8")
-        out = worker.campaign_task(plan.tasks[c.key].inputs, data, ck)
-        fm = S._fm("int8", targets["int8"]["ber"])
-        r, _ = S._robust([theirs], d, fm, cfg.trials_eval, 1000 + ref.seed)
-        assert out["accuracy"] == list(r[0].accuracy), ref.method
+        for setting in cfg.targets:
+            c = next(
+                c for c in plan.campaigns if c.model_key == ref.key and c.point.setting == setting
+            )
+            out = worker.campaign_task(plan.tasks[c.key].inputs, data, ck)
+            fm_eval = S.target_model(setting, targets[setting]["ber"])
+            r = compare([theirs], d.X_test, d.y_test, fm_eval, trials=5, seed=1000 + ref.seed)
+            assert out["accuracy"] == list(r["results"][0].accuracy), (ref.method, setting)
 
 
 def test_cross_task_summary_counts_and_clean_deltas(reference):
