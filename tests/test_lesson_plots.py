@@ -63,3 +63,32 @@ def test_fault_chart_log_axis_uses_readable_ticks():
     fig = fault_slice_figure([fault_result([0.25, 0.4, 0.6, 0.9], 0.9)])
     assert list(fig.layout.yaxis.ticktext) == [f"{v:.3g}" for v in fig.layout.yaxis.tickvals]
     assert "0.5" in fig.layout.yaxis.ticktext
+
+
+def test_two_models_of_one_method_get_two_colours():
+    """Demo SGD and your own SGD drew in one colour; each method keeps its colour on its first
+    curve, and a repeat gets a colour no method in the figure uses."""
+    from sar_core.plots.style import METHOD_COLORS, curve_colors
+
+    cols = curve_colors(["sgd", "sar", "sgd", "sgd"])
+    assert cols[:2] == [METHOD_COLORS["sgd"], METHOD_COLORS["sar"]]
+    assert len(set(cols)) == 4 and not set(cols[2:]) & set(METHOD_COLORS.values())
+    curves = [
+        {"alphas": [0, 1], "loss": [0.2, 0.3], "method": "sgd", "label": "demo"},
+        {"alphas": [0, 1], "loss": [0.2, 0.4], "method": "sgd", "label": "mine"},
+    ]
+    fig = slice_1d_figure(curves)
+    assert fig.data[0].line.color != fig.data[1].line.color
+    fig = fault_slice_figure([fault_result([0.3, 0.5], 0.5), fault_result([0.3, 0.6], 0.6)])
+    lines = [t.line.color for t in fig.data if t.mode == "lines"]
+    assert len(set(lines)) == 2
+
+
+def test_interpolation_between_two_sgd_models_marks_two_colours():
+    from sar_core.plots.landscape import interpolation_figure
+
+    res = {"t": [0.0, 0.5, 1.0], "loss": [0.2, 0.9, 0.3], "accuracy": [0.9, 0.5, 0.9]}
+    res.update(loss_a=0.2, loss_b=0.3)
+    fig = interpolation_figure(res, "demo SGD", "my SGD", method_a="sgd", method_b="sgd")
+    marks = [t.marker.color for t in fig.data if t.mode == "markers"]
+    assert len(marks) == 2 and marks[0] != marks[1]

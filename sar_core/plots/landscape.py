@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from sar_core.plots.style import method_color, method_label
+from sar_core.plots.style import curve_colors, method_label
 
 ALPHA_AXIS = "α (step along direction 1, in filter-normalized units)"
 BETA_AXIS = "β (step along direction 2, in filter-normalized units)"
@@ -115,6 +115,7 @@ def slice_1d_figure(
     """Several models' L(w + α d) overlaid; curves: dicts with label, method, alphas, loss."""
     fig = go.Figure()
     gaps = total = 0
+    colors = curve_colors([c.get("method", "") for c in curves])
     for i, c in enumerate(curves):
         y = _finite(c["loss"])
         gaps += _gaps(c["loss"], log_y)
@@ -125,7 +126,7 @@ def slice_1d_figure(
                 y=y,
                 mode="lines",
                 name=_name(c, i),
-                line={"color": method_color(c.get("method", ""), i), "width": 2.5},
+                line={"color": colors[i], "width": 2.5},
                 connectgaps=False,
             )
         )
@@ -280,9 +281,10 @@ def interpolation_figure(
         ),
         secondary_y=True,
     )
-    for t, key, label, method, i in (
-        (0.0, "loss_a", label_a, method_a, 0),
-        (1.0, "loss_b", label_b, method_b, 1),
+    ends = curve_colors([method_a or "", method_b or ""])  # SGD to your own SGD: two colours
+    for t, key, label, color in (
+        (0.0, "loss_a", label_a, ends[0]),
+        (1.0, "loss_b", label_b, ends[1]),
     ):
         y = _finite([result.get(key)])[0]
         fig.add_trace(
@@ -291,7 +293,7 @@ def interpolation_figure(
                 y=[y],
                 mode="markers",
                 name=label,
-                marker={"size": 12, "color": method_color(method or "", i + 2)},
+                marker={"size": 12, "color": color},
             ),
             secondary_y=False,
         )
@@ -308,8 +310,9 @@ def fault_slice_figure(results: Sequence[dict], *, log_y: bool = True) -> go.Fig
     fig = go.Figure()
     gaps = total = 0
     at_fault, direction = [], []  # names of models whose fault loss / direction is not finite
+    colors = curve_colors([r.get("method", "") for r in results])
     for i, r in enumerate(results):
-        name, color = _name(r, i), method_color(r.get("method", ""), i)
+        name, color = _name(r, i), colors[i]
         gaps += _gaps(r["loss"], log_y)
         total += len(r["loss"])
         fig.add_trace(

@@ -10,6 +10,8 @@ Every figure takes its method colours from :func:`method_color`; nothing else pi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 METHOD_LABELS = {
     "sgd": "SGD",
     "adam": "Adam",
@@ -56,6 +58,22 @@ def method_label(method: str) -> str:
 def method_color(method: str, index: int = 0) -> str:
     """The fixed colour of a method; unknown methods get a fixed extra colour by index."""
     return METHOD_COLORS.get(method, _EXTRA[index % len(_EXTRA)])
+
+
+def curve_colors(methods: Sequence[str]) -> list[str]:
+    """One colour per curve: each method's own colour for its first curve; a second curve of the
+    same method (your own SGD next to the demo SGD) gets the next unused extra colour, so two
+    models never share a colour in one figure."""
+    out, seen, extra = [], set(), iter(_EXTRA)
+    used = {METHOD_COLORS.get(m) for m in methods}
+    for m in methods:
+        c = METHOD_COLORS.get(m) if m not in seen else None
+        if c is None:
+            c = next((x for x in extra if x not in used), GREY)
+            used.add(c)
+        seen.add(m)
+        out.append(c)
+    return out
 
 
 def sequential_colors(n: int) -> list[str]:
