@@ -15,7 +15,7 @@ import onnx
 import pytest
 import torch
 from onnx import numpy_helper
-from test_onnx import ResNetish, export, quantize, randomize_bn, run_ort
+from test_onnx import ResNetish, export, quantize, quantize_dynamic_bytes, randomize_bn, run_ort
 
 from sar_core.cli.finetune import finetune_model, same_graph
 from sar_core.data.onnx_export import export_onnx
@@ -35,6 +35,7 @@ def setup(tmp_path_factory, digits, trained):
     (d / "mlp.onnx").write_bytes(mlp)
     (d / "mlp_q.onnx").write_bytes(quantize(mlp, digits.X_train, (64,), d, per_channel=False))
     (d / "mlp_qc.onnx").write_bytes(quantize(mlp, digits.X_train, (64,), d, per_channel=True))
+    (d / "mlp_dyn.onnx").write_bytes(quantize_dynamic_bytes(mlp, d))
     np.savez(d / "train.npz", X=digits.X_train[:300], y=digits.y_train[:300])
     return d
 
@@ -75,7 +76,7 @@ def test_finetuned_onnx_keeps_its_graph_and_frozen_batchnorm_and_runs_in_onnxrun
     np.testing.assert_allclose(ours, trained_logits, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["mlp_q.onnx", "mlp_qc.onnx"])
+@pytest.mark.parametrize("name", ["mlp_q.onnx", "mlp_qc.onnx", "mlp_dyn.onnx"])
 def test_quantized_model_is_requantized_with_new_scales_in_the_same_graph(setup, digits, name):
     raw = (setup / name).read_bytes()
     m = load_onnx(raw)

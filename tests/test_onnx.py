@@ -238,10 +238,24 @@ def quantized(zoo, digits, tmp_path_factory):
         _, raw, shape = zoo[name]
         for pc in (False, True):
             out[(name, pc)] = (quantize(raw, digits.X_train, shape, tmp, pc), shape)
+    out[("mlp", "dynamic")] = (quantize_dynamic_bytes(zoo["mlp"][1], tmp), (64,))
     return out
 
 
-@pytest.mark.parametrize("key", [("mlp", False), ("mlp", True), ("resnet_folded", True)])
+def quantize_dynamic_bytes(raw: bytes, tmp) -> bytes:
+    """onnxruntime quantize_dynamic: int8 weights read by MatMulInteger, activations quantized
+    at run time by DynamicQuantizeLinear."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    src, dst = tmp / "d.onnx", tmp / "dyn.onnx"
+    src.write_bytes(raw)
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    return dst.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "key", [("mlp", False), ("mlp", True), ("resnet_folded", True), ("mlp", "dynamic")]
+)
 def test_quantized_model_matches_onnxruntime_and_holds_its_stored_codes(quantized, digits, key):
     raw, shape = quantized[key]
     m = load_onnx(raw)
@@ -258,7 +272,7 @@ def test_quantized_model_matches_onnxruntime_and_holds_its_stored_codes(quantize
     check_fault_model(m, FaultModel(format="int8", ber=0.01))  # exact: no error
 
 
-@pytest.mark.parametrize("key", [("mlp", False), ("resnet_folded", True)])
+@pytest.mark.parametrize("key", [("mlp", False), ("resnet_folded", True), ("mlp", "dynamic")])
 def test_int8_faults_flip_the_stored_codes_and_use_the_models_own_scales(quantized, digits, key):
     """Every flip changes one bit of one int8 code stored in the file (numpy uint8 views), and the
     faulty module's logits are onnxruntime's on the file holding those codes (its own scales)."""
@@ -330,3 +344,14 @@ def test_external_data_random_bytes_and_truncation_are_refused(zoo, tmp_path):
     path.write_bytes(raw)
     with pytest.raises(ValueError, match=r"size=\d+ bytes: the cap is 100 bytes"):
         load_onnx(path, max_bytes=100)
+
+
+def test_docs_list_every_supported_operator():
+    from conftest import ROOT
+
+    from sar_core.data.onnx_read import SUPPORTED_OPS
+
+    doc = (ROOT / "docs" / "byom.md").read_text(encoding="utf-8")
+    listed = doc.split("Supported operators:", 1)[1].split("Any other operator", 1)[0]
+    names = {w.strip(" .,\n") for w in listed.replace("\n", " ").split(",")}
+    assert names == set(SUPPORTED_OPS)

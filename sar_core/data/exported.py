@@ -30,9 +30,9 @@ class FlatInput(nn.Module):
 
 def load_exported(source: str | Path | bytes, *, max_bytes: int | None = None):
     """The program's module, wrapped to take flattened rows; n_classes from a probe batch."""
-    from sar_core.data.onnx_import import _read
+    from sar_core.data.onnx_read import read_model_bytes
 
-    data = _read(source, max_bytes)
+    data = read_model_bytes(source, max_bytes)
     try:
         ep = torch.export.load(io.BytesIO(data))
         args = ep.example_inputs[0]

@@ -27,7 +27,7 @@ def export_onnx(model, raw: bytes) -> tuple[bytes, dict]:
     """(new .onnx bytes, report) for ``model`` (an ``OnnxModel`` imported from ``raw``)."""
     from onnx import numpy_helper
 
-    from sar_core.data.onnx_import import parse_onnx
+    from sar_core.data.onnx_read import parse_onnx
 
     proto = parse_onnx(raw, max_bytes=max(len(raw), 1))
     inits = {t.name: t for t in proto.graph.initializer}

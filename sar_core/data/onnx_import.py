@@ -34,9 +34,8 @@ from torch import nn
 
 from sar_core import limits
 from sar_core.data.onnx_ops import INT_RANGES, OPS
+from sar_core.data.onnx_read import graph_input, opset_of, parse_onnx
 
-SUPPORTED_OPS = tuple(sorted(OPS))
-_FLOAT_TYPES = {1, 10, 11, 16}  # float, float16, double, bfloat16
 _WEIGHT_ROLES = {
     "Conv": ("input", "weight", "bias"),
     "Gemm": ("input", "weight", "bias"),
@@ -69,93 +68,10 @@ class QuantizedWeight:
     """Where a quantized parameter's codes live in the ONNX file, and how they are read."""
 
     initializer: str  # the integer initializer holding the stored codes
-    scale: str  # initializer names of the scale and the zero point (None: zero)
+    scale: str | None  # initializer names of the scale (None: not found) and the zero point
     zero_point: str | None
     elem_type: int  # ONNX element type of the codes (3 int8, 2 uint8, 6 int32)
     axis: int | None  # per-channel axis of the scale; None: one scale per tensor
-
-
-def _read(source: str | Path | bytes, max_bytes: int | None) -> bytes:
-    """The file's bytes, size-capped (None: limits.MAX_MODEL_BYTES, read at call time)."""
-    max_bytes = limits.MAX_MODEL_BYTES if max_bytes is None else max_bytes
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    else:
-        p = Path(source)
-        try:
-            if not p.is_file():
-                raise ValueError(f"Invalid model path={str(source)[:200]!r}: no such file")
-            size = p.stat().st_size
-            if size > max_bytes:
-                raise ValueError(
-                    f"Invalid model size={size} bytes: the cap is {max_bytes} bytes "
-                    "(sar_core.limits.MAX_MODEL_BYTES)"
-                )
-            data = p.read_bytes()
-        except OSError as e:
-            raise ValueError(
-                f"Invalid model path={str(source)[:200]!r}: cannot be read ({e.strerror})"
-            ) from None
-    if len(data) > max_bytes:
-        raise ValueError(
-            f"Invalid model size={len(data)} bytes: the cap is {max_bytes} bytes "
-            "(sar_core.limits.MAX_MODEL_BYTES)"
-        )
-    return data
-
-
-def parse_onnx(source: str | Path | bytes, *, max_bytes: int | None = None):
-    """The checked ``onnx.ModelProto`` of a file or bytes (ValueError when it is not usable)."""
-    import onnx
-    from google.protobuf.message import DecodeError
-
-    data = _read(source, max_bytes)
-    try:
-        proto = onnx.load_model_from_string(data)  # never loads external data
-    except (DecodeError, RuntimeError, ValueError) as e:
-        raise ValueError(
-            f"Invalid model: the file is not an ONNX protobuf (truncated or another format?): "
-            f"{type(e).__name__}"
-        ) from None
-    g = proto.graph
-    if not g.node or not g.output:
-        raise ValueError(
-            "Invalid model: the file holds no ONNX graph (no nodes or no outputs); is it really "
-            "an .onnx model?"
-        )
-    for t in list(g.initializer) + _attribute_tensors(g):
-        if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data):
-            raise ValueError(
-                f"Invalid model: tensor {t.name!r} points to external data "
-                f"({', '.join(f'{e.key}={e.value}' for e in t.external_data)[:120]}); SAR Lab "
-                "reads only self-contained .onnx files (save with save_as_external_data=False)"
-            )
-    if len(g.sparse_initializer):
-        raise ValueError("Invalid model: sparse initializers are not supported")
-    if len(g.node) > limits.MAX_ONNX_NODES:
-        raise ValueError(
-            f"Invalid model nodes={len(g.node)}: the cap is {limits.MAX_ONNX_NODES} nodes"
-        )
-    for n in g.node:
-        if n.domain not in ("", "ai.onnx") or n.op_type not in OPS:
-            op = n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}::{n.op_type}"
-            raise ValueError(
-                f"Invalid model: operator {op!r} (node {n.name!r}) is not supported; supported "
-                f"operators: {', '.join(SUPPORTED_OPS)}"
-            )
-    return proto
-
-
-def _attribute_tensors(g) -> list:
-    return [a.t for n in g.node for a in n.attribute if a.HasField("t")]
-
-
-def opset_of(proto) -> int:
-    """The model's default-domain (ai.onnx) opset version."""
-    for o in proto.opset_import:
-        if o.domain in ("", "ai.onnx"):
-            return int(o.version)
-    return 1
 
 
 def _attrs(node, inits: dict) -> dict:
@@ -195,7 +111,7 @@ class OnnxModel(nn.Module):
         g = proto.graph
         self.opset = opset_of(proto)
         inits = {t.name: t for t in g.initializer}
-        self.input_name, self.input_shape = _graph_input(g, inits)
+        self.input_name, self.input_shape = graph_input(g, inits)
         self.output_name = g.output[0].name
         self.nodes = [
             Node(n.op_type, tuple(n.input), tuple(n.output), _attrs(n, inits), n.name)
@@ -273,6 +189,20 @@ class OnnxModel(nn.Module):
             if axis is not None and axis < 0:
                 axis += len(t.dims)
             out[n.inputs[0]] = (n, QuantizedWeight(n.inputs[0], n.inputs[1], zp, t.data_type, axis))
+        for n in self.nodes:  # onnxruntime's quantize_dynamic: int8 weights read by MatMulInteger
+            if n.op != "MatMulInteger" or n.inputs[1] not in inits:
+                continue
+            t = inits[n.inputs[1]]
+            if t.data_type not in (2, 3):
+                raise ValueError(
+                    f"Invalid model: MatMulInteger {n.name!r} reads {n.inputs[1]!r} of ONNX "
+                    f"element type {t.data_type}; int8 and uint8 codes are supported"
+                )
+            zp = n.inputs[3] if len(n.inputs) > 3 and n.inputs[3] else None
+            base = n.inputs[1].removesuffix("_quantized")
+            scale = f"{base}_scale" if f"{base}_scale" in arrays else None  # ORT's naming
+            axis = 1 if scale and arrays[scale].size > 1 else None
+            out[n.inputs[1]] = (n, QuantizedWeight(n.inputs[1], scale, zp, t.data_type, axis))
         return out
 
     def _role(self, name: str, node: Node, idx: int, dq_codes: dict, consumers: dict) -> str:
@@ -280,6 +210,8 @@ class OnnxModel(nn.Module):
             node, idx = consumers[node.outputs[0]][0]  # a shared weight copied by Identity
         if name in dq_codes:  # the role is that of the DequantizeLinear's output at its reader
             dq = dq_codes[name][0]
+            if dq.op == "MatMulInteger":
+                return "weight"
             reader = consumers.get(dq.outputs[0], [(dq, 0)])[0]
             return _WEIGHT_ROLES.get(reader[0].op, ("c0", "c1", "c2"))[min(reader[1], 2)]
         roles = _WEIGHT_ROLES.get(node.op, ())
@@ -359,6 +291,8 @@ class OnnxModel(nn.Module):
             try:
                 if n.op == "DequantizeLinear" and n.inputs[0] in quantized:
                     outs = [self._weight(n, ins)]
+                elif n.op == "MatMulInteger" and n.inputs[1] in quantized:
+                    outs = [self._matmul_integer(n, ins)]
                 else:
                     outs = OPS[n.op](ins, n.attrs, self.opset)
             except (RuntimeError, IndexError, TypeError, KeyError, ValueError) as e:
@@ -371,33 +305,36 @@ class OnnxModel(nn.Module):
     def _weight(self, n: Node, ins: list) -> torch.Tensor:
         """A quantized weight: stored codes (q - zero point) times the model's own scale."""
         q = self.quantized[self.param_of[n.inputs[0]]]
-        p = ins[0]
         if self._float or q.elem_type == 6:
-            return p
-        scale = ins[1]
-        if q.axis is not None:
-            shape = [1] * p.dim()
-            shape[q.axis] = -1
-            scale = scale.reshape(shape)
-        return p * scale
+            return ins[0]
+        return ins[0] * _along(ins[1], q.axis, ins[0].dim())
+
+    def _matmul_integer(self, n: Node, ins: list) -> torch.Tensor:
+        """MatMulInteger on a stored weight (codes already less their zero point)."""
+        q = self.quantized[self.param_of[n.inputs[1]]]
+        B = ins[1]
+        if self._float:  # float weights back in code units: the graph's Mul applies the scale
+            B = B / _along(self._tensors()[q.scale], q.axis, B.dim())
+        A = ins[0] - ins[2] if len(ins) > 2 and ins[2] is not None else ins[0]
+        return A @ B
 
     def float_weights(self) -> OnnxModel:
         """A copy whose quantized parameters hold dequantized float weights (for fine-tuning)."""
         new = copy.deepcopy(self)
         if new._float:
             return new
+        tensors = new._tensors()
         with torch.no_grad():
-            tensors = new._tensors()
             for pname, q in new.quantized.items():
                 if q.elem_type == 6:
                     continue
+                if q.scale is None:
+                    raise ValueError(
+                        f"Invalid model: the scale of {q.initializer!r} is not an initializer "
+                        f"named '<weight>_scale'; fine-tune the float model and quantize it again"
+                    )
                 p = new.get_parameter(pname)
-                n = next(
-                    n
-                    for n in new.nodes
-                    if n.op == "DequantizeLinear" and n.inputs[0] == q.initializer
-                )
-                p.copy_(new._weight(n, [p, tensors[q.scale]]))
+                p.mul_(_along(tensors[q.scale], q.axis, p.dim()))
         new._float = True
         return new
 
@@ -407,38 +344,13 @@ class OnnxModel(nn.Module):
         return self._float
 
 
-def _graph_input(g, inits: dict) -> tuple[str, tuple[int, ...]]:
-    inputs = [i for i in g.input if i.name not in inits]
-    if len(inputs) != 1:
-        raise ValueError(
-            f"Invalid model: {len(inputs)} graph inputs ({', '.join(i.name for i in inputs)}); "
-            "SAR Lab models take exactly one input tensor"
-        )
-    inp = inputs[0]
-    tt = inp.type.tensor_type
-    if tt.elem_type not in _FLOAT_TYPES:
-        raise ValueError(
-            f"Invalid model input {inp.name!r}: element type {tt.elem_type}; a float tensor is needed"
-        )
-    dims = list(tt.shape.dim)
-    if len(dims) < 2:
-        raise ValueError(
-            f"Invalid model input {inp.name!r}: rank {len(dims)}; expected (batch, features...)"
-        )
-    shape = []
-    for k, d in enumerate(dims[1:], start=1):
-        if not d.HasField("dim_value") or d.dim_value < 1:
-            raise ValueError(
-                f"Invalid model input {inp.name!r}: dimension {k} is not fixed "
-                f"({d.dim_param or '?'}); only the batch dimension may vary"
-            )
-        shape.append(int(d.dim_value))
-    if math.prod(shape) > limits.MAX_MODEL_INPUT:
-        raise ValueError(
-            f"Invalid model input {inp.name!r}: {math.prod(shape)} values per row; the cap is "
-            f"{limits.MAX_MODEL_INPUT}"
-        )
-    return inp.name, tuple(shape)
+def _along(scale: torch.Tensor, axis: int | None, ndim: int) -> torch.Tensor:
+    """A per-tensor scale as is; a per-channel one shaped to broadcast along ``axis``."""
+    if axis is None or scale.numel() == 1:
+        return scale.reshape(())
+    shape = [1] * ndim
+    shape[axis] = -1
+    return scale.reshape(shape)
 
 
 def _broadcast(a: np.ndarray, axis: int | None, ndim: int) -> np.ndarray:

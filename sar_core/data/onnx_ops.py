@@ -355,6 +355,32 @@ def _dequantize(x: list, a: dict, o: int) -> list:
     return [(t - zp) * scale]
 
 
+def _dynamic_quantize(x: list, a: dict, o: int) -> list:
+    """uint8 codes of x with a scale and zero point from its own range (ONNX's formulas)."""
+    t = x[0]
+    lo = torch.clamp(t.detach().min(), max=0.0)
+    hi = torch.clamp(t.detach().max(), min=0.0)
+    scale = (hi - lo) / 255.0
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # an all-zero input
+    zp = torch.clamp(torch.round(-lo / scale), 0, 255)
+    y = t / scale
+    q = torch.clamp(torch.round(y) + zp, 0, 255)
+    if torch.is_grad_enabled() and t.requires_grad:
+        q = y + zp + (q - y - zp).detach()  # straight-through
+    return [q, scale, zp]
+
+
+def _matmul_integer(x: list, a: dict, o: int) -> list:
+    """(A - a_zero_point) @ (B - b_zero_point); the integer products are exact in float32 for
+    int8 / uint8 codes up to 2^24 / 2^15 ~ 512 terms, and the graph's Cast/Mul follow."""
+    A, B = x[0].to(torch.float32), x[1].to(torch.float32)
+    if len(x) > 2 and x[2] is not None:
+        A = A - x[2].to(torch.float32)
+    if len(x) > 3 and x[3] is not None:
+        B = B - x[3].to(torch.float32)
+    return [A @ B]
+
+
 OPS: dict[str, Op] = {
     "Add": _binary(torch.add),
     "Sub": _binary(torch.sub),
@@ -408,4 +434,6 @@ OPS: dict[str, Op] = {
     "Range": _range,
     "QuantizeLinear": _quantize,
     "DequantizeLinear": _dequantize,
+    "DynamicQuantizeLinear": _dynamic_quantize,
+    "MatMulInteger": _matmul_integer,
 }
