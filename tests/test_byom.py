@@ -263,3 +263,28 @@ def test_readme_example_numbers_come_from_its_result_files():
         assert res[ft]["same_graph"] is True
         for k in ("clean_accuracy", "deployed_accuracy", "mean_accuracy", "ci95"):
             assert res[ft]["after"][k] == res[after][k], (ft, k)
+
+
+def test_trusted_pt2_runs_like_the_module_it_was_exported_from(cli, files, tmp_path, digits):
+    """A torch.export program (static batch of 4: run in chunks) with --trust-pt2; the campaign
+    equals the one on the original module (same parameter shapes: the same fault patterns)."""
+    from collections import OrderedDict
+
+    from torch import nn
+
+    from sar_core.analysis.campaign import run_campaign
+    from sar_core.faults.model import FaultModel
+
+    torch.manual_seed(0)
+    net = nn.Sequential(OrderedDict(fc=nn.Linear(64, 32), act=nn.ReLU(), out=nn.Linear(32, 10)))
+    path = tmp_path / "m.pt2"
+    torch.export.save(torch.export.export(net.eval(), (torch.zeros(4, 64),)), str(path))
+    args = ("--data", files / "test.npz", "--format", "int8", "--ber", "0.02", "--trials", "6")
+    rc, out, err = cli("inject", "--model", path, *args, "--trust-pt2", "--json", "--quiet")
+    assert rc == 0, err
+    got = json.loads(out)
+    ref = run_campaign(net, digits.X_test, digits.y_test, FaultModel(format="int8", ber=0.02), trials=6, seed=0).summary()  # fmt: skip
+    assert got["clean_accuracy"] == pytest.approx(ref["clean_accuracy"])
+    assert got["mean_accuracy"] == pytest.approx(ref["mean_accuracy"])
+    rc, _, err = cli("inject", "--model", path, *args)  # no trust flag: refused, nothing loaded
+    assert rc == 2 and "--trust-pt2" in err

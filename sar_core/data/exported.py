@@ -17,15 +17,34 @@ from sar_core import limits
 
 
 class FlatInput(nn.Module):
-    """Wraps a module taking (N, *input_shape) so it takes flattened rows (N, D)."""
+    """Wraps a module taking (N, *input_shape) so it takes flattened rows (N, D).
 
-    def __init__(self, net: nn.Module, input_shape: tuple[int, ...]) -> None:
+    ``batch``: a program exported with a static batch size runs in chunks of that size (the
+    last chunk padded with zero rows, whose outputs are dropped); None: any batch.
+    """
+
+    def __init__(self, net: nn.Module, input_shape: tuple[int, ...], batch: int | None) -> None:
         super().__init__()
-        self.net, self.input_shape = net, tuple(input_shape)
+        self.net, self.input_shape, self.batch = net, tuple(input_shape), batch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, D) -> (N, C)
         """Reshape the rows to the program's input shape and run it."""
-        return self.net(x.reshape(x.shape[0], *self.input_shape))
+        x = x.reshape(x.shape[0], *self.input_shape)
+        if self.batch is None:
+            return self.net(x)
+        outs = []
+        for i in range(0, x.shape[0], self.batch):
+            chunk = x[i : i + self.batch]
+            pad = self.batch - chunk.shape[0]
+            if pad:
+                chunk = torch.cat([chunk, chunk.new_zeros((pad, *chunk.shape[1:]))])
+            outs.append(self.net(chunk)[: self.batch - pad])
+        return torch.cat(outs)
+
+    def train(self, mode: bool = True) -> FlatInput:
+        """Only this wrapper's flag: an exported program keeps the mode it was exported in."""
+        self.training = mode
+        return self
 
 
 def load_exported(source: str | Path | bytes, *, max_bytes: int | None = None):
@@ -42,9 +61,16 @@ def load_exported(source: str | Path | bytes, *, max_bytes: int | None = None):
     if len(args) != 1 or not isinstance(args[0], torch.Tensor) or args[0].dim() < 2:
         raise ValueError("Invalid model: the program must take one (batch, ...) tensor")
     shape = tuple(int(s) for s in args[0].shape[1:])
-    model = FlatInput(net, shape)
+    n = int(args[0].shape[0])
+    try:  # a batch size other than the example's: is the batch dimension dynamic?
+        with torch.no_grad():
+            net(torch.zeros(n + 1, *shape))
+        batch = None
+    except Exception:  # noqa: BLE001 — a guard on the exported batch size fails
+        batch = n
+    model = FlatInput(net, shape, batch)
     with torch.no_grad():
-        out = model(torch.zeros(args[0].shape[0], math.prod(shape)))
+        out = model(torch.zeros(n + 1, math.prod(shape)))
     if out.dim() != 2 or not 2 <= out.shape[1] <= limits.MAX_CLASSES:
         raise ValueError(
             f"Invalid model output: shape {tuple(out.shape)}; expected (batch, classes)"
