@@ -131,3 +131,22 @@ def test_rows_to_csv_union_of_columns():
     text = rows_to_csv([{"a": 1, "b": 2.5}, {"a": 2, "c": "x"}])
     assert text.splitlines() == ["a,b,c", "1,2.5,", "2,,x"]
     assert rows_to_csv([]) == "\n"
+
+
+def test_load_model_dispatches_on_the_suffix(tmp_path, demo_paths):
+    """Issue 19: .safetensors -> a checkpoint; .onnx -> an imported model; others refused."""
+    from sar_core.data.io import Checkpoint, ImportedModel, load_model, model_io
+
+    ck = load_model(demo_paths["digits_mlp_sgd"])
+    assert isinstance(ck, Checkpoint) and model_io(ck) == ((1, 8, 8), 10)  # its recorded image
+    onnx_path = tmp_path / "m.onnx"
+    torch.onnx.export(
+        ck.model, torch.zeros(2, 64), str(onnx_path), dynamo=False, input_names=["x"],
+        dynamic_axes={"x": {0: "n"}},
+    )  # fmt: skip
+    imported = load_model(onnx_path)
+    assert isinstance(imported, ImportedModel) and model_io(imported) == ((64,), 10)
+    assert imported.raw == onnx_path.read_bytes() and not imported.quantized
+    for bad in ("m.pt", "m.pth", "m", "m.onnx.bak"):
+        with pytest.raises(ValueError, match="suffix"):
+            load_model(tmp_path / bad)
