@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sar_core.analysis.attack import attack_batch, progressive_bit_search, random_flip_baseline
+from sar_core.analysis.attack import (
+    SearchSettings,
+    attack_batch,
+    progressive_bit_search,
+    random_flip_baseline,
+)
 from sar_core.engine.evaluate import evaluate
 from sar_core.faults.injector import Injector
 
@@ -92,6 +97,19 @@ def test_same_seed_same_result_and_batch_is_seeded(mlp, digits):
     assert (
         xa.shape == (128, 64) and len(np.unique(xa, axis=0)) == 128 and not np.array_equal(xa, xb)
     )
+
+
+def test_settings_object_and_keyword_overrides_are_one_search(mlp, digits):
+    data = (digits.X_train, digits.y_train, digits.X_test, digits.y_test)
+    cfg = SearchSettings(max_flips=4, seed=2, bits="0-6", candidates=2)
+    a = progressive_bit_search(mlp, *data, cfg)
+    b = progressive_bit_search(mlp, *data, max_flips=4, seed=2, bits="0-6", candidates=2)
+    c = progressive_bit_search(mlp, *data, SearchSettings(max_flips=9, seed=2), max_flips=4, bits="0-6", candidates=2)  # fmt: skip
+    assert a.to_dict() == b.to_dict() == c.to_dict() and a.flips == 4
+    with pytest.raises(ValueError, match="Invalid max_candidates"):
+        SearchSettings(candidates=8, max_candidates=4)
+    with pytest.raises(ValueError, match="Invalid granularity"):
+        SearchSettings(granularity="row")
 
 
 def test_attack_needs_far_fewer_flips_than_random(pbs, mlp, digits):

@@ -16,7 +16,7 @@ chance) or the flip budget is spent. Sites already flipped are never flipped bac
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -220,72 +220,87 @@ def check_attack_settings(
         check_float("target_accuracy", target_accuracy, low=0.0, high=1.0)
 
 
+@dataclass(frozen=True)
+class SearchSettings:
+    """Settings of a progressive bit search (validated on construction)."""
+
+    target_accuracy: float | None = None  # stop at or below this eval accuracy; None: 1/K + 0.10
+    max_flips: int = 200  # flip budget
+    batch_size: int = 128  # attack-batch rows drawn from (X_attack, y_attack) with ``seed``
+    candidates: int = 1  # sites per layer evaluated exactly per iteration (Rakin et al.: 1)
+    max_candidates: int = 64  # a stalled search widens its candidates x4 up to this
+    bits: tuple[int, ...] | str | None = None  # eligible bits as in a FaultModel ("0-6": no sign)
+    layers: tuple[str, ...] | None = None  # eligible layers; None: all
+    include_bias: bool = False
+    granularity: str = "tensor"  # int8 scale per "tensor" or per output "channel"
+    seed: int = 0  # the attack batch's seed
+
+    def __post_init__(self) -> None:
+        check_attack_settings(
+            max_flips=self.max_flips,
+            candidates=self.candidates,
+            max_candidates=self.max_candidates,
+            seed=self.seed,
+            target_accuracy=self.target_accuracy,
+            batch_size=self.batch_size,
+        )
+        self.fault_model()  # bits and granularity, checked by FaultModel
+
+    def fault_model(self) -> FaultModel:
+        """The int8 sites the search may flip (count=1: one flip per accepted step)."""
+        return FaultModel(
+            format="int8",
+            bits=self.bits,
+            count=1,
+            layers=self.layers,
+            include_bias=self.include_bias,
+            granularity=self.granularity,
+        )
+
+
 def progressive_bit_search(
     model: nn.Module,
     X_attack,
     y_attack,
     X_eval,
     y_eval,
-    *,
-    target_accuracy: float | None = None,
-    max_flips: int = 200,
-    batch_size: int = 128,
-    candidates: int = 1,
-    max_candidates: int = 64,
-    bits=None,
-    layers: tuple[str, ...] | None = None,
-    include_bias: bool = False,
-    granularity: str = "tensor",
-    seed: int = 0,
+    settings: SearchSettings | None = None,
+    **overrides,
 ) -> AttackResult:
-    """Flip int8 weight bits greedily (PBS) until eval accuracy <= target or ``max_flips``.
+    """Flip int8 weight bits greedily (PBS) until eval accuracy <= target or the flip budget.
 
-    The attack batch is ``batch_size`` rows of (X_attack, y_attack) drawn with ``seed``; accuracy
-    is measured on (X_eval, y_eval). ``candidates`` sites per layer are evaluated exactly per
-    iteration (Rakin et al. use 1). ``bits``/``layers``/``include_bias`` restrict the eligible
-    sites as in a FaultModel (e.g. bits="0-6" when the sign bit is protected).
+    ``settings`` (default ``SearchSettings()``), with ``overrides`` replacing its fields (e.g.
+    ``max_flips=300, seed=1``). The attack batch is ``batch_size`` rows of (X_attack, y_attack)
+    drawn with ``seed``; accuracy is measured on (X_eval, y_eval).
     """
-    check_attack_settings(
-        max_flips=max_flips,
-        candidates=candidates,
-        max_candidates=max_candidates,
-        seed=seed,
-        target_accuracy=target_accuracy,
-        batch_size=batch_size,
-    )
-    fm = FaultModel(
-        format="int8",
-        bits=bits,
-        count=1,
-        layers=layers,
-        include_bias=include_bias,
-        granularity=granularity,
-    )
+    cfg = replace(settings or SearchSettings(), **overrides)
+    fm = cfg.fault_model()
     inj = Injector(model, fm)
     dev = model_device(model)
-    Xa, ya = as_tensors(*attack_batch(X_attack, y_attack, batch_size, seed), dev)
+    Xa, ya = as_tensors(*attack_batch(X_attack, y_attack, cfg.batch_size, cfg.seed), dev)
     Xe, ye = as_tensors(X_eval, y_eval, dev)
-    q, s = _int8_state(inj, model, granularity)
+    q, s = _int8_state(inj, model, cfg.granularity)
     positions = torch.tensor(fm.bits, dtype=torch.int32, device=dev)
     search = _Search(model, inj.deployed(), q, s, positions)
     n_classes = int(logits_of(model, search.params, Xe[:1]).shape[1])
-    target = 1.0 / n_classes + 0.10 if target_accuracy is None else float(target_accuracy)
+    target = 1.0 / n_classes + 0.10 if cfg.target_accuracy is None else cfg.target_accuracy
     acc0 = evaluate(model, Xe, ye, search.params).accuracy
     loss0 = _loss(model, search.params, Xa, ya)
-    trace = _greedy(search, (Xa, ya), (Xe, ye), target, max_flips, candidates, max_candidates)
+    trace = _greedy(search, (Xa, ya), (Xe, ye), float(target), cfg)
     return AttackResult(
         initial_accuracy=acc0,
         initial_loss=loss0,
-        target_accuracy=target,
+        target_accuracy=float(target),
         n_sites=inj.n_sites,
         fault_model=fm,
         **trace,
     )
 
 
-def _greedy(search: _Search, attack, evaluation, target, max_flips, k0, k_max) -> dict:
+def _greedy(search: _Search, attack, evaluation, target: float, cfg: SearchSettings) -> dict:
     """Accept loss-raising flips until eval accuracy <= target, the budget, or a stall."""
     (Xa, ya), (Xe, ye) = attack, evaluation
+    max_flips, k0, k_max = cfg.max_flips, cfg.candidates, cfg.max_candidates
     cur = _loss(search.model, search.params, Xa, ya)
     accs, losses, sites, k = [], [], [], k0
     reason = "target" if evaluate(search.model, Xe, ye, search.params).accuracy <= target else ""
