@@ -29,8 +29,9 @@ METHODS = {
     "sgd": dict(method="sgd"),
     "sam": dict(method="sam"),
     "asam": dict(method="asam"),
-    "sar (preset)": dict(method="sar"),
-    "sar v2 int8": dict(method="sar", geometry="fault", rho=0.015),
+    "sar (default: v3 int8)": dict(method="sar"),
+    "sar v3 + sampled fault": dict(method="sar", fault_sample=True),
+    "sar v2 int8": dict(method="sar", geometry="fault", rho=0.015, range_grad=False),
     "sar v2 float16": dict(
         method="sar", geometry="fault", rho=0.015, fault_model=FaultModel("float16", ber=1e-4)
     ),

@@ -39,7 +39,7 @@ from typing import Any
 import torch
 
 from sar_core.faults.model import FaultModel, eligible_parameters
-from sar_core.training.fault_geometry import expected_flips, fault_intensity
+from sar_core.training.fault_geometry import covered_bits, expected_flips, fault_intensity
 from sar_core.training.randbet import int8_codes, random_bit_errors
 from sar_core.validate import check_choice, check_float
 
@@ -281,44 +281,41 @@ class SAR(SAM):
         self._eligible = {id(by_name[n]) for n in elig}
         n_elem = sum(by_name[n].numel() for n in elig)
         self.fault_radius = math.sqrt(expected_flips(fm, n_elem)[0])
+        if fm.format == "int8":
+            kept, _ = covered_bits(fm)
+            self._int8_rms_dq = math.sqrt(
+                sum((128.0 if b == 7 else 2.0**b) ** 2 for b in kept) / len(kept)
+            )
 
     def _t_of(self, p: torch.Tensor, group: dict) -> torch.Tensor | None:
         if group["geometry"] != "fault":
             return self._t(p, group)
+        fm = self.fault_model
         if id(p) not in self._eligible:
-            return torch.zeros_like(p)
-        return fault_intensity(p.detach(), self.fault_model)  # type: ignore[arg-type]
+            return p.new_zeros(())  # broadcasts: no ascent on weights the faults cannot hit
+        if fm.format == "int8" and (fm.granularity == "tensor" or p.dim() < 2):  # type: ignore[union-attr]
+            # constant per tensor: a 0-d T (s * RMS|dq|) broadcasts, no per-element copy
+            m = p.detach().abs().amax()
+            s = torch.where(m > 0, m / 127.0, torch.ones_like(m))
+            return s * self._int8_rms_dq
+        return fault_intensity(p.detach(), fm)  # type: ignore[arg-type]
 
     def _radius(self, group: dict) -> float:
         return group["rho"] * (self.fault_radius if group["geometry"] == "fault" else 1.0)
 
-    def _v3_params(self) -> list[torch.Tensor]:
-        return [
-            p
-            for g in self.param_groups
-            for p in g["params"]
-            if id(p) in self._eligible and p.grad is not None
-        ]
-
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
-        """Climb to w + e(w); SAR v3 adds a sampled target fault Δq·s(w) on top."""
-        on = (self.range_grad or self.fault_sample) and any(
-            self._radius(g) > 0 for g in self.param_groups
-        )  # rho = 0 turns every SAR term off: the base optimizer's step, bit for bit
-        ps = self._v3_params() if on else []
-        self._w0 = {p: p.detach().clone() for p in ps}  # w, for s(w) and the displacement
+        """Climb to w + e(w); SAR v3 with fault_sample adds a sampled target fault Δq·s(w)."""
         super().first_step(zero_grad=False)
-        if self.fault_sample and ps:
+        if self.fault_sample:
             fm = self.fault_model
-            moved = {id(p) for m, _ in self._moved for p in m}
-            for p in ps:
-                w = self._w0[p]
-                q, s = int8_codes(w, fm.granularity)  # type: ignore[union-attr]
-                qf, _ = random_bit_errors(q, fm.bits, fm.ber, self._gen)  # type: ignore[union-attr]
-                if id(p) not in moved:  # rho = 0: first_step kept no copy of w
-                    self._moved.append(([p], [self._old(p).copy_(w)]))
-                p.add_((qf.float() - q.float()) * s)  # D = Δq s, |D| <= 255 s
+            for ps, olds in self._moved:  # olds: w, kept by SAM's first_step
+                for p, w in zip(ps, olds):
+                    if id(p) not in self._eligible:
+                        continue
+                    q, s = int8_codes(w, fm.granularity)  # type: ignore[union-attr]
+                    qf, _ = random_bit_errors(q, fm.bits, fm.ber, self._gen)  # type: ignore[union-attr]
+                    p.add_((qf.float() - q.float()) * s)  # D = Δq s, |D| <= 255 s
         if zero_grad:
             self.zero_grad()
 
@@ -326,10 +323,11 @@ class SAR(SAM):
     def second_step(self, zero_grad: bool = False) -> None:
         """Back to w; v3: add d L / d s · d s / d w, then the base optimizer's step."""
         if self.range_grad:
-            for p, w in self._w0.items():
-                if p.grad is not None:
-                    _add_range_grad(p.grad, p - w, w, self.fault_model.granularity)  # type: ignore[union-attr]
-        self._w0 = {}
+            gran = self.fault_model.granularity  # type: ignore[union-attr]
+            for ps, olds in getattr(self, "_moved", []):
+                for p, w in zip(ps, olds):
+                    if id(p) in self._eligible and p.grad is not None:
+                        _add_range_grad(p.grad, p - w, w, gran)  # p - w: the displacement
         super().second_step(zero_grad=zero_grad)
 
 
