@@ -3,7 +3,7 @@
 import streamlit as st
 
 st.title("Lesson: what keeps a network alive when bits flip?")
-st.caption(
+st.markdown(
     "Five copies of one digits network, trained alike except for the method: plain **SGD**, "
     "**SAR** (a flat minimum), **weight clipping**, **RandBET** and **ASAM**. All are hit by "
     "exactly the same random bit flips; every change below is measured at once."

@@ -146,9 +146,9 @@ def test_presets_set_the_controls_and_move_accuracy_visibly():
         assert at.select_slider(key="error_rate").value == ber and ber in rates(fault), label
         f = FAULTS[fault]
         fm = FaultModel(format=f.format, bits=f.bits, ber=ber)
-        for r in compare(models, data.X_test, data.y_test, fm, trials=100)["results"]:
-            mean = sum(r.accuracy) / len(r.accuracy)
-            assert 0.2 < mean < r.deployed_accuracy - 0.02, (label, mean)
+        sgd = compare(models, data.X_test, data.y_test, fm, trials=100)["results"][0]
+        mean = sum(sgd.accuracy) / len(sgd.accuracy)  # the reference loses visibly, above chance
+        assert 0.2 < mean < sgd.deployed_accuracy - 0.02, (label, mean)
 
 
 def test_verdicts_compare_accuracy_lost_with_paired_intervals():

@@ -13,7 +13,7 @@ import streamlit as st
 from sar_core.plots.bits import bit_cells_figure
 from sar_core.plots.landscape import fault_slice_figure, slice_1d_figure
 from sar_core.plots.robustness import sweep_figure
-from sar_core.plots.style import method_color
+from sar_core.plots.style import curve_colors, method_color, rgba
 from ui.layout import clip01, fmt_ci, fmt_pct
 from ui.lesson import Model
 from ui.lesson_text import pts, suite_rows, verdict_cell
@@ -46,8 +46,9 @@ def curves(lineup: Sequence[Model], levels: Sequence[Mapping]) -> list[dict]:
 
 def accuracy_chart(lineup, levels, ber: float, *, expert: bool) -> None:
     """Accuracy vs rate, every model, the chosen rate marked."""
+    cs = curves(lineup, levels)
     fig = sweep_figure(
-        curves(lineup, levels),
+        cs,
         title="Accuracy vs bit error rate" + (" (mean, 95% CI)" if expert else ""),
         zoom=True,
         mark_x=ber,
@@ -59,6 +60,11 @@ def accuracy_chart(lineup, levels, ber: float, *, expert: bool) -> None:
         legend=dict(title_text="", orientation="h", yanchor="top", y=-0.2, x=0),
     )
     fig.update_xaxes(tickangle=0, tickfont=dict(size=10))
+    for c, col in zip(cs, curve_colors([c["method"] for c in cs])):  # your SGD != demo SGD
+        fig.update_traces(line_color=col, selector=dict(legendgroup=c["label"], fill=None))
+        fig.update_traces(
+            fillcolor=rgba(col, 0.18), selector=dict(legendgroup=c["label"], fill="toself")
+        )
     st.plotly_chart(fig, key="lesson_sweep", config={"displayModeBar": False})
 
 
