@@ -163,7 +163,21 @@ BAD = {
         lambda f, t: _write(t, "d.npz", b"garbage"),
         "not a readable .npz",
     ),  # fmt: skip
+    "object_array_npz": (
+        lambda f, t: f / "net.onnx",
+        lambda f, t: _object_npz(t),
+        "without unpickling",
+    ),
 }
+
+
+def _object_npz(tmp_path):
+    """An .npz whose X is an object array: loading it would unpickle."""
+    p = tmp_path / "obj.npz"
+    X = np.empty((20, 64), dtype=object)
+    X[:] = 0.0
+    np.savez(p, X=X, y=np.zeros(20, int))
+    return p
 
 
 def _npz(tmp_path, X, y):

@@ -168,3 +168,30 @@ def test_train_page_names_the_rejected_file_after_a_good_one():
     assert not at.exception
     assert len(at.error) == 1 and "broken.safetensors" in at.error[0].value
     assert "mine.safetensors" not in at.error[0].value
+
+
+def test_quantized_upload_is_measured_on_its_stored_codes_and_float_formats_are_refused(
+    uploads, digits, tmp_path
+):
+    from test_onnx import quantize
+
+    from sar_core.analysis.campaign import run_campaign
+    from sar_core.data.onnx_import import load_onnx
+    from sar_core.faults.model import FaultModel
+
+    raw, data = uploads
+    qraw = quantize(raw, digits.X_train, (64,), tmp_path, per_channel=True)
+    at = _upload(page(), ("q.onnx", qraw, "x"), ("d.npz", data, "x"))
+    assert not at.error and "int8 QDQ" in at.dataframe[0].value["method"][0]
+    at.slider(key="trials").set_value(4)
+    at.button(key="byom_measure").click().run()
+    assert not at.exception and not at.error
+    ref = run_campaign(
+        load_onnx(qraw), digits.X_test[:200], digits.y_test[:200],
+        FaultModel(format="int8", ber=0.01), trials=4, seed=0,
+    ).summary()  # fmt: skip
+    assert {m.label: m.value for m in at.metric}["Under BER 0.01"] == f"{ref['mean_accuracy']:.1%}"
+    at.selectbox(key="byom_format").set_value("float32").run()
+    at.button(key="byom_measure").click().run()
+    assert not at.exception
+    assert len(at.error) == 1 and "for a quantized model" in at.error[0].value
