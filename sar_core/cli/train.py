@@ -16,7 +16,7 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
         "--rho",
         default=None,
         help="ascent radius; defaults are scale-free, none needs tuning: sam 0.05, asam 0.5 "
-        "(in units of |w|), sar/sar_clip 0.05 x the fault radius sqrt(E[n]) of the target "
+        "(in units of |w|), sar/sar_clip 0.015 x the fault radius sqrt(E[n]) of the target "
         "(geometry fault); a fault-free --geometry gets 1.0 (plain 0.05)",
     )
     t.add_argument(
