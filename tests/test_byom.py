@@ -302,3 +302,57 @@ def test_trusted_pt2_runs_like_the_module_it_was_exported_from(cli, files, tmp_p
     assert got["mean_accuracy"] == pytest.approx(ref["mean_accuracy"])
     rc, _, err = cli("inject", "--model", path, *args)  # no trust flag: refused, nothing loaded
     assert rc == 2 and "--trust-pt2" in err
+
+
+class _Rows(torch.nn.Module):
+    """The original torch module taking flattened rows, as SAR Lab's models do."""
+
+    def __init__(self, net, shape):
+        super().__init__()
+        self.net, self.shape = net, shape
+
+    def forward(self, x):
+        return self.net(x.reshape(len(x), *self.shape))
+
+
+def test_whole_flow_resnet_with_batchnorm(cli, tmp_path, digits):
+    """Train a ResNet-style CNN in plain torch, export it with BatchNorm as nodes, import it: the
+    campaign equals the one on the torch module (same parameters, same patterns); finetune it;
+    the written file re-imports with the same graph and unchanged running statistics."""
+    from test_onnx import ResNetish
+
+    from sar_core.analysis.campaign import run_campaign
+    from sar_core.cli.finetune import same_graph
+    from sar_core.data.onnx_import import load_onnx
+    from sar_core.faults.model import FaultModel
+
+    torch.manual_seed(0)
+    net = ResNetish()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    X, y = torch.from_numpy(digits.X_train).reshape(-1, 1, 8, 8), torch.from_numpy(digits.y_train)
+    for _ in range(3):
+        for idx in torch.randperm(len(X)).split(64):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(X[idx]), y[idx]).backward()
+            opt.step()
+    raw = export(net.eval(), (1, 8, 8), do_constant_folding=False)
+    (tmp_path / "res.onnx").write_bytes(raw)
+    m = load_onnx(raw)
+    ref_module = _Rows(net, (1, 8, 8)).eval()
+    fm = FaultModel(format="int8", ber=0.005)
+    a = run_campaign(ref_module, digits.X_test, digits.y_test, fm, trials=8, seed=1)
+    b = run_campaign(m, digits.X_test, digits.y_test, fm, trials=8, seed=1)
+    assert a.clean_accuracy > 0.5  # trained: far above chance (0.1)
+    assert a.accuracy == b.accuracy and a.flips == b.flips
+    np.savez(tmp_path / "train.npz", X=digits.X_train, y=digits.y_train)
+    out = tmp_path / "robust.onnx"
+    rc, text, err = cli("finetune", "--model", tmp_path / "res.onnx", "--data", tmp_path / "train.npz", "--method", "sar", "--epochs", "1", "--trials", "4", "--out", out, "--json", "--quiet")  # fmt: skip
+    assert rc == 0, err
+    new = out.read_bytes()
+    assert same_graph(raw, new) and json.loads(text)["same_graph"] is True
+    back = load_onnx(new)
+    for name, buf in m.named_buffers():
+        if "running" in name:
+            assert torch.equal(buf, dict(back.named_buffers())[name])  # frozen statistics
+    changed = [n for n, p in back.named_parameters() if not torch.equal(p, m.get_parameter(n))]
+    assert "stem.weight" in changed and "head.weight" in changed

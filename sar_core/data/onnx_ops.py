@@ -102,7 +102,12 @@ def _conv(x: list, a: dict, o: int) -> list:
     fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}.get(nd)
     if fn is None:
         raise ValueError(f"Invalid Conv with a {w.dim()}-D weight: 3-D to 5-D weights only")
-    inp = F.pad(x[0], _pads(a, nd))
+    pads = _pads(a, nd)
+    inp, padding = x[0], 0
+    if all(pads[2 * i] == pads[2 * i + 1] for i in range(nd)):  # symmetric: as nn.ConvNd pads
+        padding = [pads[2 * (nd - 1 - i)] for i in range(nd)]
+    else:
+        inp = F.pad(inp, pads)
     bias = x[2] if len(x) > 2 else None
     return [
         fn(
@@ -110,6 +115,7 @@ def _conv(x: list, a: dict, o: int) -> list:
             w,
             bias,
             stride=a.get("strides", [1] * nd),
+            padding=padding,
             dilation=a.get("dilations", [1] * nd),
             groups=a.get("group", 1),
         )
