@@ -59,6 +59,53 @@ def write_outputs(results: dict, out: Path) -> None:
     print(text)
 
 
+def variants(task: str, seeds: list[int], epochs: int, named: dict, targets: dict) -> list[dict]:
+    """Tuning-seed comparison of training variants (how the defaults were chosen).
+
+    Each variant (TrainConfig fields) is trained per seed; targeted methods get the task's int8
+    target; all models of a seed are paired under the same 30 fault patterns (seed 100 + seed).
+    """
+    import numpy as np
+
+    from sar_core.analysis.campaign import compare
+    from sar_core.experiments.suite import _load, target_model
+    from sar_core.training.loop import TrainConfig, train
+
+    fm = target_model("int8", targets[task])
+    out: dict = {}
+    for seed in seeds:
+        data, spec = _load(task, seed)
+        models = []
+        for name, kw in named.items():
+            kw = dict(kw)
+            if kw.get("method") in ("sar", "sar_clip", "fat", "randbet"):
+                kw["fault_model"] = fm
+            t0 = time.perf_counter()
+            r = train(spec, data, TrainConfig(epochs=epochs, seed=seed, **kw), device="cpu")
+            models.append(r.model)
+            row = out.setdefault(name, {"clean": [], "robust": [], "seconds": []})
+            row["clean"].append(100 * r.clean_accuracy)
+            row["seconds"].append(time.perf_counter() - t0)
+        res = compare(models, data.X_test, data.y_test, fm, trials=30, seed=100 + seed)
+        for name, rr in zip(named, res["results"]):
+            out[name]["robust"].append(100 * rr.summary()["mean_accuracy"])
+    base = out[next(iter(named))]
+    return [
+        {
+            "task": task,
+            "variant": n,
+            "config": named[n],
+            "clean": float(np.mean(v["clean"])),
+            "clean_delta": float(np.mean(v["clean"]) - np.mean(base["clean"])),
+            "robust": float(np.mean(v["robust"])),
+            "delta": float(np.mean(v["robust"]) - np.mean(base["robust"])),
+            "robust_per_seed": v["robust"],
+            "seconds": float(np.mean(v["seconds"])),
+        }
+        for n, v in out.items()
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (one task, 2 epochs)")
@@ -72,7 +119,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--study-dir", default=None, help="the held-out study's directory (default <out>_study)"
     )
+    ap.add_argument(
+        "--variants",
+        default=None,
+        help="JSON {name: TrainConfig fields}, first = reference: tuning-seed comparison "
+        "(--tasks, --seeds default 0,1, --epochs default 20; targets from --targets-from)",
+    )
+    ap.add_argument("--targets-from", default=None, help="results JSON whose int8 targets to use")
     a = ap.parse_args(argv)
+    if a.variants:
+        from sar_core.experiments.suite import load_results
+
+        res = load_results(a.targets_from)
+        targets = {t["task"]: t["targets"]["int8"]["ber"] for t in res["tasks"]}
+        seeds = [int(x) for x in (a.seeds or "0,1").split(",")]
+        rows = []
+        for task in (a.tasks or ",".join(targets)).split(","):
+            rows += variants(task, seeds, a.epochs or 20, json.loads(a.variants), targets)
+        print(json.dumps(rows))
+        return 0
     if a.render:
         results = json.loads(Path(a.render).read_text())
         write_outputs(results, Path(a.out))
