@@ -63,6 +63,13 @@ def test_inject_on_onnx_equals_inject_on_the_checkpoint_it_was_exported_from(
     b = json.loads(cli("inject", "--model", files / "net.onnx", "--data", files / "test.npz", *args)[1])  # fmt: skip
     c = json.loads(cli("inject", "--model", files / "net.onnx", "--data", files / "test.csv", *args)[1])  # fmt: skip
     assert a == b  # the checkpoint's own test split is exactly test.npz
+    # activation faults (float16: no calibration data involved) need an nn.Sequential: the
+    # imported MLP runs as one, with the checkpoint's layer names
+    act = ("--target", "activations", "--format", "float16", "--ber", "0.0005", "--trials", "5", "--json", "--quiet")  # fmt: skip
+    rc, out_a, err = cli("inject", "--model", ck, *act)
+    rc_b, out_b, err_b = cli("inject", "--model", files / "net.onnx", "--data", files / "test.npz", *act)  # fmt: skip
+    assert rc == rc_b == 0, err + err_b
+    assert json.loads(out_a) == json.loads(out_b)
     assert {k: b[k] for k in ("clean_accuracy", "mean_accuracy")} == {
         k: c[k] for k in ("clean_accuracy", "mean_accuracy")
     }

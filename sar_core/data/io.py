@@ -366,13 +366,15 @@ def load_model(
         return _load_pt2(source, trust=trust_pt2, max_bytes=max_bytes)
     if kind != "onnx":
         raise ValueError(f"Invalid kind={kind!r}: must be one of safetensors, onnx, pt2")
-    from sar_core.data.onnx_import import load_onnx
+    from sar_core.data.onnx_import import as_sequential, load_onnx
     from sar_core.data.onnx_read import read_model_bytes
 
     raw = read_model_bytes(source, max_bytes)
     m = load_onnx(raw, max_bytes=max_bytes)
     label = name or ("model" if isinstance(source, (bytes, bytearray)) else Path(source).stem)
-    return ImportedModel(m, "onnx", m.input_shape, m.n_classes, label, raw)
+    # a plain Linear/activation chain runs as an nn.Sequential: same parameters, and SAR Lab's
+    # batched evaluator and activation faults apply to it
+    return ImportedModel(as_sequential(m) or m, "onnx", m.input_shape, m.n_classes, label, raw)
 
 
 def _load_pt2(source, *, trust: bool, max_bytes: int | None) -> ImportedModel:

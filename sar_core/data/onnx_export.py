@@ -27,12 +27,19 @@ def export_onnx(model, raw: bytes) -> tuple[bytes, dict]:
     """(new .onnx bytes, report) for ``model`` (an ``OnnxModel`` imported from ``raw``)."""
     from onnx import numpy_helper
 
+    from sar_core.data.onnx_import import OnnxModel
     from sar_core.data.onnx_read import parse_onnx
 
     proto = parse_onnx(raw, max_bytes=max(len(raw), 1))
     inits = {t.name: t for t in proto.graph.initializer}
-    source = model.float_weights()  # quantized parameters as dequantized floats
-    params = dict(source.named_parameters())
+    if isinstance(model, OnnxModel):
+        source = model.float_weights()  # quantized parameters as dequantized floats
+        params = dict(source.named_parameters())
+    else:  # as_sequential's chain: the imported parameter names, float weights only
+        source = OnnxModel(proto)
+        if source.quantized:
+            raise ValueError("Invalid model: a quantized graph is written from its OnnxModel")
+        params = dict(model.named_parameters())
     arrays = {n: numpy_helper.to_array(t) for n, t in inits.items()}
     new: dict[str, np.ndarray] = {}
     for init, pname in source.param_of.items():
