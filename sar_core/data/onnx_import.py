@@ -1,8 +1,9 @@
 """ONNX models as torch modules whose weights are ordinary named parameters.
 
-``load_onnx(path_or_bytes)`` parses the file with the ``onnx`` package (protobuf: reading it runs
-no code), checks it (size and node caps, no external-data tensors, one float input with a fixed
-per-row shape, every operator in ``sar_core.data.onnx_ops.OPS``, finite weights) and returns an
+``load_onnx(path_or_bytes)`` reads and checks the file (``sar_core.data.onnx_read``: protobuf,
+so reading it runs no code; size and node caps, no external-data tensors, one float input with a
+fixed per-row shape, every operator in ``sar_core.data.onnx_ops.OPS``), refuses NaN / Inf
+weights, and returns an
 ``OnnxModel``: an ``nn.Module`` that runs the graph node by node with torch. Every analysis
 (Injector, Monte Carlo, landscape, sharpness, attack, training) sees its float weights as
 parameters, named after the ONNX initializers (``fc.weight``) or, for exporter-generated names
@@ -18,6 +19,9 @@ the model applies its real scales: ``check_fault_model`` verifies this before a 
 int32 biases (read through DequantizeLinear) become float parameters holding their dequantized
 value. ``OnnxModel.float_weights()`` gives a copy whose quantized parameters hold dequantized
 float weights (what fine-tuning trains; ``sar_core.data.onnx_export`` re-quantizes them).
+onnxruntime's ``quantize_dynamic`` output is read the same way: int8 weights feeding
+``MatMulInteger`` hold their codes, and the graph's own ``Mul`` applies the scales.
+``as_sequential`` turns a plain Linear / activation chain into an ``nn.Sequential``.
 """
 
 from __future__ import annotations
