@@ -190,3 +190,36 @@ def test_labels_tell_sar_variants_apart():
         TrainConfig(method="asam", rho=1.0).label,
     }
     assert len(labels) == 5
+
+
+def test_cli_targets_give_different_checkpoints_and_compare_labels_tell_them_apart(
+    tmp_path, capsys
+):
+    import json
+
+    from sar_core.cli import main
+
+    paths = []
+    for i, extra in enumerate(
+        (
+            ["--target-ber", "0.01"],
+            ["--target-ber", "0.03"],
+            ["--target-ber", "0.01", "--target-granularity", "channel"],
+        )
+    ):
+        out = tmp_path / f"m{i}.safetensors"
+        args = ["train", "--method", "sar", "--dataset", "wine", "--epochs", "2", "--quiet"]
+        assert main([*args, *extra, "--out", str(out)]) == 0
+        paths.append(out)
+    from sar_core.data.io import load_checkpoint
+
+    weights = [load_checkpoint(p).model.state_dict() for p in paths]
+    for i in range(3):  # the old bug: three targets gave identical weights
+        for j in range(i + 1, 3):
+            assert not all(torch.equal(weights[i][k], weights[j][k]) for k in weights[i])
+    capsys.readouterr()
+    argv = ["compare", "--models", *map(str, paths), "--format", "int8", "--ber", "0.05"]
+    assert main([*argv, "--trials", "3", "--json", "--quiet"]) == 0
+    res = json.loads(capsys.readouterr().out)["results"]
+    assert [r["method"] for r in res] == ["sar"] * 3
+    assert len({r["label"] for r in res}) == 3

@@ -47,6 +47,22 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
     )
     t.add_argument("--target-ber", default="0.01")
     t.add_argument("--target-bits", default="all")
+    t.add_argument(
+        "--target-granularity",
+        default="tensor",
+        choices=("tensor", "channel"),
+        help="int8 target: one scale per tensor or per output channel",
+    )
+    t.add_argument(
+        "--no-range-grad",
+        action="store_true",
+        help="SAR v3 off for int8 targets: no gradient into the range s(w) (= SAR v2)",
+    )
+    t.add_argument(
+        "--fault-sample",
+        action="store_true",
+        help="SAR v3: also add a fault sampled from the target at the ascent point",
+    )
     t.add_argument("--out", required=True)
 
 
@@ -57,10 +73,15 @@ def _config(a: argparse.Namespace, seed: int):
 
     try:
         target = FaultModel(
-            format=a.target_format, bits=a.target_bits, ber=number("target-ber", a.target_ber)
+            format=a.target_format,
+            bits=a.target_bits,
+            ber=number("target-ber", a.target_ber),
+            granularity=a.target_granularity,
         )
     except ValueError as e:  # name the CLI flag, not the library field
-        raise UsageError(f"{e} (in --target-format/--target-bits/--target-ber)") from None
+        raise UsageError(
+            f"{e} (in --target-format/--target-bits/--target-ber/--target-granularity)"
+        ) from None
     return TrainConfig(
         method=a.method,
         epochs=number("epochs", a.epochs, kind=int),
@@ -72,6 +93,8 @@ def _config(a: argparse.Namespace, seed: int):
         rho_max=number("rho-max", a.rho_max),
         seed=seed,
         fault_model=target if a.method in TARGETED else None,
+        range_grad=False if a.no_range_grad else None,
+        fault_sample=True if a.fault_sample else None,
     )
 
 
