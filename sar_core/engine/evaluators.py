@@ -66,6 +66,20 @@ class Full:
         params.update(_faulty(self.params, delta))
         return logits_of(self.model, params, self.X.clone() if self.guarded else self.X)
 
+    def _gathered_columns(self, j2: int, P: torch.Tensor, chunk: ChunkDelta) -> torch.Tensor:
+        """W2'[:, P[k]] per trial (K, O, S), contiguous: the deployed columns, then each trial's
+        faulty values of W2 written where their column is among P[k] (pads included)."""
+        name = f"{self.children[j2][0]}.weight"
+        w = self.params[name]  # (O, I)
+        K, S = P.shape
+        wg = w[:, P.view(-1)].view(w.shape[0], K, S).transpose(0, 1).contiguous()
+        if name in chunk.values:
+            k, idx, vals = chunk.values[name]
+            r, c = idx // w.shape[1], idx % w.shape[1]
+            i, s = torch.nonzero(P[k] == c[:, None], as_tuple=True)  # change i sits at slot s
+            wg[k[i], r[i], s] = vals[i]
+        return wg
+
     def scores(self, deltas: ChunkDelta | list[Delta]) -> list[tuple[float, float]]:
         """(accuracy, loss) of every trial of the chunk, one exact pass each."""
         chunk = as_chunk(deltas)
@@ -259,16 +273,25 @@ class Batched:
             Zs = self._apply(name, m, Zs, None, scratch=True)  # elementwise
         clean = torch.index_select(self.acts[j2], 0, rows, out=self._buf("hs", (K * S, n)))
         dH = Zs.sub_(clean.view(K, S, n))  # 0 on pads
-        name2, _ = self.children[j2]
-        w2 = self._param(f"{name2}.weight", deltas)  # faulty W2 (per trial when touched)
-        if w2.dim() == 3:
-            wg = w2.gather(2, P.unsqueeze(1).expand(-1, w2.shape[1], -1))  # (K, O, S)
-        else:
-            wg = w2[:, P.view(-1)].view(w2.shape[0], K, S).transpose(0, 1)
+        wg = self._gathered_columns(j2, P, deltas)  # (K, O, S): W2'[:, S_k] per trial
         Z2 = torch.bmm(wg, dH, out=self._buf("z2", (K, wg.shape[1], n)))  # (K, O, N)
         Z2.add_(self.acts[j2 + 1])
         self._correct(Z2, j2, deltas, self.acts[j2])  # + dW2 h + db2
         return Z2
+
+    def _gathered_columns(self, j2: int, P: torch.Tensor, chunk: ChunkDelta) -> torch.Tensor:
+        """W2'[:, P[k]] per trial (K, O, S), contiguous: the deployed columns, then each trial's
+        faulty values of W2 written where their column is among P[k] (pads included)."""
+        name = f"{self.children[j2][0]}.weight"
+        w = self.params[name]  # (O, I)
+        K, S = P.shape
+        wg = w[:, P.view(-1)].view(w.shape[0], K, S).transpose(0, 1).contiguous()
+        if name in chunk.values:
+            k, idx, vals = chunk.values[name]
+            r, c = idx // w.shape[1], idx % w.shape[1]
+            i, s = torch.nonzero(P[k] == c[:, None], as_tuple=True)  # change i sits at slot s
+            wg[k[i], r[i], s] = vals[i]
+        return wg
 
     def scores(self, deltas: ChunkDelta | list[Delta]) -> list[tuple[float, float]]:
         """(accuracy, loss) of every trial of the chunk (each must change a parameter)."""
