@@ -146,9 +146,14 @@ with c:
     else:
         V.worst_chart(lineup, where["worst"], static["int8"])
         st.caption(T.worst_caption(names, where["worst"], expert=expert))
-with st.expander("Curvature vs flatness along faults: why one measure can say *sharper*"):
-    V.random_chart(lineup, static["random_slices"], expert=expert)
-    st.markdown(T.curvature_panel(names, static.get("lambda_max"), here, expert=expert))
+with st.expander(
+    "Curvature vs flatness along faults: why one measure can say *sharper*",
+    key="why_open",
+    on_change="rerun",
+):
+    if st.session_state.get("why_open"):  # drawn only while open: the first paint stays light
+        V.random_chart(lineup, static["random_slices"], expert=expert)
+        st.markdown(T.curvature_panel(names, static.get("lambda_max"), here, expert=expert))
 st.caption(
     "**Share this view:** the address bar holds every setting (and the seed); opening it "
     "recomputes exactly these numbers."

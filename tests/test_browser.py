@@ -52,7 +52,7 @@ RUNS = {
 # every page: url path and a text that is there once the page has drawn
 PAGES = {
     "home": ("", "Demo models"),
-    "lesson": ("lesson", "Loss along the real fault"),
+    "lesson": ("lesson", "Held-out suite"),
     "train": ("train", "Your models"),
     "landscape": ("landscape", "to draw the landscapes of the selected models"),
     "bit_flips": ("bit_flips", "to start the sweep"),
@@ -60,7 +60,11 @@ PAGES = {
     "robustness": ("robustness", "to measure the selected models"),
 }
 SIZES = ((1024, 768), (1440, 900))
-TIMINGS: dict[str, float] = {}  # measured, printed at the end of the module (not asserted)
+# the lesson's model strip (a markdown table whose header has "no faults"), as text
+STRIP = (
+    "() => { const t = [...document.querySelectorAll('table')]"
+    ".find(t => t.innerText.includes('no faults')); return t ? t.innerText : ''; }"
+)
 
 
 if not Path(CHROMIUM).exists():  # fail loudly: CI must run this test, never skip it
@@ -191,32 +195,24 @@ def open_page(page, url: str, path: str, query: str = "") -> None:
     wait_idle(page)
 
 
-def title_time(page, url: str, label: str) -> None:
-    """Record seconds from navigation to Streamlit's app shell, to the page's title (h1), and
-    to the end of the page's script run."""
-    t0 = time.perf_counter()
-    page.goto(url, wait_until="commit")
-    page.wait_for_selector('[data-testid="stApp"]', timeout=120_000)
-    TIMINGS[f"{label}: app shell (s)"] = time.perf_counter() - t0
-    page.locator('[data-testid="stMain"] h1').first.wait_for(state="visible", timeout=120_000)
-    TIMINGS[f"{label}: title visible (s)"] = time.perf_counter() - t0
-    wait_idle(page)
-    TIMINGS[f"{label}: page complete (s)"] = time.perf_counter() - t0 - 0.6  # minus idle check
-
-
-def test_first_visit_paints_at_once_and_shows_the_app_menu(server, browser):
-    # Runs first on a fresh server. (1) First paint: the title is drawn before torch loads
-    # (measured, reported at the end, not asserted). (2) A folder named pages/ made Streamlit send
-    # its automatic file-name menu ("app", "bit flips", ...) to the first session.
+def test_first_visit_paints_the_title_before_torch_loads_and_shows_the_app_menu(server, browser):
+    # Runs first on a fresh server. (1) First paint: the title is on screen while the page's
+    # script is still running (it then loads torch behind a spinner): seen, not timed (timings
+    # are benchmarks/lesson_latency.py's job). (2) A folder named pages/ made Streamlit send its
+    # automatic file-name menu ("app", "bit flips", ...) to the first session.
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     try:
         page = context.new_page()
-        title_time(page, f"{server}/robustness", "first visit after server start")
+        page.goto(f"{server}/robustness", wait_until="commit")
+        page.locator('[data-testid="stMain"] h1').first.wait_for(state="visible", timeout=120_000)
+        state = page.get_attribute('[data-testid="stApp"]', "data-test-script-state")
+        assert state == "running", state  # title drawn, the heavy imports still going on
         nav = page.locator('[data-testid="stSidebarNav"]')
         nav.get_by_text("Robustness report").wait_for(timeout=60_000)
         labels = nav.inner_text().split("\n")
         assert "Bit flips (live)" in labels and "app" not in labels, labels
-        title_time(page, f"{server}/", "second page (Home: demo results)")
+        wait_idle(page)
+        open_page(page, server, "")
         assert_clean(page, "home after start")
     finally:
         context.close()
@@ -260,8 +256,8 @@ def test_main_buttons_produce_results(server, browser, shots):
         context.close()
 
 
-def metric_values(page) -> list[str]:
-    return page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+def strip(page) -> str:
+    return page.evaluate(STRIP)
 
 
 def test_lesson_updates_on_a_slider_move_without_a_button(server, browser):
@@ -269,21 +265,19 @@ def test_lesson_updates_on_a_slider_move_without_a_button(server, browser):
     page = context.new_page()
     try:
         open_page(page, server, "lesson")
-        before = metric_values(page)
-        assert len(before) == 3 and before[0].endswith("%")
+        before = strip(page)
+        assert "SGD" in before and "ASAM" in before
         slider = page.get_by_role("slider").first
         slider.focus()
-        t0 = time.perf_counter()
         page.keyboard.press("ArrowLeft")  # 3e-2 -> 2e-2; no button is pressed
         page.wait_for_function(
-            "(old) => { const v = [...document.querySelectorAll('[data-testid=stMetricValue]')]"
-            ".map(e => e.innerText); return v.length === 3 && v[0] !== old; }",
-            arg=before[0],
+            "(old) => { const t = [...document.querySelectorAll('table')]"
+            ".find(t => t.innerText.includes('no faults')); return t && t.innerText !== old; }",
+            arg=before,
             timeout=30_000,
         )
-        TIMINGS["lesson: slider move to new numbers (s)"] = time.perf_counter() - t0
         wait_idle(page)
-        assert metric_values(page) != before
+        assert strip(page) != before
         assert "error_rate=2e-2" in page.url
         assert_clean(page, "lesson after a slider move")
     finally:
@@ -299,10 +293,88 @@ def test_a_shared_lesson_link_shows_the_same_numbers_in_a_fresh_context(server, 
             page = context.new_page()
             open_page(page, server, "lesson", query)
             assert_clean(page, "shared lesson link")
-            seen.append(metric_values(page))
+            seen.append(strip(page))
         finally:
             context.close()
-    assert seen[0] == seen[1] and len(seen[0]) == 3
+    assert seen[0] == seen[1] and "ASAM" in seen[0]
+
+
+def _box(page, selector: str):
+    loc = page.locator(selector).filter(visible=True).first
+    loc.wait_for(timeout=60_000)
+    return loc.bounding_box()
+
+
+def _in_view(box, w: int, h: int) -> bool:
+    return (
+        box is not None
+        and box["y"] >= 0
+        and box["y"] + box["height"] <= h
+        and box["x"] + box["width"] <= w
+    )
+
+
+def test_lesson_is_one_screen(server, browser, shots):
+    """1920x1080: controls, accuracy chart, verdict and model strip without scrolling; 1280x800:
+    nothing wider than the screen; 1024x768: a whole chart in view."""
+    for w, h in ((1920, 1080), (1280, 800), (1024, 768)):
+        context = browser.new_context(viewport={"width": w, "height": h})
+        page = context.new_page()
+        try:
+            open_page(page, server, "lesson")
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(shots / f"lesson_{w}x{h}.png"))
+            chart = _box(page, ".js-plotly-plot")
+            wide = page.evaluate("() => document.documentElement.scrollWidth")
+            assert wide <= w, (w, wide)
+            overflow = page.evaluate(
+                "() => [...document.querySelectorAll('[data-testid=stMain] table')]"
+                ".filter(t => t.getBoundingClientRect().right > window.innerWidth + 1).length"
+            )
+            assert overflow == 0, (w, overflow)
+            if w == 1920:
+                for sel in ('[data-testid="stSelectbox"]', '[data-testid="stSlider"]'):
+                    assert _in_view(_box(page, sel), w, h), sel
+                table = page.locator("table", has_text="no faults").first.bounding_box()
+                verdict = page.get_by_text("bit error rate 3e-2").first.bounding_box()
+                for name, box in (("chart", chart), ("strip", table), ("verdict", verdict)):
+                    assert _in_view(box, w, h), (name, box)
+            else:
+                assert _in_view(chart, w, h), (w, chart)
+        finally:
+            context.close()
+
+
+def test_a_teacher_walks_every_preset_and_format(server, browser, shots):
+    """One browser session: every preset and every format, each drawn without an error box and
+    with the five models in the strip (screenshots kept with the others)."""
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    page = context.new_page()
+    try:
+        open_page(page, server, "lesson", "?error_rate=1e-2")  # not a preset: each one changes
+        for label in ("int8, 3%", "float32 exponent bits at 1e-5", "float32 bit 30 only"):
+            old = strip(page)
+            click(page, label)
+            page.wait_for_timeout(300)
+            wait_idle(page)
+            assert_clean(page, f"preset {label}")
+            assert strip(page) != old and "ASAM" in strip(page), label
+        page.get_by_label("Which bits can flip").click()
+        labels = page.get_by_role("option").all_inner_texts()
+        page.keyboard.press("Escape")
+        assert len(labels) == 7, labels
+        for i, label in enumerate(labels):
+            page.get_by_label("Which bits can flip").click()
+            page.get_by_role("option", name=label, exact=True).click()
+            page.wait_for_timeout(300)
+            wait_idle(page)
+            assert_clean(page, f"format {label}")
+            assert label in page.inner_text("body")
+            text = strip(page)
+            assert "ASAM" in text and "0.0%\t0.0%" not in text, (label, text)
+            page.screenshot(path=str(shots / f"lesson_format_{i}.png"))
+    finally:
+        context.close()
 
 
 def test_settings_carried_between_pages_never_crash(server, browser):
@@ -341,10 +413,8 @@ def test_stop_interrupts_training(server, browser):
         page.get_by_text("Training curves (same data, seed and initial weights)").first.wait_for(
             timeout=60_000
         )
-        t0 = time.time()
         click(page, "Stop")
         page.get_by_text("Training was stopped").wait_for(timeout=30_000)
-        TIMINGS["Stop click to 'Training was stopped' (s)"] = time.time() - t0  # reported
         wait_idle(page)
         assert_clean(page, "train after stop")
     finally:
@@ -373,9 +443,3 @@ def test_two_sessions_are_isolated(server, browser):
     finally:
         a.close()
         b.close()
-
-
-def test_report_timings():
-    """Print what was measured above (first paint, lesson update, Stop): reported, not asserted."""
-    for k, v in TIMINGS.items():
-        print(f"{k}: {v:.2f}")

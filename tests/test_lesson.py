@@ -88,7 +88,7 @@ def test_lesson_shows_five_models_whose_numbers_match_an_independent_campaign():
     ]
     res = reference("int8", 0.03, QUICK_TRIALS, 0)["results"]
     assert under_faults(at) == [pct(np.mean(r.accuracy)) for r in res]
-    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("plotly_chart")) == 3  # accuracy, the real fault, the worst flip
     at.select_slider(key="error_rate").set_value(0.01).run()  # no button pressed
     assert not at.exception
     res = reference("int8", 0.01, QUICK_TRIALS, 0)["results"]
@@ -243,6 +243,8 @@ def test_beginner_view_hides_jargon_and_expert_view_shows_it():
     assert not any(j in texts(beginner) for j in jargon)
     assert "seed" not in [w.key for w in beginner.number_input]
     expert = lesson(expert="true")
+    expert.session_state["why_open"] = True  # the curvature panel, opened
+    expert.run()
     assert "λ_max" in texts(expert)
     assert "filter-normalized" in str([c.proto for c in expert.get("plotly_chart")])
     assert expert.number_input(key="seed").value == 0

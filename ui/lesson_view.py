@@ -97,7 +97,7 @@ def suite_table(head: Mapping | None) -> str:
 
 
 def _log_label(fig) -> None:
-    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.25, x=0, title_text=""))
+    fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.3, x=0, title_text=""))
 
 
 def fault_chart(lineup: Sequence[Model], slices: Sequence[Mapping], *, expert: bool) -> None:
@@ -107,9 +107,11 @@ def fault_chart(lineup: Sequence[Model], slices: Sequence[Mapping], *, expert: b
     fig.update_layout(
         height=SMALL_HEIGHT,
         margin=dict(t=40, b=10, l=10, r=10),
-        title="Loss along one real fault (pattern 0)",
+        title="Loss along one real fault (pattern 0; ★ = after the flips)",
         xaxis_title="α: 0 = stored weights, 1 = after the flips",
+        yaxis_title="test loss",
     )
+    fig.update_traces(showlegend=False, selector=dict(mode="markers"))  # the swatches say who
     _log_label(fig)
     st.plotly_chart(fig, key="lesson_fault", config={"displayModeBar": False})
 
