@@ -6,8 +6,10 @@ calibration) runs through ``MonteCarlo``; it imports no training and no analysis
 Trial t of seed s uses the pattern drawn from ``rng([s, t])``: the same on every run, for every
 model of one architecture (asymmetric rates aside: they depend on each model's stored bits), and
 for every rate of a sweep. A trial whose pattern changes no stored bit reuses the deployed score
-exactly, without an evaluation. Applying a pattern costs O(flips): only the hit codes are
-encoded, changed and decoded (``Injector.delta``).
+exactly, without an evaluation. Each trial draws its own pattern (its own generator: the
+stream is per trial); the patterns of a chunk are then applied at once, O(total flips): one
+unique / encode / flip / decode over all hit codes of the chunk (``Injector.chunk_delta``), and
+the evaluator receives the chunk's changed entries as (trial, index, value) arrays.
 
 Evaluators (``evaluator=``):
 - ``"resume"`` (exact): for an ``nn.Sequential``, the clean activations are cached and a trial
