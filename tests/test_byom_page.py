@@ -113,7 +113,7 @@ def test_the_dashboard_never_loads_a_pt2(uploads):
         add_imported(b"PK\x03\x04 anything", "m.pt2", uploads[1], "d.npz")
 
 
-def test_uploaded_model_is_listed_on_another_page(uploads):
+def test_uploaded_model_is_analysed_on_the_other_pages(uploads):
     raw, data = uploads
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
     at.switch_page("app_pages/your_model.py")
@@ -129,6 +129,18 @@ def test_uploaded_model_is_listed_on_another_page(uploads):
     assert not at.exception and not at.error, [e.value for e in at.error]
     table = next(d.value for d in at.dataframe if len(d.value) == 2)  # 2 levels x 1 model
     assert table.iloc[:, 0].notna().all()
+    at.switch_page("app_pages/robustness.py").run()
+    at.multiselect(key="models").set_value(["your model · net"])
+    at.slider(key="trials").set_value(2)
+    at.button(key="bits_int8_grp_all").click().run()  # (the picker came back empty here)
+    at.button(key="run_report").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("your model · net" in list(d.value.get("model", [])) for d in at.dataframe)
+    at.switch_page("app_pages/landscape.py").run()
+    at.multiselect(key="models").set_value(["your model · net"])
+    at.button(key="compute").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("your model · net" in list(d.value.get("model", [])) for d in at.dataframe)
 
 
 class _Up:
