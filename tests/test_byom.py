@@ -363,3 +363,23 @@ def test_whole_flow_resnet_with_batchnorm(cli, tmp_path, digits):
             assert torch.equal(buf, dict(back.named_buffers())[name])  # frozen statistics
     changed = [n for n, p in back.named_parameters() if not torch.equal(p, m.get_parameter(n))]
     assert "stem.weight" in changed and "head.weight" in changed
+
+
+def test_quantized_model_campaigns_refuse_float_formats(cli, files, tmp_path, digits):
+    """A QDQ model's weights are int8 codes: a float format would flip float bits of the codes."""
+    from test_onnx import quantize
+
+    q = tmp_path / "q.onnx"
+    q.write_bytes(quantize((files / "net.onnx").read_bytes(), digits.X_train, (64,), tmp_path, False))  # fmt: skip
+    data = ("--data", files / "test.npz")
+    rc, out, err = cli("inject", "--model", q, *data, "--format", "int8", "--ber", "0.01", "--trials", "3", "--json", "--quiet")  # fmt: skip
+    assert rc == 0, err
+    assert (
+        json.loads(out)["deployed_accuracy"] == json.loads(out)["clean_accuracy"]
+    )  # no requantizing
+    for cmd in (
+        ("inject", "--model", q, *data, "--format", "float16", "--ber", "0.01"),
+        ("sharpness", "--model", q, *data, "--format", "float32", "--ber", "0.01"),
+    ):
+        rc, _, err = cli(*cmd)
+        assert rc == 2 and "for a quantized model" in err and err.count("\n") == 1, err
