@@ -207,3 +207,12 @@ def test_quantized_upload_is_measured_on_its_stored_codes_and_float_formats_are_
     at.button(key="byom_measure").click().run()
     assert not at.exception
     assert len(at.error) == 1 and "for a quantized model" in at.error[0].value
+
+
+def test_an_onnx_file_on_the_checkpoint_uploader_is_named_and_sent_to_your_model(uploads):
+    at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=TIMEOUT).run()
+    at.file_uploader[0].set_value(("mine.onnx", uploads[0], "application/octet-stream")).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "mine.onnx" in at.error[0].value
+    assert "Your model page" in at.error[0].value
+    assert at.session_state["sar_registry"] == {}

@@ -16,6 +16,11 @@ UPLOAD_STATE = "sar_upload_status"  # session_state: upload key -> (kind, text, 
 def handle_upload(raw: bytes, filename: str) -> tuple[str, str]:
     """Register uploaded checkpoint bytes: ("ok", model name), ("same", name of the identical
     model already loaded) or ("error", the library's message)."""
+    if filename.lower().endswith(".onnx"):
+        return "error", (
+            "an ONNX model is evaluated on your own data: upload it together with a data file "
+            "on the Your model page"
+        )
     digest = registry.digest_of(raw)
     same = next((e.name for e in registry.user_entries().values() if e.key == digest), None)
     if same is not None:
@@ -40,7 +45,7 @@ def upload_box(*, key: str = "upload") -> None:
     """
     up = st.file_uploader(
         "Upload a SAR Lab checkpoint (.safetensors)",
-        type=["safetensors"],
+        type=["safetensors", "onnx"],  # an .onnx gets a message naming it (not a silent refusal)
         key=key,
         max_upload_size=max(1, limits.MAX_UPLOAD_BYTES // (1024 * 1024)),
         help="Files downloaded from this page (or saved by `python -m sar_core train`).",
