@@ -154,6 +154,7 @@ with st.expander(
     if st.session_state.get("why_open"):  # drawn only while open: the first paint stays light
         V.random_chart(lineup, static["random_slices"], expert=expert)
         st.markdown(T.curvature_panel(names, static.get("lambda_max"), here, expert=expert))
+L.warm_up()  # torch loads in the background once the quick numbers are drawn
 st.caption(
     "**Share this view:** the address bar holds every setting (and the seed); opening it "
     "recomputes exactly these numbers."

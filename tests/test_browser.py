@@ -324,7 +324,7 @@ def test_lesson_is_one_screen(server, browser, shots):
             open_page(page, server, "lesson")
             page.wait_for_timeout(500)
             page.screenshot(path=str(shots / f"lesson_{w}x{h}.png"))
-            chart = _box(page, ".js-plotly-plot")
+            chart = _box(page, "svg.sar-accuracy-chart")
             wide = page.evaluate("() => document.documentElement.scrollWidth")
             assert wide <= w, (w, wide)
             overflow = page.evaluate(

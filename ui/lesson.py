@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,6 +218,26 @@ def precise(
         _models(lineup), data.X_test, data.y_test, fm, trials=PRECISE_TRIALS, seed=seed, chunk=chunk
     ):
         yield summarize_level(raw)
+
+
+# --- warming up -------------------------------------------------------------------------------
+
+_WARM = threading.Event()
+
+
+def warm_up() -> None:
+    """Import torch and the lesson's computing modules in a background thread, once per server
+    process, after the quick numbers are on screen: a first Precise run (or another seed) then
+    does not wait for the import (measured 3-5 s on the shared 2-core machine)."""
+    if _WARM.is_set():
+        return
+    _WARM.set()
+    threading.Thread(target=_import_compute, name="lesson-warm-up", daemon=True).start()
+
+
+def _import_compute() -> None:
+    import sar_core.analysis.lesson  # noqa: F401  (torch, the engine, the landscapes)
+    import ui.cache  # noqa: F401  (checkpoint loading, datasets)
 
 
 # --- the held-out suite ------------------------------------------------------------------------

@@ -12,8 +12,8 @@ import streamlit as st
 
 from sar_core.plots.bits import bit_cells_figure
 from sar_core.plots.landscape import fault_slice_figure, slice_1d_figure
-from sar_core.plots.robustness import sweep_figure
-from sar_core.plots.style import curve_colors, method_color, rgba
+from sar_core.plots.style import method_color
+from sar_core.plots.svg import accuracy_svg
 from ui.layout import clip01, fmt_ci, fmt_pct
 from ui.lesson import Model
 from ui.lesson_text import pts, suite_rows, verdict_cell
@@ -45,27 +45,15 @@ def curves(lineup: Sequence[Model], levels: Sequence[Mapping]) -> list[dict]:
 
 
 def accuracy_chart(lineup, levels, ber: float, *, expert: bool) -> None:
-    """Accuracy vs rate, every model, the chosen rate marked."""
-    cs = curves(lineup, levels)
-    fig = sweep_figure(
-        cs,
+    """Accuracy vs rate, every model, the chosen rate marked: an SVG drawn with the numbers
+    (sar_core.plots.svg), so it is on screen as soon as they are, with no plotly.js to load."""
+    svg = accuracy_svg(
+        curves(lineup, levels),
         title="Accuracy vs bit error rate" + (" (mean, 95% CI)" if expert else ""),
-        zoom=True,
         mark_x=ber,
-        clean_lines=False,
     )
-    fig.update_layout(
-        height=CHART_HEIGHT,
-        margin=dict(t=40, b=10, l=10, r=10),
-        legend=dict(title_text="", orientation="h", yanchor="top", y=-0.2, x=0),
-    )
-    fig.update_xaxes(tickangle=0, tickfont=dict(size=10))
-    for c, col in zip(cs, curve_colors([c["method"] for c in cs])):  # your SGD != demo SGD
-        fig.update_traces(line_color=col, selector=dict(legendgroup=c["label"], fill=None))
-        fig.update_traces(
-            fillcolor=rgba(col, 0.18), selector=dict(legendgroup=c["label"], fill="toself")
-        )
-    st.plotly_chart(fig, key="lesson_sweep", config={"displayModeBar": False})
+    with st.container(key="lesson_sweep"):
+        st.markdown(svg, unsafe_allow_html=True)
 
 
 def _swatch(m: Model, i: int) -> str:
