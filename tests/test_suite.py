@@ -265,3 +265,15 @@ def test_headline_on_the_bundled_results():
         n = len(res["tasks"])
         assert all(r["wins"] + r["ties"] + r["losses"] == n for r in rows)
         assert len({r["label"] for r in rows}) == len(rows)  # labels tell the methods apart
+
+
+def test_a_rerun_resumes_from_the_study_directory(quick):
+    """Stage 1 is read back per task and every held-out model comes from the study cache."""
+    from sar_core.experiments.suite import run_suite
+
+    res, out, _ = quick
+    events = []
+    again = run_suite(quick_config(), out.parent / (out.name + "_study"), on_event=events.append)
+    assert not [e for e in events if e.get("stage") == "tuning"]  # no task re-tuned
+    assert not [e for e in events if e.get("status") == "ok"]  # no study task re-run
+    assert again["tasks"][0]["methods"] == res["tasks"][0]["methods"]

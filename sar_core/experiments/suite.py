@@ -435,9 +435,9 @@ def run_suite(cfg: SuiteConfig, study_dir: str | Path, *, workers: int = 1, on_e
     order = sorted(cfg.tasks, key=lambda t: ("mnist1d" not in t, "digits" not in t))
 
     cache = Path(study_dir) / "tuning"
-    key = {
-        k: v for k, v in cfg.to_dict().items() if k not in ("tasks", "heldout_seeds", "trials_eval")
-    }
+    skip = ("tasks", "heldout_seeds", "trials_eval")
+    # as JSON reads it back (tuples become lists), so a stored key compares equal
+    key = json.loads(json.dumps({k: v for k, v in cfg.to_dict().items() if k not in skip}))
     done = {}
     for t in order:  # stage 1 of a task is reused when its settings are unchanged (a resumed run)
         f = cache / f"{t}.json"
