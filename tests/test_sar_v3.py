@@ -223,3 +223,17 @@ def test_cli_targets_give_different_checkpoints_and_compare_labels_tell_them_apa
     res = json.loads(capsys.readouterr().out)["results"]
     assert [r["method"] for r in res] == ["sar"] * 3
     assert len({r["label"] for r in res}) == 3
+
+
+def test_fat_trains_at_a_fraction_of_the_target_rate_and_reports_it():
+    fm = FaultModel(format="int8", ber=0.02)
+    cfg = TrainConfig(method="fat", fault_model=fm)
+    assert cfg.training_faults.ber == pytest.approx(0.02 * cfg.fat_scale) and cfg.fat_scale < 1
+    assert cfg.target == fm  # the target itself is unchanged (what the model is judged against)
+    assert TrainConfig(method="fat", fault_model=fm, fat_scale=1.0).training_faults == fm
+    count = TrainConfig(method="fat", fault_model=fm.with_rate(count=40), fat_scale=0.1)
+    assert count.training_faults.count == 4
+    assert cfg.to_dict()["fat_scale"] == cfg.fat_scale
+    assert "fat_scale" not in TrainConfig(method="sgd").to_dict()
+    with pytest.raises(ValueError, match="fat_scale"):
+        TrainConfig(method="fat", fat_scale=0.0)
