@@ -267,6 +267,8 @@ def test_caps_of_imported_models_and_data(cli, files, monkeypatch, case):
 def test_readme_example_numbers_come_from_its_result_files():
     """The README's worked example quotes docs/byom/*.json; finetune's "after" is the written
     file's inject result (the same rows, seed and fault model)."""
+    import re
+
     from conftest import ROOT
 
     res = {p.stem: json.loads(p.read_text()) for p in (ROOT / "docs" / "byom").glob("*.json")}
@@ -277,6 +279,14 @@ def test_readme_example_numbers_come_from_its_result_files():
         lo, hi = r["ci95"]
         row = f"{100 * r['deployed_accuracy']:.1f}% | {100 * r['mean_accuracy']:.1f}% "
         assert row + f"({100 * lo:.1f}–{100 * hi:.1f}%)" in section, name
+    quoted = set(re.findall(r"\d+\.\d%", section))  # every percentage in the section ...
+    allowed = {
+        f"{100 * v:.1f}%"
+        for r in res.values()
+        if "ci95" in r
+        for v in (r["deployed_accuracy"], r["mean_accuracy"], *r["ci95"])
+    }
+    assert quoted and quoted <= allowed  # ... is one of the result files' numbers
     for ft, after in (
         ("finetune_sar", "inject_robust"),
         ("finetune_sar_int8", "inject_robust_int8"),
