@@ -71,8 +71,18 @@ method = f1.selectbox(
 )
 epochs = f2.slider("Epochs", 1, byom.DASHBOARD_MAX_EPOCHS, 3, key="byom_epochs")
 if st.button("Fine-tune", key="byom_finetune", icon=":material/model_training:"):
-    with show_errors(), st.spinner(f"Fine-tuning with {method} ..."):
-        byom.finetune(entry, method=method, epochs=epochs, fm=fm, trials=trials, seed=0)
+    bar = st.progress(0.0, text=f"Fine-tuning with {method} ...")
+
+    def progress(rec: dict) -> None:
+        bar.progress(
+            rec["epoch"] / epochs,
+            text=f"epoch {rec['epoch']}/{epochs}: held-out accuracy {rec['val_acc']:.1%}",
+        )
+
+    with show_errors():
+        byom.finetune(
+            entry, method=method, epochs=epochs, fm=fm, trials=trials, seed=0, on_epoch=progress
+        )
 
 for r in reversed(byom.results_of(entry)):
     under = f"accuracy under {r['fault_model']['format']} BER {r['fault_model']['ber']:g}"

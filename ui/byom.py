@@ -41,12 +41,19 @@ def campaign(entry: Entry, fm: FaultModel, *, trials: int, seed: int) -> dict:
 
 
 def finetune(
-    entry: Entry, *, method: str, epochs: int, fm: FaultModel, trials: int, seed: int
+    entry: Entry,
+    *,
+    method: str,
+    epochs: int,
+    fm: FaultModel,
+    trials: int,
+    seed: int,
+    on_epoch=None,
 ) -> dict:
     """Fine-tune a copy on 80% of the uploaded data, write it back, measure on the other 20%.
 
     Returns the before / after summaries, the history and the new file's bytes; the fine-tuned
-    model is registered in this session.
+    model is registered in this session. ``on_epoch(record)`` follows each epoch.
     """
     from dataclasses import replace
 
@@ -75,7 +82,7 @@ def finetune(
         seed=seed,
     )
     before = measure(entry.model, data, fm, trials=trials, seed=seed)
-    model, history = finetune_model(entry.model, data, config)
+    model, history = finetune_model(entry.model, data, config, on_epoch=on_epoch)
     raw, report = export_onnx(model, entry.loaded.data)
     new = add_imported_result(entry, raw, f"{method} {epochs} ep")
     after = measure(new.model, data, fm, trials=trials, seed=seed)
