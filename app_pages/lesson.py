@@ -13,7 +13,7 @@ from ui import lesson_text as T  # noqa: E402
 from ui import lesson_view as V  # noqa: E402
 from ui.inputs import Checks, check_int_in, read_int  # noqa: E402
 from ui.layout import fmt_ber  # noqa: E402
-from ui.lesson_link import link_notes, reset_precise, set_preset  # noqa: E402
+from ui.lesson_link import link_notes, pick_own, reset_precise, set_preset  # noqa: E402
 
 checks = Checks()
 for note in link_notes(st.query_params, st.session_state):  # a bad value in a shared link
@@ -66,26 +66,12 @@ else:  # the seed still comes from a shared link; only the expert view shows its
     raw = st.query_params.get("seed", "0")
     seed = checks.check(read_int, raw, "The seed in this link", low=0, high=2**32 - 1) or 0
 
-lineup = L.demo_lineup()
-own = L.own_models() if expert else []
-if own:
-    pick = st.selectbox("Add your own model", ["none"] + [e.name for e in own], key="lesson_own")
-    if pick != "none":
-        lineup.append(L.own_model(next(e for e in own if e.name == pick)))
-        st.query_params["own"] = pick
-        st.info(
-            "Your own model lives in this browser session only: a shared link to this page "
-            "shows the demo models alone (with a notice).",
-            icon=":material/link_off:",
-        )
-    else:
-        st.query_params.pop("own", None)
+lineup = L.demo_lineup() + (pick_own() if expert else [])
 names = [m.short for m in lineup]
 
 with st.spinner("Measuring..."):
     levels = L.curve(lineup, fault, offered, seed)
     here = levels[offered.index(ber)]
-    nz = L.quick_noise(levels, ber)
 
 left, right = st.columns([5, 4], gap="medium")
 with left:

@@ -8,6 +8,7 @@ final set is copied to docs/img/app_<page>.png.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -373,6 +374,28 @@ def test_a_teacher_walks_every_preset_and_format(server, browser, shots):
             text = strip(page)
             assert "ASAM" in text and "0.0%\t0.0%" not in text, (label, text)
             page.screenshot(path=str(shots / f"lesson_format_{i}.png"))
+    finally:
+        context.close()
+
+
+def test_precise_streams_its_intervals_and_stops(server, browser):
+    """Precise shows its intervals tightening (partial counts) and Stop ends it, keeping what it
+    measured; the quick numbers come back with the next change."""
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})
+    page = context.new_page()
+    try:
+        open_page(page, server, "lesson")
+        click(page, "Precise: 300 patterns")
+        page.get_by_text(re.compile(r"Precise: \d+ of 300 patterns…")).first.wait_for(
+            timeout=60_000
+        )
+        click(page, "Stop")
+        page.wait_for_timeout(300)
+        wait_idle(page)
+        assert_clean(page, "after Stop")
+        body = page.inner_text("body")
+        assert "(stopped)." in body or "300 of 300 patterns (done)." in body
+        assert "precise=1" not in page.url
     finally:
         context.close()
 

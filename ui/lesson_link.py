@@ -14,7 +14,7 @@ from collections.abc import MutableMapping
 import streamlit as st
 
 from ui.layout import fmt_ber
-from ui.lesson import FAULTS, nearest, own_models, rates
+from ui.lesson import FAULTS, Model, nearest, own_model, own_models, rates
 
 DEFAULT_FAULT = "int8"
 DEFAULT_RATE = 0.03
@@ -101,3 +101,23 @@ def _check_link(qp: MutableMapping, state: MutableMapping) -> list[str]:
             "browser: you see the five demo models, and the numbers differ from theirs."
         )
     return notes
+
+
+def pick_own() -> list[Model]:
+    """The expert view's "Add your own model" box (this session's models of the lesson's
+    architecture): [] or the chosen one. The link records it (``?own=``) so a recipient, who
+    does not have it, is told."""
+    own = own_models()
+    if not own:
+        return []
+    pick = st.selectbox("Add your own model", ["none"] + [e.name for e in own], key="lesson_own")
+    if pick == "none":
+        st.query_params.pop("own", None)
+        return []
+    st.query_params["own"] = pick
+    st.info(
+        "Your own model lives in this browser session only: a shared link to this page shows "
+        "the demo models alone (with a notice).",
+        icon=":material/link_off:",
+    )
+    return [own_model(next(e for e in own if e.name == pick))]
