@@ -7,8 +7,9 @@ The README's two cluster lines run as CLI subprocesses:
 
 - ``--address auto`` on a cluster machine (same HOME: the token file is found; the same
   ``RAY_TMPDIR``: "auto" finds this head, not another Ray instance running on the machine);
-- ``--address ray://HOST:PORT`` (Ray Client) from "elsewhere": a HOME without a token file, the
-  token given in ``RAY_AUTH_TOKEN`` as the README says.
+- ``--address ray://HOST:PORT`` (Ray Client) and ``--address HOST:PORT`` (the GCS address) from
+  "elsewhere": a HOME without a token file, the token given in ``RAY_AUTH_TOKEN`` as the README
+  says.
 
 Both must write the same tables as the local executor on the same spec.
 """
@@ -126,7 +127,12 @@ def head():
         _wait_port(gcs, proc, log)
         _wait_port(client, proc, log)
         assert "Token authentication is enabled" in log.read_text(), log.read_text()[-2000:]
-        yield {"client": f"ray://127.0.0.1:{client}", "home": home, "tmp": tmp}
+        yield {
+            "client": f"ray://127.0.0.1:{client}",
+            "gcs": f"127.0.0.1:{gcs}",
+            "home": home,
+            "tmp": tmp,
+        }
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # --block: ray start stops its processes on SIGTERM
         try:
@@ -186,10 +192,12 @@ def test_address_auto_on_a_cluster_machine(head, spec_path, reference, tmp_path)
     _same(reference, _tables(tmp_path / "out"))
 
 
-def test_ray_client_from_elsewhere_with_the_token(head, spec_path, reference, tmp_path):
+@pytest.mark.parametrize("way", ["client", "gcs"])
+def test_explicit_address_from_elsewhere_with_the_token(way, head, spec_path, reference, tmp_path):
+    """ray://HOST:PORT (Ray Client) and HOST:PORT (the GCS address), token in RAY_AUTH_TOKEN."""
     elsewhere = tmp_path / "home"  # no ~/.ray/auth_token here
     elsewhere.mkdir()
     token = (head["home"] / ".ray" / "auth_token").read_text().strip()
-    r = _study(spec_path, tmp_path / "out", head["client"], _env(elsewhere, RAY_AUTH_TOKEN=token))
+    r = _study(spec_path, tmp_path / "out", head[way], _env(elsewhere, RAY_AUTH_TOKEN=token))
     assert r.returncode == 0, r.stderr[-3000:]
     _same(reference, _tables(tmp_path / "out"))
