@@ -1,12 +1,14 @@
 """Speed of the project against a naive loop, the peers and the pure forward passes (the limit).
 
-    python benchmarks/run.py [--quick] [--repeats 3] [--skip-cli]
+    python benchmarks/run.py [--quick] [--repeats 3] [--skip-cli] [--busy 2] [--only campaign]
 
 One process, one torch thread, the same seeded models and data for every contender, cases
 interleaved (A, B, C, A, B, C, ...) and reported as medians with the load average, so that a
 busy machine slows every contender alike. Peers (pytorchfi, loss-landscapes, PyHessian; see
 requirements-bench.txt) are skipped with a printed note when not installed. ``--quick`` runs tiny
-sizes (the test suite's smoke test); its numbers mean nothing.
+sizes (the test suite's smoke test); its numbers mean nothing. ``--busy N`` runs N busy-loop
+processes for the whole run (a loaded machine, on purpose); ``--only`` picks sections
+(campaign, landscape, sharpness, cli).
 """
 
 from __future__ import annotations
@@ -37,7 +39,17 @@ from sar_core.engine.evaluate import as_tensors, score_logits  # noqa: E402
 from sar_core.faults.injector import Injector  # noqa: E402
 from sar_core.faults.model import FaultModel  # noqa: E402
 
-ROWS: list[tuple[str, str, float, str]] = []  # (section, case, median seconds, note)
+
+class _Rows(list):
+    """The result rows; each is also printed to stderr as it is measured (a long run that is
+    stopped keeps what it measured)."""
+
+    def append(self, row: tuple[str, str, float, str]) -> None:
+        super().append(row)
+        print("| {} | {} | {:.4f} | {} |".format(*row), file=sys.stderr, flush=True)
+
+
+ROWS: list[tuple[str, str, float, str]] = _Rows()  # (section, case, median seconds, note)
 
 
 def peer(name: str):
@@ -303,12 +315,31 @@ def bench_cli(trials: tuple[int, int], repeats: int, data) -> None:
     ROWS.append((sec, "marginal CPU time per trial", per_cpu, f"naive loop {naive / per_cpu:.1f}x"))
 
 
+def busy_loops(n: int) -> list[subprocess.Popen]:
+    """``n`` processes that spin a core each until killed."""
+    code = "while True: pass"
+    return [subprocess.Popen([sys.executable, "-c", code]) for _ in range(n)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-cli", action="store_true")
+    ap.add_argument("--busy", type=int, default=0, help="busy-loop processes during the run")
+    ap.add_argument("--only", default="campaign,landscape,sharpness,cli")
     a = ap.parse_args()
+    loops = busy_loops(a.busy)
+    try:
+        run(a)
+    finally:
+        for p in loops:
+            p.kill()
+            p.wait()
+
+
+def run(a: argparse.Namespace) -> None:
+    only = set(a.only.split(","))
     from sar_core.runtime import configure_threads
 
     configure_threads(1)  # the project's one place that sets torch's threads
@@ -328,15 +359,18 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} thread, "
         f"{len(y)} digits test rows, medians of {repeats} interleaved runs"
     )
+    print(f"busy-loop processes during the run: {a.busy}")
     print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     mlp_label = "MLP 64-16-10 (quick)" if q else "MLP 64-128-128-10"
     for label, model in ((mlp_label, mlp), ("SmallCNN (demo, 8-16 ch)", cnn)):
-        for ber in (1e-4, 1e-7):
+        for ber in (1e-4, 1e-7) if "campaign" in only else ():
             bench_campaign(label, model, X, y, ber, trials, repeats, pfi)
     for label, model in ((mlp_label, mlp), ("SmallCNN", cnn)):
-        bench_landscape(label, model, X, y, 3 if q else 41, repeats, ll)
-        bench_sharpness(label, model, X, y, repeats, pyh, 8 if q else 64)
-    if not (q or a.skip_cli):
+        if "landscape" in only:
+            bench_landscape(label, model, X, y, 3 if q else 41, repeats, ll)
+        if "sharpness" in only:
+            bench_sharpness(label, model, X, y, repeats, pyh, 8 if q else 64)
+    if not (q or a.skip_cli) and "cli" in only:
         bench_cli((20, 1020), repeats, data)  # 1000 trials of difference: above the noise
     print("\n| section | case | median s | note |\n|---|---|---|---|")
     for sec, case, t, note in ROWS:
