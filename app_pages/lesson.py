@@ -120,6 +120,8 @@ if kept and kept["key"] == run_key:
 static = L.static(lineup, seed)
 where = L.setting(lineup, fault, ber, seed)
 with clip_panel:
+    if L.FAULTS[fault].format != "int8":
+        st.caption("About int8 storage (the faults above hit float weights):")
     st.markdown(T.clipping_sentence(names, [m.method for m in lineup], static["int8"]))
     st.markdown(V.steps_table(lineup, static["int8"]), unsafe_allow_html=True)
 a, c = st.columns([3, 2], gap="medium")

@@ -86,8 +86,9 @@ def verdict_sentence(names: Sequence[str], here: Mapping, *, fault_label: str, b
     worse = [names[i] for i, m in enumerate(models) if i and m["vs_first"]["state"] == "loses more"]
     if better:
         best_name, best = min(better, key=lambda t: -t[1]["lost"]["mean"])
+        verb = "lose" if len(better) > 1 else "loses"
         text += (
-            f"Under the same faults **{', '.join(n for n, _ in better)}** lose measurably less "
+            f"Under the same faults **{', '.join(n for n, _ in better)}** {verb} measurably less "
             f"(paired 95% intervals above 0); **{best_name}** keeps the most, losing "
             f"{abs(best['lost']['mean']):.1f}. "
         )
