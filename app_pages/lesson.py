@@ -16,8 +16,9 @@ from ui.layout import fmt_ber  # noqa: E402
 from ui.lesson_link import link_notes, pick_own, reset_precise, set_preset  # noqa: E402
 
 checks = Checks()
-for note in link_notes(st.query_params, st.session_state):  # a bad value in a shared link
-    st.warning(note, icon=":material/link_off:")
+with st.container():  # containers keep what follows in place: charts are not redrawn anew
+    for note in link_notes(st.query_params, st.session_state):  # a bad value in a link
+        st.warning(note, icon=":material/link_off:")
 
 c1, c2, c3 = st.columns([3, 5, 2], vertical_alignment="bottom")
 fault = c1.selectbox(
@@ -58,15 +59,14 @@ p.button(
 )
 stop = p.empty()
 
-seed = 0
-if expert:
-    seed = st.number_input("Seed", value=0, step=1, key="seed", bind="query-params")
-    seed = checks.check(check_int_in, seed, "The seed", low=0, high=2**32 - 1) or 0
-else:  # the seed still comes from a shared link; only the expert view shows its box
-    raw = st.query_params.get("seed", "0")
-    seed = checks.check(read_int, raw, "The seed in this link", low=0, high=2**32 - 1) or 0
-
-lineup = L.demo_lineup() + (pick_own() if expert else [])
+with st.container():  # the expert view's boxes (and seed errors) live here
+    if expert:
+        seed = st.number_input("Seed", value=0, step=1, key="seed", bind="query-params")
+        seed = checks.check(check_int_in, seed, "The seed", low=0, high=2**32 - 1) or 0
+    else:  # the seed still comes from a shared link; only the expert view shows its box
+        raw = st.query_params.get("seed", "0")
+        seed = checks.check(read_int, raw, "The seed in this link", low=0, high=2**32 - 1) or 0
+    lineup = L.demo_lineup() + (pick_own() if expert else [])
 names = [m.short for m in lineup]
 
 with st.spinner("Measuring..."):
