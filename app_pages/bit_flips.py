@@ -17,7 +17,7 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
     from ui.flips import fault_widgets, play, rate_widgets, show
     from ui.inputs import Checks, at_most, need_some
     from ui.jobs import job, run_controls
-    from ui.widgets import bit_picker, fault_model_from, format_picker, model_picker
+    from ui.widgets import bit_picker, carried, fault_model_from, format_picker, model_picker
 
 previous = job("flips")
 checks = Checks()
@@ -29,12 +29,15 @@ c1, c2 = st.columns([1, 1])
 fmt = format_picker(key="format", default="int8", where=c1)
 with c2:
     arch = models[0].arch if models else "none"
-    layers = st.multiselect(
-        "Layers (empty = all)",
-        registry.layers_of(models[0]) if models else [],
-        key=f"layers_{arch}",  # one list per architecture: a CNN has other layer names
-        help="Restrict the faults to some layers.",
-    )
+    names = registry.layers_of(models[0]) if models else []
+    layers = carried(
+        f"layers_{arch}",  # one list per architecture: a CNN has other layer names
+        lambda: st.multiselect(
+            "Layers (empty = all)", names, key=f"layers_{arch}",
+            help="Restrict the faults to some layers.",
+        ),
+        valid=lambda v: [n for n in v if n in names],
+    )  # fmt: skip
 width = get_format(fmt).width
 bits = bit_picker(fmt, key="bits", label=f"Bits that may flip ({width}-bit {fmt})")
 rate = rate_widgets(checks)

@@ -30,6 +30,7 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
         BER_GRID,
         ber_select,
         bit_picker,
+        carried,
         fault_model_from,
         fmt_ber,
         format_picker,
@@ -70,7 +71,11 @@ with s1:
     trials = trials_slider(key="trials", default=30)
 with s2:
     names = [m.name for m in models] or ["(select models)"]
-    heat_name = st.selectbox("Sensitivity heatmap for", names, key="heat_model")
+    heat_name = carried(
+        "heat_model",
+        lambda: st.selectbox("Sensitivity heatmap for", names, key="heat_model"),
+        valid=lambda v: v if v in names else None,
+    )
     heat_flips = st.number_input(
         "Flips per trial in one (layer, bit)", value=5, step=1, key="heat_flips",
         bind="query-params",
@@ -78,7 +83,9 @@ with s2:
     heat_flips = checks.check(
         check_int_in, heat_flips, "Flips per trial in one (layer, bit)", low=1, high=1000
     )
-    heat_trials = st.slider("Heatmap trials per cell", 1, 100, 10, key="heat_trials")
+    heat_trials = carried(
+        "heat_trials", lambda: st.slider("Heatmap trials per cell", 1, 100, 10, key="heat_trials")
+    )
 with s3:
     seed = seed_input(checks=checks)
     with_sharp = st.checkbox(

@@ -26,6 +26,7 @@ from ui.results import flips_figure, flips_table, sweep_rows
 from ui.widgets import (
     BER_GRID,
     LiveChart,
+    carried,
     fault_label,
     fmt_ber,
     seed_input,
@@ -96,7 +97,12 @@ def rate_widgets(checks: Checks) -> Rate:
         out = Rate(mode, trials=trials_slider(key="trials", default=30))
     with r2:
         if mode == "count":
-            top = st.number_input("Largest number of flips", value=100, step=1, key="max_count")
+            top = carried(
+                "max_count",
+                lambda: st.number_input(
+                    "Largest number of flips", value=100, step=1, key="max_count"
+                ),
+            )
             top = checks.check(
                 check_int_in, top, "The largest number of flips", low=1, high=limits.MAX_FLIP_COUNT
             )
@@ -134,7 +140,7 @@ def fault_widgets(fmt: str, checks: Checks) -> dict:
         )  # fmt: skip
     width = get_format(fmt).width
     burst = checks.check(check_int_in, burst, "The burst length", low=1, high=width) or 1
-    bias = s5.checkbox("Include biases", False, key="bias")
+    bias = carried("bias", lambda: s5.checkbox("Include biases", False, key="bias"))
     return {"seed": seed, "kind": kind, "target": target, "burst": burst, "include_bias": bias}
 
 

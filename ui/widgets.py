@@ -78,6 +78,27 @@ class LiveChart:
         self.slot.plotly_chart(fig, key=f"live_{id(self)}_{self._n}")
 
 
+# --- settings carried across pages -----------------------------------------------------------
+
+
+def carried(key: str, draw: Callable[[], T], *, valid: Callable[[Any], Any] | None = None) -> T:
+    """Draw a keyed widget with the value this session last chose for ``key`` on any page.
+
+    A widget's id includes its page and Streamlit drops the state of widgets a run did not draw,
+    so without this a setting silently reset on the next page (or after a page without it).
+    ``valid`` maps a kept value to one the widget accepts here (or None: start from default).
+    """
+    kept = f"_kept_{key}"
+    value = st.session_state[key] if key in st.session_state else st.session_state.get(kept)
+    if value is not None and valid is not None:
+        value = valid(value)
+    if value is not None:
+        st.session_state[key] = value  # through the Session State API: the new widget takes it
+    out = draw()
+    st.session_state[kept] = out
+    return out
+
+
 # --- models ----------------------------------------------------------------------------------
 
 
@@ -89,18 +110,25 @@ def model_picker(
     max_selections: int | None = None,
     help: str | None = None,
 ) -> list[Entry]:
-    """Multiselect over demo + own models (bound to the URL); returns the chosen entries."""
+    """Multiselect over demo + own models (bound to the URL); returns the chosen entries.
+
+    ``max_selections`` only trims the preselection: the widget itself has the same rules on every
+    page (its key is shared), and each page flags a selection above its own limit.
+    """
     pool = registry.all_entries()
     names = list(pool)
     wanted = [n for n in names if any(n.endswith(d) for d in default)]
-    picked = st.multiselect(
-        label,
-        names,
-        default=wanted[: max_selections or None],
-        key=key,
-        max_selections=max_selections,
-        help=help or "Demo models are shared and read-only; your own models come from Train.",
-        bind="query-params",
+    picked = carried(
+        key,
+        lambda: st.multiselect(
+            label,
+            names,
+            default=wanted[: max_selections or None],
+            key=key,
+            help=help or "Demo models are shared and read-only; your own models come from Train.",
+            bind="query-params",
+        ),
+        valid=lambda v: [n for n in v if n in pool],  # an own model may be gone
     )
     return [pool[n] for n in picked if n in pool]
 
@@ -110,7 +138,11 @@ def single_model_picker(label: str, *, key: str, default: str = "digits MLP · S
     pool = registry.all_entries()
     names = list(pool)
     idx = next((i for i, n in enumerate(names) if n.endswith(default)), 0)
-    name = st.selectbox(label, names, index=idx, key=key, bind="query-params")
+    name = carried(
+        key,
+        lambda: st.selectbox(label, names, index=idx, key=key, bind="query-params"),
+        valid=lambda v: v if v in pool else None,
+    )
     return pool[name]
 
 
@@ -158,7 +190,9 @@ def bit_picker(
     width = get_format(fmt).width
     fields = bit_fields(fmt)
     state_key = f"{key}_{fmt}"
-    if state_key not in st.session_state:
+    if state_key not in st.session_state and f"_kept_{state_key}" in st.session_state:
+        st.session_state[state_key] = st.session_state[f"_kept_{state_key}"]  # a page between
+    elif state_key not in st.session_state:
         # the URL value describes the format of the page load; a later format switch starts
         # from the default instead
         used = f"_{key}_url_used"
@@ -169,6 +203,10 @@ def bit_picker(
         except ValueError:
             init = list(parse_bits(default, fmt))
         st.session_state[state_key] = init
+    else:
+        # a widget's id includes its page, so the pills on the next page would start empty;
+        # writing the value back through the Session State API hands it to the new widget
+        st.session_state[state_key] = list(st.session_state[state_key])
     groups = ["all", "none", "sign"] + (["exponent", "mantissa"] if fields[0] == "mantissa" else [])
     groups += ["msb", "lsb"]
     st.markdown(f"**{label}** — {field_legend(fmt)} · bit 0 is the least significant bit")
@@ -191,6 +229,7 @@ def bit_picker(
         label_visibility="collapsed",
     )
     picked = sorted(picked or [])
+    st.session_state[f"_kept_{state_key}"] = picked
     st.query_params[key] = compact_bits(picked) or "none"
     return picked
 
@@ -200,13 +239,18 @@ def bit_picker(
 
 def format_picker(*, key: str = "format", default: str = "int8", where=None) -> str:
     """Number format the weights are stored in (a select box: readable at any width; URL-bound)."""
-    return (where or st).selectbox(
-        "Number format",
-        list(FORMAT_NAMES),
-        index=list(FORMAT_NAMES).index(default),
-        key=key,
-        bind="query-params",
-        help="float32: 1 sign, 8 exponent, 23 mantissa bits; int8: symmetric per-tensor quantization.",
+    return carried(
+        key,
+        lambda: (where or st).selectbox(
+            "Number format",
+            list(FORMAT_NAMES),
+            index=list(FORMAT_NAMES).index(default),
+            key=key,
+            bind="query-params",
+            help="float32: 1 sign, 8 exponent, 23 mantissa bits; int8: symmetric per-tensor "
+            "quantization.",
+        ),
+        valid=lambda v: v if v in FORMAT_NAMES else None,
     )
 
 
@@ -224,21 +268,28 @@ def ber_select(
     """
     c1, c2 = st.columns([3, 2])
     with c1:
-        ber = st.select_slider(
-            label,
-            BER_GRID,
-            value=default,
-            format_func=fmt_ber,
-            key=key,
-            bind="query-params",
-            help=help or "Probability that any one stored bit is flipped.",
+        ber = carried(
+            key,
+            lambda: st.select_slider(
+                label,
+                BER_GRID,
+                value=default,
+                format_func=fmt_ber,
+                key=key,
+                bind="query-params",
+                help=help or "Probability that any one stored bit is flipped.",
+            ),
+            valid=lambda v: v if v in BER_GRID else None,
         )
     with c2:
-        exact = st.text_input(
-            "Exact BER (optional)",
-            key=f"{key}_exact",
-            placeholder="e.g. 3e-3",
-            help="Overrides the slider; a probability above 0 and at most 1.",
+        exact = carried(
+            f"{key}_exact",
+            lambda: st.text_input(
+                "Exact BER (optional)",
+                key=f"{key}_exact",
+                placeholder="e.g. 3e-3",
+                help="Overrides the slider; a probability above 0 and at most 1.",
+            ),
         )
     if exact.strip():
         return checks.check(read_ber, exact, where=c2)
@@ -313,14 +364,18 @@ def trials_slider(*, key: str = "trials", default: int = 30, where=None) -> int:
     One key and one range everywhere: Streamlit carries a keyed widget's value to the widget of
     the same key on the next page, so a page with a smaller maximum crashed on a carried value.
     """
-    return (where or st).slider(
-        "Trials (fault patterns per level)",
-        1,
-        TRIALS_MAX,
-        default,
-        key=key,
-        bind="query-params",
-        help="Every model is hit by the same patterns (paired trials).",
+    return carried(
+        key,
+        lambda: (where or st).slider(
+            "Trials (fault patterns per level)",
+            1,
+            TRIALS_MAX,
+            default,
+            key=key,
+            bind="query-params",
+            help="Every model is hit by the same patterns (paired trials).",
+        ),
+        valid=lambda v: v if isinstance(v, int) and 1 <= v <= TRIALS_MAX else None,
     )
 
 
@@ -328,13 +383,16 @@ def seed_input(*, key: str = "seed", default: int = 0, checks: Checks | None = N
     """Random seed (URL-bound): a whole number from 0 to 2^32 - 1, checked at once."""
     from ui.inputs import check_int_in
 
-    value = st.number_input(
-        "Seed",
-        value=default,
-        step=1,
-        key=key,
-        bind="query-params",
-        help="Same seed, same numbers: share the URL to reproduce a result.",
+    value = carried(
+        key,
+        lambda: st.number_input(
+            "Seed",
+            value=default,
+            step=1,
+            key=key,
+            bind="query-params",
+            help="Same seed, same numbers: share the URL to reproduce a result.",
+        ),
     )
     if checks is None:
         return int(value)
