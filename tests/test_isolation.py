@@ -42,7 +42,7 @@ def test_two_sessions_never_share_models_or_results(monkeypatch):
 
     monkeypatch.setattr(ScriptCache, "get_bytecode", locked)
     a, b = page("train").run(), page("train").run()
-    a.number_input(key="epochs").set_value(2)
+    a.text_input(key="epochs").set_value("2")  # a checked text box
     a.slider(key="trials").set_value(2)
     a.multiselect(key="methods").set_value(["sgd"])
     a.button(key="train_go").click()
@@ -57,7 +57,7 @@ def test_two_sessions_never_share_models_or_results(monkeypatch):
     assert list(b.session_state["sar_registry"]) == ["upload · cnn"]
     assert "job_train" in a.session_state and "job_train" not in b.session_state
     # B trains too; A's registry and results stay as they were
-    b.number_input(key="epochs").set_value(2)
+    b.text_input(key="epochs").set_value("2")
     b.slider(key="trials").set_value(2)
     b.multiselect(key="methods").set_value(["adam"])
     b.button(key="train_go").click().run()
