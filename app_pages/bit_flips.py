@@ -14,6 +14,7 @@ page_header(
 with st.spinner(LOADING):  # the title is on screen before torch loads
     from sar_core.formats.bits import get_format
     from ui import registry
+    from ui.compute import check_faults
     from ui.flips import fault_widgets, play, rate_widgets, show
     from ui.inputs import Checks, at_most, need_some
     from ui.jobs import job, run_controls
@@ -47,6 +48,8 @@ seed = fault.pop("seed")
 fm = None
 if bits:
     fm = checks.check(fault_model_from, fmt, bits, layers=layers or None, **fault, **rate.rate)
+    if fm is not None:  # an imported int8 (QDQ) model: faults hit its stored codes only
+        checks.check(check_faults, models, fm)
 else:
     checks.flag(f"Choose at least one bit (0 to {width - 1}) that may flip.")
 settings = {

@@ -33,6 +33,20 @@ def model_keys(entries: Sequence[Entry]) -> tuple[str, ...]:
     return tuple(e.key for e in entries)
 
 
+def check_faults(entries: Sequence[Entry], fm: FaultModel | None) -> None:
+    """ValueError unless ``fm`` may run on every entry: on an imported quantized (QDQ) model the
+    faults must hit its stored int8 codes (a float format would flip float bits of int8 codes)."""
+    for e in entries:
+        if fm is None or not getattr(e.model, "quantized", None):
+            continue  # demo, trained and float models take every format
+        from sar_core.data.onnx_import import check_fault_model  # onnx loads only when needed
+
+        try:
+            check_fault_model(e.model, fm)
+        except ValueError as err:
+            raise ValueError(f"{e.name}: {err}") from None
+
+
 # --- paired campaigns ------------------------------------------------------------------------
 
 
@@ -53,6 +67,7 @@ def paired_campaign(
     entries: Sequence[Entry], fm: FaultModel, *, trials: int, seed: int
 ) -> list[dict]:
     """Per-model summaries (and paired difference vs the first) under identical fault patterns."""
+    check_faults(entries, fm)
     check_comparable(entries)
     return _paired(
         model_keys(entries),
@@ -131,6 +146,7 @@ def sweep_iter(
     seed: int,
 ) -> Iterator[tuple[float, list[dict]]]:
     """Validated live sweep (same patterns for every model): yields (level, per-model summaries)."""
+    check_faults(entries, fm)
     data = check_comparable(entries)
     if bers is not None:
         check_bers(bers)
@@ -168,6 +184,7 @@ def asym_sweep_iter(
     (paired campaigns, the same trial seeds at every level); yields (level, summaries)."""
     from dataclasses import replace
 
+    check_faults(entries, fm)
     check_comparable(entries)
     check_bers(levels)
     faults = [
@@ -211,6 +228,8 @@ def bit_layer_grid(
     (sar_core.analysis.robustness.bit_layer_grid)."""
     from sar_core.analysis.robustness import bit_layer_grid as grid
 
+    check_faults([entry], fm)
+
     def cell(sub: FaultModel) -> float:
         return _cell(entry.key, entry.model, entry.data_key, sub.to_dict(), trials, seed)
 
@@ -236,6 +255,7 @@ def double_win_table(
 ) -> list[dict]:
     """sar_core.analysis.robustness.double_win_rows of the entries on their test split (cached;
     fresh dicts, so a page may add columns)."""
+    check_faults(entries, fm)
     check_comparable(entries)
     rows = _double_win(
         model_keys(entries),
@@ -335,6 +355,7 @@ def interpolation(a: Entry, b: Entry, *, steps: int) -> dict:
 
 def fault_slice(entry: Entry, fm: FaultModel, *, seed: int, steps: int, span: float) -> dict:
     """Loss along the sampled fault direction (the real fault at alpha = 1)."""
+    check_faults([entry], fm)
     return _fault_slice(entry.key, entry.model, entry.data_key, fm.to_dict(), seed, steps, span)
 
 
@@ -356,6 +377,7 @@ def sharpness_of(
     entry: Entry, fm: FaultModel | None, *, seed: int = 0, rho: float = 0.05, trials: int = 30
 ) -> dict:
     """sar_core.analysis.sharpness.sharpness_report on the model's test split (cached per model)."""
+    check_faults([entry], fm)
     return _sharpness(
         entry.key, entry.model, entry.data_key, fm.to_dict() if fm else None, seed, rho, trials
     )
