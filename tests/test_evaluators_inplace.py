@@ -341,3 +341,17 @@ def test_a_model_that_is_not_a_sequential_gets_the_full_evaluator(fault):
         assert type(ev).__name__ == "Full" and ev.guarded
         assert ev.scores([deltas[i] for i in need]) == [ref[i] for i in need], kind
         assert torch.equal(X, X0)
+
+
+def test_the_engine_leaves_the_callers_data_alone_with_an_input_writing_model():
+    """MonteCarlo's clean and deployed passes copy X: the caller's X is unchanged, and the clean
+    accuracy equals a forward pass of the model on a fresh copy of X."""
+    model = _init(nn.Sequential(AddOne(), nn.Linear(12, 5)), 0)
+    X, y = _data(0)
+    X0 = X.clone()
+    mc = M.MonteCarlo([model], X, y, FAULTS["int8"], evaluator="full")
+    list(mc.run(4, seed=0))
+    assert torch.equal(X, X0)
+    with torch.no_grad():
+        want = (model(X0.clone()).argmax(1) == y).float().mean().item()
+    assert mc.clean[0][0] == pytest.approx(want)

@@ -43,7 +43,9 @@ def logits_of(
     outs = []
     with torch.no_grad():
         for i in range(0, X.shape[0], batch_size):
-            xb = X[i : i + batch_size]
+            # a copy: a model whose first module writes into its input (x += 1, ReLU(inplace))
+            # must not change the caller's data, nor the next pass's input (DESIGN rule 1)
+            xb = X[i : i + batch_size].clone()
             if params is None:
                 outs.append(model(xb))
             else:
