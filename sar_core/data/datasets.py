@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from sar_core import limits
+from sar_core.names import DATASETS
 from sar_core.validate import check_choice, check_float, check_int
-
-DATASETS = ("digits", "moons", "circles", "blobs", "iris", "wine", "breast_cancer", "mnist1d")
 
 
 @dataclass(frozen=True)

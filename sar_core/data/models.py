@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from sar_core import limits
+from sar_core.names import ARCHS
 from sar_core.validate import check_choice, check_int
 
-ARCHS = ("mlp", "cnn", "cnn1d")
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 

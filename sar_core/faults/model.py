@@ -28,11 +28,12 @@ from torch import nn
 
 from sar_core import limits
 from sar_core.formats import bits as B
+from sar_core.names import FAULT_KINDS, FAULT_TARGETS, GRANULARITIES
 from sar_core.validate import check_choice, check_float, check_int
 
 Shapes = Mapping[str, tuple[int, ...]]
-KINDS = ("flip", "stuck-at-0", "stuck-at-1")
-TARGETS = ("weights", "activations")
+KINDS = FAULT_KINDS  # what a hit site does (defined once in sar_core.names)
+TARGETS = FAULT_TARGETS  # where the faults land
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class FaultModel:
             if not layers:
                 raise ValueError("Invalid layers=[]: select at least one layer, or None for all")
             object.__setattr__(self, "layers", layers)
-        check_choice("granularity", self.granularity, ("tensor", "channel"))
+        check_choice("granularity", self.granularity, GRANULARITIES)
         if not isinstance(self.include_bias, (bool, np.bool_)):
             raise ValueError(f"Invalid include_bias={self.include_bias!r}: must be True or False")
 
