@@ -149,3 +149,62 @@ def test_cli_report_command(cli, demo_paths):
     assert [r["path"] for r in rows] == [str(path)] and rows[0]["extra_ops"] == 0
     rc, out, err = cli("report", "--models", path, "--trials", "0", "--json")
     assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and "trials" in err
+
+
+# --- imported models (issue 19): --data FILE, as inject / compare take it ---------------------
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, trained, digits):
+    """An SGD checkpoint, the same network exported to ONNX, its int8 QDQ version, test data."""
+    import numpy as np
+    from test_onnx import export, quantize
+
+    from sar_core.data.io import save_checkpoint
+
+    d = tmp_path_factory.mktemp("report_onnx")
+    r = trained["sgd"]
+    save_checkpoint(d / "m.safetensors", r.model, r.spec, r.metadata(digits))
+    raw = export(r.model, (64,))
+    (d / "net.onnx").write_bytes(raw)
+    (d / "q.onnx").write_bytes(quantize(raw, digits.X_train, (64,), d, per_channel=False))
+    np.savez(d / "test.npz", X=digits.X_test, y=digits.y_test)  # the checkpoint's own split
+    return d
+
+
+def test_report_on_an_onnx_model_equals_the_report_on_its_checkpoint(
+    cli, exported, trained, digits
+):
+    """The exported network on --data (its checkpoint's test split) gives the checkpoint's
+    accuracies under the same faults; its attack is the torch module's on the file's rows."""
+    args = ["--format", "int8", "--ber", "0.01", "--trials", "5", "--seed", "1"]
+    args += ["--attack-budget", "50", "--json", "--quiet"]
+    rc, out, err = cli("report", "--models", exported / "m.safetensors", *args)
+    assert rc == 0, err
+    ck = json.loads(out)["rows"][0]
+    onnx, data = exported / "net.onnx", exported / "test.npz"
+    rc, out, err = cli("report", "--models", onnx, "--data", data, *args)
+    assert rc == 0, err
+    res = json.loads(out)
+    (row,) = res["rows"]
+    assert row["path"] == str(onnx) and row["method"] == "onnx"
+    assert set(row) >= CONTRACT_KEYS
+    for key in ("clean_accuracy", "deployed_accuracy", "fault_accuracy", "fault_ci95"):
+        assert row[key] == pytest.approx(ck[key], abs=1e-12), key
+    # with --data the file's rows are the whole data set: the attack batch is drawn from them
+    X, y = digits.X_test, digits.y_test
+    pbs = progressive_bit_search(trained["sgd"].model, X, y, X, y, seed=1, max_flips=50)
+    assert row["attack_flips"] == (pbs.flips if pbs.reached else None)
+    assert row["attack"]["flips"] == pbs.flips
+
+
+def test_report_refuses_an_imported_model_without_data_and_float_faults_on_int8_codes(
+    cli, exported
+):
+    rc, out, err = cli("report", "--models", exported / "net.onnx", "--trials", "2", "--quiet")
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and "--data" in err
+    q, data = exported / "q.onnx", exported / "test.npz"
+    argv = ["report", "--models", q, "--data", data, "--format", "float32", "--trials", "2"]
+    rc, out, err = cli(*argv, "--quiet")
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "for a quantized model" in err and str(q) in err

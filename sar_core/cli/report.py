@@ -1,7 +1,10 @@
 """`report` command: the double-win table (``sar_core.experiments.report``).
 
 python -m sar_core report --models F1 F2 ... --format F --bits B --ber P --trials T --seed S
-    [--mitigations range,protect --base F] --json
+    [--mitigations range,protect --base F] [--data FILE [--trust-pt2]] --json
+
+Imported models (.onnx, or .pt2 with --trust-pt2) are evaluated on --data FILE, loaded as every
+campaign command loads them (``sar_core.cli.common.load_with_data``).
 """
 
 from __future__ import annotations
@@ -9,12 +12,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 
+from sar_core.cli.common import data_args
 from sar_core.experiments.report import AttackSettings
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of the report command (standard library only: --help stays fast)."""
-    p.add_argument("--models", nargs="+", required=True, help="checkpoints (.safetensors)")
+    p.add_argument(
+        "--models", nargs="+", required=True, help="checkpoints (.safetensors), .onnx, .pt2"
+    )
     p.add_argument("--format", default="int8", help="float32 | float16 | bfloat16 | int8")
     p.add_argument("--bits", default="all", help="0-7 | 30,31 | sign | exponent | ... | all")
     rate = p.add_mutually_exclusive_group()
@@ -35,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protect-scheme", default="tmr", help="tmr | secded")
     p.add_argument("--secded-block", default="64", help="data bits per SECDED codeword")
     p.add_argument("--csv", default=None, help="CSV data for models trained on an uploaded CSV")
+    data_args(p)
     for flag, helptext in (("--json", "print one JSON object"), ("--quiet", "no progress bar")):
         with contextlib.suppress(argparse.ArgumentError):  # the CLI's main may add it too
             p.add_argument(flag, action="store_true", help=helptext)
@@ -79,7 +86,7 @@ def _settings(a: argparse.Namespace):
 
 def run(a: argparse.Namespace) -> dict:
     """The report command: every option is checked before any checkpoint is loaded."""
-    from sar_core.cli.common import Progress
+    from sar_core.cli.common import Progress, load_with_data
     from sar_core.experiments.report import ReportOptions, double_win_report
 
     fm, trials, seed, attack, mits, prot = _settings(a)
@@ -92,5 +99,10 @@ def run(a: argparse.Namespace) -> dict:
         trials=trials, seed=seed, attack=attack, mitigations=mits, base=base, protection=prot,
         csv_path=a.csv,
     ).checked(len(a.models))  # fmt: skip
+    # checkpoints, imported models and --data / --csv: loaded as every campaign command does
+    models, data = load_with_data(a, list(a.models))
     bar = Progress(len(a.models) + len(mits), "report", bool(getattr(a, "quiet", True)))
-    return double_win_report(a.models, fm, options, on_model=lambda done, _total: bar(done))
+    return double_win_report(
+        models, fm, options, data=data, names=list(a.models),
+        on_model=lambda done, _total: bar(done),
+    )  # fmt: skip

@@ -189,16 +189,49 @@ class _Context:
     protection: object
 
 
-def _checkpoints(models: Sequence, csv_path):
-    """Display paths, loaded checkpoints and their shared data."""
-    from sar_core.data.io import Checkpoint, check_same_data, dataset_of, load_checkpoint
+def _checkpoints(models: Sequence, csv_path, data=None, names=None):
+    """Display paths, loaded models and their shared data.
+
+    ``models``: paths or loaded models (io.Checkpoint, or io.ImportedModel with ``data``, the
+    Dataset they are all evaluated on); ``names``: their display paths.
+    """
+    from sar_core.data.io import (
+        Checkpoint,
+        ImportedModel,
+        check_same_data,
+        dataset_of,
+        load_checkpoint,
+    )
 
     if not models:
         raise ValueError("Invalid models=[]: give at least one checkpoint")
-    paths = [m if not isinstance(m, Checkpoint) else f"<model {i}>" for i, m in enumerate(models)]
-    cks = [m if isinstance(m, Checkpoint) else load_checkpoint(m) for m in models]
+    loaded = (Checkpoint, ImportedModel)
+    paths = [m if not isinstance(m, loaded) else f"<model {i}>" for i, m in enumerate(models)]
+    if names is not None:
+        if len(names) != len(models):
+            raise ValueError(f"Invalid names: {len(names)} names for {len(models)} models")
+        paths = [str(n) for n in names]
+    cks = [m if isinstance(m, loaded) else load_checkpoint(m) for m in models]
+    if data is not None:  # the caller's data file: every model is evaluated on it
+        return paths, cks, data
+    if any(isinstance(c, ImportedModel) for c in cks):
+        raise ValueError(
+            "Invalid data=None: an imported model (.onnx / .pt2) needs data (--data FILE)"
+        )
     check_same_data([str(p) for p in paths], cks)
     return paths, cks, dataset_of(cks[0], csv_path)
+
+
+def _check_stored_codes(paths, cks, fault_model) -> None:
+    """A quantized (QDQ) model takes only faults that hit its stored int8 codes."""
+    for path, ck in zip(paths, cks):
+        if getattr(ck.model, "quantized", None):
+            from sar_core.data.onnx_import import check_fault_model
+
+            try:
+                check_fault_model(ck.model, fault_model)
+            except ValueError as e:
+                raise ValueError(f"{path}: {e}") from None
 
 
 def double_win_report(
@@ -207,12 +240,17 @@ def double_win_report(
     options: ReportOptions | None = None,
     *,
     on_model: Callable[[int, int], None] | None = None,
+    data=None,
+    names: Sequence[str] | None = None,
     **fields,
 ) -> dict:
-    """The double-win table for checkpoints (paths or io.Checkpoint objects) on one fault model.
+    """The double-win table for models (paths, io.Checkpoint or io.ImportedModel objects) on one
+    fault model.
 
     ``options`` (or its fields as keywords: trials, seed, attack, mitigations, base, protection,
-    csv_path) as in ``ReportOptions``. ``on_model(done, total)`` reports progress.
+    csv_path) as in ``ReportOptions``. ``data``: the Dataset every model is evaluated on (needed
+    for imported models; default: the checkpoints' own split); ``names``: the rows' paths.
+    ``on_model(done, total)`` reports progress.
     """
     from sar_core.analysis.campaign import run_campaign
     from sar_core.analysis.mitigations import default_protection
@@ -220,7 +258,8 @@ def double_win_report(
     if fields.get("attack") is None:
         fields.pop("attack", None)
     opts = replace(options or ReportOptions(), **fields).checked(len(models))
-    paths, cks, data = _checkpoints(models, opts.csv_path)
+    paths, cks, data = _checkpoints(models, opts.csv_path, data, names)
+    _check_stored_codes(paths, cks, fault_model)
     total = len(cks) + len(opts.mitigations)
     progress = None if on_model is None else (lambda done, _: on_model(done, total))
     rows = _model_rows(paths, cks, data, fault_model, opts, progress)
