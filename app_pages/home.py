@@ -35,8 +35,9 @@ if head:
     ranked = ", ".join(f"{r['label']} {pts(r['mean_delta'])}" for r in head["rows"])
     st.markdown(
         f"**What the held-out suite found** (int8, {head['n_tasks']} tasks, points of accuracy "
-        f"kept vs SGD): {ranked}. Bounding the weights (clipping, RandBET) sets the size of an "
-        "int8 flip; a flat minimum alone does not."
+        f"kept vs SGD): {ranked}. The range of the weights sets the size of an int8 flip: "
+        "clipping and RandBET bound it by hand, SAR v3 puts it in its objective; a flat minimum "
+        "alone does not shrink it."
     )
 with st.spinner("Measuring the demo models under bit flips (once per server)..."):
     res = home_results()

@@ -252,6 +252,7 @@ def headline_view(results: dict, target: str) -> dict:
     return {
         "rows": headline(results, target, task="digits_mlp"),
         "heldout_seeds": list(cfg.get("heldout_seeds", [])),
+        "tuning_seeds": list(cfg.get("tuning_seeds", [])),
         "n_tasks": len(results["tasks"]),
     }
 

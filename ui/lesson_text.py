@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from sar_core.analysis.lesson_summary import WIGGLE_PT
-from ui.layout import fmt_ber, fmt_num, fmt_pct
+from ui.layout import fmt_ber, fmt_num
 
 # (button label, fault choice, BER): each inside the rates its format offers (the bundle's
 # useful_rates); the lesson test recomputes that each moves accuracy visibly above chance.
@@ -20,11 +20,6 @@ PRESETS = (
     ("float32 exponent bits at 1e-5", "float32-exponent", 1e-5),
     ("float32 bit 30 only", "float32-bit30", 1e-4),
 )
-
-
-def preset_state(fault: str, ber: float) -> dict:
-    """The widget values a preset sets (keys of the lesson page's widgets)."""
-    return {"fault": fault, "error_rate": ber}
 
 
 def pts(x: float, digits: int = 1) -> str:
@@ -193,11 +188,13 @@ def suite_note(head: Mapping | None, fault_label: str) -> str:
             f"result for {fault_label.split(':')[0]}. {insample}"
         )
     seeds = ", ".join(map(str, head["heldout_seeds"]))
+    tuning = ", ".join(map(str, head.get("tuning_seeds", [])))
     held = " (some were also tuning seeds)" if any(r.get("in_sample") for r in head["rows"]) else ""
+    chosen = f", settings chosen on seeds {tuning}" if tuning else ""
     return (
-        f"**Held-out suite** ({head['n_tasks']} tasks, training seeds {seeds}{held}, methods "
-        "tuned on other seeds): accuracy kept vs SGD in points, wins ▲ / ties · / losses ▼ over "
-        f"the tasks, and the digits MLP with its seed-level 95% interval. {insample}"
+        f"**Held-out suite** ({head['n_tasks']} tasks, training seeds {seeds}{held}{chosen}): "
+        "accuracy kept vs SGD in points, wins ▲ / ties · / losses ▼ over the tasks, and the "
+        f"digits MLP with its seed-level 95% interval. {insample}"
     )
 
 
@@ -225,11 +222,6 @@ def worst_caption(names: Sequence[str], worst: Mapping, *, expert: bool) -> str:
         + "; ".join(out)
         + "."
     )
-
-
-def accuracy_text(m: Mapping) -> str:
-    """'86.9%' under faults."""
-    return fmt_pct(m["mean_accuracy"])
 
 
 def curvature_panel(

@@ -5,7 +5,6 @@ from ui.lesson_text; nothing here computes a result.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import streamlit as st
@@ -67,7 +66,7 @@ def model_strip(lineup: Sequence[Model], here: Mapping, *, expert: bool) -> str:
     rows = []
     for i, (m, s) in enumerate(zip(lineup, here["models"])):
         vs = "reference" if i == 0 else verdict_cell(s["vs_first"]["state"], s["vs_first"]["diff"])
-        name = m.short if m.entry is None else f"{m.short} (yours)"
+        name = cell(m.short if m.entry is None else f"{m.short} (yours)")
         ci = f" <small>{fmt_ci(s['ci95'])}</small>" if expert else ""
         rows.append(
             f"| {_swatch(m, i)} {name} | {fmt_pct(s['deployed_accuracy'])} | "
@@ -81,7 +80,13 @@ def suite_table(head: Mapping | None) -> str:
     if head is None:
         return ""
     out = "| held-out suite | mean Δ (pt) | tasks | digits MLP Δ [95% CI] |\n|:--|--:|:--|:--|\n"
-    return out + "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in suite_rows(head))
+    rows = (map(cell, r) for r in suite_rows(head))
+    return out + "\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
+
+
+def cell(text: str) -> str:
+    """Text safe inside a markdown table cell (a label like 'max|w|' has pipes)."""
+    return str(text).replace("|", "\\|")
 
 
 def _log_label(fig) -> None:
@@ -147,8 +152,3 @@ def worst_chart(lineup: Sequence[Model], worst: Mapping, steps: Sequence[Mapping
     )
     fig.update_layout(margin=dict(t=40, b=10, l=10, r=10))
     st.plotly_chart(fig, key="lesson_bits", config={"displayModeBar": False})
-
-
-def finite(x) -> bool:
-    """True for a finite number."""
-    return isinstance(x, (int, float)) and math.isfinite(x)
