@@ -7,7 +7,13 @@ diagonal T, and r is the radius:
     plain        T = 1                          r = rho            (SAM)
     elementwise  T = |w| + eta                  r = rho            (ASAM; SAR v1)
     layer        T = |w| / max|W_layer| + eta   r = rho
-    fault        T = fault intensity below      r = rho * sqrt(E[n]) (SAR v2)
+    fault        T = fault intensity below      r = rho * sqrt(E[n]) (SAR v2; v3 below)
+
+SAR v3 (the default ``sar``; int8 targets): the ascent point is w + v s(w), v = e / s held fixed,
+s = max|W| / 127 per tensor (or output channel), and the gradient flows into the range:
+    d/dw L(w + v s(w)) = g' + (g' . e / s) ds/dw,   ds/dw = sign(w_k) / 127 at k = argmax |w|
+(``_add_range_grad``). Optional ``fault_sample``: a target fault D = dq s(w) is added at the
+ascent point. Float targets keep the v2 intensity. rho = 0 turns every term off.
 
 SAR v2 (geometry "fault") derives T and r from its target fault model (format, bits B, rate).
 Intensity, per weight i: T_i = sqrt(mean_{b in B'} d_ib^2), the RMS displacement of w_i when one
