@@ -8,6 +8,7 @@ bit that may flip") and the trials, ber, bias and heatmap settings went back to 
 
 from __future__ import annotations
 
+import pytest
 from test_pages import ROOT, TIMEOUT, AppTest
 
 PAGES = [
@@ -15,7 +16,7 @@ PAGES = [
 ]  # fmt: skip
 KINDS = (
     "slider", "number_input", "select_slider", "multiselect", "selectbox", "text_input",
-    "checkbox", "radio", "pills",
+    "checkbox", "radio", "pills", "toggle", "button_group",
 )  # fmt: skip
 CNNS = ["demo · digits CNN · SGD", "demo · digits CNN · SAR"]
 ALL_DEMOS = [
@@ -122,3 +123,20 @@ def test_six_models_carried_to_landscape_are_flagged_not_a_crash():
     assert not at.exception and not _errors(at), _errors(at)
     _go(at, "robustness")
     assert at.multiselect(key="models").value == CNNS
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: ui/train_form.py (rho, arch, tbits, batch, widths) and ui/anatomy_view.py "
+    "(flip_float32) draw their widgets without ui.widgets.carried; not this helper's files",
+)
+def test_train_and_anatomy_settings_survive_a_page_between():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    want: dict = {}
+    _choose(at, "train", want, rho=0.02, arch="cnn", tbits="0-9", batch="32", widths="16")
+    _choose(at, "bit_anatomy", want, flip_float32=[29, 30])
+    for name in ("home", "train", "bit_anatomy"):
+        _go(at, name)
+        for key, w in _widgets(at).items():
+            if key in want:
+                assert w.value == want[key], (name, key, w.value, want[key])
