@@ -71,6 +71,8 @@ def blocks() -> dict[str, str]:
     out = readme_blocks(load_results())
     dw = json.loads((ROOT / "benchmarks" / "results" / "double_win.json").read_text())
     out["double-win"] = double_win_table(dw)
+    if DEMO_JSON.is_file():
+        out["demo-table"] = demo_table(json.loads(DEMO_JSON.read_text()))
     return out
 
 
@@ -89,22 +91,34 @@ def rewrite(text: str, fresh: dict[str, str]) -> str:
     )
 
 
-def demo() -> None:
+DEMO_JSON = ROOT / "benchmarks" / "results" / "suite_demo_compare.json"
+
+
+def demo_table(runs: dict) -> str:
+    """README table of the demo checkpoints from the saved ``compare`` outputs."""
     cols = " | ".join(f"{fmt} BER {ber}" for fmt, ber in SETTINGS)
-    print(f"| model | clean | {cols} |")
-    print("|---|---|" + "---|" * len(SETTINGS))
+    lines = [f"| model | clean | {cols} |", "|---|---|" + "---|" * len(SETTINGS)]
     for arch in ("mlp", "cnn"):
-        res = [run(arch, fmt, ber) for fmt, ber in SETTINGS]
+        res = [runs[f"{arch} {fmt} {ber}"] for fmt, ber in SETTINGS]
         for i, m in enumerate(METHODS):
             cells = []
             for r in res:
                 e, d = r["results"][i], r["paired_difference"][i]
                 cell = f"{pct(e['mean_accuracy'])} [{pct(e['ci95'][0])}, {pct(e['ci95'][1])}]"
                 if i:
-                    cell += f" (Δ {100 * d['mean']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}])"
+                    lo, hi = 100 * d["ci95"][0], 100 * d["ci95"][1]
+                    cell += f" (Δ {100 * d['mean']:+.1f} [{lo:+.1f}, {hi:+.1f}])"
                 cells.append(cell)
             clean = pct(res[0]["results"][i]["clean_accuracy"])
-            print(f"| {arch.upper()} {m.upper()} | {clean} | " + " | ".join(cells) + " |")
+            lines.append(f"| {arch.upper()} {m.upper()} | {clean} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def demo() -> None:
+    """Run the CLI on the demo checkpoints, save its JSON outputs, print the table."""
+    runs = {f"{a} {f} {b}": run(a, f, b) for a in ("mlp", "cnn") for f, b in SETTINGS}
+    DEMO_JSON.write_text(json.dumps(runs, indent=1))
+    print(demo_table(runs))
 
 
 def main(argv: list[str]) -> int:
