@@ -15,6 +15,7 @@ page_header(
 with st.spinner(LOADING):  # the title is on screen before torch loads
     from ui import registry
     from ui.compute import check_faults
+    from ui.defenses import ATTACK_FAULTS
     from ui.inputs import Checks, at_most, check_int_in, need_some
     from ui.jobs import job, require_result, run_controls
     from ui.layout import changed_settings, stale_box
@@ -106,6 +107,8 @@ elif ber is not None and heat_flips is not None:
     count_fm = checks.check(fault_model_from, fmt, bits, count=heat_flips)
     if fm is not None:  # an imported int8 (QDQ) model: faults hit its stored codes only
         checks.check(check_faults, models, fm)
+if with_attack:  # the search flips int8 codes of a per-tensor deployment
+    checks.check(check_faults, models, ATTACK_FAULTS)
 settings = {
     "models": [m.name for m in models],
     "format": fmt,

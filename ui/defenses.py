@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import streamlit as st
 
+from sar_core.faults.model import FaultModel
 from ui.cache import dataset
+from ui.compute import check_faults
 from ui.registry import Entry
 
 ATTACK_BUDGET = 1000  # the CLI report's default flip budget
+ATTACK_FAULTS = FaultModel(format="int8", count=1)  # what the search flips: int8, per tensor
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -34,8 +37,10 @@ def _attack(key: str, _model, data_key: tuple, seed: int) -> dict:
 def attack_flips(entry: Entry, *, seed: int) -> dict:
     """Flips a progressive bit search (int8, Rakin et al.) needs to bring the model to chance + 10 pt.
 
-    ``attack_flips`` is None when the budget ran out or the search stalled first.
+    ``attack_flips`` is None when the budget ran out or the search stalled first. An imported
+    int8 (QDQ) model is attacked only where its per-tensor int8 deployment is its stored codes.
     """
+    check_faults([entry], ATTACK_FAULTS)
     return _attack(entry.key, entry.model, entry.data_key, seed)
 
 
