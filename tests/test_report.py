@@ -208,3 +208,37 @@ def test_report_refuses_an_imported_model_without_data_and_float_faults_on_int8_
     rc, out, err = cli(*argv, "--quiet")
     assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "for a quantized model" in err and str(q) in err
+
+
+def test_report_on_an_onnx_resnet_graph_scores_it_like_onnxruntime(cli, tmp_path, digits):
+    """A graph that is no layer chain (BatchNorm, residual adds): clean accuracy from
+    onnxruntime's logits, faulty accuracy from the library's campaign on the imported model;
+    MACs are not counted for such a graph (None), and range restriction is refused."""
+    import numpy as np
+    import torch
+    from test_onnx import ResNetish, export, randomize_bn, run_ort
+
+    from sar_core.analysis.campaign import run_campaign
+    from sar_core.data.io import load_model
+
+    torch.manual_seed(0)
+    raw = export(randomize_bn(ResNetish(), 1), (1, 8, 8))
+    (tmp_path / "res.onnx").write_bytes(raw)
+    X, y = digits.X_test[:150], digits.y_test[:150]
+    np.savez(tmp_path / "d.npz", X=X.reshape(-1, 1, 8, 8), y=y)
+    argv = ["report", "--models", tmp_path / "res.onnx", "--data", tmp_path / "d.npz"]
+    argv += ["--format", "int8", "--ber", "0.01", "--trials", "3", "--seed", "2"]
+    argv += ["--attack-budget", "5", "--quiet"]
+    rc, out, err = cli(*argv, "--json")
+    assert rc == 0, err
+    (row,) = json.loads(out)["rows"]
+    ort = (run_ort(raw, X, (1, 8, 8)).argmax(1) == y).mean()
+    assert row["clean_accuracy"] == pytest.approx(ort, abs=1e-6)
+    direct = run_campaign(
+        load_model(tmp_path / "res.onnx").model, X, y, FaultModel(format="int8", ber=0.01),
+        trials=3, seed=2,
+    ).summary()  # fmt: skip
+    assert row["fault_accuracy"] == direct["mean_accuracy"] and row["fault_ci95"] == direct["ci95"]
+    assert row["base_macs"] is None and row["extra_ops"] is None and row["parameters"] > 0
+    rc, out, err = cli(*argv, "--mitigations", "range")
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and "range" in err

@@ -95,6 +95,11 @@ def plain_twin(ck: Checkpoint) -> nn.Module | None:
     return twin.eval()
 
 
+def _ops_or_none(model: nn.Module, n_features: int) -> dict | None:
+    """inference_ops of a layer chain; None for any other graph (an imported ONNX model)."""
+    return inference_ops(model, n_features) if isinstance(model, nn.Sequential) else None
+
+
 def inference_cost(
     model: nn.Module,
     reference: nn.Module | None,
@@ -106,11 +111,12 @@ def inference_cost(
     """Parameters, extra parameters / operations against ``reference`` (the plain twin), and the
     measured latency over X: ``latency_ms`` (median) and ``latency_ratio`` (vs the reference).
 
-    Without a reference the comparisons are None and the latency is timed against itself.
+    Without a reference the comparisons are None and the latency is timed against itself; an
+    imported graph that is not a layer chain (nn.Sequential) has no counted MACs (None).
     """
     n_features = int(np.prod(X.shape[1:]))
     ref = reference if reference is not None else model
-    ops, ref_ops = inference_ops(model, n_features), inference_ops(ref, n_features)
+    ops, ref_ops = _ops_or_none(model, n_features), _ops_or_none(ref, n_features)
     with torch.no_grad():
         t = timed_against(lambda: model(X), lambda: ref(X), rounds=rounds, inner=inner)
     known = reference is not None
@@ -118,9 +124,9 @@ def inference_cost(
         "parameters": n_parameters(model),
         "extra_params": n_parameters(model) - n_parameters(ref) if known else None,
         "extra_ops": ops["macs"] + ops["clamp_ops"] - ref_ops["macs"] - ref_ops["clamp_ops"]
-        if known
+        if known and ops and ref_ops
         else None,
-        "base_macs": ref_ops["macs"],
+        "base_macs": ref_ops["macs"] if ref_ops else None,
         "latency_ms": t["ms"],
         "latency_ratio": t["ratio"] if known else None,
         "test_samples": int(X.shape[0]),
