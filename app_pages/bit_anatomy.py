@@ -20,7 +20,7 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
     from ui.anatomy_view import delta_section, value_input
     from ui.inputs import Checks
     from ui.layout import fmt_num
-    from ui.widgets import bit_label, field_legend, format_picker, guarded
+    from ui.widgets import bit_label, carried, field_legend, format_picker, guarded
 
 checks = Checks()
 c1, c2 = st.columns([1, 2])
@@ -44,14 +44,18 @@ st.markdown(
     f"**Click bits to flip them** ({width}-bit {fmt}, bit 0 = least significant): "
     + field_legend(fmt)
 )
-flips = st.pills(
-    "Bits to flip",
-    list(range(width - 1, -1, -1)),
-    selection_mode="multi",
-    default=[width - 2] if fmt != "int8" else [width - 1],
-    key=f"flip_{fmt}",
-    format_func=lambda b: bit_label(fmt, b),
-    label_visibility="collapsed",
+flips = carried(  # kept when you visit another page and come back
+    f"flip_{fmt}",
+    lambda: st.pills(
+        "Bits to flip",
+        list(range(width - 1, -1, -1)),
+        selection_mode="multi",
+        default=[width - 2] if fmt != "int8" else [width - 1],
+        key=f"flip_{fmt}",
+        format_func=lambda b: bit_label(fmt, b),
+        label_visibility="collapsed",
+    ),
+    valid=lambda v: [b for b in v if 0 <= b < width],
 )
 kind = st.radio(
     "What happens to the clicked bits",

@@ -16,8 +16,24 @@ from sar_core.data.datasets import DATASETS
 from sar_core.plots.style import method_label
 from sar_core.training.loop import METHODS
 from sar_core.training.optim import SAR_DEFAULT_RHO, SAR_GEOMETRIES
-from ui.inputs import Checks, check_float_in, int_box, need_some, read_bits, read_floats, read_ints
-from ui.widgets import ber_select, fault_model_from, format_picker, seed_input, trials_slider
+from ui.inputs import (
+    Checks,
+    check_float_in,
+    int_box,
+    need_some,
+    read_bits,
+    read_floats,
+    read_int,
+    read_ints,
+)
+from ui.widgets import (
+    ber_select,
+    carried,
+    fault_model_from,
+    format_picker,
+    seed_input,
+    trials_slider,
+)
 
 NAMES = {"fault": "SAR's fault model", "more": "more settings", "rhos": "ρ values"}
 
@@ -105,12 +121,15 @@ def _more(checks: Checks, mode: str) -> dict:
             (e3, "sam", 0.05, "rho_sam"),
             (e4, "asam", 0.5, "rho_asam"),
         ):
-            v = col.number_input(
-                f"{method_label(m)}'s ρ",
-                value=default,
-                format="%.3g",
-                key=key,
-                disabled=m == "sar" and mode != "compare",
+            v = carried(  # kept when you visit another page and come back
+                key,
+                lambda col=col, m=m, default=default, key=key: col.number_input(
+                    f"{method_label(m)}'s ρ",
+                    value=default,
+                    format="%.3g",
+                    key=key,
+                    disabled=m == "sar" and mode != "compare",
+                ),
             )
             radii[m] = checks.check(check_float_in, v, f"{method_label(m)}'s ρ", low=0, high=100)
         g1, g2, g3, g4 = st.columns(4)
@@ -127,9 +146,16 @@ def _more(checks: Checks, mode: str) -> dict:
             key="rho_mode",
             help="calibrated: ρ is set so SAM's worst case matches the expected fault damage.",
         )
-        batch = int_box("Batch size", 64, key="batch", low=1, high=4096, checks=checks, where=g3)
-        widths_text = g4.text_input(
-            "Hidden widths / CNN channels", "", key="widths", help="Empty: 128,64 (MLP); 8,16 (CNN)"
+        batch_text = carried("batch", lambda: g3.text_input("Batch size", "64", key="batch"))
+        batch = checks.check(read_int, batch_text, "Batch size", low=1, high=4096, where=g3)
+        widths_text = carried(
+            "widths",
+            lambda: g4.text_input(
+                "Hidden widths / CNN channels",
+                "",
+                key="widths",
+                help="Empty: 128,64 (MLP); 8,16 (CNN)",
+            ),
         )
         widths = checks.check(
             read_ints, widths_text, "Hidden widths", low=1, high=limits.MAX_WIDTH, where=g4
@@ -150,12 +176,17 @@ def settings_form(checks: Checks) -> TrainSettings:
         bind="query-params",
     )
     ds = c1.selectbox("Dataset", DATASETS, key="dataset", bind="query-params")
-    arch = c2.selectbox(
-        "Architecture",
-        ["mlp", "cnn"] if ds == "digits" else ["mlp"],
-        format_func=str.upper,
-        key="arch",
-        help="The small CNN needs images: digits only.",
+    archs = ["mlp", "cnn"] if ds == "digits" else ["mlp"]
+    arch = carried(
+        "arch",
+        lambda: c2.selectbox(
+            "Architecture",
+            archs,
+            format_func=str.upper,
+            key="arch",
+            help="The small CNN needs images: digits only.",
+        ),
+        valid=lambda v: v if v in archs else None,
     )
     epochs = int_box(
         "Epochs",
@@ -180,11 +211,14 @@ def settings_form(checks: Checks) -> TrainSettings:
     f1, f2, f3 = st.columns([2, 1, 3])
     t_format = format_picker(key="tformat", default="int8", where=f1)
     with f2:
-        bits_text = st.text_input(
-            "Bits",
-            "all",
-            key="tbits",
-            help="all, sign, exponent, mantissa, msb, lsb, 0-7, 30,31 ...",
+        bits_text = carried(  # kept when you visit another page and come back
+            "tbits",
+            lambda: st.text_input(
+                "Bits",
+                "all",
+                key="tbits",
+                help="all, sign, exponent, mantissa, msb, lsb, 0-7, 30,31 ...",
+            ),
         )
         bits = checks.check(read_bits, bits_text, t_format)
     with f3:
