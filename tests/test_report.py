@@ -208,6 +208,10 @@ def test_report_refuses_an_imported_model_without_data_and_float_faults_on_int8_
     rc, out, err = cli(*argv, "--quiet")
     assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "for a quantized model" in err and str(q) in err
+    pt2 = exported / "m.pt2"
+    pt2.write_bytes(b"never read")  # refused before it is opened: .pt2 needs --trust-pt2
+    rc, out, err = cli("report", "--models", pt2, "--data", data, "--trials", "2", "--quiet")
+    assert rc == 2 and out == "" and len(err.strip().splitlines()) == 1 and "--trust-pt2" in err
 
 
 def test_report_on_an_onnx_resnet_graph_scores_it_like_onnxruntime(cli, tmp_path, digits):
