@@ -355,3 +355,34 @@ def test_docs_list_every_supported_operator():
     listed = doc.split("Supported operators:", 1)[1].split("Any other operator", 1)[0]
     names = {w.strip(" .,\n") for w in listed.replace("\n", " ").split(",")}
     assert names == set(SUPPORTED_OPS)
+
+
+def test_a_graph_with_a_constant_node_is_not_taken_for_a_layer_chain():
+    """A Constant node has no inputs: as_sequential returns None (it read inputs[0] and raised
+    IndexError, so inject/report on such a graph exited 1), and the graph still matches
+    onnxruntime."""
+    from sar_core.data.onnx_import import as_sequential
+
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(size=(3, 4)).astype(np.float32), "w")
+    b = numpy_helper.from_array(np.zeros(3, np.float32), "b")
+    shift = helper.make_tensor("shift_value", onnx.TensorProto.FLOAT, [3], [0.5, -1.0, 2.0])
+    nodes = [
+        helper.make_node("Constant", [], ["shift"], value=shift),
+        helper.make_node("Gemm", ["x", "w", "b"], ["h"], transB=1),
+        helper.make_node("Add", ["h", "shift"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["N", 3])],
+        [w, b],
+    )  # fmt: skip
+    raw = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    model = load_onnx(raw)
+    assert as_sequential(model) is None
+    X = rng.normal(size=(5, 4)).astype(np.float32)
+    ref = ort.InferenceSession(raw, providers=["CPUExecutionProvider"]).run(None, {"x": X})[0]
+    with torch.no_grad():
+        got = model(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)

@@ -397,7 +397,11 @@ def as_sequential(model: OnnxModel) -> nn.Sequential | None:
     layers: list[tuple[str, nn.Module]] = []
     prev = model.input_name
     for n in model.nodes:
-        if n.inputs[0] != prev or any(i not in model.param_of for i in n.inputs[1:]):
+        if (
+            not n.inputs
+            or n.inputs[0] != prev
+            or any(i not in model.param_of for i in n.inputs[1:])
+        ):
             return None
         if n.op == "Gemm":
             a = n.attrs
