@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sar_core.faults.model import FaultModel
 from sar_core.training.optim import ASAM, SAM, SAR, SAR_DEFAULT_GEOMETRY, SAR_DEFAULT_RHO
 
 
@@ -72,7 +73,10 @@ def test_asam_is_elementwise_sam_and_sar_defaults_are_the_preset():
     model, _, _ = _setup(3)
     a = ASAM(model.parameters(), torch.optim.SGD, rho=0.3, lr=0.1)
     assert a.param_groups[0]["geometry"] == "elementwise" and a.param_groups[0]["rho"] == 0.3
-    s = SAR(model.parameters(), torch.optim.SGD, lr=0.1)
+    # the default geometry ("fault", SAR v3) takes its shape from the target: no target, no SAR
+    with pytest.raises(ValueError, match="fault_model=None"):
+        SAR(model.parameters(), torch.optim.SGD, lr=0.1)
+    s = SAR(model.parameters(), torch.optim.SGD, lr=0.1, fault_model=FaultModel("int8", ber=0.01))
     g = s.param_groups[0]
     assert (g["geometry"], g["rho"]) == (SAR_DEFAULT_GEOMETRY, SAR_DEFAULT_RHO)
     s.set_rho(0.2)
@@ -165,7 +169,8 @@ def _run(make_opt, steps: int, sam: bool) -> list[torch.Tensor]:
 @pytest.mark.parametrize("cls", [SAM, ASAM, SAR])
 def test_rho_zero_reproduces_the_base_optimizer_bit_exactly(base, kwargs, cls):
     ref = _run(lambda ps: base(ps, **kwargs), steps=12, sam=False)
-    got = _run(lambda ps: cls(ps, base, rho=0.0, **kwargs), steps=12, sam=True)
+    extra = {"fault_model": FaultModel("int8", ber=0.01)} if cls is SAR else {}
+    got = _run(lambda ps: cls(ps, base, rho=0.0, **extra, **kwargs), steps=12, sam=True)
     assert all(torch.equal(a, b) for a, b in zip(ref, got))
 
 

@@ -98,7 +98,11 @@ def test_lazy_names_are_the_real_objects():
         sar_core.nope  # noqa: B018
 
 
-def test_light_names_equal_the_implementing_modules():
+def test_choice_lists_are_defined_once_in_names():
+    """The implementing modules use sar_core.names' own tuples (the same objects), and no library
+    module spells one of them out again."""
+    import ast
+
     from sar_core import names
     from sar_core.data import datasets as data
     from sar_core.data import models
@@ -107,12 +111,20 @@ def test_light_names_equal_the_implementing_modules():
     from sar_core.training import config as train_config
     from sar_core.training import optim
 
-    assert names.DATASETS == data.DATASETS
-    assert names.ARCHS == models.ARCHS
-    assert names.METHODS == train_config.METHODS
-    assert names.GEOMETRIES == optim.GEOMETRIES
-    assert names.SAR_GEOMETRIES == optim.SAR_GEOMETRIES
-    assert names.TARGETED == train_config.TARGETED
-    assert names.FORMAT_NAMES == bits.FORMAT_NAMES
-    assert names.FAULT_KINDS == faults.KINDS
-    assert names.FAULT_TARGETS == faults.TARGETS
+    assert data.DATASETS is names.DATASETS and models.ARCHS is names.ARCHS
+    assert train_config.METHODS is names.METHODS and train_config.TARGETED is names.TARGETED
+    assert optim.GEOMETRIES is names.GEOMETRIES and optim.SAR_GEOMETRIES is names.SAR_GEOMETRIES
+    assert bits.FORMAT_NAMES is names.FORMAT_NAMES
+    assert faults.KINDS is names.FAULT_KINDS and faults.TARGETS is names.FAULT_TARGETS
+    literal = {tuple(getattr(names, k)) for k in dir(names) if isinstance(getattr(names, k), tuple)}
+    for path in sorted((ROOT / "sar_core").rglob("*.py")):
+        if path.name == "names.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple):
+                try:
+                    value = ast.literal_eval(node.value)
+                    hash(value)
+                except (ValueError, TypeError):
+                    continue
+                assert not isinstance(value, tuple) or value not in literal, f"{path}:{node.lineno} repeats a sar_core.names tuple"

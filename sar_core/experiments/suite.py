@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sar_core import names
 from sar_core.analysis.campaign import compare
 from sar_core.stats.intervals import fault_level_interval, seed_level_interval
 from sar_core.stats.verdicts import verdict
@@ -54,7 +55,7 @@ TARGETS = {  # target name: (format, int8 granularity)
 INT8_GRID = tuple(float(f"{10 ** (-3 + i / 4):.3g}") for i in range(11))  # 1e-3 .. 0.316
 F16_GRID = tuple(float(f"{10 ** (-7 + i / 4):.3g}") for i in range(21))  # 1e-7 .. 1e-2
 METHODS = ("sgd", "sam", "asam", "sar", "fat", "clip", "randbet", "sar_clip")  # at defaults
-TARGETED = ("sar", "fat", "randbet", "sar_clip")
+TARGETED = names.TARGETED  # methods that read a target fault model
 TUNED = {"asam_tuned": ("asam", "rho", (0.5, 1.0, 2.0))}  # name: (method, parameter, grid)
 AIMED = ("sar@int8_channel", "sar@float16")  # default SAR aimed at another target
 LABELS = {

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, replace
 
 from sar_core import limits
 from sar_core.faults.model import FaultModel
+from sar_core.names import METHODS, TARGETED  # defined once (TARGETED: read a target fault model)
 from sar_core.training.optim import (
     SAR_DEFAULT_FAULT_SAMPLE,
     SAR_DEFAULT_GEOMETRY,
@@ -19,7 +20,6 @@ from sar_core.training.optim import (
 )
 from sar_core.validate import check_choice, check_float, check_int
 
-METHODS = ("sgd", "adam", "sam", "asam", "sar", "fat", "clip", "randbet", "sar_clip")
 DEFAULT_RHO = {"sam": 0.05, "asam": 0.5, "sar": SAR_DEFAULT_RHO, "sar_clip": SAR_DEFAULT_RHO}
 # clip / randbet / sar_clip with no w_max: scale-free, each weight tensor clamped to
 # DEFAULT_W_MAX_REL x its own max|w| at initialisation (an absolute w_max, e.g. Stutz et al.'s 0.1,
@@ -30,7 +30,6 @@ DEFAULT_W_MAX_REL = 3.0
 DEFAULT_FAT_SCALE = 0.1
 # SAR with a fault-free geometry and no rho: the radius in that geometry's own units (SAR v1)
 SAR_V1_RHO = {"plain": 0.05, "elementwise": 1.0, "layer": 1.0}
-TARGETED = ("sar", "fat", "randbet", "sar_clip")  # methods that read a target fault model
 DEFAULT_TARGET = FaultModel(format="int8", ber=0.01)  # SAR's / FAT's fault model when none is given
 
 

@@ -45,12 +45,11 @@ from typing import Any
 import torch
 
 from sar_core.faults.model import FaultModel, eligible_parameters
+from sar_core.names import GEOMETRIES, SAR_GEOMETRIES  # defined once; 'fault': from the target
 from sar_core.training.fault_geometry import covered_bits, expected_flips, fault_intensity
 from sar_core.training.randbet import int8_codes, random_bit_errors
 from sar_core.validate import check_choice, check_float
 
-GEOMETRIES = ("plain", "elementwise", "layer")  # shapes that need no fault model
-SAR_GEOMETRIES = GEOMETRIES + ("fault",)  # SAR v2: geometry and radius from the fault model
 # SAR preset: SAR v3 (geometry "fault" + the range gradient), chosen on tuning seeds 0-1 over the
 # suite's tasks (benchmarks/results/suite_defaults_tuning.md); judged on held-out seeds in the suite.
 SAR_DEFAULT_GEOMETRY = "fault"
