@@ -15,7 +15,7 @@ from sar_core import limits
 from sar_core.data.datasets import DATASETS
 from sar_core.plots.style import method_label
 from sar_core.training.loop import METHODS
-from sar_core.training.optim import SAR_DEFAULT_RHO, SAR_GEOMETRIES
+from sar_core.training.optim import SAR_DEFAULT_GEOMETRY, SAR_DEFAULT_RHO, SAR_GEOMETRIES
 from ui.inputs import (
     Checks,
     check_float_in,
@@ -54,7 +54,7 @@ class TrainSettings:
     fm: object | None
     lr: float | None
     radii: dict = field(default_factory=dict)
-    geometry: str = "elementwise"
+    geometry: str = SAR_DEFAULT_GEOMETRY  # "fault": SAR v3, shaped by the target fault model
     rho_mode: str = "fixed"
     batch: int | None = 64
     widths: tuple | None = ()
@@ -91,7 +91,7 @@ def _methods(checks: Checks, mode: str) -> tuple[list, list, bool]:
     r1, r2 = st.columns([3, 1], vertical_alignment="bottom")
     text = r1.text_input(
         "SAR's ρ values (comma-separated)",
-        "0.05, 0.1, 0.2, 0.5, 1, 2",
+        "0.005, 0.015, 0.05, 0.15, 0.5",  # around the default 0.015 (fault geometry)
         key="rhos",
         bind="query-params",
     )
@@ -136,9 +136,14 @@ def _more(checks: Checks, mode: str) -> dict:
         geometry = g1.selectbox(
             "SAR geometry",
             SAR_GEOMETRIES,
-            index=1,
+            index=SAR_GEOMETRIES.index(SAR_DEFAULT_GEOMETRY),
             key="geometry",
-            help="fault: the neighbourhood and radius follow the target fault model (SAR v2).",
+            help=(
+                "fault (default, SAR v3): the neighbourhood follows the target fault model, and "
+                "for int8 the range max|W|/127 gets a gradient too. plain / elementwise / layer: "
+                "SAM-style shapes that ignore the target (their ρ is in other units: SAR v1 used "
+                "ρ = 1.0 with elementwise)."
+            ),
         )
         rho_mode = g2.selectbox(
             "SAR ρ mode",
