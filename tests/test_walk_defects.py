@@ -160,3 +160,14 @@ def test_bit_anatomy_bad_input_shows_no_other_values_bits(bad):
         "0.1 stored" in str(c.proto) for c in at.get("plotly_chart")
     )
     assert any("Fix the value" in i.value for i in at.info)
+
+
+def test_train_page_sar_is_the_library_default_sar():
+    """The Train page's SAR geometry and rho are the library's defaults (SAR v3: fault geometry,
+    SAR_DEFAULT_RHO); it showed elementwise, which with v3's small rho made SAR nearly SGD."""
+    from sar_core.training.optim import SAR_DEFAULT_GEOMETRY, SAR_DEFAULT_RHO
+
+    at = page("train").run()
+    assert not at.exception
+    assert at.selectbox(key="geometry").value == SAR_DEFAULT_GEOMETRY
+    assert at.number_input(key="rho").value == pytest.approx(SAR_DEFAULT_RHO)
