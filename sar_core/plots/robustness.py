@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from sar_core.plots.bits import add_field_strip
-from sar_core.plots.style import method_color, method_label, rgba
+from sar_core.plots.style import curve_colors, method_color, method_label, rgba
 
 
 def level_text(v: float) -> str:
@@ -103,8 +103,10 @@ def sweep_figure(
     with a small margin instead of starting at 0; ``mark_x``: a dotted vertical line there.
     """
     fig = go.Figure()
-    for i, c in enumerate(curves):
-        for trace in _curve_traces(c, method_color(c.get("method", ""), i), clean_lines):
+    # two curves of one method (your own SGD next to the demo SGD) never share a colour
+    colors = curve_colors([c.get("method", "") for c in curves])
+    for c, color in zip(curves, colors):
+        for trace in _curve_traces(c, color, clean_lines):
             fig.add_trace(trace)
     levels = sorted({float(v) for c in curves for v in c["x"]})
     xaxis = dict(title=dict(text=x_title), type="log" if log_x else "linear")
