@@ -338,7 +338,7 @@ def test_a_model_that_is_not_a_sequential_gets_the_full_evaluator(fault):
     for kind in ("auto", "resume", "full"):
         X0 = X.clone()
         ev = make_evaluator(kind, model, inj._deployed, X, y, 64.0)
-        assert type(ev).__name__ == "Full" and ev.guarded
+        assert type(ev).__name__ == "Full"
         assert ev.scores([deltas[i] for i in need]) == [ref[i] for i in need], kind
         assert torch.equal(X, X0)
 
@@ -355,3 +355,20 @@ def test_the_engine_leaves_the_callers_data_alone_with_an_input_writing_model():
     with torch.no_grad():
         want = (model(X0.clone()).argmax(1) == y).float().mean().item()
     assert mc.clean[0][0] == pytest.approx(want)
+
+
+def test_auto_takes_the_batched_evaluator_only_for_sparse_trials():
+    """Batched corrections cost O(flips): auto uses them while a trial hits at most
+    AUTO_BATCHED_MAX_HIT_FRACTION of the weights, and an exact evaluator above that."""
+    from sar_core.engine.evaluators import AUTO_BATCHED_MAX_HIT_FRACTION, Batched
+
+    model = _init(nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 5)), 0)
+    X, y = _data(0)
+    n_weights = sum(p.numel() for p in model.parameters() if p.dim() > 1)  # weights only
+    sparse = AUTO_BATCHED_MAX_HIT_FRACTION * n_weights / 8 / n_weights / 2  # int8: 8 sites each
+    dense = 50 * sparse
+    kinds = {}
+    for ber in (sparse, dense):
+        mc = M.MonteCarlo([model], X, y, FaultModel(format="int8", ber=ber))
+        kinds[ber] = type(mc._evals[0])
+    assert kinds[sparse] is Batched and kinds[dense] is not Batched

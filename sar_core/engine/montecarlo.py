@@ -126,7 +126,17 @@ class MonteCarlo:
         self.deployed, self._evals = [], []
         for m, inj in zip(self.models, self.injectors):
             params = inj._deployed  # read-only inside the core; never handed out
-            self._evals.append(make_evaluator(evaluator, m, params, X, y, memory_mb))
+            self._evals.append(
+                make_evaluator(
+                    evaluator,
+                    m,
+                    params,
+                    X,
+                    y,
+                    memory_mb,
+                    expected_flips=_expected_flips(fm, self.n_sites),
+                )  # fmt: skip
+            )
             self.deployed.append(_score(logits_of(m, params, X), y))  # exact full forward pass
         self.chunk = min(ev.max_chunk for ev in self._evals)
 
@@ -196,6 +206,14 @@ class MonteCarlo:
                     accuracy=tuple(s[i][0] for _, s in per_model),
                     loss=tuple(s[i][1] for _, s in per_model),
                 )
+
+
+def _expected_flips(fm: FaultModel, n_sites: int) -> float:
+    """Stored bits a trial of ``fm`` hits on average (a count, or the rate times the sites)."""
+    if fm.count is not None:
+        return float(fm.count)
+    rates = [r for r in (fm.ber, fm.ber_01, fm.ber_10) if r is not None]
+    return float(max(rates, default=0.0)) * n_sites
 
 
 def _score(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
