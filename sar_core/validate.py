@@ -77,3 +77,35 @@ def _is_numpy_int(value: Any) -> bool:
     except ImportError:  # pragma: no cover
         return False
     return isinstance(value, np.integer)
+
+
+def read_capped(
+    source, max_bytes: int, *, path_label: str, size_label: str | None = None, hint: str = ""
+) -> bytes:
+    """The bytes of a file (or the bytes given), its size checked against ``max_bytes`` before it
+    is read: ``ValueError`` names the path or the size, the cap, and ``hint`` (e.g. the limit)."""
+    from pathlib import Path
+
+    size_label = size_label or path_label
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    else:
+        p = Path(source)
+        try:
+            if not p.is_file():
+                raise ValueError(f"Invalid {path_label} path={str(source)[:200]!r}: no such file")
+            if p.stat().st_size > max_bytes:
+                raise ValueError(
+                    f"Invalid {size_label} size={p.stat().st_size} bytes: the cap is "
+                    f"{max_bytes} bytes{hint}"
+                )
+            data = p.read_bytes()
+        except OSError as e:  # name too long, permission denied, ...
+            raise ValueError(
+                f"Invalid {path_label} path={str(source)[:200]!r}: cannot be read ({e.strerror})"
+            ) from None
+    if len(data) > max_bytes:
+        raise ValueError(
+            f"Invalid {size_label} size={len(data)} bytes: the cap is {max_bytes} bytes{hint}"
+        )
+    return data

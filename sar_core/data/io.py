@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sar_core import limits
+from sar_core.validate import read_capped
 
 if TYPE_CHECKING:
     from torch import nn
@@ -164,24 +165,7 @@ def load_checkpoint(
 
     from sar_core.data.models import ModelSpec, build_model
 
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    else:
-        p = Path(source)
-        try:
-            if not p.is_file():
-                raise ValueError(f"Invalid model path={str(source)[:200]!r}: no such file")
-            if p.stat().st_size > max_bytes:
-                raise ValueError(
-                    f"Invalid checkpoint size={p.stat().st_size} bytes: the cap is {max_bytes} bytes"
-                )
-            data = p.read_bytes()
-        except OSError as e:  # name too long, permission denied, ...
-            raise ValueError(
-                f"Invalid model path={str(source)[:200]!r}: cannot be read ({e.strerror})"
-            ) from None
-    if len(data) > max_bytes:
-        raise ValueError(f"Invalid checkpoint size={len(data)} bytes: the cap is {max_bytes} bytes")
+    data = read_capped(source, max_bytes, path_label="model", size_label="checkpoint")
     header, raw_meta = read_header(data)
     if "sar_lab" not in raw_meta:
         raise ValueError(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sar_core import limits
 from sar_core.data.onnx_ops import OPS
+from sar_core.validate import read_capped
 
 SUPPORTED_OPS = tuple(sorted(OPS))
 _FLOAT_TYPES = {1, 10, 11, 16}  # float, float16, double, bfloat16
@@ -19,30 +20,9 @@ _FLOAT_TYPES = {1, 10, 11, 16}  # float, float16, double, bfloat16
 def read_model_bytes(source: str | Path | bytes, max_bytes: int | None) -> bytes:
     """The file's bytes, size-capped (None: limits.MAX_MODEL_BYTES, read at call time)."""
     max_bytes = limits.MAX_MODEL_BYTES if max_bytes is None else max_bytes
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    else:
-        p = Path(source)
-        try:
-            if not p.is_file():
-                raise ValueError(f"Invalid model path={str(source)[:200]!r}: no such file")
-            size = p.stat().st_size
-            if size > max_bytes:
-                raise ValueError(
-                    f"Invalid model size={size} bytes: the cap is {max_bytes} bytes "
-                    "(sar_core.limits.MAX_MODEL_BYTES)"
-                )
-            data = p.read_bytes()
-        except OSError as e:
-            raise ValueError(
-                f"Invalid model path={str(source)[:200]!r}: cannot be read ({e.strerror})"
-            ) from None
-    if len(data) > max_bytes:
-        raise ValueError(
-            f"Invalid model size={len(data)} bytes: the cap is {max_bytes} bytes "
-            "(sar_core.limits.MAX_MODEL_BYTES)"
-        )
-    return data
+    return read_capped(
+        source, max_bytes, path_label="model", hint=" (sar_core.limits.MAX_MODEL_BYTES)"
+    )
 
 
 def parse_onnx(source: str | Path | bytes, *, max_bytes: int | None = None):

@@ -18,6 +18,7 @@ import numpy as np
 
 from sar_core import limits
 from sar_core.data.datasets import Dataset
+from sar_core.validate import read_capped
 
 SUFFIXES = (".npz", ".csv")
 
@@ -27,25 +28,7 @@ def read_bytes(
 ) -> bytes:
     """A file's bytes (or the bytes given), size cap checked first (None: MAX_DATA_BYTES)."""
     max_bytes = limits.MAX_DATA_BYTES if max_bytes is None else max_bytes
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = bytes(source)
-    else:
-        p = Path(source)
-        try:
-            if not p.is_file():
-                raise ValueError(f"Invalid {what} path={str(source)[:200]!r}: no such file")
-            if p.stat().st_size > max_bytes:
-                raise ValueError(
-                    f"Invalid {what} size={p.stat().st_size} bytes: the cap is {max_bytes} bytes"
-                )
-            data = p.read_bytes()
-        except OSError as e:
-            raise ValueError(
-                f"Invalid {what} path={str(source)[:200]!r}: cannot be read ({e.strerror})"
-            ) from None
-    if len(data) > max_bytes:
-        raise ValueError(f"Invalid {what} size={len(data)} bytes: the cap is {max_bytes} bytes")
-    return data
+    return read_capped(source, max_bytes, path_label=what)
 
 
 def _npz(data: bytes) -> tuple[np.ndarray, np.ndarray]:

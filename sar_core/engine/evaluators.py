@@ -71,20 +71,6 @@ class Full:
         params.update(_faulty(self.params, delta))
         return logits_of(self.model, params, self.X)
 
-    def _gathered_columns(self, j2: int, P: torch.Tensor, chunk: ChunkDelta) -> torch.Tensor:
-        """W2'[:, P[k]] per trial (K, O, S), contiguous: the deployed columns, then each trial's
-        faulty values of W2 written where their column is among P[k] (pads included)."""
-        name = f"{self.children[j2][0]}.weight"
-        w = self.params[name]  # (O, I)
-        K, S = P.shape
-        wg = w[:, P.view(-1)].view(w.shape[0], K, S).transpose(0, 1).contiguous()
-        if name in chunk.values:
-            k, idx, vals = chunk.values[name]
-            r, c = idx // w.shape[1], idx % w.shape[1]
-            i, s = torch.nonzero(P[k] == c[:, None], as_tuple=True)  # change i sits at slot s
-            wg[k[i], r[i], s] = vals[i]
-        return wg
-
     def scores(self, deltas: ChunkDelta | list[Delta]) -> list[tuple[float, float]]:
         """(accuracy, loss) of every trial of the chunk, one exact pass each."""
         chunk = as_chunk(deltas)
