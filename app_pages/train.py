@@ -23,6 +23,7 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
     from ui.jobs import finish_job, job, run_controls, start_job, stop_button, train_runs
     from ui.layout import changed_settings, stale_box
     from ui.panels import models_panel, upload_box
+    from ui.train_finetune import train_section
     from ui.train_form import NAMES, diverged_notes, settings_form
     from ui.training import (
         compare_plans,
@@ -138,3 +139,4 @@ st.caption(
 )
 upload_box()
 models_panel()
+train_section()

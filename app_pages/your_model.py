@@ -18,7 +18,8 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
 
     from sar_core.faults.model import FaultModel
     from ui import byom, registry
-    from ui.panels import file_slug, imported_upload_box
+    from ui.panels import imported_upload_box
+    from ui.train_finetune import METHODS, SPLIT_NOTE, ber_slider, results, run_finetune
     from ui.widgets import format_picker, show_errors, trials_slider
 
 imported_upload_box()
@@ -33,13 +34,7 @@ st.dataframe(pd.DataFrame([entry.describe()]), hide_index=True)
 st.subheader("Under bit flips")
 c1, c2, c3 = st.columns(3)
 fmt = format_picker(key="byom_format", default="int8", where=c1)
-ber = c2.select_slider(
-    "Bit error rate",
-    options=[1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2],
-    value=1e-2,
-    format_func=lambda v: f"{v:g}",
-    key="byom_ber",
-)
+ber = ber_slider(key="byom_ber", where=c2)
 trials = trials_slider(key="trials", where=c3)
 fm = FaultModel(format=fmt, ber=ber)
 
@@ -60,58 +55,10 @@ if last and last[0] == name:
     )
 
 st.subheader("Fine-tune for robustness")
-st.caption(
-    "80% of your data trains, the other 20% measures before and after (never trained on). "
-    "BatchNorm statistics stay frozen (the deployed graph's running mean and variance); an "
-    "int8 QDQ model is quantized again with scales max|w|/127."
-)
+st.caption(SPLIT_NOTE)
 f1, f2 = st.columns(2)
-method = f1.selectbox(
-    "Method", ["sar", "asam", "sam", "clip", "sar_clip", "randbet", "fat"], key="byom_method"
-)
+method = f1.selectbox("Method", list(METHODS), key="byom_method")
 epochs = f2.slider("Epochs", 1, byom.DASHBOARD_MAX_EPOCHS, 3, key="byom_epochs")
 if st.button("Fine-tune", key="byom_finetune", icon=":material/model_training:"):
-    bar = st.progress(0.0, text=f"Fine-tuning with {method} ...")
-
-    def progress(rec: dict) -> None:
-        bar.progress(
-            rec["epoch"] / epochs,
-            text=f"epoch {rec['epoch']}/{epochs}: held-out accuracy {rec['val_acc']:.1%}",
-        )
-
-    with show_errors():
-        byom.finetune(
-            entry, method=method, epochs=epochs, fm=fm, trials=trials, seed=0, on_epoch=progress
-        )
-
-for r in reversed(byom.results_of(entry)):
-    under = f"accuracy under {r['fault_model']['format']} BER {r['fault_model']['ber']:g}"
-    rows = [
-        {
-            "": when,
-            "clean accuracy": r[when]["clean_accuracy"],
-            under: r[when]["mean_accuracy"],
-            "95% CI": f"{r[when]['ci95'][0]:.1%}–{r[when]['ci95'][1]:.1%}",
-        }
-        for when in ("before", "after")
-    ]
-    st.markdown(
-        f"**{r['name']}**: {r['method']}, {r['epochs']} epochs on {r['train_rows']} rows, "
-        f"measured on {r['val_rows']} held-out rows; same graph: {r['same_graph']}"
-    )
-    st.dataframe(
-        pd.DataFrame(rows),
-        hide_index=True,
-        column_config={
-            c: st.column_config.NumberColumn(format="percent") for c in ("clean accuracy", under)
-        },
-    )
-    st.download_button(
-        "Download the fine-tuned .onnx",
-        r["raw"],
-        file_name=f"{file_slug(r['name'])}.onnx",
-        mime="application/octet-stream",
-        key=f"byom_dl_{r['name']}",
-        on_click="ignore",
-        icon=":material/download:",
-    )
+    run_finetune(entry, method=method, epochs=epochs, fm=fm, trials=trials)
+results(entry, key="byom")
