@@ -14,7 +14,7 @@ from collections.abc import MutableMapping
 import streamlit as st
 
 from ui.layout import fmt_ber
-from ui.lesson import FAULTS, Model, nearest, own_model, own_models, rates
+from ui.lesson import FAULTS, REGISTRY_KEY, Model, nearest, own_model, own_models, rates
 
 DEFAULT_FAULT = "int8"
 DEFAULT_RATE = 0.03
@@ -95,7 +95,7 @@ def _check_link(qp: MutableMapping, state: MutableMapping) -> list[str]:
                 qp["error_rate"] = fmt_ber(v)
             state["error_rate"] = nearest(v, offered)
     own = qp.get("own")
-    if own is not None and own not in {e.name for e in own_models()}:
+    if own is not None and own not in {e.name for e in lesson_own_models()}:
         notes.append(
             f"This link was made with the sender's own model '{own}', which lives only in their "
             "browser: you see the five demo models, and the numbers differ from theirs."
@@ -103,11 +103,34 @@ def _check_link(qp: MutableMapping, state: MutableMapping) -> list[str]:
     return notes
 
 
+def _weights(model) -> list[tuple[str, tuple[int, ...]]]:
+    return [(n, tuple(p.shape)) for n, p in model.named_parameters()]
+
+
+def lesson_own_models() -> list:
+    """This session's own models the lesson can measure: trained or uploaded checkpoints of its
+    architecture (``ui.lesson.own_models``) and uploaded float ONNX models with the lesson MLP's
+    parameter names and shapes (an export of a digits MLP): the same fault sites, so the paired
+    faults hit them too. They run on the lesson's digits test rows, not on their uploaded data.
+    An int8 QDQ model is left out: the lesson's float16 / float32 faults cannot hit its codes."""
+    own = own_models()
+    if not st.session_state.get(REGISTRY_KEY):
+        return own
+    from ui.registry import demo_entries, user_entries
+
+    mlp = _weights(next(e for e in demo_entries() if e.arch == "mlp").model)
+    return own + [
+        e
+        for e in user_entries().values()
+        if e.imported and not e.checkpoint.quantized and _weights(e.model) == mlp
+    ]
+
+
 def pick_own() -> list[Model]:
     """The expert view's "Add your own model" box (this session's models of the lesson's
     architecture): [] or the chosen one. The link records it (``?own=``) so a recipient, who
     does not have it, is told."""
-    own = own_models()
+    own = lesson_own_models()
     if not own:
         return []
     pick = st.selectbox("Add your own model", ["none"] + [e.name for e in own], key="lesson_own")
