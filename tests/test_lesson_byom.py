@@ -65,6 +65,7 @@ def test_an_uploaded_onnx_export_of_the_lesson_mlp_runs_on_the_lesson(
     assert not at.exception and not at.error, [e.value for e in at.error]
     rows = strip_rows(at)
     assert len(rows) == 6 and rows[5][0].endswith("net (yours)")
+    assert any("lesson's digits test rows" in c.value for c in at.caption)
     shown = under_faults(at)
     assert shown[5] == shown[1]  # the demo SAR: the same network under the same faults
     f = FAULTS["int8"]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 from streamlit.testing.v1 import AppTest
-from test_onnx import export
+from test_onnx import export, quantize
 
 TIMEOUT = 240
 ROWS = 200
@@ -89,3 +89,17 @@ def test_train_page_finetunes_an_uploaded_model_like_the_cli(uploads, digits, tm
     assert (tmp_path / "out.onnx").read_bytes() == (
         at.session_state["sar_finetune_results"]["your model · net"][0]["raw"]
     )
+
+
+def test_a_quantized_upload_with_a_float_fault_is_an_error_on_the_train_page(
+    uploads, digits, tmp_path
+):
+    raw, data = uploads
+    q = quantize(raw, digits.X_train[:200], (64,), tmp_path, per_channel=False)
+    at = _app_with_upload(q, data)
+    at.slider(key="train_ft_epochs").set_value(1)
+    at.selectbox(key="train_ft_format").set_value("float32")
+    at.button(key="train_ft_go").click().run()
+    assert not at.exception
+    assert len(at.error) == 1 and "for a quantized model" in at.error[0].value
+    assert list(at.session_state["sar_registry"]) == ["your model · net"]  # nothing trained

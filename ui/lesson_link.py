@@ -143,4 +143,10 @@ def pick_own() -> list[Model]:
         "the demo models alone (with a notice).",
         icon=":material/link_off:",
     )
-    return [own_model(next(e for e in own if e.name == pick))]
+    entry = next(e for e in own if e.name == pick)
+    if entry.imported:
+        st.caption(
+            "Your uploaded model is measured here on the lesson's digits test rows (its "
+            "uploaded data is used on the other pages)."
+        )
+    return [own_model(entry)]
