@@ -7,6 +7,7 @@ import math
 import struct
 
 import numpy as np
+import pytest
 from conftest import ROOT
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -32,6 +33,12 @@ def format_and_bit(draw):
 @given(fb=format_and_bit(), value=st.floats(-1e4, 1e4, allow_nan=False, width=32))
 def test_a_flip_changes_exactly_the_named_bit(fb, value):
     fmt, bit = fb
+    if fmt == "int8" and value != 0 and not np.float32(abs(value) / 127.0) > 0:
+        # |value| / 127 underflows float32 (a subnormal below ~1.8e-43): no int8 scale exists,
+        # and the library says so instead of silently using scale 1
+        with pytest.raises(ValueError, match="Invalid scale="):
+            B.flip_value(value, fmt, bit)
+        return
     r = B.flip_value(value, fmt, bit)
     width = B.get_format(fmt).width
     assert len(r.bits_before) == len(r.bits_after) == width
