@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 import pytest
+from test_study import _same, _tables  # the study tests' table comparison, one copy
 
-from sar_core.experiments.study.results import read_table
 from sar_core.experiments.study.run import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,27 +156,6 @@ def reference(spec_path, tmp_path_factory) -> dict:
     res = run_study(spec_path, out, executor="local", workers=1)
     assert res["failed"] == {} and res["ran"] == N_TASKS
     return _tables(out)
-
-
-def _tables(d: Path) -> dict[str, list[dict]]:
-    """Tables without keys and checkpoint paths."""
-    out = {}
-    for name in ("results", "trials", "models"):
-        rows = read_table(d / f"{name}.parquet")
-        out[name] = [
-            {k: v for k, v in r.items() if not k.endswith("_key") and k != "checkpoint"}
-            for r in rows
-        ]
-    return out
-
-
-def _same(a: dict, b: dict) -> None:
-    for name in a:
-        assert len(a[name]) == len(b[name]) > 0, name
-        for ra, rb in zip(a[name], b[name]):
-            assert ra.keys() == rb.keys()
-            for k in ra:  # NaN == NaN here
-                assert ra[k] == rb[k] or (ra[k] != ra[k] and rb[k] != rb[k]), (name, k)
 
 
 def _study(spec: Path, out: Path, address: str, env: dict) -> subprocess.CompletedProcess:
