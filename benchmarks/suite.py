@@ -23,18 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sar_core.experiments.suite import (  # noqa: E402
-    TASKS,
-    SuiteConfig,
-    quick_config,
-    result_rows,
-    run_suite,
-)
+from sar_core.experiments.suite import run_suite  # noqa: E402
+from sar_core.experiments.suite_config import TASKS, SuiteConfig, quick_config  # noqa: E402
 from sar_core.experiments.suite_report import (  # noqa: E402
     compact_table,
     markdown_details,
     markdown_table,
 )
+from sar_core.experiments.suite_results import result_rows  # noqa: E402
 
 
 def write_outputs(results: dict, out: Path) -> None:
@@ -68,7 +64,8 @@ def variants(task: str, seeds: list[int], epochs: int, named: dict, targets: dic
     import numpy as np
 
     from sar_core.analysis.campaign import compare
-    from sar_core.experiments.suite import _load, target_model
+    from sar_core.experiments.suite_config import target_model
+    from sar_core.experiments.suite_tuning import _load
     from sar_core.training.loop import TrainConfig, train
 
     fm = target_model("int8", targets[task])
@@ -128,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--targets-from", default=None, help="results JSON whose int8 targets to use")
     a = ap.parse_args(argv)
     if a.variants:
-        from sar_core.experiments.suite import load_results
+        from sar_core.experiments.suite_results import load_results
 
         res = load_results(a.targets_from)
         targets = {t["task"]: t["targets"]["int8"]["ber"] for t in res["tasks"]}

@@ -45,7 +45,7 @@ def bundle() -> None:
     """Precompute the lesson's quick numbers (sar_core.analysis.lesson) into assets/lesson."""
     from sar_core.analysis.lesson import build_bundle
     from sar_core.analysis.lesson_summary import lesson_paths
-    from sar_core.experiments.suite import load_results
+    from sar_core.experiments.suite_results import load_results
     from ui.lesson import SUITE, SUITE_TARGET, file_digest, headline_view
 
     data = build_bundle(lesson_paths(ASSETS))

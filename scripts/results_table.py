@@ -65,8 +65,8 @@ def pct(x: float) -> str:
 
 def blocks() -> dict[str, str]:
     """Every generated block, computed from the bundled result files."""
-    from sar_core.experiments.suite import load_results
     from sar_core.experiments.suite_report import double_win_table, readme_blocks
+    from sar_core.experiments.suite_results import load_results
 
     out = readme_blocks(load_results())
     dw = json.loads((ROOT / "benchmarks" / "results" / "double_win.json").read_text())

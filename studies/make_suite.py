@@ -1,7 +1,7 @@
 """Write studies/suite.toml: the held-out stage of the SAR task suite as a study.
 
-The spec is ``sar_core.experiments.suite.heldout_spec`` — the very text ``benchmarks/suite.py``
-runs through the study runner — built from a suite results file (its targets, tuned values and
+The spec is ``sar_core.experiments.suite_spec.heldout_spec`` — the very text
+``benchmarks/suite.py`` runs through the study runner — built from a suite results file (its targets, tuned values and
 configuration), so `python -m sar_core study run studies/suite.toml` reproduces the suite's
 held-out models and campaigns (the target search and tuning stage are not part of it).
 
@@ -21,30 +21,37 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sar_core.experiments import suite as S  # noqa: E402
+from sar_core.experiments.suite_config import (  # noqa: E402
+    TASKS,
+    TUNED,
+    SuiteConfig,
+    with_overrides,
+)
+from sar_core.experiments.suite_results import RESULTS_PATH, SCHEMA, load_results  # noqa: E402
+from sar_core.experiments.suite_spec import heldout_spec  # noqa: E402
 
 PROVISIONAL = {"int8": 0.01, "int8_channel": 0.03, "float16": 1e-4}
 
 
-def _config(results: dict | None) -> S.SuiteConfig:
-    if results is None or results.get("schema") != S.SCHEMA:
-        return S.SuiteConfig()
+def _config(results: dict | None) -> SuiteConfig:
+    if results is None or results.get("schema") != SCHEMA:
+        return SuiteConfig()
     c = dict(results["config"])
     tuples = ("tasks", "methods", "tuned", "aimed", "targets", "tuning_seeds", "heldout_seeds")
     for k in (*tuples, "int8_grid", "f16_grid"):
         c[k] = tuple(c[k])
     c["grids"] = {k: tuple(v) for k, v in c["grids"].items()}
-    return S.SuiteConfig(**c)
+    return SuiteConfig(**c)
 
 
-def _prepared(results: dict | None, cfg: S.SuiteConfig) -> tuple[list[dict], bool]:
-    if results is not None and results.get("schema") == S.SCHEMA:
+def _prepared(results: dict | None, cfg: SuiteConfig) -> tuple[list[dict], bool]:
+    if results is not None and results.get("schema") == SCHEMA:
         return [t for t in results["tasks"] if t["task"] in cfg.tasks], False
     out = []
     for task in cfg.tasks:
-        dataset, arch = S.TASKS[task]
+        dataset, arch = TASKS[task]
         targets = {t: {"ber": PROVISIONAL[t]} for t in cfg.targets}
-        selected = {k: {S.TUNED[k][1]: 1.0} for k in cfg.tuned}
+        selected = {k: {TUNED[k][1]: 1.0} for k in cfg.tuned}
         out.append(
             {
                 "task": task,
@@ -61,10 +68,10 @@ def build(results: dict | None, tasks: tuple[str, ...] | None = None) -> str:
     """The TOML text of the suite study (``tasks``: a subset of the suite's tasks)."""
     cfg = _config(results)
     if tasks:
-        cfg = S.with_overrides(cfg, tasks=tuple(tasks))
+        cfg = with_overrides(cfg, tasks=tuple(tasks))
     prepared, provisional = _prepared(results, cfg)
     created = f"(results created {results.get('created', '?')})" if results else ""
-    text = S.heldout_spec(cfg, prepared, created=created)
+    text = heldout_spec(cfg, prepared, created=created)
     if provisional:
         text = (
             "# PROVISIONAL: no suite results file (schema 2) yet: fixed targets and asam_tuned at\n"
@@ -75,12 +82,12 @@ def build(results: dict | None, tasks: tuple[str, ...] | None = None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results", default=str(S.RESULTS_PATH))
+    ap.add_argument("--results", default=str(RESULTS_PATH))
     ap.add_argument("--out", default=str(ROOT / "studies" / "suite.toml"))
-    ap.add_argument("--tasks", default=None, help=f"comma list from {','.join(S.TASKS)}")
+    ap.add_argument("--tasks", default=None, help=f"comma list from {','.join(TASKS)}")
     a = ap.parse_args(argv)
     p = Path(a.results)
-    results = S.load_results(p) if p.is_file() else None
+    results = load_results(p) if p.is_file() else None
     try:
         text = build(results, tuple(a.tasks.split(",")) if a.tasks else None)
     except ValueError as e:

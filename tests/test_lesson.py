@@ -220,7 +220,7 @@ def test_sentences_quote_the_numbers_beside_them():
 
 
 def test_the_suite_strip_comes_from_the_results_file(tmp_path):
-    from sar_core.experiments.suite import headline, load_results
+    from sar_core.experiments.suite_results import headline, load_results
 
     at = lesson(fault="int8")
     res = load_results()

@@ -639,7 +639,7 @@ def _suite_file(tmp_path) -> Path:
 
     import numpy as np
 
-    from sar_core.experiments.suite import _delta, summarize_suite
+    from sar_core.experiments.suite_stats import _delta, summarize_suite
 
     rng = np.random.default_rng(0)
     tasks = []

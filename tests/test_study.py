@@ -451,21 +451,22 @@ def test_report_opens_offline_with_figures_and_spec(reference, spec_path, tmp_pa
 
 def test_bundled_specs_validate_and_suite_mirrors_sar_core_suite():
     """studies/suite.toml is sar_core.experiments.suite's held-out stage (regenerate: studies/make_suite.py)."""
-    from sar_core.experiments import suite as S
     from sar_core.experiments.study.spec import load_spec
+    from sar_core.experiments.suite_config import TASKS, WIDTHS, SuiteConfig
+    from sar_core.experiments.suite_results import SCHEMA, load_results
 
     smoke = load_spec(ROOT / "studies" / "smoke.toml")
     assert len(smoke.tasks) * len(smoke.methods) * len(smoke.seeds) <= 8
     spec = load_spec(ROOT / "studies" / "suite.toml")
-    res = S.load_results()
-    cfg = S.SuiteConfig(
+    res = load_results()
+    cfg = SuiteConfig(
         **{k: tuple(v) if isinstance(v, list) else v for k, v in res["config"].items()
            if k not in ("grids",)}
-    ) if res.get("schema") == S.SCHEMA else S.SuiteConfig()  # fmt: skip
+    ) if res.get("schema") == SCHEMA else SuiteConfig()  # fmt: skip
     assert [(t.name, t.dataset, t.arch) for t in spec.tasks] == [
-        (name, *S.TASKS[name]) for name in cfg.tasks
+        (name, *TASKS[name]) for name in cfg.tasks
     ]
-    assert all(t.widths == S.WIDTHS[t.arch] for t in spec.tasks)
+    assert all(t.widths == WIDTHS[t.arch] for t in spec.tasks)
     assert spec.seeds == cfg.heldout_seeds and spec.trials == cfg.trials_eval
     assert tuple(spec.methods) == cfg.entries and spec.reference == "sgd"
     for t in spec.tasks:
@@ -509,30 +510,33 @@ def test_suite_spec_reproduces_the_suite_heldout_stage_bit_exactly():
 
     from sar_core.analysis.campaign import compare
     from sar_core.data.io import load_checkpoint
-    from sar_core.experiments import suite as S
     from sar_core.experiments.study import worker
     from sar_core.experiments.study.plan import make_plan
+    from sar_core.experiments.suite_config import SuiteConfig, target_model, with_overrides
+    from sar_core.experiments.suite_results import SCHEMA
+    from sar_core.experiments.suite_spec import entry_config
+    from sar_core.experiments.suite_tuning import _train
     from sar_core.faults.model import FaultModel
 
     spec_mod = importlib.util.spec_from_file_location("make_suite", ROOT / "studies/make_suite.py")
     make_suite = importlib.util.module_from_spec(spec_mod)
     spec_mod.loader.exec_module(make_suite)
-    cfg = S.with_overrides(S.SuiteConfig(), epochs=2, trials_eval=5, tasks=("moons_mlp",))
+    cfg = with_overrides(SuiteConfig(), epochs=2, trials_eval=5, tasks=("moons_mlp",))
     targets = {"int8": {"ber": 0.0562}, "int8_channel": {"ber": 0.1}, "float16": {"ber": 0.001}}
     prepared = {"task": "moons_mlp", "dataset": "moons", "arch": "mlp", "targets": targets}
     prepared["selected"] = {"asam_tuned": {"rho": 2.0}}
-    results = {"schema": S.SCHEMA, "config": cfg.to_dict(), "tasks": [prepared]}
+    results = {"schema": SCHEMA, "config": cfg.to_dict(), "tasks": [prepared]}
     plan = make_plan(parse_spec(make_suite.build(results, ("moons_mlp",))))
     assert {r.method for r in plan.models} == set(cfg.entries)
     for ref in [r for r in plan.models if r.seed == cfg.heldout_seeds[0]]:
         task = plan.tasks[ref.key]
         data = worker.load_data(task.inputs["data"])
         _, ck = worker.train_task(task.inputs, data)
-        params = S.entry_config(ref.method, prepared)
+        params = entry_config(ref.method, prepared)
         method = params.pop("method")
         fm = params.pop("fault_model", None)
         target = FaultModel.from_dict(fm) if fm else None
-        theirs, _, d = S._train("moons_mlp", ref.seed, cfg, method, params, target)
+        theirs, _, d = _train("moons_mlp", ref.seed, cfg, method, params, target)
         mine = load_checkpoint(ck).model.state_dict()
         assert all(torch.equal(mine[k], v) for k, v in theirs.state_dict().items()), ref.method
         for setting in cfg.targets:
@@ -540,7 +544,7 @@ def test_suite_spec_reproduces_the_suite_heldout_stage_bit_exactly():
                 c for c in plan.campaigns if c.model_key == ref.key and c.point.setting == setting
             )
             out = worker.campaign_task(plan.tasks[c.key].inputs, data, ck)
-            fm_eval = S.target_model(setting, targets[setting]["ber"])
+            fm_eval = target_model(setting, targets[setting]["ber"])
             r = compare([theirs], d.X_test, d.y_test, fm_eval, trials=5, seed=1000 + ref.seed)
             assert out["accuracy"] == list(r["results"][0].accuracy), (ref.method, setting)
 

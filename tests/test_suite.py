@@ -11,14 +11,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from sar_core.experiments.suite import (
-    RESULTS_PATH,
-    TASKS,
-    load_results,
-    quick_config,
-    result_rows,
-)
+from sar_core.experiments.suite_config import TASKS, quick_config
 from sar_core.experiments.suite_report import markdown_table
+from sar_core.experiments.suite_results import RESULTS_PATH, load_results, result_rows
 from tests.conftest import ROOT
 
 
@@ -202,7 +197,7 @@ def _fake_results(per_seed: dict, clean: dict, heldout=(2, 3, 4), tuning=(0, 1))
 def test_headline_counts_seed_level_verdicts_against_scipy():
     from scipy import stats as sps
 
-    from sar_core.experiments.suite import headline
+    from sar_core.experiments.suite_results import headline
 
     per_seed = {
         "a_task": {"x": [1.0, 2.0, 3.0], "y": [-5.0, 6.0, 1.0], "x@float16": [9.0, 9.0, 9.0]},
@@ -253,7 +248,7 @@ def test_load_results_rejects_non_suite_files(tmp_path):
 
 
 def test_headline_on_the_bundled_results():
-    from sar_core.experiments.suite import headline
+    from sar_core.experiments.suite_results import headline
 
     assert RESULTS_PATH.is_file(), "benchmarks/results/suite.json is bundled; the lesson reads it"
     res = load_results()

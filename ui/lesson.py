@@ -35,7 +35,8 @@ from sar_core.plots.style import method_label
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
 BUNDLE = ASSETS / "lesson" / "quick.json"
-SUITE = ROOT / "benchmarks" / "results" / "suite.json"  # sar_core.experiments.suite.RESULTS_PATH
+# the same path as sar_core.experiments.suite_results.RESULTS_PATH
+SUITE = ROOT / "benchmarks" / "results" / "suite.json"
 REGISTRY_KEY = "sar_registry"  # ui.registry.STATE_KEY (not imported: it loads torch)
 SUITE_TARGET = {"int8": "int8", "float16": "float16"}  # the formats the held-out suite measures
 __all__ = ["BERS", "FAULTS", "PRECISE_TRIALS", "QUICK_TRIALS"]
@@ -244,9 +245,9 @@ def _import_compute() -> None:
 
 
 def headline_view(results: dict, target: str) -> dict:
-    """What the lesson shows of the suite at one target: sar_core.experiments.suite.headline
+    """What the lesson shows of the suite at one target: suite_results.headline
     for the digits MLP task, the held-out seeds and the number of tasks."""
-    from sar_core.experiments.suite import headline
+    from sar_core.experiments.suite_results import headline
 
     cfg = results.get("config", {})
     return {
@@ -264,7 +265,7 @@ def file_digest(path: Path) -> str:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _live_headline(digest: str, target: str) -> dict:
-    from sar_core.experiments.suite import load_results
+    from sar_core.experiments.suite_results import load_results
 
     return headline_view(load_results(SUITE), target)
 
@@ -273,7 +274,7 @@ def suite_headline(fault: str) -> dict | None:
     """The held-out suite's headline for the chosen format (None: the suite has no such target).
 
     Read from the bundle when it was computed from this very results file (same digest), else
-    from sar_core.experiments.suite.headline (loads torch the first time).
+    from sar_core.experiments.suite_results.headline (loads torch the first time).
     """
     target = SUITE_TARGET.get(FAULTS[fault].format)
     if target is None or not SUITE.is_file():

@@ -15,7 +15,7 @@ ENV = "SAR_SUITE_RESULTS"  # another results file than the bundled one (tests, e
 
 def suite_results() -> dict | None:
     """The suite's results (None when the file does not exist yet); read once per file version."""
-    from sar_core.experiments.suite import RESULTS_PATH
+    from sar_core.experiments.suite_results import RESULTS_PATH
 
     path = os.environ.get(ENV) or str(RESULTS_PATH)
     try:
@@ -27,7 +27,7 @@ def suite_results() -> dict | None:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _load(path: str, stamp: int) -> dict | None:  # stamp: a rewritten file is read again
-    from sar_core.experiments.suite import load_results
+    from sar_core.experiments.suite_results import load_results
 
     try:
         return load_results(path)
@@ -37,7 +37,7 @@ def _load(path: str, stamp: int) -> dict | None:  # stamp: a rewritten file is r
 
 def suite_section() -> None:
     """Per task and method: the paired accuracy difference from SGD, its CI and the verdict."""
-    from sar_core.experiments.suite import headline, result_rows
+    from sar_core.experiments.suite_results import headline, result_rows
 
     results = suite_results()
     if results is None:

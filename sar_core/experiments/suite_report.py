@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from sar_core.experiments.suite import headline, method_label, result_rows
+from sar_core.experiments.suite_results import headline, method_label, result_rows
 from sar_core.stats.verdicts import symbol
 
 

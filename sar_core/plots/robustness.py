@@ -306,8 +306,8 @@ def double_win_figure(rows: Sequence[Mapping], *, fault_label: str) -> go.Figure
 def suite_delta_figure(rows: Sequence[Mapping], *, setting: str) -> go.Figure:
     """Accuracy under faults minus SGD's (points, 95% CI) per task and method: the suite view.
 
-    ``rows``: sar_core.experiments.suite.result_rows dicts (task, method, delta, ci95_low, ci95_high,
-    verdict, ber); SGD rows (delta 0 by definition) are left out.
+    ``rows``: sar_core.experiments.suite_results.result_rows dicts (task, method, delta, ci95_low,
+    ci95_high, verdict, ber); SGD rows (delta 0 by definition) are left out.
     """
     fig = go.Figure()
     tasks = list(dict.fromkeys(r["task"] for r in rows))
