@@ -19,7 +19,8 @@ from test_onnx import ResNetish, export, quantize, quantize_dynamic_bytes, rando
 
 from sar_core.cli.finetune import finetune_model, same_graph
 from sar_core.data.onnx_export import export_onnx
-from sar_core.data.onnx_import import check_fault_model, load_onnx
+from sar_core.data.onnx_fault_check import check_fault_model
+from sar_core.data.onnx_import import load_onnx
 from sar_core.data.userdata import split_user_data
 from sar_core.faults.model import FaultModel
 from sar_core.training.config import TrainConfig

@@ -22,7 +22,8 @@ from onnx import helper, numpy_helper
 from torch import nn
 from torch.func import functional_call
 
-from sar_core.data.onnx_import import check_fault_model, load_onnx
+from sar_core.data.onnx_fault_check import check_fault_model
+from sar_core.data.onnx_import import load_onnx
 from sar_core.engine.montecarlo import trial_rng
 from sar_core.faults.injector import Injector
 from sar_core.faults.model import FaultModel
@@ -361,7 +362,7 @@ def test_a_graph_with_a_constant_node_is_not_taken_for_a_layer_chain():
     """A Constant node has no inputs: as_sequential returns None (it read inputs[0] and raised
     IndexError, so inject/report on such a graph exited 1), and the graph still matches
     onnxruntime."""
-    from sar_core.data.onnx_import import as_sequential
+    from sar_core.data.onnx_sequential import as_sequential
 
     rng = np.random.default_rng(0)
     w = numpy_helper.from_array(rng.normal(size=(3, 4)).astype(np.float32), "w")

@@ -20,7 +20,7 @@ RESULT_KEY = "sar_finetune_results"  # session_state: entry name -> list of fine
 
 def check_fault_model(entry: Entry, fm: FaultModel) -> None:
     """ValueError unless ``fm`` hits a quantized model's stored int8 codes exactly."""
-    from sar_core.data.onnx_import import check_fault_model as check
+    from sar_core.data.onnx_fault_check import check_fault_model as check
 
     check(entry.model, fm)
 

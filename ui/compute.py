@@ -39,7 +39,7 @@ def check_faults(entries: Sequence[Entry], fm: FaultModel | None) -> None:
     for e in entries:
         if fm is None or not getattr(e.model, "quantized", None):
             continue  # demo, trained and float models take every format
-        from sar_core.data.onnx_import import check_fault_model  # onnx loads only when needed
+        from sar_core.data.onnx_fault_check import check_fault_model  # onnx loads only when needed
 
         try:
             check_fault_model(e.model, fm)

@@ -114,7 +114,7 @@ def campaign_setup(a: argparse.Namespace, paths: list[str]):
     """
     from sar_core.analysis.campaign import check_trials
     from sar_core.cli.common import load_with_data
-    from sar_core.data.onnx_import import check_fault_model
+    from sar_core.data.onnx_fault_check import check_fault_model
     from sar_core.validate import check_int
 
     fm = fault_model(a)

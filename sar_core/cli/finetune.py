@@ -114,7 +114,7 @@ def finetune_model(model, data, config, *, on_epoch=None, should_stop=None):
 def measure(model, data, fm, *, trials: int, seed: int) -> dict:
     """Clean and faulty accuracy on the validation split (one campaign)."""
     from sar_core.analysis.campaign import run_campaign
-    from sar_core.data.onnx_import import check_fault_model
+    from sar_core.data.onnx_fault_check import check_fault_model
 
     check_fault_model(model, fm)
     s = run_campaign(model, data.X_test, data.y_test, fm, trials=trials, seed=seed).summary()

@@ -58,7 +58,7 @@ def run(a: argparse.Namespace) -> dict:
     fm = _fault_model_or_none(a)
     cks, X, y, seed = load_models(a)
     if fm is not None:
-        from sar_core.data.onnx_import import check_fault_model
+        from sar_core.data.onnx_fault_check import check_fault_model
 
         for ck in cks:  # a quantized model: the fault sharpness must hit its stored codes
             check_fault_model(ck.model, fm)

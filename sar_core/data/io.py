@@ -350,8 +350,9 @@ def load_model(
         return _load_pt2(source, trust=trust_pt2, max_bytes=max_bytes)
     if kind != "onnx":
         raise ValueError(f"Invalid kind={kind!r}: must be one of safetensors, onnx, pt2")
-    from sar_core.data.onnx_import import as_sequential, load_onnx
+    from sar_core.data.onnx_import import load_onnx
     from sar_core.data.onnx_read import read_model_bytes
+    from sar_core.data.onnx_sequential import as_sequential
 
     raw = read_model_bytes(source, max_bytes)
     m = load_onnx(raw, max_bytes=max_bytes)

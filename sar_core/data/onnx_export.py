@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sar_core.data.onnx_ops import INT_RANGES
+from sar_core.data.onnx_ops_quant import INT_RANGES
 
 _NP_TYPES = {2: np.uint8, 3: np.int8, 6: np.int32}
 

@@ -15,22 +15,21 @@ holds the stored integer codes, q - zero_point, as float32, and the graph multip
 model's own scale (a buffer) where the DequantizeLinear stood. With symmetric int8 weights whose
 largest |code| is 127 (what onnxruntime's quantizers write) SAR Lab's int8 deployment of such a
 parameter has scale exactly 1, so ``FaultModel(format="int8")`` flips exactly the stored codes and
-the model applies its real scales: ``check_fault_model`` verifies this before a campaign.
+the model applies its real scales: ``check_fault_model`` (``sar_core.data.onnx_fault_check``)
+verifies this before a campaign.
 int32 biases (read through DequantizeLinear) become float parameters holding their dequantized
 value. ``OnnxModel.float_weights()`` gives a copy whose quantized parameters hold dequantized
 float weights (what fine-tuning trains; ``sar_core.data.onnx_export`` re-quantizes them).
 onnxruntime's ``quantize_dynamic`` output is read the same way: int8 weights feeding
 ``MatMulInteger`` hold their codes, and the graph's own ``Mul`` applies the scales.
-``as_sequential`` turns a plain Linear / activation chain into an ``nn.Sequential``.
+``as_sequential`` (``sar_core.data.onnx_sequential``) turns a plain Linear / activation chain
+into an ``nn.Sequential``. Nodes and weight naming: ``sar_core.data.onnx_graph``.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import re
-from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,72 +37,18 @@ import torch
 from torch import nn
 
 from sar_core import limits
-from sar_core.data.onnx_ops import INT_RANGES, OPS
+from sar_core.data.onnx_fault_check import check_fault_model as check_fault_model  # re-export
+from sar_core.data.onnx_graph import (
+    _DOTTED,
+    _NOT_TRAINED,
+    _WEIGHT_ROLES,
+    Node,
+    QuantizedWeight,
+    _attrs,
+    _module_path,
+)
+from sar_core.data.onnx_ops import OPS
 from sar_core.data.onnx_read import graph_input, opset_of, parse_onnx
-
-_WEIGHT_ROLES = {
-    "Conv": ("input", "weight", "bias"),
-    "Gemm": ("input", "weight", "bias"),
-    "MatMul": ("input", "weight"),
-    "BatchNormalization": ("input", "weight", "bias", "running_mean", "running_var"),
-    "LayerNormalization": ("input", "weight", "bias"),
-    "Add": ("input", "bias"),
-    "Mul": ("input", "scale"),
-    "QuantizeLinear": ("input", "scale", "zero_point"),
-    "DequantizeLinear": ("input", "scale", "zero_point"),
-}
-# BatchNorm statistics (frozen) and quantization parameters: buffers, never trained or hit
-_NOT_TRAINED = {"running_mean", "running_var", "zero_point"}
-_DOTTED = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)+")
-
-
-@dataclass(frozen=True)
-class Node:
-    """One graph node: operator, input / output value names, attributes (numpy for tensors)."""
-
-    op: str
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-    attrs: dict
-    name: str
-
-
-@dataclass(frozen=True)
-class QuantizedWeight:
-    """Where a quantized parameter's codes live in the ONNX file, and how they are read."""
-
-    initializer: str  # the integer initializer holding the stored codes
-    scale: str | None  # initializer names of the scale (None: not found) and the zero point
-    zero_point: str | None
-    elem_type: int  # ONNX element type of the codes (3 int8, 2 uint8, 6 int32)
-    axis: int | None  # per-channel axis of the scale; None: one scale per tensor
-
-
-def _attrs(node, inits: dict) -> dict:
-    from onnx import helper, numpy_helper
-
-    out = {}
-    for a in node.attribute:
-        v = helper.get_attribute_value(a)
-        if hasattr(v, "dims") and hasattr(v, "data_type"):  # a TensorProto
-            v = numpy_helper.to_array(v)
-        elif isinstance(v, bytes):
-            v = v.decode("utf-8", "replace")
-        elif isinstance(v, list) and v and isinstance(v[0], bytes):
-            v = [s.decode("utf-8", "replace") for s in v]
-        out[a.name] = v
-    if node.op_type == "QuantizeLinear":
-        zp = inits.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        out["_range"] = INT_RANGES.get(zp.data_type if zp is not None else 2, (0, 255))
-    if node.op_type == "Split":
-        out["_n_outputs"] = len(node.output)
-    return out
-
-
-def _module_path(node_name: str) -> str:
-    """'/layer1/conv1/Conv' -> 'layer1.conv1' (the exporter's scope), else 'graph'."""
-    parts = [re.sub(r"\W", "_", s) for s in node_name.strip("/").split("/")[:-1] if s]
-    return ".".join(parts) or "graph"
 
 
 class OnnxModel(nn.Module):
@@ -379,104 +324,3 @@ def load_onnx(source: str | Path | bytes, *, max_bytes: int | None = None) -> On
         )
     model.n_classes = int(out.shape[1])
     return model
-
-
-_CHAIN_ACTS = {"Relu": nn.ReLU, "Tanh": nn.Tanh, "Sigmoid": nn.Sigmoid}
-
-
-def as_sequential(model: OnnxModel) -> nn.Sequential | None:
-    """The same network as an ``nn.Sequential`` of ``nn.Linear`` and activations, when the graph
-    is such a plain chain on flat rows (float Gemm layers, elementwise activations); else None.
-
-    Parameter names and values are the imported ones, so fault patterns are the same; SAR Lab's
-    Sequential-only paths (the batched evaluator, activation faults) then apply.
-    """
-    if len(model.input_shape) != 1 or model.quantized:
-        return None
-    params = dict(model.named_parameters())
-    layers: list[tuple[str, nn.Module]] = []
-    prev = model.input_name
-    for n in model.nodes:
-        if (
-            not n.inputs
-            or n.inputs[0] != prev
-            or any(i not in model.param_of for i in n.inputs[1:])
-        ):
-            return None
-        if n.op == "Gemm":
-            a = n.attrs
-            if a.get("transA", 0) or not a.get("transB", 0) or a.get("alpha", 1.0) != 1.0:
-                return None
-            names = [model.param_of[i] for i in n.inputs[1:]]
-            w = params.get(names[0])
-            b = params.get(names[1]) if len(names) > 1 else None
-            path = names[0].rpartition(".")[0]
-            if w is None or w.dim() != 2 or not names[0].endswith(".weight") or "." in path:
-                return None
-            if len(names) > 1 and (b is None or names[1] != f"{path}.bias" or a.get("beta", 1.0) != 1.0):  # fmt: skip
-                return None
-            lin = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
-            with torch.no_grad():
-                lin.weight.copy_(w)
-                if b is not None:
-                    lin.bias.copy_(b)
-            layers.append((path, lin))
-        elif n.op in _CHAIN_ACTS or n.op == "Gelu":
-            act = (
-                nn.GELU(n.attrs.get("approximate", "none"))
-                if n.op == "Gelu"
-                else _CHAIN_ACTS[n.op]()
-            )
-            layers.append((_module_path(n.name).replace(".", "_") or "act", act))
-        elif n.op not in ("Identity", "Dropout"):
-            return None
-        prev = n.outputs[0]
-    names = [k for k, _ in layers]
-    if prev != model.output_name or len(set(names)) != len(names) or "graph" in names:
-        return None
-    return nn.Sequential(OrderedDict(layers)).eval()
-
-
-def check_fault_model(model: nn.Module, fm) -> None:
-    """For a quantized ONNX model: ValueError unless ``fm`` flips exactly its stored int8 codes."""
-    quantized = getattr(model, "quantized", None)
-    if not quantized or fm.target != "weights":
-        return
-    from sar_core.faults.model import eligible_parameters, parameter_shapes
-
-    if fm.format != "int8":
-        raise ValueError(
-            f"Invalid format={fm.format!r} for a quantized model: its weights are stored as int8 "
-            "codes; use format='int8' (the faults then hit the stored codes)"
-        )
-    if model.holds_float_weights:
-        raise ValueError("Invalid model: float_weights() copies are for training, not campaigns")
-    params, tensors = dict(model.named_parameters()), model._tensors()
-    for name in eligible_parameters(parameter_shapes(model), fm):
-        q = quantized.get(name)
-        zp = tensors[q.zero_point].cpu().numpy() if q and q.zero_point else None
-        why = _inexact(params[name].detach().cpu().numpy(), q, zp, fm.granularity)
-        if why:
-            raise ValueError(
-                f"Invalid fault model for parameter {name!r}: {why}; select other layers "
-                "(layers=...) or leave biases out"
-            )
-
-
-def _inexact(
-    p: np.ndarray, q: QuantizedWeight | None, zp: np.ndarray | None, granularity: str
-) -> str | None:
-    """Why SAR Lab's int8 deployment of p would not be the stored codes (None: it is)."""
-    if q is None:
-        return "it is a float tensor in a quantized model (int8 faults would simulate its codes)"
-    if q.elem_type != 3:
-        return f"its codes are ONNX type {q.elem_type}, not int8"
-    if zp is not None and np.any(zp != 0):
-        return "its zero point is not 0"
-    top = np.abs(p).max() if granularity == "tensor" else np.abs(p.reshape(len(p), -1)).max(1)
-    if np.any(top != 127) or np.any(p < -127):
-        return (
-            f"its largest |code| is not 127 in every {granularity} (SAR Lab's symmetric int8 "
-            "scale would differ from the stored one)"
-        )
-    return None
