@@ -1,21 +1,17 @@
-"""Double-win table: every method on held-out seeds, measured by the `report` command.
+"""Double-win table: a study spec run by the study runner, then tabulated over held-out seeds.
 
-    python benchmarks/double_win.py                     # digits, MLP + CNN, seeds 2,3,4
-    python benchmarks/double_win.py --seeds 2 --archs mlp --trials 50   # a quick look
+    OMP_NUM_THREADS=1 python benchmarks/double_win.py --workers 1      # studies/double_win.toml
+    python benchmarks/double_win.py --spec my.toml --out /tmp/dw --study-dir /tmp/dw_study
+    python benchmarks/double_win.py --render          # rewrite OUT.md from OUT.json
+    python benchmarks/double_win.py --latency 15      # latency noise floor on the demo models
 
-First, per architecture, SAM's rho, clip's w_max and randbet's training BER (x the int8 target
-BER 0.01, with clip's w_max) are each chosen from a 3-point grid (sar_core.experiments.suite's grids) by the
-mean accuracy at int8 BER 0.01 on tuning seeds 0-1; sar_clip takes clip's w_max; SAR keeps its
-preset, which was chosen on the same seeds (benchmarks/rho_sweep.py). Then, for each
-architecture and held-out seed, it trains SGD, SAM, SAR, clip, randbet and sar_clip (same split,
-seed and initial weights, 40 epochs) and runs
-
-    python -m sar_core report --models <the six checkpoints> --format int8 --bits all \
-        --ber 0.01 --trials 200 --seed <seed> --mitigations range,protect --json
-
-(through sar_core.cli.report, the CLI adapter, i.e. exactly that command) and writes every report plus
-a table aggregated over seeds to benchmarks/results/double_win.{json,md}. No number of the
-table comes from a tuning seed.
+The spec (default ``studies/double_win.toml``) names the methods, tasks, seeds, fault model and
+the ``[report]`` settings; ``sar_core.experiments.study.run_study`` trains every model and runs
+one ``report`` task per task and seed (``sar_core.experiments.report.double_win_report``, the
+function behind ``python -m sar_core report``), cached in ``--study-dir``: a rerun, or a run
+after an interruption, computes only what is missing. Then this script writes OUT.json (spec,
+per-seed rows, the summary over seeds with seed-level 95% intervals of Δ vs the reference from
+``sar_core.stats.seed_level_interval``) and OUT.md (caption and table).
 """
 
 from __future__ import annotations
@@ -23,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,220 +28,115 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-WANTED = ("sgd", "sam", "sar", "clip", "randbet", "sar_clip")
-DEFAULT_TARGET_BER = 0.01  # int8 target for tuning when the report is not int8 (SAR's default)
-TUNING_SEEDS = (0, 1)  # the SAR preset was chosen on these too
-GRIDS = {  # same 3-point grids as sar_core.experiments.suite; randbet uses clip's tuned w_max
-    "sam": ("rho", (0.05, 0.1, 0.2)),
-    "clip": ("w_max", (0.05, 0.15, 0.5)),
-    "randbet": ("ber_factor", (0.5, 1.0, 2.0)),
-}
-COLUMNS = ("clean_accuracy", "deployed_accuracy", "fault_accuracy", "attack_flips")
+SCHEMA = "sar-lab/double-win/2"
 
 
-def _config(method: str, epochs: int, seed: int, over: dict):
-    from sar_core.faults.model import FaultModel
-    from sar_core.training.loop import TrainConfig
-
-    kw = dict(over)
-    if "ber_factor" in kw:  # randbet trains at factor x the target BER
-        ber = kw.pop("target_ber", DEFAULT_TARGET_BER) * kw.pop("ber_factor")
-        kw["fault_model"] = FaultModel(format="int8", ber=min(ber, 1.0))
-    return TrainConfig(method=method, epochs=epochs, seed=seed, **kw)
-
-
-def _tag(over: dict) -> str:
-    return "".join(f"_{k}{v:g}" for k, v in sorted(over.items()))
-
-
-def train_one(dataset: str, arch: str, seed: int, method: str, epochs: int, over, workdir: Path):
-    """Train (or reuse) one checkpoint; returns its path."""
-    from sar_core.data.datasets import load_dataset
-    from sar_core.data.io import save_checkpoint
-    from sar_core.training.loop import spec_for, train
-
-    path = workdir / f"{dataset}_{arch}_{method}{_tag(over)}_e{epochs}_seed{seed}.safetensors"
-    if not path.exists():
-        data = load_dataset(dataset, seed=seed)
-        spec = spec_for(data, arch)
-        res = train(spec, data, _config(method, epochs, seed, over), device="cpu")
-        save_checkpoint(path, res.model, spec, res.metadata(data))
-    return path
-
-
-def auto_target(dataset: str, arch: str, epochs: int, workdir: Path) -> float:
-    """sar_core.experiments.suite's rule: the smallest int8 BER of its grid at which SGD (tuning seeds) loses
-    >= 5 points of accuracy (30 trials, campaign seed 7)."""
-    from sar_core.analysis.campaign import run_campaign
-    from sar_core.data.io import dataset_of, load_checkpoint
-    from sar_core.experiments.suite import INT8_GRID
-    from sar_core.faults.model import FaultModel
-
-    cks = [
-        load_checkpoint(train_one(dataset, arch, s, "sgd", epochs, {}, workdir))
-        for s in TUNING_SEEDS
-    ]
-    for ber in INT8_GRID:
-        fm = FaultModel(format="int8", ber=ber)
-        losses = []
-        for ck in cks:
-            d = dataset_of(ck)
-            r = run_campaign(ck.model, d.X_test, d.y_test, fm, trials=30, seed=7).summary()
-            losses.append(r["clean_accuracy"] - r["mean_accuracy"])
-        if sum(losses) / len(losses) >= 0.05:
-            return ber
-    return INT8_GRID[-1]
-
-
-def tune(
-    dataset: str, arch: str, epochs: int, trials: int, workdir: Path, target_ber: float
-) -> tuple[dict, list]:
-    """Per tuned method, the grid value with the best mean int8-target accuracy on seeds 0-1."""
-    from sar_core.analysis.campaign import run_campaign
-    from sar_core.data.io import dataset_of, load_checkpoint
-    from sar_core.faults.model import FaultModel
-
-    fm = FaultModel(format="int8", ber=target_ber)
-    chosen: dict[str, dict] = {}
-    log = []
-    for method, (name, grid) in GRIDS.items():
-        scores = []
-        for v in grid:
-            over = {name: v}
-            if method == "randbet":  # clip's w_max, trained at factor x the target BER
-                over = {**chosen["clip"], name: v, "target_ber": target_ber}
-            accs = []
-            for seed in TUNING_SEEDS:
-                ck = load_checkpoint(train_one(dataset, arch, seed, method, epochs, over, workdir))
-                d = dataset_of(ck)
-                r = run_campaign(ck.model, d.X_test, d.y_test, fm, trials=trials, seed=seed)
-                accs.append(r.summary()["mean_accuracy"])
-            scores.append(sum(accs) / len(accs))
-            log.append({"arch": arch, "method": method, **over, "tuning_accuracy": scores[-1]})
-        best = grid[max(range(len(grid)), key=scores.__getitem__)]
-        chosen[method] = {name: best}
-        if method == "randbet":
-            chosen[method] = {**chosen["clip"], name: best, "target_ber": target_ber}
-    chosen["sar_clip"] = dict(chosen["clip"])
-    return chosen, log
-
-
-def report_command(paths, fmt: str, ber: str, trials: int, seed: int) -> list[str]:
-    """The report command line (after `python -m sar_core report`)."""
-    return [
-        "--models", *[str(p) for p in paths], "--format", fmt, "--bits", "all", "--ber", ber,
-        "--trials", str(trials), "--seed", str(seed), "--mitigations", "range,protect",
-        "--json", "--quiet",
-    ]  # fmt: skip
-
-
-def run_report(argv: list[str]) -> dict:
-    """Run the report command through its CLI adapter (the command table's protocol)."""
-    from sar_core.cli import report
-
-    p = argparse.ArgumentParser(prog="python -m sar_core report")
-    report.add_arguments(p)
-    return report.run(p.parse_args(argv))
-
-
-def _mean(xs):
-    xs = [x for x in xs if x is not None]
-    return sum(xs) / len(xs) if xs else None
-
-
-def aggregate(reports: list[dict]) -> list[dict]:
-    """Per (arch, method): means over seeds, per-seed values, paired gain vs SGD per seed."""
-    table: dict[tuple, dict] = {}
-    for rep in reports:
-        sgd = next(r for r in rep["rows"] if r["method"] == "sgd")
-        for r in rep["rows"] + rep["mitigations"]:
-            e = table.setdefault((rep["arch"], r["method"]), {"arch": rep["arch"], "method": r["method"], "seeds": []})  # fmt: skip
-            e["seeds"].append(
-                {
-                    "seed": rep["seed"],
-                    **{k: r[k] for k in COLUMNS},
-                    "fault_ci95": r["fault_ci95"],
-                    "gain_vs_sgd": r["fault_accuracy"] - sgd["fault_accuracy"],
-                    "attack_stop": (r.get("attack") or {}).get("stop_reason"),
-                    "random_same_flips": (r.get("attack") or {}).get("random_same_flips"),
-                }
-            )
-            for k in ("extra_bits", "extra_ops", "latency_ratio", "train_cost_ratio"):
-                e.setdefault(k, []).append(r[k])
-    out = []
-    for e in table.values():
-        s = e["seeds"]
-        out.append(
-            {
-                **{k: e[k] for k in ("arch", "method")},
-                **{k: _mean([x[k] for x in s]) for k in COLUMNS},
-                "gain_vs_sgd": _mean([x["gain_vs_sgd"] for x in s]),
-                "attack_flips_per_seed": [x["attack_flips"] for x in s],
-                "attack_unreached": sum(x["attack_flips"] is None for x in s),
-                **{
-                    k: _mean(e[k])
-                    for k in ("extra_bits", "extra_ops", "latency_ratio", "train_cost_ratio")
-                },  # fmt: skip
-                "seeds": s,
-            }
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
         )
-    return out
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
 
 
-def _pct(x, nd=1):
-    return "n/a" if x is None else f"{100 * x:.{nd}f}"
+def run(spec_path: str, study_dir: str, *, executor: str, workers: int | None, address) -> dict:
+    """Run the study (cached) and return the double-win results dict (meta, summary, rows)."""
+    from sar_core.data.io import jsonable
+    from sar_core.experiments.study.cache import Store
+    from sar_core.experiments.study.double_win import report_rows, summary_rows
+    from sar_core.experiments.study.plan import make_plan
+    from sar_core.experiments.study.run import run_study, versions
+    from sar_core.experiments.study.spec import load_spec
 
-
-def _num(x, fmt="{:.2f}"):
-    return "n/a" if x is None else fmt.format(x)
-
-
-def _random_acc(row: dict) -> float | None:
-    """Mean over seeds of the accuracy under as many random flips as the attack used."""
-    return _mean([(x["random_same_flips"] or {}).get("mean_accuracy") for x in row["seeds"]])
-
-
-def _flips(seed_row: dict, budget: int) -> str:
-    if seed_row["attack_flips"] is not None:
-        return str(seed_row["attack_flips"])
-    return "n/a" if seed_row["attack_stop"] is None else f">{budget}"  # no int8 attack / budget
-
-
-def markdown(rows: list[dict], meta: dict) -> str:
-    """The aggregated table as markdown."""
-    lines = [
-        f"{meta['dataset']}, held-out seeds {meta['seeds']}, {meta['epochs']} epochs; faults: "
-        f"{meta['format']} BER {meta['ber']}, all bits, weights only, {meta['trials']} trials "
-        "per seed (paired across methods). Means over seeds; Δ = paired gain vs SGD in points "
-        "(mean over seeds, range); PBS = progressive bit search flips to reach chance + 10 "
-        "points, on the int8 weights whatever the fault format (per seed; '>N' = the budget of N "
-        "flips was spent first; n/a = int8 attack not applicable); random flips, same count = "
-        "accuracy under as many uniformly random int8 flips as the attack used (mean over "
-        "trials and seeds). Tuned on seeds "
-        f"{list(TUNING_SEEDS)}: {json.dumps(meta['tuned'])}.",
-        "",
-        "| arch | method | clean | deployed | faulty | Δ vs SGD [min, max] | PBS flips | "
-        "random flips, same count | extra bits | extra ops | latency | train cost |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        gains = [x["gain_vs_sgd"] for x in r["seeds"]]
-        flips = ", ".join(_flips(x, meta["attack_budget"]) for x in r["seeds"])
-        lines.append(
-            f"| {r['arch']} | {r['method']} | {_pct(r['clean_accuracy'])} | "
-            f"{_pct(r['deployed_accuracy'])} | {_pct(r['fault_accuracy'])} | "
-            f"{100 * r['gain_vs_sgd']:+.1f} [{100 * min(gains):+.1f}, {100 * max(gains):+.1f}] | "
-            f"{flips} | {_pct(_random_acc(r))} | {_num(r['extra_bits'], '{:.0f}')} | {_num(r['extra_ops'], '{:.0f}')} | "
-            f"{_num(r['latency_ratio'])} | {_num(r['train_cost_ratio'])} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _write_md(out: str, rows: list[dict], meta: dict, commands: list[str]) -> None:
-    Path(out + ".md").write_text(
-        markdown(rows, meta) + "\nCommands (one per arch and seed):\n\n```bash\n"
-        + "\n".join(commands) + "\n```\n"
+    spec = load_spec(spec_path)
+    if spec.report is None:
+        raise ValueError(f"Invalid spec={spec_path!r}: it has no [report] table")
+    plan = make_plan(spec)  # collected below from this very plan (its keys hash the code)
+    load0 = os.getloadavg()
+    t0 = time.time()
+    res = run_study(
+        spec, study_dir, executor=executor, workers=workers, address=address, plan=plan,
+        command=sys.argv, on_event=_progress(t0),
     )  # fmt: skip
+    if res["failed"]:
+        raise RuntimeError(f"{len(res['failed'])} study tasks failed: {res['failed']}")
+    rows = report_rows(plan, Store(study_dir))
+    first = plan.tasks[plan.reports[0].key].inputs
+    meta = {
+        "schema": SCHEMA,
+        "study": spec.name,
+        "spec": spec_path,
+        "spec_text": spec.text,
+        "tasks": [{"name": t.name, "dataset": t.dataset, "arch": t.arch} for t in spec.tasks],
+        "methods": list(spec.methods),
+        "reference": spec.reference,
+        "seeds": list(spec.seeds),
+        "epochs": sorted({plan.tasks[m.key].inputs["config"]["epochs"] for m in plan.models}),
+        "trials": spec.trials,
+        "fault": first["fault"],
+        "report": spec.report,
+        "configs": {
+            f"{m.task}/{m.method}": plan.tasks[m.key].inputs["config"]
+            for m in plan.models
+            if m.seed == spec.seeds[0]
+        },
+        "code_version": plan.code,
+        "git_commit": _git_commit(),
+        "versions": versions(),
+        "study_run": {k: res[k] for k in ("tasks", "ran", "cached", "executor", "workers")},
+        "seconds": time.time() - t0,
+        "load_average": {"start": load0, "end": os.getloadavg()},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    return jsonable({"meta": meta, "summary": summary_rows(rows), "rows": rows})
+
+
+def _progress(t0: float):
+    done = {"n": 0}
+
+    def on_event(ev: dict) -> None:
+        done["n"] += 1
+        if ev["status"] == "failed" or ev["kind"] == "report" or done["n"] % 20 == 0:
+            sys.stderr.write(
+                f"[{time.time() - t0:6.0f} s] {ev['done']}/{ev['total']} {ev['task']}: "
+                f"{ev['status']}{' ' + ev['error'] if ev['error'] else ''}\n"
+            )
+
+    return on_event
+
+
+def caption(meta: dict) -> str:
+    """What the table shows, from the results' own metadata."""
+    fault = meta["fault"]
+    epochs = ", ".join(str(e) for e in meta["epochs"])
+    seeds = meta["seeds"]
+    return (
+        f"{', '.join(t['name'] for t in meta['tasks'])}; held-out seeds {seeds} ({len(seeds)}), "
+        f"{epochs} epochs, every method at its library defaults (no per-method tuning); faults: "
+        f"{fault['format']} BER {fault['ber']:g}, all bits, weights only, {meta['trials']} "
+        "trials per seed, paired across the models of a seed. Means over seeds; Δ = paired gain "
+        f"vs {meta['reference']} in points with a seed-level 95% interval (Student t over the "
+        f"{len(seeds)} per-seed means) and its verdict; attack flips = progressive bit search "
+        "flips to reach chance + 10 points on the int8 weights (per seed; '>N' = the budget ran "
+        "out); random flips, same count = accuracy under as many random int8 flips as the attack "
+        "used; latency (measured, vs a plain model) and train time relative to SGD: means over "
+        "seeds. Mitigation rows apply range restriction / TMR to the SGD model."
+    )
+
+
+def markdown(results: dict) -> str:
+    """OUT.md: caption, table, the command."""
+    from sar_core.experiments.study.double_win import markdown_table
+
+    meta = results["meta"]
+    table = markdown_table(results["summary"], attack_budget=meta["report"]["attack"]["max_flips"])
+    return (
+        f"{caption(meta)}\n\n{table}\n\nProduced by `OMP_NUM_THREADS=1 python "
+        f"benchmarks/double_win.py --spec {meta['spec']}` (study `{meta['study']}`, code "
+        f"{meta['code_version']}, commit {meta['git_commit']}).\n"
+    )
 
 
 def latency_table(rounds: int) -> str:
@@ -278,95 +170,49 @@ def latency_table(rounds: int) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--dataset", default="digits")
-    p.add_argument("--archs", default="mlp,cnn")
-    p.add_argument("--seeds", default="2,3,4", help="held-out seeds (not 0-1: SAR tuning)")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--trials", type=int, default=200)
-    p.add_argument("--tune-trials", type=int, default=40, help="campaign trials per candidate")
-    p.add_argument("--format", default="int8")
-    p.add_argument(
-        "--ber", default="0.01", help="or 'auto' (int8): sar_core.experiments.suite's target rule"
-    )
-    p.add_argument("--workdir", default="/tmp/sar_double_win", help="checkpoints (reused)")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "double_win"))
+    p.add_argument("--spec", default="studies/double_win.toml", help="study spec with [report]")
+    p.add_argument("--out", default="benchmarks/results/double_win", help="OUT.json, OUT.md")
+    p.add_argument("--study-dir", default=None, help="study directory (default: /tmp/sar_<name>)")
+    p.add_argument("--executor", default="local", choices=("local", "ray"))
+    p.add_argument("--address", default=None, help="ray: 'auto' or ray://host:port")
+    p.add_argument("--workers", type=int, default=None, help="local pool size (default: cores)")
     p.add_argument("--render", action="store_true", help="only rewrite OUT.md from OUT.json")
     p.add_argument("--latency", type=int, default=0, help="only the latency table, N rounds")
     return p
 
 
-def run_all(a: argparse.Namespace, methods: list[str], workdir: Path) -> tuple[list, dict]:
-    """Tune, train and report every architecture and seed: (reports, meta additions)."""
-    from sar_core.data.io import load_checkpoint
-
-    reports, configs, tuned, tuning_log, bers = [], {}, {}, [], {}
-    for arch in a.archs.split(","):
-        ber = auto_target(a.dataset, arch, a.epochs, workdir) if a.ber == "auto" else float(a.ber)
-        bers[arch] = ber
-        tune_ber = ber if a.format == "int8" else DEFAULT_TARGET_BER
-        tuned[arch], log = tune(a.dataset, arch, a.epochs, a.tune_trials, workdir, tune_ber)
-        tuning_log += log
-        for seed in [int(s) for s in a.seeds.split(",")]:
-            t0 = time.perf_counter()
-            paths = [
-                train_one(a.dataset, arch, seed, m, a.epochs, tuned[arch].get(m, {}), workdir)
-                for m in methods
-            ]
-            t1 = time.perf_counter()
-            argv = report_command(paths, a.format, f"{ber:g}", a.trials, seed)
-            rep = run_report(argv)
-            rep.update(arch=arch, seed=seed, command="python -m sar_core report " + " ".join(argv))
-            reports.append(rep)
-            for path in paths:
-                meta_ck = load_checkpoint(path).meta
-                configs.setdefault(f"{arch}/{meta_ck['method']}", meta_ck["config"])
-            sys.stderr.write(
-                f"{arch} seed {seed}: train {t1 - t0:.0f}s, report {time.perf_counter() - t1:.0f}s\n"
-            )
-    extra = {"configs": configs, "tuned": tuned, "tuning": tuning_log}
-    extra["ber"] = bers if len(bers) > 1 else next(iter(bers.values()))
-    return reports, extra
-
-
-def main() -> None:
-    a = _parser().parse_args()
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
     from sar_core.runtime import configure_threads
 
     configure_threads(1)  # the project's one place that sets torch's threads
+    out = Path(a.out)
     if a.latency:
         table = latency_table(a.latency)
-        Path(a.out + "_latency.md").write_text(table)
+        Path(str(out) + "_latency.md").write_text(table)
         sys.stdout.write(table)
-        return
+        return 0
     if a.render:
-        saved = json.loads(Path(a.out + ".json").read_text())
-        _write_md(a.out, saved["table"], saved["meta"], [r["command"] for r in saved["reports"]])
-        return
-    from sar_core.data.io import dumps
-    from sar_core.training.loop import METHODS
+        results = json.loads(out.with_suffix(".json").read_text())
+    else:
+        from sar_core.experiments.study.spec import load_spec
 
-    methods = [m for m in WANTED if m in METHODS]
-    workdir = Path(a.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    reports, extra = run_all(a, methods, workdir)
-    meta = {
-        "dataset": a.dataset,
-        "seeds": [int(s) for s in a.seeds.split(",")],
-        "epochs": a.epochs,
-        "trials": a.trials,
-        "format": a.format,
-        "methods": methods,
-        "attack_budget": reports[0]["attack_settings"]["max_flips"],
-        "load_average": os.getloadavg(),
-        **extra,
-    }
-    rows = aggregate(reports)
-    Path(a.out + ".json").write_text(
-        json.dumps(json.loads(dumps({"meta": meta, "table": rows, "reports": reports})), indent=1)
-    )
-    _write_md(a.out, rows, meta, [r["command"] for r in reports])
-    sys.stdout.write(markdown(rows, meta))
+        try:
+            name = load_spec(a.spec).name
+            study_dir = a.study_dir or f"/tmp/sar_{name}"
+            results = run(
+                a.spec, study_dir, executor=a.executor, workers=a.workers, address=a.address
+            )
+        except ValueError as e:
+            sys.stderr.write(f"error: {' '.join(str(e).split())}\n")
+            return 2
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    text = markdown(results)
+    out.with_suffix(".md").write_text(text)
+    sys.stdout.write(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -125,6 +125,7 @@ def run_local(
 
 def _submit_ready(st: _State, pool, waiting: list, running: dict, ckpts: dict) -> None:
     """Submit every waiting task whose model exists; drop those whose model failed."""
+    from sar_core.experiments.study.double_win import run_report_task
     from sar_core.experiments.study.worker import run_task
 
     for task in list(waiting):
@@ -132,13 +133,15 @@ def _submit_ready(st: _State, pool, waiting: list, running: dict, ckpts: dict) -
             waiting.remove(task)
         elif all(d in st.done_keys for d in task.deps):
             waiting.remove(task)
-            ck = None
-            if task.deps:
-                dep = task.deps[0]
+            for dep in task.deps:
                 if dep not in ckpts:
                     ckpts[dep] = st.store.read_checkpoint(dep)
-                ck = ckpts[dep]
-            running[pool.submit(run_task, task.kind, task.inputs, ck)] = task
+            if task.kind == "report":  # every method's model of a task and seed
+                fut = pool.submit(run_report_task, task.inputs, [ckpts[d] for d in task.deps])
+            else:
+                ck = ckpts[task.deps[0]] if task.deps else None
+                fut = pool.submit(run_task, task.kind, task.inputs, ck)
+            running[fut] = task
 
 
 def _receive(st: _State, fut, task: Task, retries: dict, waiting: list) -> None:
@@ -233,6 +236,12 @@ def _ray_campaign(inputs, data, ckpt):
     return campaign_task(inputs, data, ckpt)
 
 
+def _ray_report(inputs, data, *ckpts):
+    from sar_core.experiments.study.double_win import report_task
+
+    return report_task(inputs, data, ckpts)
+
+
 def run_ray(
     plan: Plan,
     store: Store,
@@ -244,8 +253,9 @@ def run_ray(
 ) -> Outcome:
     """Run unfinished tasks as Ray tasks: datasets and models go through the object store once.
 
-    A campaign or sharpness task receives its model as the train task's ObjectRef, so Ray starts
-    it when the model exists (the dependency graph is Ray's). ``max_retries`` re-runs a task whose
+    A campaign or sharpness task receives its model (a report task: every method's model) as
+    the train task's ObjectRef, so Ray starts it when the models exist (the dependency graph is
+    Ray's). ``max_retries`` re-runs a task whose
     worker died; an exception inside a task is reported for that task and its dependents.
     """
     import ray
@@ -262,6 +272,7 @@ def run_ray(
             "train": ray.remote(_ray_train).options(num_returns=2, **opts),
             "sharpness": ray.remote(_ray_sharpness).options(**opts),
             "campaign": ray.remote(_ray_campaign).options(**opts),
+            "report": ray.remote(_ray_report).options(**opts),
         }
         data_refs: dict[str, object] = {}
         model_refs: dict[str, object] = {}
@@ -274,10 +285,11 @@ def run_ray(
                 model_refs[task.key] = ck
                 pending[meta] = (task, ck)
                 continue
-            dep = task.deps[0]
-            if dep not in model_refs:
-                model_refs[dep] = ray.put(store.read_checkpoint(dep))
-            ref = remote[task.kind].remote(task.inputs, data_refs[dkey], model_refs[dep])
+            for dep in task.deps:
+                if dep not in model_refs:
+                    model_refs[dep] = ray.put(store.read_checkpoint(dep))
+            models = [model_refs[d] for d in task.deps]  # one model; a report: every method's
+            ref = remote[task.kind].remote(task.inputs, data_refs[dkey], *models)
             pending[ref] = (task, None)
         _ray_collect(st, pending)
     except KeyboardInterrupt:

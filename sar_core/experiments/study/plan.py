@@ -1,12 +1,16 @@
 """Expand a study spec into tasks with a dependency graph; each task is named by a content hash.
 
-Three kinds of task: ``train`` (one model: task x method x seed), ``sharpness`` (one number per
-model) and ``campaign`` (one model at one fault point; trial t uses the pattern of seed
+Four kinds of task: ``train`` (one model: task x method x seed), ``sharpness`` (one number per
+model), ``campaign`` (one model at one fault point; trial t uses the pattern of seed
 [campaign seed, t], so every model of an architecture sees the same faults and paired
-differences are formed afterwards from the per-trial accuracies). A sharpness or campaign task
-depends on its model's train task. The key of a task is the sha256 of everything that fixes its
-result: its inputs, its dependencies' keys, and a fingerprint of the library code (every
-top-level sar_core module) and of the torch and numpy versions. Two studies that share a task share its cached result.
+differences are formed afterwards from the per-trial accuracies) and, when the spec has a
+``[report]`` table, ``report`` (the double-win report of all methods of a task and seed at one
+fault point: ``sar_core.experiments.report.double_win_report``). A sharpness or campaign task
+depends on its model's train task, a report task on the train tasks of every method. The key of
+a task is the sha256 of everything that fixes its result: its inputs, its dependencies' keys, and
+a fingerprint of the library code (every numeric room of sar_core, the study worker; for a report
+task also the report's own modules) and of the torch and numpy versions. Two studies that share
+a task share its cached result.
 """
 
 from __future__ import annotations
@@ -45,12 +49,24 @@ def code_version() -> str:
     return h.hexdigest()[:16]
 
 
+REPORT_CODE = ("experiments/report.py", "experiments/study/double_win.py")
+
+
+def report_code_version() -> str:
+    """Fingerprint of the report's own modules (a report task's key adds it to code_version)."""
+    root = Path(__file__).resolve().parents[2]
+    h = hashlib.sha256()
+    for rel in REPORT_CODE:
+        h.update(rel.encode() + b"\0" + (root / rel).read_bytes())
+    return h.hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Task:
     """One unit of work: ``inputs`` fix its result, ``deps`` are train-task keys it needs."""
 
     key: str
-    kind: str  # train | sharpness | campaign
+    kind: str  # train | sharpness | campaign | report
     label: str
     inputs: dict = field(repr=False)
     deps: tuple[str, ...] = ()
@@ -79,6 +95,17 @@ class CampaignRef:
     model_key: str
 
 
+@dataclass(frozen=True)
+class ReportRef:
+    """The double-win report of every method of a task and seed at one fault point."""
+
+    task: str
+    seed: int
+    point: FaultPoint
+    key: str  # report task
+    model_keys: tuple[str, ...]  # train tasks: the reference method's, then spec method order
+
+
 @dataclass
 class Plan:
     """All tasks of a study (trains first), and the grid positions of models and campaigns."""
@@ -88,6 +115,7 @@ class Plan:
     tasks: dict[str, Task] = field(default_factory=dict)
     models: list[ModelRef] = field(default_factory=list)
     campaigns: list[CampaignRef] = field(default_factory=list)
+    reports: list[ReportRef] = field(default_factory=list)
 
     def add(self, kind: str, label: str, inputs: dict, deps: tuple[str, ...] = ()) -> str:
         """Add a task (once per key) and return its key."""
@@ -101,7 +129,7 @@ class Plan:
 
     def ordered(self) -> list[Task]:
         """Tasks in an order where every dependency comes first."""
-        rank = {"train": 0, "sharpness": 1, "campaign": 2}
+        rank = {"train": 0, "sharpness": 1, "campaign": 2, "report": 3}
         return sorted(self.tasks.values(), key=lambda t: rank[t.kind])
 
 
@@ -161,14 +189,40 @@ def make_plan(spec: StudySpec) -> Plan:
                     label = f"campaign {t.name} seed {seed} {m} {p.setting} {p.label}"
                     ck = plan.add("campaign", label, inputs, (tk,))
                     plan.campaigns.append(CampaignRef(t.name, seed, m, p, ck, tk))
+            if spec.report is not None:
+                _add_reports(plan, t, seed, data)
     return plan
+
+
+def _add_reports(plan: Plan, t, seed: int, data: dict) -> None:
+    """One report task per fault point of a task at a seed, over every method's model."""
+    spec = plan.spec
+    models = {m.method: m.key for m in plan.models if m.task == t.name and m.seed == seed}
+    # the report pairs every model against its first: the reference
+    names = [spec.reference] + [m for m in spec.methods if m != spec.reference]
+    keys = tuple(models[n] for n in names)
+    code = report_code_version()
+    for p in t.faults:
+        inputs = {
+            "models": list(keys),
+            "methods": names,
+            "data": data,
+            "fault": p.fault,
+            "trials": spec.trials,
+            "seed": campaign_seed(spec, seed),
+            "report": spec.report,
+            "report_code": code,
+        }
+        label = f"report {t.name} seed {seed} {p.setting} {p.label}"
+        key = plan.add("report", label, inputs, keys)
+        plan.reports.append(ReportRef(t.name, seed, p, key, keys))
 
 
 def describe(plan: Plan) -> dict:
     """Counts of the plan (JSON-friendly)."""
     return {
         "tasks": len(plan.tasks),
-        **{kind: plan.count(kind) for kind in ("train", "sharpness", "campaign")},
+        **{kind: plan.count(kind) for kind in ("train", "sharpness", "campaign", "report")},
         "code_version": plan.code,
     }
 

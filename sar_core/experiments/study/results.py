@@ -1,5 +1,6 @@
 """Tidy tables of a study from its cache: one row per (task, seed, method, fault point), per trial,
-and per model; written as Parquet (pyarrow) and CSV.
+and per model (and, for a spec with ``[report]``, one per double-win report row); written as
+Parquet (pyarrow) and CSV.
 
 Wall times are left out of the tables (they go to ``timings.json``): the tables of a spec are
 the same numbers on every executor and worker count, so they can be compared byte for byte.
@@ -146,7 +147,12 @@ def collect(plan: Plan, store: Store) -> dict[str, list[dict]]:
                     "flips": f,
                 }
             )
-    return {"results": results, "trials": trials, "models": _models(plan, store, done)}
+    tables = {"results": results, "trials": trials, "models": _models(plan, store, done)}
+    if plan.reports:  # the double-win report's deterministic columns (latency etc.: measured)
+        from sar_core.experiments.study.double_win import report_rows
+
+        tables["double_win"] = report_rows(plan, store, measured=False)
+    return tables
 
 
 def _models(plan: Plan, store: Store, done: set[str]) -> list[dict]:

@@ -31,6 +31,7 @@ TOP_KEYS = (
     "faults",
     "campaign",
     "sharpness",
+    "report",
     "execution",
 )
 TASK_KEYS = (
@@ -45,6 +46,14 @@ TASK_KEYS = (
     "faults",
 )
 SHARPNESS_MEASURES = ("sam", "asam", "avg", "lambda_max", "trace", "none")
+REPORT_KEYS = (
+    "mitigations",
+    "base",
+    "attack_target",
+    "attack_budget",
+    "attack_batch",
+    "attack_candidates",
+)
 MAX_SEEDS = 100
 
 
@@ -95,6 +104,7 @@ class StudySpec:
     add_run_seed: bool  # campaign seed of run seed s: campaign_seed + s (else campaign_seed)
     reference: str
     sharpness: dict  # measure, rho, samples
+    report: dict | None  # the double-win report per task, seed and fault point (None: none)
     cpus_per_task: float
     max_retries: int
     text: str  # the TOML source, shown in the report
@@ -305,6 +315,30 @@ def _sharpness(t: Any) -> dict:
     }
 
 
+def _report(t: Any, methods: tuple[str, ...]) -> dict:
+    """[report]: settings of sar_core.experiments.report (trials and seed come from [campaign])."""
+    from sar_core.analysis.attack import check_attack_settings
+    from sar_core.experiments.report import MITIGATIONS
+
+    t = _where_keys(t, REPORT_KEYS, "report")
+    mits = t.get("mitigations", [])
+    if not isinstance(mits, list):
+        raise ValueError(f'Invalid report.mitigations={mits!r}: give a list, e.g. ["range"]')
+    for m in mits:
+        _wrap("report", check_choice, "mitigations", m, MITIGATIONS)
+    base = t.get("base")
+    if base is not None:
+        base = _wrap("report", check_choice, "base", base, methods)
+    attack = {
+        "target_accuracy": t.get("attack_target"),
+        "max_flips": t.get("attack_budget", 1000),
+        "batch_size": t.get("attack_batch", 128),
+        "candidates": t.get("attack_candidates", 1),
+    }
+    _wrap("report", lambda: check_attack_settings(**attack))
+    return {"mitigations": list(dict.fromkeys(mits)), "base": base, "attack": attack}
+
+
 def parse_spec(text: str) -> StudySpec:
     """Parse and validate a study spec from TOML text; ValueError names the key and where."""
     try:
@@ -338,6 +372,7 @@ def parse_spec(text: str) -> StudySpec:
         tasks=tasks,
         **_campaign(raw.get("campaign", {}), mnames),
         sharpness=_sharpness(raw.get("sharpness", {})),
+        report=_report(raw["report"], mnames) if "report" in raw else None,
         **_execution(raw.get("execution", {})),
         text=text,
     )

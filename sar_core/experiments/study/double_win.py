@@ -1,0 +1,217 @@
+"""The double-win report as a study: its task (run in a worker) and its tables.
+
+A spec with a ``[report]`` table gets one ``report`` task per task, seed and fault point: the
+report of ``sar_core.experiments.report.double_win_report`` over every method's model of that
+seed (the reference method first, the others in spec order), with the spec's campaign trials and
+the seed's campaign seed for the fault patterns and the attack batch. Its columns are defined
+once, in ``sar_core.analysis.robustness`` (clean / deployed / faulty accuracy, paired Δ, extra
+bits and ops, latency, training cost) and ``sar_core.experiments.report`` (attack flips,
+mitigation rows); this module only runs it and tabulates what it returned.
+
+Tables: ``report_rows`` (one row per task x seed x fault point x model or mitigation) and
+``summary_rows`` (one row per task x fault point x model or mitigation: means over seeds and the
+Δ vs the reference with a seed-level 95% interval, ``sar_core.stats.seed_level_interval``, and
+its verdict). Latency and training cost are measured (wall clock), so they are kept out of the
+study's Parquet tables (``MEASURED``), which stay identical across executors and reruns.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+
+from sar_core.experiments.study.cache import Store
+from sar_core.experiments.study.plan import Plan, ReportRef
+
+MEASURED = ("latency_ms", "latency_ratio", "train_cost_ratio")
+
+
+def report_options(inputs: dict, n_models: int):
+    """The ReportOptions of a report task (validated)."""
+    from sar_core.experiments.report import AttackSettings, ReportOptions
+
+    settings = inputs["report"]
+    names = inputs["methods"]
+    base = None if settings["base"] is None else names.index(settings["base"])
+    return ReportOptions(
+        trials=inputs["trials"],
+        seed=inputs["seed"],
+        attack=AttackSettings(**settings["attack"]),
+        mitigations=tuple(settings["mitigations"]),
+        base=base,
+    ).checked(n_models)
+
+
+def report_task(inputs: dict, data, ckpts: Sequence[bytes]) -> dict:
+    """Run the double-win report on the checkpoints of one task and seed (in ``methods`` order)."""
+    from sar_core.data.io import load_checkpoint
+    from sar_core.experiments.report import double_win_report
+    from sar_core.faults.model import FaultModel
+    from sar_core.runtime import configure_threads
+
+    configure_threads(1)
+    t0 = time.perf_counter()
+    cks = [load_checkpoint(b) for b in ckpts]
+    fm = FaultModel.from_dict(inputs["fault"])
+    opts = report_options(inputs, len(cks))
+    rep = double_win_report(cks, fm, opts, data=data, names=list(inputs["methods"]))
+    rep["seconds"] = time.perf_counter() - t0
+    return rep
+
+
+def run_report_task(inputs: dict, ckpts: Sequence[bytes], data=None) -> tuple[dict, None]:
+    """A report task in a pool worker (the dataset is loaded here if not given)."""
+    from sar_core.experiments.study.worker import load_data
+
+    data = data if data is not None else load_data(inputs["data"])
+    return report_task(inputs, data, ckpts), None
+
+
+# ---------------------------------------------------------------- tables ----------------------
+
+
+def _name(row: dict) -> str:
+    """The study's method name of a row; a mitigation row: '<base>+<mitigation>'."""
+    if "mitigation" not in row:
+        return row["path"]
+    return f"{row['path']}+{row['method'].split('+', 1)[1]}"
+
+
+def _row(ref: ReportRef, row: dict, reference: str) -> dict:
+    d = row["paired_difference"]
+    attack = row.get("attack") or {}
+    rand = attack.get("random_same_flips") or {}
+    return {
+        "task": ref.task,
+        "seed": ref.seed,
+        "fault": ref.point.setting,
+        "level": ref.point.level,
+        "level_label": ref.point.label,
+        "name": _name(row),
+        "optimizer": row["method"].split("+", 1)[0],
+        "mitigation": row.get("mitigation"),
+        "reference": reference if "mitigation" not in row else row["path"],
+        "clean_accuracy": row["clean_accuracy"],
+        "deployed_accuracy": row["deployed_accuracy"],
+        "fault_accuracy": row["fault_accuracy"],
+        "fault_ci95_low": row["fault_ci95"][0],
+        "fault_ci95_high": row["fault_ci95"][1],
+        "delta": d["mean"],
+        "delta_ci95_low": d["ci95"][0],
+        "delta_ci95_high": d["ci95"][1],
+        "attack_flips": row["attack_flips"],
+        "attack_stop": attack.get("stop_reason"),
+        "random_same_flips_accuracy": rand.get("mean_accuracy"),
+        "extra_bits": row["extra_bits"],
+        "extra_params": row["extra_params"],
+        "extra_ops": row["extra_ops"],
+        "base_macs": row["base_macs"],
+        **{k: row.get(k) for k in MEASURED},
+    }
+
+
+def report_rows(plan: Plan, store: Store, *, measured: bool = True) -> list[dict]:
+    """One row per task x seed x fault point x model (then mitigation) of every finished report
+    task; ``measured=False`` leaves out the wall-clock columns (``MEASURED``)."""
+    out = []
+    for ref in plan.reports:
+        task = plan.tasks[ref.key]
+        if not store.has(task):
+            continue
+        rep = store.load(task)
+        for row in rep["rows"] + rep["mitigations"]:
+            r = _row(ref, row, plan.spec.reference)
+            out.append(r if measured else {k: v for k, v in r.items() if k not in MEASURED})
+    return out
+
+
+def _mean(values) -> float | None:
+    vals = [float(v) for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def summary_rows(rows: Sequence[dict]) -> list[dict]:
+    """Per task x fault point x model or mitigation: means over seeds, attack flips per seed, and
+    the paired Δ vs the reference with its seed-level 95% interval and verdict."""
+    from sar_core.stats.intervals import seed_level_interval
+    from sar_core.stats.verdicts import verdict
+
+    cells: dict[tuple, list[dict]] = {}
+    for r in rows:
+        cells.setdefault((r["task"], r["fault"], r["level"], r["name"]), []).append(r)
+    out = []
+    for (task, fault, level, name), rs in cells.items():
+        rs = sorted(rs, key=lambda r: r["seed"])
+        first = rs[0]
+        is_ref = first["mitigation"] is None and name == first["reference"]
+        delta = None if is_ref else seed_level_interval([r["delta"] for r in rs])
+        out.append(
+            {
+                "task": task,
+                "fault": fault,
+                "level": level,
+                "level_label": first["level_label"],
+                "name": name,
+                "optimizer": first["optimizer"],
+                "mitigation": first["mitigation"],
+                "reference": first["reference"],
+                "seeds": [r["seed"] for r in rs],
+                **{
+                    k: _mean(r[k] for r in rs)
+                    for k in ("clean_accuracy", "deployed_accuracy", "fault_accuracy")
+                },
+                "delta": None if delta is None else delta.to_dict(),
+                "delta_per_seed": [r["delta"] for r in rs],
+                "verdict": None if delta is None else verdict(delta.lo, delta.hi),
+                "attack_flips_per_seed": [r["attack_flips"] for r in rs],
+                "attack_stop_per_seed": [r["attack_stop"] for r in rs],
+                "random_same_flips_accuracy": _mean(r["random_same_flips_accuracy"] for r in rs),
+                **{k: _mean(r[k] for r in rs) for k in ("extra_bits", "extra_params", "extra_ops")},
+                **{k: _mean(r.get(k) for r in rs) for k in MEASURED},
+            }
+        )
+    return out
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.1f}"
+
+
+def _flips(flips: int | None, stop: str | None, budget: int) -> str:
+    if flips is not None:
+        return str(flips)
+    return "n/a" if stop is None else f">{budget}"  # no int8 attack / the budget ran out
+
+
+def _num(x: float | None, fmt: str = "{:.2f}") -> str:
+    return "n/a" if x is None else fmt.format(x)
+
+
+def markdown_table(summary: Sequence[dict], *, attack_budget: int) -> str:
+    """The double-win table (one line per model or mitigation) as Markdown."""
+    lines = [
+        "| task | model | clean | deployed | under faults | Δ vs reference [95% CI over seeds] "
+        "| attack flips per seed | random flips, same count | extra bits | extra ops | latency "
+        "| train time |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summary:
+        d = r["delta"]
+        delta = (
+            "—"
+            if d is None
+            else f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] {r['verdict']}"
+        )
+        flips = ", ".join(
+            _flips(f, s, attack_budget)
+            for f, s in zip(r["attack_flips_per_seed"], r["attack_stop_per_seed"])
+        )
+        lines.append(
+            f"| {r['task']} | {r['name']} | {_pct(r['clean_accuracy'])} "
+            f"| {_pct(r['deployed_accuracy'])} | {_pct(r['fault_accuracy'])} | {delta} | {flips} "
+            f"| {_pct(r['random_same_flips_accuracy'])} | {_num(r['extra_bits'], '{:.0f}')} "
+            f"| {_num(r['extra_ops'], '{:.0f}')} | {_num(r['latency_ratio'])} "
+            f"| {_num(r['train_cost_ratio'])} |"
+        )
+    return "\n".join(lines)
