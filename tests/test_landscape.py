@@ -15,6 +15,7 @@ from sar_core.engine.evaluate import evaluate
 from sar_core.faults.injector import Injector
 from sar_core.faults.model import FaultModel
 from sar_core.plots import landscape as P
+from sar_core.plots import landscape_2d as P2
 from sar_core.plots.style import method_color, method_label
 
 
@@ -239,19 +240,19 @@ def grids():
 
 
 def test_contours_share_one_colour_scale_and_show_gaps():
-    figs = P.contour_figures(grids())
+    figs = P2.contour_figures(grids())
     assert len(figs) == 2
     ranges = {(f.data[0].zmin, f.data[0].zmax) for f in figs}
     assert ranges == {(0.5, 9.0)}
     assert figs[0].data[0].z[2][2] is None
     assert any("not finite" in a.text for a in figs[0].layout.annotations)
     assert all(f.layout.xaxis.title.text and f.layout.yaxis.title.text for f in figs)
-    logs = P.contour_figures(grids(), log_z=True)
+    logs = P2.contour_figures(grids(), log_z=True)
     assert math.isclose(logs[1].data[0].zmax, math.log10(9.0))
-    side = P.contours_side_by_side(grids())
+    side = P2.contours_side_by_side(grids())
     contours = [t for t in side.data if t.type == "contour"]
     assert len(contours) == 2 and len({(c.zmin, c.zmax) for c in contours}) == 1
-    surf = P.surface_figure(grids()[0], 0.5, 9.0)
+    surf = P2.surface_figure(grids()[0], 0.5, 9.0)
     assert surf.data[0].cmin == 0.5 and surf.layout.title.text
 
 

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from sar_core.plots.landscape import fault_slice_figure, log_ticks, slice_1d_figure
+from sar_core.plots.landscape import fault_slice_figure, slice_1d_figure
+from sar_core.plots.landscape_axes import log_ticks
 
 
 @pytest.mark.parametrize("values", [[0.21, 0.9], [0.03, 7.0], [1.2, 1.3], [5.0, 4000.0]])

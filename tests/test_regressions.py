@@ -465,7 +465,7 @@ def test_sharpness_scatter_has_no_overlapping_text_and_rho_runs_differ():
 
 def test_surfaces_share_one_figure_and_one_colour_bar():
     """Defect 9: three narrow columns of 3D surfaces, each with its own identical colour bar."""
-    from sar_core.plots.landscape import surfaces_figure
+    from sar_core.plots.landscape_2d import surfaces_figure
 
     g = {"alphas": [0, 1], "betas": [0, 1], "loss": [[1.0, 2.0], [3.0, 4.0]], "method": "sgd"}
     fig = surfaces_figure([g, {**g, "method": "sam"}, {**g, "method": "sar"}])

@@ -9,13 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from sar_core import limits
-from sar_core.plots.landscape import (
-    contours_side_by_side,
-    fault_slice_figure,
-    interpolation_figure,
-    slice_1d_figure,
-    surfaces_figure,
-)
+from sar_core.plots.landscape import fault_slice_figure, interpolation_figure, slice_1d_figure
+from sar_core.plots.landscape_2d import contours_side_by_side, surfaces_figure
 from sar_core.plots.style import method_label
 from ui import registry
 from ui.compute import fault_slice, interpolation, sharpness_of, slice_1d, slice_2d

@@ -80,16 +80,17 @@ def run(a: argparse.Namespace) -> dict:
 
 
 def _plot(a: argparse.Namespace, dims: int, cks, results: list[dict]) -> None:
-    from sar_core.plots import landscape as P
+    from sar_core.plots.landscape import slice_1d_figure
+    from sar_core.plots.landscape_2d import contours_side_by_side
 
     entries = [
         {"label": os.path.basename(p), "method": ck.method, **r}
         for p, ck, r in zip(a.model, cks, results)
     ]
     if dims == 1:
-        fig = P.slice_1d_figure(entries, log_y=a.log_scale)
+        fig = slice_1d_figure(entries, log_y=a.log_scale)
     else:
-        fig = P.contours_side_by_side(entries, log_z=a.log_scale)
+        fig = contours_side_by_side(entries, log_z=a.log_scale)
     write_figure(fig, a.plot, width=520 * (len(entries) if dims == 2 else 1) + 200)
 
 

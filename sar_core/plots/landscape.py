@@ -1,108 +1,25 @@
-"""Loss-landscape figures (plotly): 1D overlays, contours on one colour scale, surfaces,
-interpolation and fault-direction slices. Non-finite losses are drawn as gaps, with a note."""
+"""1D loss-landscape figures (plotly): slices along random directions, linear interpolation
+between two models, and slices along a sampled fault. Non-finite losses are drawn as gaps, with
+a note. 2D contours and surfaces: ``sar_core.plots.landscape_2d``; shared axes, log ticks and
+gap notes: ``sar_core.plots.landscape_axes``."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from sar_core.plots.style import curve_colors, method_label
-
-ALPHA_AXIS = "α (step along direction 1, in filter-normalized units)"
-BETA_AXIS = "β (step along direction 2, in filter-normalized units)"
-LOSS_AXIS = "test loss (cross-entropy, nats)"
-COLORSCALE = "Viridis"
-
-
-def _finite(values: Sequence, log: bool = False) -> list[float | None]:
-    """Floats with non-finite (and, on a log axis, non-positive) entries replaced by None."""
-    out: list[float | None] = []
-    for v in values:
-        x = _as_float(v)
-        ok = x is not None and math.isfinite(x) and (x > 0 or not log)
-        out.append((math.log10(x) if log else x) if ok else None)
-    return out
-
-
-def _as_float(v) -> float | None:
-    if isinstance(v, str):  # JSON round trip writes inf as "inf"
-        v = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}.get(v)
-    try:
-        return None if v is None else float(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def _gaps(values: Sequence, log: bool = False) -> int:
-    return sum(v is None for v in _finite(values, log))
-
-
-def _note(fig: go.Figure, n_gaps: int, total: int, log: bool = False) -> None:
-    """Say how many points are gaps: inside the plot's top-left corner (below the plot it sat on
-    the x-axis title); when every point is a gap, in the middle of the empty plot."""
-    if not n_gaps:
-        return
-    what = "not finite or ≤ 0 (log scale)" if log else "not finite (loss overflowed)"
-    if n_gaps == total:
-        fig.add_annotation(
-            text=f"Every loss here is {what.split(' (')[0]}: nothing to draw",
-            xref="paper",
-            yref="paper",
-            x=0.5,
-            y=0.5,
-            showarrow=False,
-            font={"size": 13, "color": "#555555"},
-        )
-        return
-    fig.add_annotation(
-        text=f"{n_gaps} of {total} points {what}: shown as gaps",
-        xref="paper",
-        yref="paper",
-        x=0.01,
-        y=0.99,
-        xanchor="left",
-        yanchor="top",
-        showarrow=False,
-        bgcolor="rgba(255,255,255,0.8)",
-        font={"size": 11, "color": "#555555"},
-    )
-
-
-def log_ticks(values: Sequence) -> tuple[list[float], list[str]] | None:
-    """1-2-5 tick values spanning the finite positive ``values``, each labelled in full
-    ('0.2', '5', '20', '1e+04'): plotly's own minor log labels read '2 ... 9' for 0.2 ... 0.9.
-    None when no value is finite and positive."""
-    vals = [
-        x for x in (_as_float(v) for v in values) if x is not None and math.isfinite(x) and x > 0
-    ]
-    if not vals:
-        return None
-    lo, hi = math.floor(math.log10(min(vals))), math.ceil(math.log10(max(vals)))
-    ticks = [m * 10.0**e for e in range(lo, hi + 1) for m in (1, 2, 5)]
-    lo_v, hi_v = min(vals), max(vals)
-    inside = [t for t in ticks if lo_v / 1.0001 <= t <= hi_v * 1.0001]
-    if len(inside) < 2:  # a narrow range: the 1-2-5 ticks around it
-        below = [t for t in ticks if t < lo_v][-1:]
-        above = [t for t in ticks if t > hi_v][:1]
-        inside = below + inside + above
-    return inside, [f"{t:.3g}" for t in inside]
-
-
-def _log_axis(fig: go.Figure, values: Sequence) -> None:
-    """A log y axis with full tick labels (log_ticks)."""
-    fig.update_yaxes(type="log")
-    ticks = log_ticks(values)
-    if ticks is not None:
-        fig.update_yaxes(tickvals=ticks[0], ticktext=ticks[1])
-
-
-def _name(entry: dict, i: int) -> str:
-    label, method = entry.get("label"), entry.get("method")
-    name = method_label(method) if method else f"model {i + 1}"
-    return f"{name} — {label}" if label and label not in (name, method) else name
+from sar_core.plots.landscape_axes import (
+    ALPHA_AXIS,
+    LOSS_AXIS,
+    _finite,
+    _gaps,
+    _log_axis,
+    _name,
+    _note,
+)
+from sar_core.plots.style import curve_colors
 
 
 def slice_1d_figure(
@@ -138,115 +55,6 @@ def slice_1d_figure(
     if log_y:
         _log_axis(fig, [v for c in curves for v in c["loss"]])
     _note(fig, gaps, total, log_y)
-    return fig
-
-
-def _z(grid: dict, log_z: bool) -> list[list[float | None]]:
-    return [_finite(row, log_z) for row in grid["loss"]]
-
-
-def color_range(grids: Sequence[dict], *, log_z: bool = False) -> tuple[float, float]:
-    """(zmin, zmax) over the finite values of all grids (log10 of the loss when log_z)."""
-    vals = [v for g in grids for row in _z(g, log_z) for v in row if v is not None]
-    if not vals:
-        return (0.0, 1.0)
-    lo, hi = min(vals), max(vals)
-    return (lo, hi if hi > lo else lo + 1.0)
-
-
-def _contour(grid: dict, zmin: float, zmax: float, log_z: bool, **kw) -> go.Contour:
-    size = (zmax - zmin) / 20
-    return go.Contour(
-        x=list(grid["alphas"]),
-        y=list(grid["betas"]),
-        z=_z(grid, log_z),
-        zmin=zmin,
-        zmax=zmax,
-        autocontour=False,
-        contours={"start": zmin, "end": zmax, "size": size},  # same levels in every panel
-        colorscale=COLORSCALE,
-        colorbar={"title": "log10 loss" if log_z else "loss"},
-        connectgaps=False,
-        **kw,
-    )
-
-
-def contour_figures(grids: Sequence[dict], *, log_z: bool = False) -> list[go.Figure]:
-    """One contour per model, all on the same colour scale and contour levels (same zmin/zmax)."""
-    zmin, zmax = color_range(grids, log_z=log_z)
-    figs = []
-    for i, g in enumerate(grids):
-        fig = go.Figure(_contour(g, zmin, zmax, log_z, name=_name(g, i)))
-        _center_marker(fig, g, i)
-        fig.update_layout(
-            title=f"{_name(g, i)}: loss on a random 2D plane",
-            xaxis_title=ALPHA_AXIS,
-            yaxis_title=BETA_AXIS,
-        )
-        n = sum(len(r) for r in g["loss"])
-        _note(fig, sum(_gaps(r, log_z) for r in g["loss"]), n, log_z)
-        figs.append(fig)
-    return figs
-
-
-def _center_marker(fig: go.Figure, g: dict, i: int, **where) -> None:
-    marker = {"symbol": "x", "size": 10, "color": "white", "line": {"width": 1}}
-    trace = go.Scatter(
-        x=[0.0], y=[0.0], mode="markers", name=f"{_name(g, i)} (trained weights)", marker=marker
-    )
-    fig.add_trace(trace, **where)  # where: row / col of a subplot
-
-
-def contours_side_by_side(
-    grids: Sequence[dict], *, log_z: bool = False, title: str | None = None
-) -> go.Figure:
-    """All models' contours in one figure, side by side, sharing one colour bar."""
-    zmin, zmax = color_range(grids, log_z=log_z)
-    names = [_name(g, i) for i, g in enumerate(grids)]
-    fig = make_subplots(rows=1, cols=len(grids), subplot_titles=names, shared_yaxes=True)
-    gaps = total = 0
-    for i, g in enumerate(grids):
-        tr = _contour(g, zmin, zmax, log_z, name=names[i], showscale=(i == len(grids) - 1))
-        fig.add_trace(tr, row=1, col=i + 1)
-        _center_marker(fig, g, i, row=1, col=i + 1)
-        fig.update_xaxes(title_text="α (filter-normalized)", row=1, col=i + 1)
-        gaps += sum(_gaps(r, log_z) for r in g["loss"])
-        total += sum(len(r) for r in g["loss"])
-    fig.update_yaxes(title_text="β (filter-normalized)", row=1, col=1)
-    scale = "log10 test loss" if log_z else "test loss"
-    fig.update_layout(
-        title=title or f"{scale} on a random 2D plane (one colour scale for all models)",
-        showlegend=False,
-    )
-    _note(fig, gaps, total, log_z)
-    return fig
-
-
-def surface_figure(grid: dict, zmin: float, zmax: float, log_z: bool = False) -> go.Figure:
-    """3D surface of one grid on a given colour range (share it across models)."""
-    fig = go.Figure(
-        go.Surface(
-            x=list(grid["alphas"]),
-            y=list(grid["betas"]),
-            z=_z(grid, log_z),
-            cmin=zmin,
-            cmax=zmax,
-            colorscale=COLORSCALE,
-            colorbar={"title": "log10 loss" if log_z else "loss"},
-            name=_name(grid, 0),
-        )
-    )
-    fig.update_layout(
-        title=f"{_name(grid, 0)}: loss surface",
-        scene={
-            "xaxis_title": "α",
-            "yaxis_title": "β",
-            "zaxis_title": "log10 loss" if log_z else "loss",
-            "zaxis": {"range": [zmin, zmax]},
-        },
-    )
-    n = sum(len(r) for r in grid["loss"])
-    _note(fig, sum(_gaps(r, log_z) for r in grid["loss"]), n, log_z)
     return fig
 
 
@@ -370,59 +178,4 @@ def fault_slice_figure(results: Sequence[dict], *, log_y: bool = True) -> go.Fig
             bgcolor="rgba(255,255,255,0.8)",
             font={"size": 11, "color": "#D55E00"},
         )
-    return fig
-
-
-def surfaces_figure(grids: Sequence[dict], *, log_z: bool = False, per_row: int = 2) -> go.Figure:
-    """3D surfaces of several models in one figure: ``per_row`` per row, one shared colour bar.
-
-    One figure (not one per column) keeps every surface readable on a narrow screen and shows
-    a single colour bar for the single colour scale.
-    """
-    zmin, zmax = color_range(grids, log_z=log_z)
-    n = max(len(grids), 1)
-    cols = min(per_row, n)
-    rows = math.ceil(n / cols)
-    names = [_name(g, i) for i, g in enumerate(grids)]
-    fig = make_subplots(
-        rows=rows,
-        cols=cols,
-        specs=[[{"type": "scene"}] * cols for _ in range(rows)],
-        subplot_titles=names,
-        horizontal_spacing=0.02,
-        vertical_spacing=0.06,
-    )
-    label = "log10 loss" if log_z else "loss"
-    gaps = total = 0
-    for i, g in enumerate(grids):
-        fig.add_trace(
-            go.Surface(
-                x=list(g["alphas"]),
-                y=list(g["betas"]),
-                z=_z(g, log_z),
-                cmin=zmin,
-                cmax=zmax,
-                colorscale=COLORSCALE,
-                showscale=i == 0,
-                colorbar={"title": label, "len": 0.8},
-                name=names[i],
-            ),
-            row=i // cols + 1,
-            col=i % cols + 1,
-        )
-        gaps += sum(_gaps(r, log_z) for r in g["loss"])
-        total += sum(len(r) for r in g["loss"])
-    scene = {
-        "xaxis_title": "α",
-        "yaxis_title": "β",
-        "zaxis_title": label,
-        "zaxis": {"range": [zmin, zmax]},
-    }
-    fig.update_scenes(**scene)
-    fig.update_layout(
-        title=f"{'log10 ' if log_z else ''}test loss surfaces (one colour scale for all models)",
-        height=430 * rows,
-        margin={"l": 0, "r": 0, "t": 70, "b": 10},
-    )
-    _note(fig, gaps, total, log_z)
     return fig
