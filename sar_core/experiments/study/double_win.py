@@ -1,12 +1,13 @@
-"""The double-win report as a study: its task (run in a worker) and its tables.
+"""The double-win report as a study: its tables.
 
-A spec with a ``[report]`` table gets one ``report`` task per task, seed and fault point: the
-report of ``sar_core.experiments.report.double_win_report`` over every method's model of that
-seed (the reference method first, the others in spec order), with the spec's campaign trials and
-the seed's campaign seed for the fault patterns and the attack batch. Its columns are defined
-once, in ``sar_core.analysis.robustness`` (clean / deployed / faulty accuracy, paired Δ, extra
-bits and ops, latency, training cost) and ``sar_core.experiments.report`` (attack flips,
-mitigation rows); this module only runs it and tabulates what it returned.
+A spec with a ``[report]`` table gets one ``report`` task per task, seed and fault point
+(``worker.report_task``): the report of ``sar_core.experiments.report.double_win_report`` over
+every method's model of that seed (the reference method first, the others in spec order), with
+the spec's campaign trials and the seed's campaign seed for the fault patterns and the attack
+batch. Its columns are defined once, in ``sar_core.analysis.robustness`` (clean / deployed /
+faulty accuracy, paired Δ, extra bits and ops, latency, training cost) and
+``sar_core.experiments.report`` (attack flips, mitigation rows); this module only tabulates what
+the reports returned.
 
 Tables: ``report_rows`` (one row per task x seed x fault point x model or mitigation) and
 ``summary_rows`` (one row per task x fault point x model or mitigation: means over seeds and the
@@ -18,54 +19,12 @@ study's Parquet tables (``MEASURED``), which stay identical across executors and
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 
 from sar_core.experiments.study.cache import Store
 from sar_core.experiments.study.plan import Plan, ReportRef
 
 MEASURED = ("latency_ms", "latency_ratio", "train_cost_ratio")
-
-
-def report_options(inputs: dict, n_models: int):
-    """The ReportOptions of a report task (validated)."""
-    from sar_core.experiments.report import AttackSettings, ReportOptions
-
-    settings = inputs["report"]
-    names = inputs["methods"]
-    base = None if settings["base"] is None else names.index(settings["base"])
-    return ReportOptions(
-        trials=inputs["trials"],
-        seed=inputs["seed"],
-        attack=AttackSettings(**settings["attack"]),
-        mitigations=tuple(settings["mitigations"]),
-        base=base,
-    ).checked(n_models)
-
-
-def report_task(inputs: dict, data, ckpts: Sequence[bytes]) -> dict:
-    """Run the double-win report on the checkpoints of one task and seed (in ``methods`` order)."""
-    from sar_core.data.io import load_checkpoint
-    from sar_core.experiments.report import double_win_report
-    from sar_core.faults.model import FaultModel
-    from sar_core.runtime import configure_threads
-
-    configure_threads(1)
-    t0 = time.perf_counter()
-    cks = [load_checkpoint(b) for b in ckpts]
-    fm = FaultModel.from_dict(inputs["fault"])
-    opts = report_options(inputs, len(cks))
-    rep = double_win_report(cks, fm, opts, data=data, names=list(inputs["methods"]))
-    rep["seconds"] = time.perf_counter() - t0
-    return rep
-
-
-def run_report_task(inputs: dict, ckpts: Sequence[bytes], data=None) -> tuple[dict, None]:
-    """A report task in a pool worker (the dataset is loaded here if not given)."""
-    from sar_core.experiments.study.worker import load_data
-
-    data = data if data is not None else load_data(inputs["data"])
-    return report_task(inputs, data, ckpts), None
 
 
 # ---------------------------------------------------------------- tables ----------------------

@@ -125,7 +125,6 @@ def run_local(
 
 def _submit_ready(st: _State, pool, waiting: list, running: dict, ckpts: dict) -> None:
     """Submit every waiting task whose model exists; drop those whose model failed."""
-    from sar_core.experiments.study.double_win import run_report_task
     from sar_core.experiments.study.worker import run_task
 
     for task in list(waiting):
@@ -136,12 +135,10 @@ def _submit_ready(st: _State, pool, waiting: list, running: dict, ckpts: dict) -
             for dep in task.deps:
                 if dep not in ckpts:
                     ckpts[dep] = st.store.read_checkpoint(dep)
+            ck = ckpts[task.deps[0]] if task.deps else None
             if task.kind == "report":  # every method's model of a task and seed
-                fut = pool.submit(run_report_task, task.inputs, [ckpts[d] for d in task.deps])
-            else:
-                ck = ckpts[task.deps[0]] if task.deps else None
-                fut = pool.submit(run_task, task.kind, task.inputs, ck)
-            running[fut] = task
+                ck = [ckpts[d] for d in task.deps]
+            running[pool.submit(run_task, task.kind, task.inputs, ck)] = task
 
 
 def _receive(st: _State, fut, task: Task, retries: dict, waiting: list) -> None:
@@ -237,9 +234,9 @@ def _ray_campaign(inputs, data, ckpt):
 
 
 def _ray_report(inputs, data, *ckpts):
-    from sar_core.experiments.study.double_win import report_task
+    from sar_core.experiments.study.worker import report_task
 
-    return report_task(inputs, data, ckpts)
+    return report_task(inputs, data, list(ckpts))
 
 
 def run_ray(

@@ -9,7 +9,7 @@ fault point: ``sar_core.experiments.report.double_win_report``). A sharpness or 
 depends on its model's train task, a report task on the train tasks of every method. The key of
 a task is the sha256 of everything that fixes its result: its inputs, its dependencies' keys, and
 a fingerprint of the library code (every numeric room of sar_core, the study worker; for a report
-task also the report's own modules) and of the torch and numpy versions. Two studies that share
+task also sar_core/experiments/report.py) and of the torch and numpy versions. Two studies that share
 a task share its cached result.
 """
 
@@ -49,16 +49,13 @@ def code_version() -> str:
     return h.hexdigest()[:16]
 
 
-REPORT_CODE = ("experiments/report.py", "experiments/study/double_win.py")
+REPORT_CODE = "experiments/report.py"  # a report task's code besides code_version's
 
 
 def report_code_version() -> str:
-    """Fingerprint of the report's own modules (a report task's key adds it to code_version)."""
+    """Fingerprint of the report module (a report task's key adds it to code_version)."""
     root = Path(__file__).resolve().parents[2]
-    h = hashlib.sha256()
-    for rel in REPORT_CODE:
-        h.update(rel.encode() + b"\0" + (root / rel).read_bytes())
-    return h.hexdigest()[:16]
+    return hashlib.sha256((root / REPORT_CODE).read_bytes()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
-"""What a worker process runs for one task: train, sharpness, campaign.
+"""What a worker process runs for one task: train, sharpness, campaign, report.
 
 Every function takes the task's inputs, its dataset and (for sharpness / campaign) the model's
-checkpoint bytes, and returns JSON-friendly data; all randomness comes from the inputs' seeds, so a
+checkpoint bytes (for a report: every method's, reference first), and returns JSON-friendly data; all randomness comes from the inputs' seeds, so a
 task gives the same numbers in any process, on any executor. Workers run torch on one thread
 (``init_worker``): the models are small, and one thread per task is what makes the numbers
 independent of the number of workers.
@@ -120,11 +120,40 @@ def campaign_task(inputs: dict, data, ckpt: bytes) -> dict:
     return out
 
 
-def run_task(kind: str, inputs: dict, ckpt: bytes | None, data=None):
-    """Dispatch one task (the local pool's entry point; the dataset is loaded here if not given)."""
+def report_task(inputs: dict, data, ckpts) -> dict:
+    """The double-win report (``sar_core.experiments.report``) on every method's model of one
+    task and seed at one fault point; the reference's model comes first (the report pairs every
+    model against its first). Trials and seed are the spec's campaign trials and run seed's."""
+    from sar_core.data.io import load_checkpoint
+    from sar_core.experiments.report import AttackSettings, ReportOptions, double_win_report
+    from sar_core.faults.model import FaultModel
+
+    configure_threads(1)
+    t0 = time.perf_counter()
+    settings, names = inputs["report"], list(inputs["methods"])
+    opts = ReportOptions(
+        trials=inputs["trials"],
+        seed=inputs["seed"],
+        attack=AttackSettings(**settings["attack"]),
+        mitigations=tuple(settings["mitigations"]),
+        base=None if settings["base"] is None else names.index(settings["base"]),
+    )
+    cks = [load_checkpoint(b) for b in ckpts]
+    fm = FaultModel.from_dict(inputs["fault"])
+    rep = double_win_report(cks, fm, opts, data=data, names=names)
+    rep["seconds"] = time.perf_counter() - t0
+    return rep
+
+
+def run_task(kind: str, inputs: dict, ckpt, data=None):
+    """Dispatch one task (the local pool's entry point; the dataset is loaded here if not given).
+
+    ``ckpt``: the model's checkpoint bytes; for a report, the list of every method's."""
     data = data if data is not None else load_data(inputs["data"])
     if kind == "train":
         return train_task(inputs, data)
     if kind == "sharpness":
         return sharpness_task(inputs, data, ckpt), None
+    if kind == "report":
+        return report_task(inputs, data, ckpt), None
     return campaign_task(inputs, data, ckpt), None
