@@ -452,7 +452,7 @@ def test_delta_per_bit_uses_one_int8_scale_per_tensor():
 def test_weight_delta_per_bit_of_a_demo_model_matches_per_tensor_scales():
     import numpy as np
 
-    from ui.compute import weight_delta_per_bit, weight_names
+    from ui.compute_weights import weight_delta_per_bit, weight_names
     from ui.registry import demo_entries
 
     entry = demo_entries()[0]

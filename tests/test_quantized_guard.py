@@ -54,9 +54,9 @@ def test_a_float_format_on_a_quantized_model_is_refused_on_the_page(session, nam
 
 
 def test_every_campaign_entry_point_refuses_it(session):
-    """The guard is in ui.compute itself, so no page can bypass it."""
+    """The guard is in ui.compute itself (check_faults), so no page can bypass it."""
     from sar_core.faults.model import FaultModel
-    from ui import compute
+    from ui import compute, compute_landscape
 
     entry = session.session_state["sar_registry"][NAME]
     assert getattr(entry.model, "quantized", None)  # really the QDQ import
@@ -67,8 +67,8 @@ def test_every_campaign_entry_point_refuses_it(session):
         lambda: compute.paired_campaign([entry], fm, trials=2, seed=0),
         lambda: compute.double_win_table([entry], fm, trials=2, seed=0),
         lambda: compute.bit_layer_grid(entry, fm, layers=["x"], trials=1, seed=0),
-        lambda: compute.sharpness_of(entry, fm),
-        lambda: compute.fault_slice(entry, fm, seed=0, steps=3, span=1.0),
+        lambda: compute_landscape.sharpness_of(entry, fm),
+        lambda: compute_landscape.fault_slice(entry, fm, seed=0, steps=3, span=1.0),
     ]
     for call in calls:
         with pytest.raises(ValueError, match=f"^{NAME}: Invalid format='float32' for a quantized"):

@@ -13,7 +13,7 @@ import numpy as np
 
 from sar_core.faults.model import apply_masks
 from sar_core.formats.bits import FORMAT_NAMES, decode, get_format
-from ui.compute import flip_bits, flip_effects
+from ui.compute_weights import flip_bits, flip_effects
 from ui.inputs import InputError
 from ui.layout import as_number, fmt_num
 
@@ -55,7 +55,7 @@ def _int8_exact(r: dict) -> dict:
 
 
 def flip(value: float, fmt: str, bits, scale: float | None) -> dict:
-    """ui.compute.flip_bits, with the ways a finite value can fail said in plain words; int8
+    """ui.compute_weights.flip_bits, with the ways a finite value can fail said in plain words; int8
     values are exact (q × s in float64)."""
     if fmt == "int8" and value == 0 and scale is None:  # -0 too
         raise InputError(

@@ -9,7 +9,7 @@ import streamlit as st
 from sar_core.formats.bits import int8_scale
 from sar_core.plots.bits import delta_per_bit_figure
 from ui.anatomy import read_value
-from ui.compute import weight_delta_per_bit, weight_names, weight_values
+from ui.compute_weights import weight_delta_per_bit, weight_names, weight_values
 from ui.inputs import Checks, check_int_in, read_floats
 from ui.widgets import guarded, model_picker, single_model_picker
 

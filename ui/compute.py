@@ -1,5 +1,8 @@
-"""Cached analyses called by the pages. Models are passed as ``_models`` (not hashed) together
-with their content digests (hashed), so a result is reused only for byte-identical models.
+"""Cached fault campaigns called by the pages: paired campaigns, the landing page's results,
+live sweeps, the bit x layer grid and the double-win table; ``check_faults`` guards them all.
+Models are passed as ``_models`` (not hashed) together with their content digests (hashed), so a
+result is reused only for byte-identical models. Loss landscapes and sharpness:
+``ui.compute_landscape``; weights and one value's bits: ``ui.compute_weights``.
 
 Nothing here trains, mutates or switches the mode of a model: sar_core's analyses are functional.
 """
@@ -14,11 +17,6 @@ import streamlit as st
 from sar_core import limits
 from sar_core.analysis.campaign import check_bers, compare, figure_curves, iter_sweep
 from sar_core.faults.model import FaultModel, count_sites, parameter_shapes
-from sar_core.formats.bits import (
-    delta_per_bit,
-    flip_value,
-    get_format,
-)
 from sar_core.validate import check_int
 from ui.cache import dataset
 from ui.registry import Entry, check_comparable, demo_entries
@@ -266,151 +264,3 @@ def double_win_table(
         seed,
     )
     return [dict(r) for r in rows]
-
-
-# --- per-bit weight change -------------------------------------------------------------------
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def _delta(key, _model, fmt, params) -> list[float]:
-    named = dict(_model.named_parameters())
-    return delta_per_bit([named[p].detach().cpu().numpy() for p in params], fmt).tolist()
-
-
-def weight_delta_per_bit(entry: Entry, fmt: str, params: Sequence[str]) -> list[float]:
-    """Median |dw| per flipped bit position over the chosen parameters of a model."""
-    if not params:
-        raise ValueError("Invalid parameters=[]: select at least one parameter tensor")
-    return _delta(entry.key, entry.model, fmt, tuple(params))
-
-
-def weight_names(entry: Entry, *, weights_only: bool = True) -> list[str]:
-    """Parameter names of a model (weights only: tensors with 2+ dimensions)."""
-    return [n for n, p in entry.model.named_parameters() if p.ndim >= 2 or not weights_only]
-
-
-def weight_values(entry: Entry, param: str) -> np.ndarray:
-    """A copy of one parameter tensor as a flat float32 array."""
-    named = dict(entry.model.named_parameters())
-    if param not in named:
-        raise ValueError(f"Invalid parameter={param!r}: choose one of {', '.join(named)}")
-    return named[param].detach().cpu().numpy().astype(np.float32).ravel().copy()
-
-
-# --- loss landscapes ------------------------------------------------------------------------
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def _slice_1d(key, _model, data_key, seed, steps, span) -> dict:
-    from sar_core.analysis import landscape as L
-
-    data = dataset(*data_key)
-    d = L.random_direction(_model, seed)
-    return L.slice_1d(_model, data.X_test, data.y_test, d, steps=steps, span=span)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _slice_2d(key, _model, data_key, seed, steps, span) -> dict:
-    from sar_core.analysis import landscape as L
-
-    data = dataset(*data_key)
-    d1, d2 = L.direction_pair(_model, seed)
-    return L.slice_2d(_model, data.X_test, data.y_test, d1, d2, steps=steps, span=span)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _interpolate(keys, _a, _b, data_key, steps) -> dict:
-    from sar_core.analysis import landscape as L
-
-    data = dataset(*data_key)
-    return L.interpolate(_a, _b, data.X_test, data.y_test, steps=steps)
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def _fault_slice(key, _model, data_key, fm_dict, seed, steps, span) -> dict:
-    from sar_core.analysis import landscape as L
-
-    data = dataset(*data_key)
-    fm = FaultModel.from_dict(fm_dict)
-    return L.fault_direction_slice(
-        _model, data.X_test, data.y_test, fm, seed=seed, steps=steps, span=span
-    )
-
-
-def slice_1d(entry: Entry, *, seed: int, steps: int, span: float) -> dict:
-    """L(w + a d) along the seeded filter-normalized direction (same raw draw for every model)."""
-    return _slice_1d(entry.key, entry.model, entry.data_key, seed, steps, span)
-
-
-def slice_2d(entry: Entry, *, seed: int, steps: int, span: float) -> dict:
-    """L(w + a d1 + b d2) on a steps x steps grid."""
-    return _slice_2d(entry.key, entry.model, entry.data_key, seed, steps, span)
-
-
-def interpolation(a: Entry, b: Entry, *, steps: int) -> dict:
-    """L((1 - t) w_a + t w_b); the two models must share dataset and architecture."""
-    check_comparable([a, b])
-    return _interpolate((a.key, b.key), a.model, b.model, a.data_key, steps)
-
-
-def fault_slice(entry: Entry, fm: FaultModel, *, seed: int, steps: int, span: float) -> dict:
-    """Loss along the sampled fault direction (the real fault at alpha = 1)."""
-    check_faults([entry], fm)
-    return _fault_slice(entry.key, entry.model, entry.data_key, fm.to_dict(), seed, steps, span)
-
-
-# --- sharpness ------------------------------------------------------------------------------
-
-
-@st.cache_data(show_spinner=False, max_entries=256)
-def _sharpness(key, _model, data_key, fm_dict, seed, rho, trials) -> dict:
-    from sar_core.analysis.sharpness import sharpness_report
-
-    data = dataset(*data_key)
-    fm = FaultModel.from_dict(fm_dict) if fm_dict else None
-    return sharpness_report(
-        _model, data.X_test, data.y_test, seed=seed, fault_model=fm, rho=rho, trials=trials
-    )
-
-
-def sharpness_of(
-    entry: Entry, fm: FaultModel | None, *, seed: int = 0, rho: float = 0.05, trials: int = 30
-) -> dict:
-    """sar_core.analysis.sharpness.sharpness_report on the model's test split (cached per model)."""
-    check_faults([entry], fm)
-    return _sharpness(
-        entry.key, entry.model, entry.data_key, fm.to_dict() if fm else None, seed, rho, trials
-    )
-
-
-# --- one value ------------------------------------------------------------------------------
-
-
-def flip_bits(value: float, fmt: str, bits: Sequence[int], scale: float | None = None) -> dict:
-    """Store ``value`` in ``fmt`` and flip every bit in ``bits`` at once (none: just store it).
-
-    sar_core.formats.bits.flip_value (a list of bits is XORed into the one stored code). Returns value /
-    bit strings before and after, the flipped positions (``bits``) and the relative change;
-    values may be inf / NaN (a float32 overflow, an exponent flip).
-    """
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # inf / NaN are results
-        r = flip_value(value, fmt, sorted(set(bits)), scale)
-        rel = r.relative_change
-    return {
-        "format": fmt,
-        "bits": list(r.bit),
-        "value_before": r.value_before,
-        "value_after": r.value_after,
-        "bits_before": r.bits_before,
-        "bits_after": r.bits_after,
-        "scale": r.scale,
-        "relative_change": rel if np.isfinite(r.value_after) else float("inf"),
-    }
-
-
-@st.cache_data(show_spinner=False, max_entries=512)
-def flip_effects(value: float, fmt: str, scale: float | None = None) -> list[float]:
-    """Relative change of ``value`` for a flip of each bit position (index = position)."""
-    width = get_format(fmt).width
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # inf / NaN are results
-        return [flip_value(value, fmt, b, scale).relative_change for b in range(width)]

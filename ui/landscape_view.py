@@ -13,7 +13,7 @@ from sar_core.plots.landscape import fault_slice_figure, interpolation_figure, s
 from sar_core.plots.landscape_2d import contours_side_by_side, surfaces_figure
 from sar_core.plots.style import method_label
 from ui import registry
-from ui.compute import fault_slice, interpolation, sharpness_of, slice_1d, slice_2d
+from ui.compute_landscape import fault_slice, interpolation, sharpness_of, slice_1d, slice_2d
 from ui.results import barrier_caption, fault_rise_text
 from ui.widgets import DEFAULT_MODELS, show_errors
 

@@ -23,7 +23,8 @@ from sar_core.plots.robustness import (
 from sar_core.plots.style import method_label
 from sar_core.stats.verdicts import symbol
 from ui import registry
-from ui.compute import bit_layer_grid, double_win_table, sharpness_of, sweep_iter
+from ui.compute import bit_layer_grid, double_win_table, sweep_iter
+from ui.compute_landscape import sharpness_of
 from ui.defenses import attack_flips, report_html
 from ui.jobs import finish_job, start_job, stop_button
 from ui.registry import Entry
