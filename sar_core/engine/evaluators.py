@@ -25,6 +25,7 @@ EVALUATORS = ("auto", "full", "resume", "batched")
 # MLP demo, int8, 100 trials, 1 thread (benchmark in the commit message): batched 0.024 s vs
 # full 0.070 s at BER 1e-4, even at 2e-3 (1.6% of the weights hit), 2.3x slower at 1e-2 (8%).
 AUTO_BATCHED_MAX_HIT_FRACTION = 0.015
+BLOCK = 8  # trials per batched matmul of the low-rank update (Batched._two_layers)
 # exact types (a subclass may override forward): functions of each value alone, any layout
 ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.GELU, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.Identity)
 
@@ -35,13 +36,47 @@ def score_batch(
     """(accuracy, loss) per trial of logits (K, N, C) (or (K, C, N) with class_dim=1).
 
     Conventions of ``score_logits``: a row with a NaN/Inf logit is wrong, and the trial's loss is
-    inf when any row is not finite.
+    inf when any row is not finite. The prediction is the first maximal logit (``argmax``).
     """
+    if class_dim == 1 and logits.shape[1] <= 64:
+        return _score_class_major(logits, y)
     if class_dim == 1:  # reductions over the last dim are the fast ones
         logits = logits.transpose(1, 2).contiguous()
     finite = torch.isfinite(logits).all(dim=2)  # (K, N)
     acc = ((logits.argmax(dim=2) == y) & finite).float().mean(dim=1)
     ce = F.cross_entropy(logits.transpose(1, 2), y.expand(logits.shape[0], -1), reduction="none")
+    return _trial_scores(acc, ce, finite)
+
+
+def _score_class_major(logits: torch.Tensor, y: torch.Tensor) -> list[tuple[float, float]]:
+    """``score_batch`` of class-major logits (K, C, N), few classes.
+
+    Torch's reductions over a middle dim of a few classes are slow on the CPU (argmax over 10
+    classes costs ~50x an elementwise pass), so they run as C elementwise steps on (K, N) rows:
+    row n is right iff it is finite, its label's logit l_y equals the maximum m, and every class
+    before the label is below l_y (argmax returns the first maximal index)."""
+    K, C, N = logits.shape
+    rows = logits.unbind(1)  # C views (K, N)
+    m, lo = rows[0].clone(), rows[0].clone()
+    for r in rows[1:]:
+        torch.maximum(m, r, out=m)  # NaN propagates
+        torch.minimum(lo, r, out=lo)
+    finite = torch.maximum(m, lo.neg_()) < float("inf")  # False for NaN, +inf and -inf
+    ly = logits.gather(1, y.expand(K, 1, N)).squeeze(1)  # (K, N) the label's logit
+    classes = torch.arange(C, device=y.device)[:, None]
+    # -inf on classes at or after the label: "before" is the max over classes before it
+    neg = torch.zeros(C, N, dtype=logits.dtype, device=y.device)
+    neg.masked_fill_(classes >= y, float("-inf"))
+    before = rows[0] + neg[0]
+    for c in range(1, C):
+        torch.maximum(before, rows[c] + neg[c], out=before)
+    correct = (ly == m) & (before < ly) & finite
+    ce = F.cross_entropy(logits, y.expand(K, -1), reduction="none")  # (K, N)
+    return _trial_scores(correct.float().mean(dim=1), ce, finite)
+
+
+def _trial_scores(acc, ce, finite) -> list[tuple[float, float]]:
+    """(accuracy, mean loss) per trial; the loss is inf where a row or the mean is not finite."""
     loss = ce.mean(dim=1)
     ok = finite.all(dim=1) & torch.isfinite(loss)
     loss = torch.where(ok, loss, torch.full_like(loss, float("inf")))
@@ -134,6 +169,7 @@ class Batched:
         self.max_chunk = int(max(1, min(256, memory_mb * 2**20 // per_trial)))
         self._cache: dict = {}
         self._scratch: dict[str, torch.Tensor] = {}
+        self._wt: dict[str, torch.Tensor] = {}  # W^T of the Linear weights, built on first use
         self.owner = {
             f"{n}.{k}": i for i, (n, _) in enumerate(self.children) for k in ("weight", "bias")
         }
@@ -214,7 +250,8 @@ class Batched:
             flat.index_add_(0, k * w + row, contrib)  # dW[r, c] * x[c, :] into row r
 
     def _touched_units(self, j: int, deltas: ChunkDelta):
-        """Per trial the sorted output units of Linear j it changes, padded: (P (K, S), slot fn)."""
+        """Per trial the sorted output units of Linear j it changes, padded: (P (K, S), slot fn,
+        units per trial (K,))."""
         name, lin = self.children[j]
         o, K = lin.out_features, deltas.size
         keys = []
@@ -230,7 +267,7 @@ class Batched:
         P = rr[(first + counts - 1).clamp(min=0)].unsqueeze(1).repeat(1, int(counts.max()))
         P[kk, torch.arange(u.numel(), device=u.device) - first[kk]] = rr
         # pads repeat the trial's last unit and receive no correction: dH = 0 there
-        return P, lambda k, rows: torch.searchsorted(u, k * o + rows) - first[k]
+        return P, lambda k, rows: torch.searchsorted(u, k * o + rows) - first[k], counts
 
     def logits(self, deltas: ChunkDelta | list[Delta], j: int) -> torch.Tensor:
         """Logits (K, C, N) (feature-major) of trials whose first touched child is Linear j."""
@@ -254,7 +291,7 @@ class Batched:
     def _two_layers(self, j: int, j2: int, deltas: ChunkDelta) -> torch.Tensor:
         """Output (K, O, N) of Linear j2 from the touched units of Linear j (see class doc)."""
         K, n = deltas.size, self.X.shape[0]
-        P, slot = self._touched_units(j, deltas)
+        P, slot, counts = self._touched_units(j, deltas)
         S = P.shape[1]
         rows = P.view(-1)
         Zs = torch.index_select(self.acts[j + 1], 0, rows, out=self._buf("zs", (K * S, n)))
@@ -265,8 +302,14 @@ class Batched:
         clean = torch.index_select(self.acts[j2], 0, rows, out=self._buf("hs", (K * S, n)))
         dH = Zs.sub_(clean.view(K, S, n))  # 0 on pads
         wg = self._gathered_columns(j2, P, deltas)  # (K, O, S): W2'[:, S_k] per trial
-        Z2 = torch.bmm(wg, dH, out=self._buf("z2", (K, wg.shape[1], n)))  # (K, O, N)
-        Z2.add_(self.acts[j2 + 1])
+        clean2 = self.acts[j2 + 1].expand(K, -1, -1)  # (K, O, N) clean output of layer j2
+        Z2 = self._buf("z2", (K, wg.shape[1], n))
+        # blocks of BLOCK trials, each with its own inner size: callers sort a chunk's trials by
+        # their number of changes (``scores``), so a block pads little; the pads hold dH = 0
+        width = counts.clamp(min=1).tolist()
+        for b in range(0, K, BLOCK):
+            e, sb = min(b + BLOCK, K), max(width[b : b + BLOCK])
+            torch.baddbmm(clean2[b:e], wg[b:e, :, :sb], dH[b:e, :sb], out=Z2[b:e])
         self._correct(Z2, j2, deltas, self.acts[j2])  # + dW2 h + db2
         return Z2
 
@@ -276,24 +319,30 @@ class Batched:
         name = f"{self.children[j2][0]}.weight"
         w = self.params[name]  # (O, I)
         K, S = P.shape
-        wg = w[:, P.view(-1)].view(w.shape[0], K, S).transpose(0, 1).contiguous()
+        if name not in self._wt:  # rows of W^T are W's columns: a row gather is fast
+            self._wt[name] = w.t().contiguous()  # (I, O)
+        wgt = torch.index_select(self._wt[name], 0, P.view(-1)).view(K, S, w.shape[0])
         if name in chunk.values:
             k, idx, vals = chunk.values[name]
             r, c = idx // w.shape[1], idx % w.shape[1]
             i, s = torch.nonzero(P[k] == c[:, None], as_tuple=True)  # change i sits at slot s
-            wg[k[i], r[i], s] = vals[i]
-        return wg
+            wgt[k[i], s, r[i]] = vals[i]
+        return wgt.transpose(1, 2)  # (K, O, S), a view: bmm reads either layout
 
     def scores(self, deltas: ChunkDelta | list[Delta]) -> list[tuple[float, float]]:
         """(accuracy, loss) of every trial of the chunk (each must change a parameter)."""
         chunk = as_chunk(deltas)
-        first = np.full(chunk.size, len(self.children), dtype=np.int64)  # first touched child
+        # changes per trial of each child's parameters
+        per_child = np.zeros((len(self.children), chunk.size), dtype=np.int64)
         for pname, (k, _, _) in chunk.values.items():
-            hit = torch.bincount(k, minlength=chunk.size).numpy() > 0
-            first[hit] = np.minimum(first[hit], self.owner[pname])
+            per_child[self.owner[pname]] += torch.bincount(k, minlength=chunk.size).numpy()
+        first = np.argmax(per_child > 0, axis=0)  # first touched child (each trial has one)
         out: list = [None] * chunk.size
         for j in np.unique(first).tolist():
             group = np.flatnonzero(first == j)
+            # by the number of changes of child j: a block of trials of similar work pads
+            # little in _two_layers (each trial's result does not depend on its block-mates)
+            group = group[np.argsort(per_child[j, group], kind="stable")]
             logits = self.logits(chunk.select(group), j)
             for i, r in zip(group.tolist(), score_batch(logits, self.y, class_dim=1)):
                 out[i] = r

@@ -52,15 +52,21 @@ class ChunkDelta:
         return Delta(values=out, n_changed=int(self.n_changed[k]))
 
     def select(self, trials) -> ChunkDelta:
-        """The chunk of ``trials`` (increasing positions), renumbered 0 .. len(trials) - 1."""
+        """The chunk of ``trials`` (distinct positions, in any order), renumbered 0 .. len - 1:
+        trial i of the result is trial ``trials[i]`` of this chunk."""
         trials = np.asarray(trials, dtype=np.int64)
+        if trials.size == self.size and np.array_equal(trials, np.arange(self.size)):
+            return self  # frozen: the same chunk
         pos = torch.full((self.size,), -1, dtype=torch.int64)
         pos[torch.from_numpy(trials)] = torch.arange(trials.size)
+        increasing = bool(np.all(np.diff(trials) > 0))
         out = {}
         for name, (kk, idx, vals) in self.values.items():
             new_k = pos.to(kk.device)[kk]
-            keep = new_k >= 0
-            if bool(keep.any()):
+            keep = torch.nonzero(new_k >= 0).view(-1)
+            if not increasing:  # back to (trial, index) order; stable keeps the index order
+                keep = keep[torch.sort(new_k[keep], stable=True).indices]
+            if keep.numel():
                 out[name] = (new_k[keep], idx[keep], vals[keep])
         return ChunkDelta(values=out, n_changed=self.n_changed[trials])
 

@@ -249,7 +249,9 @@ class FaultPattern:
         """(element ids in the concatenation of ``names`` at ``offsets``, start bits)."""
         if self._flat is not None:
             space, elem, start = self._flat
-            if space.names == names and np.array_equal(space.offsets, offsets):
+            if space.offsets is offsets or (
+                space.names == names and np.array_equal(space.offsets, offsets)
+            ):
                 return elem, start
         pos = {n: k for k, n in enumerate(names)}
         elems, starts = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
