@@ -369,3 +369,35 @@ def test_the_room_rules_catch_violations(tmp_path, monkeypatch):
     finally:
         bad.unlink()
         good.unlink()
+
+
+# ---------------------------------------------------------------- module size
+# STYLE.md point 1: a module that passes ~400 lines is asking to be split (one job per module).
+MAX_MODULE_LINES = 400
+SIZED = ("sar_core", "ui", "app_pages")
+
+
+def _long_modules(paths) -> dict[str, int]:
+    """{path: line count} of the files over MAX_MODULE_LINES lines."""
+    counts = {_rel(p): len(p.read_text(encoding="utf-8").splitlines()) for p in paths}
+    return {p: n for p, n in counts.items() if n > MAX_MODULE_LINES}
+
+
+def test_no_module_passes_400_lines():
+    """No .py file under sar_core/, ui/ or app_pages/ is longer than 400 lines."""
+    paths = sorted(p for d in SIZED for p in (ROOT / d).rglob("*.py"))
+    assert len(paths) > 50  # the folders were found
+    long = _long_modules(paths)
+    assert not long, (
+        f"over {MAX_MODULE_LINES} lines (split by job, see STYLE.md point 1): "
+        + ", ".join(f"{p} ({n})" for p, n in sorted(long.items()))
+    )
+
+
+def test_the_size_rule_counts_lines(tmp_path):
+    """A file of 401 lines is caught, one of 400 is not."""
+    ok, over = tmp_path / "ok.py", tmp_path / "over.py"
+    ok.write_text("".join(f"x{i} = {i}\n" for i in range(400)))
+    over.write_text("".join(f"x{i} = {i}\n" for i in range(401)))
+    assert _long_modules([ok]) == {}
+    assert _long_modules([over]) == {str(over): 401}
