@@ -30,7 +30,6 @@ import json
 import time
 from pathlib import Path
 
-from sar_core.experiments.suite_config import INT8_GRID as INT8_GRID  # re-export: double_win.py
 from sar_core.experiments.suite_config import LABELS, SuiteConfig
 from sar_core.experiments.suite_results import SCHEMA
 from sar_core.experiments.suite_spec import heldout_spec
