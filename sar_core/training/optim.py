@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -47,7 +48,7 @@ import torch
 from sar_core.faults.model import FaultModel, eligible_parameters
 from sar_core.names import GEOMETRIES, SAR_GEOMETRIES  # defined once; 'fault': from the target
 from sar_core.training.fault_geometry import covered_bits, expected_flips, fault_intensity
-from sar_core.training.randbet import int8_codes, random_bit_errors
+from sar_core.training.randbet import int8_quantize, random_bit_errors
 from sar_core.validate import check_choice, check_float
 
 # SAR preset: SAR v3 (geometry "fault" + the range gradient), chosen on tuning seeds 0-1 over the
@@ -295,15 +296,51 @@ class SAR(SAM):
     def _t_of(self, p: torch.Tensor, group: dict) -> torch.Tensor | None:
         if group["geometry"] != "fault":
             return self._t(p, group)
-        fm = self.fault_model
         if id(p) not in self._eligible:
             return p.new_zeros(())  # broadcasts: no ascent on weights the faults cannot hit
-        if fm.format == "int8" and (fm.granularity == "tensor" or p.dim() < 2):  # type: ignore[union-attr]
-            # constant per tensor: a 0-d T (s * RMS|dq|) broadcasts, no per-element copy
-            m = p.detach().abs().amax()
-            s = torch.where(m > 0, m / 127.0, torch.ones_like(m))
-            return s * self._int8_rms_dq
-        return fault_intensity(p.detach(), fm)  # type: ignore[arg-type]
+        return fault_intensity(p.detach(), self.fault_model)  # type: ignore[arg-type]
+
+    def _group_ts(self, group: dict, ps: list[torch.Tensor]) -> list[torch.Tensor] | None:
+        if group["geometry"] != "fault" or self.fault_model.format != "int8":  # type: ignore[union-attr]
+            return super()._group_ts(group, ps)
+        return self._int8_ts(ps)
+
+    def _int8_ts(self, ps: list[torch.Tensor]) -> list[torch.Tensor]:
+        """T = s(w) RMS|dq| of each parameter for an int8 target (0 where faults cannot hit).
+
+        s = max|W| / 127 per tensor (0-d T) or per output channel (T of shape (C, 1, ...)): one
+        max per tensor, the rest batched over all eligible rows. Each eligible weight's range
+        (rows, max|w| and its first argmax per row) is recorded in ``_ranges`` for the range
+        gradient and the sampled fault of the same step: they are functions of the same w.
+        """
+        per_channel = self.fault_model.granularity == "channel"  # type: ignore[union-attr]
+        ts: list[torch.Tensor] = []
+        ranges = []
+        for p in ps:
+            if id(p) not in self._eligible:
+                ts.append(p.new_zeros(()))  # broadcasts: no ascent on weights faults cannot hit
+                continue
+            by_row = per_channel and p.dim() > 1
+            rows = p.shape[0] if by_row else 1
+            amax, first = p.reshape(rows, -1).abs().max(dim=1, keepdim=True)  # (rows, 1) each
+            shape = (rows,) + (1,) * (p.dim() - 1) if by_row else ()
+            ranges.append(_Range(p, rows, shape, amax, first, len(ts)))
+            ts.append(amax)  # placeholder, replaced below
+        if ranges:
+            m = torch.cat([r.amax for r in ranges])  # (R, 1): every eligible row of the group
+            s = torch.where(m > 0, m / 127.0, 1.0)  # int8 step (an all-zero row stores 0 at any s)
+            t = s * self._int8_rms_dq
+            sizes = [r.rows for r in ranges]
+            s_rows = s.split(sizes) if self.fault_sample else [None] * len(ranges)
+            for r, t_r, s_r in zip(ranges, t.split(sizes), s_rows):
+                ts[r.slot] = t_r.view(r.shape)
+                r.scale = None if s_r is None else s_r.view(r.shape)
+        self._ranges.extend(ranges)
+        return ts
+
+    def _ascent_parts(self) -> tuple[list[tuple], torch.Tensor | float]:
+        self._ranges: list[_Range] = []  # filled by _int8_ts for the weights of this ascent
+        return super()._ascent_parts()
 
     def _radius(self, group: dict) -> float:
         return group["rho"] * (self.fault_radius if group["geometry"] == "fault" else 1.0)
@@ -311,42 +348,68 @@ class SAR(SAM):
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
         """Climb to w + e(w); SAR v3 with fault_sample adds a sampled target fault Δq·s(w)."""
+        self._ranges = []
         super().first_step(zero_grad=False)
+        # the int8 ranges of w (kept in SAM's buffers), recorded while computing T for this step
+        self._step_ranges = self._ranges if self._moved else []
         if self.fault_sample:
             fm = self.fault_model
-            for ps, olds in self._moved:  # olds: w, kept by SAM's first_step
-                for p, w in zip(ps, olds):
-                    if id(p) not in self._eligible:
-                        continue
-                    q, s = int8_codes(w, fm.granularity)  # type: ignore[union-attr]
-                    qf, _ = random_bit_errors(q, fm.bits, fm.ber, self._gen)  # type: ignore[union-attr]
-                    p.add_((qf.float() - q.float()) * s)  # D = Δq s, |D| <= 255 s
+            for r in self._step_ranges:  # in parameter order: the same draws as one loop over w
+                w = self.state[r.p]["old_p"]
+                q = int8_quantize(w, r.scale)
+                qf, _ = random_bit_errors(q, fm.bits, fm.ber, self._gen)  # type: ignore[union-attr]
+                r.p.add_((qf.float() - q.float()) * r.scale)  # D = Δq s, |D| <= 255 s
         if zero_grad:
             self.zero_grad()
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """Back to w; v3: add d L / d s · d s / d w, then the base optimizer's step."""
-        if self.range_grad:
-            gran = self.fault_model.granularity  # type: ignore[union-attr]
-            for ps, olds in getattr(self, "_moved", []):
-                for p, w in zip(ps, olds):
-                    if id(p) in self._eligible and p.grad is not None:
-                        _add_range_grad(p.grad, p - w, w, gran)  # p - w: the displacement
+        live = [r for r in getattr(self, "_step_ranges", []) if r.p.grad is not None]
+        if self.range_grad and live:
+            for r in live:
+                if not r.p.grad.is_contiguous():  # the range term is written through a view
+                    r.p.grad = r.p.grad.contiguous()
+            ps = [r.p for r in live]
+            ws = [self.state[p]["old_p"] for p in ps]
+            deltas = torch._foreach_sub(ps, ws)  # p - w: the displacement e (+ D)
+            _add_range_grads([p.grad for p in ps], deltas, ws, live)
+        self._step_ranges = []
         super().second_step(zero_grad=zero_grad)
 
 
-def _add_range_grad(grad: torch.Tensor, delta: torch.Tensor, w: torch.Tensor, gran: str) -> None:
-    """grad += (g · delta / s) ds/dw: the perturbation delta = v s(w) scales with s = max|W|/127.
+@dataclass(eq=False, slots=True)
+class _Range:
+    """One eligible weight's int8 range at w, found while computing T for an ascent."""
+
+    p: torch.Tensor
+    rows: int  # 1 (per tensor) or C (per output channel)
+    shape: tuple[int, ...]  # of T and s: () or (C, 1, ...)
+    amax: torch.Tensor  # (rows, 1) max|w| per row
+    first: torch.Tensor  # (rows, 1) its first position in the row
+    slot: int  # index among the group's parameters
+    scale: torch.Tensor | None = None  # s shaped like T, kept when a fault is sampled
+
+
+def _add_range_grads(grads, deltas, ws, ranges) -> None:
+    """grad += (g · delta / s) ds/dw for every tensor: delta = v s(w) scales with s = max|W|/127.
 
     With v held fixed, d L(w + v s(w)) / d s = g · v = g · delta / s, and s depends on w only
     through the largest |w| of the tensor (per output channel with granularity "channel"):
     ds / dw = sign(w) / 127 there. Per tensor/channel: grad[argmax] += (g · delta) / max|w|.
+    The dot products run per row; the division, signs and scatter values are batched.
     """
-    per_channel = gran == "channel" and w.dim() > 1
-    rows = w.shape[0] if per_channel else 1
-    g2, d2, w2 = (x.reshape(rows, -1) for x in (grad, delta, w))
-    m, idx = w2.abs().max(dim=1)  # (rows,)
-    coef = (g2 * d2).sum(dim=1) / torch.where(m > 0, m, torch.ones_like(m))
-    sign = torch.sign(w2.gather(1, idx[:, None]))[:, 0]
-    grad.reshape(rows, -1).scatter_add_(1, idx[:, None], (coef * sign)[:, None])
+    prods = torch._foreach_mul(grads, deltas)
+    dot = torch.cat([x.view(r.rows, -1).sum(dim=1, keepdim=True) for x, r in zip(prods, ranges)])
+    m = torch.cat([r.amax for r in ranges])  # (R, 1)
+    w_top = torch.cat([w.reshape(r.rows, -1).gather(1, r.first) for w, r in zip(ws, ranges)])
+    add = dot / torch.where(m > 0, m, 1.0) * torch.sign(w_top)  # (R, 1)
+    for g, r, a in zip(grads, ranges, add.split([r.rows for r in ranges])):
+        g.view(r.rows, -1).scatter_add_(1, r.first, a)
+
+
+def _add_range_grad(grad: torch.Tensor, delta: torch.Tensor, w: torch.Tensor, gran: str) -> None:
+    """The range gradient of one tensor (``_add_range_grads`` for a single weight)."""
+    rows = w.shape[0] if gran == "channel" and w.dim() > 1 else 1
+    amax, first = w.reshape(rows, -1).abs().max(dim=1, keepdim=True)
+    _add_range_grads([grad], [delta], [w], [_Range(w, rows, (), amax, first, 0)])

@@ -48,7 +48,12 @@ def int8_codes(w: torch.Tensor, granularity: str = "tensor") -> tuple[torch.Tens
     else:
         m = a.max()
     s = torch.where(m > 0, m / 127.0, torch.ones_like(m)).float()
-    return torch.round(w.detach() / s).clamp_(-127, 127).to(torch.int8), s
+    return int8_quantize(w, s), s
+
+
+def int8_quantize(w: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """int8 codes q = clip(round(w / s), -127, 127) of ``w`` at step ``s`` (broadcastable)."""
+    return torch.round(w.detach() / s).clamp_(-127, 127).to(torch.int8)
 
 
 def random_bit_errors(
