@@ -1,8 +1,9 @@
 """Sharpness of a minimum: SAM / ASAM / average-case / fault-model sharpness, and a report.
 
-The Hessian measures (spectrum, trace, products) live in ``sar_core.analysis.hessian`` and are
-re-exported here. All measures work on the flattened parameter vector theta (P,) through
-``flat_loss``; the model's own tensors are never written. Loss = mean cross-entropy on (X, y).
+The Hessian measures live in ``sar_core.analysis.hessian`` (products, trace) and
+``sar_core.analysis.lanczos`` (extreme eigenvalues); they are re-exported here. All measures work
+on the flattened parameter vector theta (P,) through ``flat_loss``; the model's own tensors are
+never written. Loss = mean cross-entropy on (X, y).
 """
 
 from __future__ import annotations
@@ -13,14 +14,8 @@ from torch import nn
 from torch.func import grad_and_value, vmap
 
 from sar_core import limits
-from sar_core.analysis.hessian import (
-    flat_loss,
-    hessian_eigenvalues,
-    hessian_trace,
-    hessian_vector_product,
-    hvp_graph,
-    lanczos_extremes,
-)
+from sar_core.analysis.hessian import flat_loss, hessian_trace, hessian_vector_product, hvp_graph
+from sar_core.analysis.lanczos import hessian_eigenvalues, lanczos_extremes
 from sar_core.engine.evaluate import as_tensors, evaluate, model_device
 from sar_core.engine.montecarlo import loss_increases
 from sar_core.faults.model import FaultModel
