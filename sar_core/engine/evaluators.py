@@ -10,6 +10,8 @@ Dropout give the results of full forward passes (see ``sar_core.faults.chain``).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -25,7 +27,18 @@ EVALUATORS = ("auto", "full", "resume", "batched")
 # MLP demo, int8, 100 trials, 1 thread (benchmark in the commit message): batched 0.024 s vs
 # full 0.070 s at BER 1e-4, even at 2e-3 (1.6% of the weights hit), 2.3x slower at 1e-2 (8%).
 AUTO_BATCHED_MAX_HIT_FRACTION = 0.015
-BLOCK = 8  # trials per batched matmul of the low-rank update (Batched._two_layers)
+BLOCK = 16  # trials per block of the low-rank update and the layers after it (Batched._block)
+WORKSPACE_MAX_BYTES = 32 * 2**20  # larger scratch buffers belong to one evaluator alone
+_WORKSPACE = threading.local()  # per thread: scratch buffers shared by Batched evaluators
+
+
+def _workspace() -> dict:
+    """This thread's scratch buffers (see ``Batched._buf``)."""
+    if not hasattr(_WORKSPACE, "buffers"):
+        _WORKSPACE.buffers = {}
+    return _WORKSPACE.buffers
+
+
 # exact types (a subclass may override forward): functions of each value alone, any layout
 ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.GELU, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.Identity)
 
@@ -168,7 +181,7 @@ class Batched:
         per_trial = 4 * (2 * X.shape[0] * widths + sum(p.numel() for p in params.values()))
         self.max_chunk = int(max(1, min(256, memory_mb * 2**20 // per_trial)))
         self._cache: dict = {}
-        self._scratch: dict[str, torch.Tensor] = {}
+        self._scratch: dict[tuple, torch.Tensor] = {}  # buffers too large to share
         self._wt: dict[str, torch.Tensor] = {}  # W^T of the Linear weights, built on first use
         self.owner = {
             f"{n}.{k}": i for i, (n, _) in enumerate(self.children) for k in ("weight", "bias")
@@ -184,38 +197,51 @@ class Batched:
         finite = all(bool(torch.isfinite(p).all()) for p in params.values())
         return bool(ch) and ok_child and X.dim() == 2 and finite and X.shape[0] <= 65536
 
-    def _apply(self, name: str, m: nn.Module, h: torch.Tensor, chunk, scratch=False):
+    def _apply(self, name: str, m: nn.Module, h: torch.Tensor, chunk, scratch=False, trials=None):
         """Child on feature-major h: (I, N) or (K, I, N) -> (O, N) or (K, O, N).
 
         ``scratch``: h is this evaluator's own buffer, so an exact ReLU runs in place (the same
-        values as ``m(h)``, without a new (K, O, N) tensor)."""
+        values as ``m(h)``, without a new (K, O, N) tensor). ``trials`` (b, e): h holds trials
+        b .. e - 1 of the chunk."""
         if not isinstance(m, nn.Linear):
             return torch.relu_(h) if scratch and type(m) is nn.ReLU else m(h)  # any layout
-        w, b = (self._param(f"{name}.{k}", chunk) for k in ("weight", "bias"))
+        w, b = (self._param(f"{name}.{k}", chunk, trials) for k in ("weight", "bias"))
         out = torch.matmul(w, h)  # (O, I) or (K, O, I) times (I, N) or (K, I, N)
         return out if b is None else out.add_(b.unsqueeze(-1))
 
     def _buf(self, key: str, shape: tuple[int, ...]) -> torch.Tensor:
-        """A scratch tensor of ``shape`` (contents undefined), reused from block to block: fresh
-        large tensors cost a page fault per 4 KiB, more than the arithmetic done in them."""
+        """A scratch tensor of ``shape`` (contents undefined), reused from block to block and,
+        up to ``WORKSPACE_MAX_BYTES``, by every Batched evaluator of this thread: fresh large
+        tensors cost a page fault per 4 KiB, more than the arithmetic done in them (a new
+        evaluator per campaign paid ~0.1x of the dense limit in faults). A buffer lives only
+        within one ``logits`` call, so evaluators that take turns can share it."""
         n = int(np.prod(shape))
-        buf = self._scratch.get(key)
+        dtype, device = self.X.dtype, self.X.device
+        shared = n * dtype.itemsize <= WORKSPACE_MAX_BYTES
+        store = _workspace() if shared else self._scratch
+        full_key = (key, dtype, str(device))
+        buf = store.get(full_key)
         if buf is None or buf.numel() < n:
-            buf = self._scratch[key] = torch.empty(n, dtype=self.X.dtype, device=self.X.device)
+            buf = store[full_key] = torch.empty(n, dtype=dtype, device=device)
         return buf[:n].view(shape)
 
-    def _param(self, name: str, chunk: ChunkDelta | None) -> torch.Tensor | None:
-        """Parameter ``name``: deployed (O, I), or per trial (K, O, I) when the chunk changes it."""
+    def _param(self, name: str, chunk: ChunkDelta | None, trials=None) -> torch.Tensor | None:
+        """Parameter ``name``: deployed (O, I), or per trial (K, O, I) when the chunk changes it
+        (built once per chunk; ``trials`` (b, e): only trials b .. e - 1)."""
         if name not in self.params:
             return None
         base = self.params[name]
         if chunk is None or name not in chunk.values:
             return base
-        per = self._buf(name, (chunk.size, *base.shape))
-        per.copy_(base.expand_as(per))
-        k, idx, vals = chunk.values[name]
-        per.view(chunk.size, -1)[k, idx] = vals
-        return per
+        key = ("param", name)
+        if key not in self._cache:
+            per = self._buf(name, (chunk.size, *base.shape))
+            per.copy_(base.expand_as(per))
+            k, idx, vals = chunk.values[name]
+            per.view(chunk.size, -1)[k, idx] = vals
+            self._cache[key] = per
+        per = self._cache[key]
+        return per if trials is None else per[trials[0] : trials[1]]
 
     def _changes(self, pname: str, chunk: ChunkDelta):
         """(trial, flat index, dW) of a parameter's changed entries over the chunk, or None."""
@@ -228,8 +254,10 @@ class Batched:
             self._cache[key] = ch
         return self._cache[key]
 
-    def _correct(self, Z: torch.Tensor, j: int, deltas, A: torch.Tensor, slot=None) -> None:
-        """Z (K, W, N) += dW A + db of Linear child j (A (I, N) clean); rows mapped by ``slot``."""
+    def _correct(self, Z: torch.Tensor, j: int, deltas, A: torch.Tensor, slot=None, trials=None):
+        """Z (K, W, N) += dW A + db of Linear child j (A (I, N) clean); rows mapped by ``slot``.
+
+        ``trials`` (b, e): Z holds trials b .. e - 1 of the chunk (their changes alone)."""
         name, lin = self.children[j]
         K, w, n = Z.shape
         flat = Z.view(K * w, n)
@@ -238,6 +266,11 @@ class Batched:
             if ch is None:
                 continue
             k, idx, dv = ch
+            if trials is not None:  # entries are sorted by trial
+                lo, hi = torch.searchsorted(k, torch.tensor(trials, device=k.device)).tolist()
+                k, idx, dv = k[lo:hi] - trials[0], idx[lo:hi], dv[lo:hi]
+                if not hi > lo:
+                    continue
             is_w = pname.endswith("weight")
             rows = idx // lin.in_features if is_w else idx
             row = rows if slot is None else slot(k, rows)
@@ -251,7 +284,8 @@ class Batched:
 
     def _touched_units(self, j: int, deltas: ChunkDelta):
         """Per trial the sorted output units of Linear j it changes, padded: (P (K, S), slot fn,
-        units per trial (K,))."""
+        units per trial (K,)). ``slot(k, units)``: where trial k holds each unit in P[k], -1
+        where it does not change it."""
         name, lin = self.children[j]
         o, K = lin.out_features, deltas.size
         keys = []
@@ -267,29 +301,37 @@ class Batched:
         P = rr[(first + counts - 1).clamp(min=0)].unsqueeze(1).repeat(1, int(counts.max()))
         P[kk, torch.arange(u.numel(), device=u.device) - first[kk]] = rr
         # pads repeat the trial's last unit and receive no correction: dH = 0 there
-        return P, lambda k, rows: torch.searchsorted(u, k * o + rows) - first[k], counts
+        table = torch.full((K * o,), -1, dtype=torch.int64, device=u.device)
+        table[u] = torch.arange(u.numel(), device=u.device) - first[kk]
+        return P, lambda k, rows: table[k * o + rows], counts
 
     def logits(self, deltas: ChunkDelta | list[Delta], j: int) -> torch.Tensor:
         """Logits (K, C, N) (feature-major) of trials whose first touched child is Linear j."""
         deltas = as_chunk(deltas)
-        self._cache = {}  # per chunk: changes dW of each parameter
+        self._cache = {}  # per chunk: changes dW and per-trial weights of each parameter
         later = [i for i in self.linear if i > j]
         K = deltas.size
         with torch.no_grad():
             if not later:  # last layer: full width is small
                 h = self.acts[j + 1].expand(K, -1, -1).clone()
                 self._correct(h, j, deltas, self.acts[j])
-                start, scratch = j + 1, False
-            else:
-                h, start, scratch = self._two_layers(j, later[0], deltas), later[0] + 1, True
-            for name, m in self.children[start:]:
-                out = self._apply(name, m, h, deltas, scratch)
-                scratch = scratch and out is h  # a Linear's output is a new tensor
-                h = out
-        return h.clone() if scratch else h  # (K, C, N); never a buffer the next block reuses
+                for name, m in self.children[j + 1 :]:
+                    h = self._apply(name, m, h, deltas)  # elementwise
+                return h
+            j2 = later[0]
+            wg, dH, width = self._low_rank(j, j2, deltas)
+            out = None
+            for b in range(0, K, BLOCK):
+                e = min(b + BLOCK, K)
+                h = self._block(j2, deltas, wg, dH, width, (b, e))
+                if out is None:
+                    out = h.new_empty((K, *h.shape[1:]))
+                out[b:e] = h  # a copy: h may be a buffer the next block reuses
+        return out  # (K, C, N)
 
-    def _two_layers(self, j: int, j2: int, deltas: ChunkDelta) -> torch.Tensor:
-        """Output (K, O, N) of Linear j2 from the touched units of Linear j (see class doc)."""
+    def _low_rank(self, j: int, j2: int, deltas: ChunkDelta):
+        """The update of Linear j2's input from the touched units S_k of Linear j (class doc):
+        W2'[:, S_k] per trial (K, O, S), dH (K, S, N) (0 on pads) and |S_k| per trial."""
         K, n = deltas.size, self.X.shape[0]
         P, slot, counts = self._touched_units(j, deltas)
         S = P.shape[1]
@@ -301,21 +343,33 @@ class Batched:
             Zs = self._apply(name, m, Zs, None, scratch=True)  # elementwise
         clean = torch.index_select(self.acts[j2], 0, rows, out=self._buf("hs", (K * S, n)))
         dH = Zs.sub_(clean.view(K, S, n))  # 0 on pads
-        wg = self._gathered_columns(j2, P, deltas)  # (K, O, S): W2'[:, S_k] per trial
-        clean2 = self.acts[j2 + 1].expand(K, -1, -1)  # (K, O, N) clean output of layer j2
-        Z2 = self._buf("z2", (K, wg.shape[1], n))
-        # blocks of BLOCK trials, each with its own inner size: callers sort a chunk's trials by
-        # their number of changes (``scores``), so a block pads little; the pads hold dH = 0
-        width = counts.clamp(min=1).tolist()
-        for b in range(0, K, BLOCK):
-            e, sb = min(b + BLOCK, K), max(width[b : b + BLOCK])
-            torch.baddbmm(clean2[b:e], wg[b:e, :, :sb], dH[b:e, :sb], out=Z2[b:e])
-        self._correct(Z2, j2, deltas, self.acts[j2])  # + dW2 h + db2
-        return Z2
+        wg = self._gathered_columns(j2, P, slot, deltas)  # (K, O, S): W2'[:, S_k] per trial
+        return wg, dH, counts.clamp(min=1).tolist()
 
-    def _gathered_columns(self, j2: int, P: torch.Tensor, chunk: ChunkDelta) -> torch.Tensor:
-        """W2'[:, P[k]] per trial (K, O, S), contiguous: the deployed columns, then each trial's
-        faulty values of W2 written where their column is among P[k] (pads included)."""
+    def _block(self, j2: int, deltas: ChunkDelta, wg, dH, width, trials) -> torch.Tensor:
+        """Logits (e - b, C, N) of trials b .. e - 1: Linear j2's output as its clean output plus
+        the low-rank update and dW2 h + db2, then the later children, all on one block.
+
+        A block's (B, O, N) activations stay in the CPU cache from one step to the next, and
+        its matmul's inner size is the block's largest |S_k|: callers sort a chunk's trials by
+        their number of changes (``scores``), so the pads (dH = 0) are few."""
+        b, e = trials
+        sb, n = max(width[b:e]), dH.shape[2]
+        clean = self.acts[j2 + 1].expand(e - b, -1, -1)  # clean output of layer j2
+        h = self._buf("z2", (e - b, wg.shape[1], n))
+        torch.baddbmm(clean, wg[b:e, :, :sb], dH[b:e, :sb], out=h)
+        self._correct(h, j2, deltas, self.acts[j2], trials=trials)  # + dW2 h + db2
+        scratch = True
+        for name, m in self.children[j2 + 1 :]:
+            out = self._apply(name, m, h, deltas, scratch, trials)
+            scratch = scratch and out is h  # a Linear's output is a new tensor
+            h = out
+        return h
+
+    def _gathered_columns(self, j2: int, P: torch.Tensor, slot, chunk: ChunkDelta):
+        """W2'[:, P[k]] per trial (K, O, S): the deployed columns, then each trial's faulty
+        values of W2 written at the slot of their column in P[k] (pads keep deployed, finite
+        weights: they multiply dH = 0, so a trial's result never depends on its pads)."""
         name = f"{self.children[j2][0]}.weight"
         w = self.params[name]  # (O, I)
         K, S = P.shape
@@ -325,8 +379,9 @@ class Batched:
         if name in chunk.values:
             k, idx, vals = chunk.values[name]
             r, c = idx // w.shape[1], idx % w.shape[1]
-            i, s = torch.nonzero(P[k] == c[:, None], as_tuple=True)  # change i sits at slot s
-            wgt[k[i], s, r[i]] = vals[i]
+            s = slot(k, c)
+            hit = s >= 0  # the other changes of W2 act through dW2 h alone (see _correct)
+            wgt[k[hit], s[hit], r[hit]] = vals[hit]
         return wgt.transpose(1, 2)  # (K, O, S), a view: bmm reads either layout
 
     def scores(self, deltas: ChunkDelta | list[Delta]) -> list[tuple[float, float]]:
