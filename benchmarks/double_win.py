@@ -107,33 +107,14 @@ def _progress(t0: float):
     return on_event
 
 
-def caption(meta: dict) -> str:
-    """What the table shows, from the results' own metadata."""
-    fault = meta["fault"]
-    epochs = ", ".join(str(e) for e in meta["epochs"])
-    seeds = meta["seeds"]
-    return (
-        f"{', '.join(t['name'] for t in meta['tasks'])}; held-out seeds {seeds} ({len(seeds)}), "
-        f"{epochs} epochs, every method at its library defaults (no per-method tuning); faults: "
-        f"{fault['format']} BER {fault['ber']:g}, all bits, weights only, {meta['trials']} "
-        "trials per seed, paired across the models of a seed. Means over seeds; Δ = paired gain "
-        f"vs {meta['reference']} in points with a seed-level 95% interval (Student t over the "
-        f"{len(seeds)} per-seed means) and its verdict; attack flips = progressive bit search "
-        "flips to reach chance + 10 points on the int8 weights (per seed; '>N' = the budget ran "
-        "out); random flips, same count = accuracy under as many random int8 flips as the attack "
-        "used; latency (measured, vs a plain model) and train time relative to SGD: means over "
-        "seeds. Mitigation rows apply range restriction / TMR to the SGD model."
-    )
-
-
 def markdown(results: dict) -> str:
     """OUT.md: caption, table, the command."""
-    from sar_core.experiments.study.double_win import markdown_table
+    from sar_core.experiments.study.double_win import caption, claims, markdown_table
 
     meta = results["meta"]
     table = markdown_table(results["summary"], attack_budget=meta["report"]["attack"]["max_flips"])
     return (
-        f"{caption(meta)}\n\n{table}\n\nProduced by `OMP_NUM_THREADS=1 python "
+        f"{caption(meta)}\n\n{table}\n\n{claims(results['summary'])}\n\nProduced by `OMP_NUM_THREADS=1 python "
         f"benchmarks/double_win.py --spec {meta['spec']}` (study `{meta['study']}`, code "
         f"{meta['code_version']}, commit {meta['git_commit']}).\n"
     )
