@@ -231,3 +231,51 @@ def test_no_report_table_no_report_tasks():
     text = SPEC[: SPEC.index("[report]")]
     plan = make_plan(parse_spec(text))
     assert plan.reports == [] and plan.count("report") == 0
+
+
+def _synthetic_rows() -> list[dict]:
+    """Report rows of 3 seeds: 'gain' gains 2-4 points for free, 'costly' the same with extra
+    bits, 'drop' gains but loses 3-5 clean points, 'noisy' gains on one seed and loses on two."""
+    spec = {  # name: (per-seed Δ, per-seed clean change, extra bits)
+        "gain": ([0.02, 0.03, 0.04], [0.0, 0.001, -0.001], 0),
+        "costly": ([0.02, 0.03, 0.04], [0.0, 0.0, 0.0], 64),
+        "drop": ([0.02, 0.03, 0.04], [-0.03, -0.04, -0.05], 0),
+        "noisy": ([0.05, -0.01, -0.02], [0.0, 0.0, 0.0], 0),
+    }
+    rows = []
+    for i, seed in enumerate((2, 3, 4)):
+        base = {"task": "t", "seed": seed, "fault": "int8", "level": 0.01, "level_label": "0.01"}
+        common = {"reference": "sgd", "attack_flips": 10 + i, "attack_stop": "target"}
+        common |= {"random_same_flips_accuracy": 0.9, "extra_params": 0, "extra_ops": 0}
+        common |= {"latency_ratio": 1.0, "latency_ms": 1.0, "train_cost_ratio": 1.0}
+        rows.append(
+            {**base, **common, "name": "sgd", "optimizer": "sgd", "mitigation": None}
+            | {"clean_accuracy": 0.95, "deployed_accuracy": 0.95, "fault_accuracy": 0.80}
+            | {"delta": 0.0, "extra_bits": 0}
+        )
+        for name, (d, c, bits) in spec.items():
+            rows.append(
+                {**base, **common, "name": name, "optimizer": name, "mitigation": None}
+                | {"clean_accuracy": 0.95 + c[i], "deployed_accuracy": 0.95}
+                | {"fault_accuracy": 0.80 + d[i], "delta": d[i], "extra_bits": bits}
+            )
+    return rows
+
+
+def test_double_win_judgement_and_claims():
+    from sar_core.experiments.study.double_win import claims
+
+    summary = summary_rows(_synthetic_rows())
+    by = {r["name"]: r for r in summary}
+    assert by["sgd"]["double_win"] is None
+    assert by["gain"]["double_win"] is True and by["gain"]["clean_verdict"] == "tie"
+    assert by["costly"]["double_win"] is False and by["costly"]["verdict"] == "win"
+    assert by["drop"]["double_win"] is False and by["drop"]["clean_verdict"] == "loss"
+    assert by["noisy"]["verdict"] == "tie" and by["noisy"]["double_win"] is False
+    text = claims(summary)
+    assert "no extra bits or operations): gain; clean" in text
+    assert "clean accuracy measurably lost: drop." in text
+    assert "no measurable difference: noisy (+0.7)" in text
+    # most robust: the highest mean accuracy under faults (gain, costly and drop tie at 83.0)
+    best = max((r for r in summary), key=lambda r: r["fault_accuracy"])
+    assert f"Most robust model: {best['name']} ({100 * best['fault_accuracy']:.1f} %" in text
