@@ -168,3 +168,92 @@ def describe_sar(
         "layers": layers,
         "formula": "e = rho*sqrt(E[n]) * T^2 g / ||T g||, T_i = RMS_b |dw_ib|, E[n] = p*N'",
     }
+
+
+class Int8Rows:
+    """Weights laid out as the rows of zero-padded (R, L) buffers: one row per tensor or channel.
+
+    SAR's int8 geometry needs, every step, max|w| of every row (the step s = max|w| / 127, per
+    tensor or per output channel) and the first position of that max (where the range gradient
+    enters). With the weights in such buffers, one ``abs`` and one ``max`` per buffer give both for
+    all rows, instead of a few ops per tensor. The zero padding leaves every row's max and first
+    argmax unchanged (|w| >= 0, and a tie goes to the first, real, element). ``views[i]`` is
+    tensor i inside its buffer (SAR keeps w there during a step: they are its restore copies).
+    Tensors are packed in order; a buffer is closed before padding would make it larger than
+    twice its content plus 4096 elements, or when dtype or device change.
+    """
+
+    def __init__(self, ps: list[torch.Tensor], granularity: str) -> None:
+        by_row = [granularity == "channel" and p.dim() > 1 for p in ps]
+        self.key = self.key_of(ps)
+        self.rows = [p.shape[0] if c else 1 for p, c in zip(ps, by_row)]
+        # shape of a per-row quantity (s, T) broadcast against its tensor
+        self.shapes = [
+            (r,) + (1,) * (p.dim() - 1) if c else () for p, r, c in zip(ps, self.rows, by_row)
+        ]
+        cols = [p.numel() // r for p, r in zip(ps, self.rows)]
+        self.buffers: list[torch.Tensor] = []  # (R_b, L_b): w, zero padded
+        self.scratch: list[torch.Tensor] = []  # (R_b, L_b): |w|
+        self.views: list[torch.Tensor] = []
+        self._scratch_views: list[torch.Tensor] = []
+        start = 0
+        while start < len(ps):
+            end, width, content = start + 1, cols[start], ps[start].numel()
+            while end < len(ps) and (ps[end].dtype, ps[end].device) == (
+                ps[start].dtype,
+                ps[start].device,
+            ):
+                w2, c2 = max(width, cols[end]), content + ps[end].numel()
+                if sum(self.rows[start : end + 1]) * w2 > 2 * c2 + 4096:
+                    break
+                end, width, content = end + 1, w2, c2
+            buf = ps[start].new_zeros(sum(self.rows[start:end]), width)
+            scratch = torch.zeros_like(buf)
+            r0 = 0
+            for i in range(start, end):
+                rows_i = slice(r0, r0 + self.rows[i])
+                self.views.append(buf[rows_i, : cols[i]].view(ps[i].shape))
+                self._scratch_views.append(scratch[rows_i, : cols[i]].view(ps[i].shape))
+                r0 += self.rows[i]
+            self.buffers.append(buf)
+            self.scratch.append(scratch)
+            start = end
+        self._buffer_rows = [b.shape[0] for b in self.buffers]
+        # offset of each row's first element in its tensor's flat order
+        self.row_start = torch.cat(
+            [torch.arange(r, device=p.device) * c for p, r, c in zip(ps, self.rows, cols)]
+        ).view(-1, 1)
+
+    @staticmethod
+    def key_of(ps: list[torch.Tensor]) -> tuple:
+        """What a layout depends on: the tensors, their shapes, dtypes and devices."""
+        return tuple((id(p), p.shape, p.dtype, p.device) for p in ps)
+
+    def amax_first(self, ps: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(R, 1) max|w| of every row and its first position in the row.
+
+        w is read from the buffers (``views``), or copied from ``ps`` into the scratch first.
+        """
+        if ps is None:
+            for b, a in zip(self.buffers, self.scratch):
+                torch.abs(b, out=a)
+        else:
+            torch._foreach_copy_(self._scratch_views, ps)
+            torch._foreach_abs_(self.scratch)
+        out = [a.max(dim=1, keepdim=True) for a in self.scratch]
+        if len(out) == 1:
+            return out[0]
+        return torch.cat([m for m, _ in out]), torch.cat([k for _, k in out])
+
+    def at(self, first: torch.Tensor) -> torch.Tensor:
+        """(R, 1) w at the given position of every row (read from the buffers)."""
+        if len(self.buffers) == 1:
+            return self.buffers[0].gather(1, first)
+        parts = first.split(self._buffer_rows)
+        return torch.cat([b.gather(1, k) for b, k in zip(self.buffers, parts)])
+
+    def per_tensor(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Views of an (R, 1) per-row quantity, one per tensor, shaped to broadcast against it."""
+        if all(s == () for s in self.shapes):
+            return list(x.view(-1).unbind())
+        return [v.view(s) for v, s in zip(x.view(-1).split_with_sizes(self.rows), self.shapes)]

@@ -40,14 +40,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from sar_core.faults.model import FaultModel, eligible_parameters
 from sar_core.names import GEOMETRIES, SAR_GEOMETRIES  # defined once; 'fault': from the target
-from sar_core.training.fault_geometry import covered_bits, expected_flips, fault_intensity
+from sar_core.training.fault_geometry import (
+    Int8Rows,
+    covered_bits,
+    expected_flips,
+    fault_intensity,
+)
 from sar_core.training.randbet import int8_quantize, random_bit_errors
 from sar_core.validate import check_choice, check_float
 
@@ -115,15 +119,26 @@ class SAM(torch.optim.Optimizer):
             return list(ts)
         return [self._t_of(p, group) for p in ps]  # type: ignore[misc]
 
-    def _ascent_parts(self) -> tuple[list[tuple], torch.Tensor | float]:
-        """Per group (group, params, T, T*g) and the global norm ||T g||."""
-        parts = []
+    def _ts(self, groups: list[tuple[dict, list]], in_step: bool) -> list:
+        """T per group (``in_step``: w has just been copied into the restore buffers)."""
+        return [self._group_ts(group, ps) for group, ps in groups]
+
+    def _with_grads(self) -> list[tuple[dict, list[torch.Tensor]]]:
+        """(group, parameters with a gradient) of every group that has any."""
+        out = []
         for group in self.param_groups:
             ps = [p for p in group["params"] if p.grad is not None]
-            if not ps:
-                continue
+            if ps:
+                out.append((group, ps))
+        return out
+
+    def _ascent_parts(
+        self, groups: list[tuple[dict, list]], in_step: bool = False
+    ) -> tuple[list[tuple], torch.Tensor | float]:
+        """Per group (group, params, T, T*g) and the global norm ||T g||."""
+        parts = []
+        for (group, ps), ts in zip(groups, self._ts(groups, in_step)):
             gs = [p.grad for p in ps]
-            ts = self._group_ts(group, ps)
             tgs = gs if ts is None else list(torch._foreach_mul(ts, gs))
             parts.append((group, ps, ts, tgs))
         tgs_all = [x for part in parts for x in part[3]]
@@ -134,7 +149,7 @@ class SAM(torch.optim.Optimizer):
     @torch.no_grad()
     def ascent_direction(self) -> dict[torch.Tensor, torch.Tensor]:
         """e(w) for every parameter with a gradient, from the current gradients (no update)."""
-        parts, norm = self._ascent_parts()
+        parts, norm = self._ascent_parts(self._with_grads())
         out = {}
         for group, ps, ts, tgs in parts:
             scale = self._radius(group) / (norm + 1e-12)
@@ -148,33 +163,59 @@ class SAM(torch.optim.Optimizer):
             buf = self.state[p]["old_p"] = torch.empty_like(p)
         return buf
 
+    def _olds(self, ps: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Buffers that keep w during a step, reused across steps."""
+        return [self._old(p) for p in ps]
+
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
         """Climb to the local maximum w + e(w) (w kept in buffers reused across steps)."""
-        self._moved: list[tuple[list, list]] = []
-        if any(self._radius(g) > 0 for g in self.param_groups):
-            parts, norm = self._ascent_parts()
-            for group, ps, ts, tgs in parts:
-                olds = [self._old(p) for p in ps]
-                torch._foreach_copy_(olds, ps)
-                self._moved.append((ps, olds))
-                scale = float(self._radius(group) / (norm + 1e-12))
-                if ts is None:
-                    torch._foreach_add_(ps, tgs, alpha=scale)  # w + r g / ||g||
-                else:
-                    torch._foreach_addcmul_(ps, ts, tgs, value=scale)  # w + r T (T g) / ||Tg||
+        self._ascend()
         if zero_grad:
             self.zero_grad()
+
+    def _ascend(self) -> None:
+        self._moved: list[tuple[list, list]] = []
+        if not any(self._radius(g) > 0 for g in self.param_groups):
+            return
+        groups = self._with_grads()
+        ps = [p for _, group_ps in groups for p in group_ps]
+        if not ps:
+            return
+        olds = self._olds(ps)
+        torch._foreach_copy_(olds, ps)
+        self._moved = [(ps, olds)]
+        parts, norm = self._ascent_parts(groups, in_step=True)
+        for group, ps, ts, tgs in parts:
+            scale = float(self._radius(group) / (norm + 1e-12))
+            if ts is None:
+                torch._foreach_add_(ps, tgs, alpha=scale)  # w + r g / ||g||
+            else:
+                torch._foreach_addcmul_(ps, ts, tgs, value=scale)  # w + r T (T g) / ||Tg||
 
     @torch.no_grad()
     def second_step(self, zero_grad: bool = False) -> None:
         """Go back to w and take the base optimizer's step with the gradient from w + e(w)."""
+        self._descend()
+        if zero_grad:
+            self.zero_grad()
+
+    def _descend(self) -> None:
         for ps, olds in getattr(self, "_moved", []):
             torch._foreach_copy_(ps, olds)  # exact restore, not p - e(w)
         self._moved = []
         self.base_optimizer.step()
-        if zero_grad:
-            self.zero_grad()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """As torch.optim.Optimizer.zero_grad, without its per-call profiler hooks (SAM calls it
+        twice a step)."""
+        if not set_to_none:
+            super().zero_grad(set_to_none=False)
+            return
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.grad = None
 
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:  # type: ignore[override]
@@ -300,116 +341,122 @@ class SAR(SAM):
             return p.new_zeros(())  # broadcasts: no ascent on weights the faults cannot hit
         return fault_intensity(p.detach(), self.fault_model)  # type: ignore[arg-type]
 
-    def _group_ts(self, group: dict, ps: list[torch.Tensor]) -> list[torch.Tensor] | None:
-        if group["geometry"] != "fault" or self.fault_model.format != "int8":  # type: ignore[union-attr]
-            return super()._group_ts(group, ps)
-        return self._int8_ts(ps)
+    def _int8(self) -> bool:
+        """Whether T comes from int8 ranges (geometry 'fault' in every group, int8 target)."""
+        fm = self.fault_model
+        return (
+            fm is not None
+            and fm.format == "int8"
+            and all(g["geometry"] == "fault" for g in self.param_groups)
+        )
 
-    def _int8_ts(self, ps: list[torch.Tensor]) -> list[torch.Tensor]:
-        """T = s(w) RMS|dq| of each parameter for an int8 target (0 where faults cannot hit).
+    def _rows(self, elig: list[torch.Tensor]) -> Int8Rows:
+        """The row layout of the eligible weights with a gradient (rebuilt when they change)."""
+        rows = getattr(self, "_layout", None)
+        if rows is None or rows.key != Int8Rows.key_of(elig):
+            rows = self._layout = Int8Rows(elig, self.fault_model.granularity)  # type: ignore[union-attr]
+        return rows
 
-        s = max|W| / 127 per tensor (0-d T) or per output channel (T of shape (C, 1, ...)): one
-        max per tensor, the rest batched over all eligible rows. Each eligible weight's range
-        (rows, max|w| and its first argmax per row) is recorded in ``_ranges`` for the range
-        gradient and the sampled fault of the same step: they are functions of the same w.
+    def _olds(self, ps: list[torch.Tensor]) -> list[torch.Tensor]:
+        if not self._int8():
+            return super()._olds(ps)
+        elig = [p for p in ps if id(p) in self._eligible]
+        views = iter(self._rows(elig).views) if elig else iter(())
+        return [next(views) if id(p) in self._eligible else self._old(p) for p in ps]
+
+    def _ts(self, groups: list[tuple[dict, list]], in_step: bool) -> list:
+        """int8: T = s(w) RMS|dq| per tensor or output channel (0 where faults cannot hit).
+
+        s = max|W| / 127 of every row of the eligible weights at once (``Int8Rows``). In a step the
+        rows, their max|w| and its first position are kept for the range gradient and the sampled
+        fault: both are functions of the same w.
         """
-        per_channel = self.fault_model.granularity == "channel"  # type: ignore[union-attr]
-        ts: list[torch.Tensor] = []
-        ranges = []
-        for p in ps:
-            if id(p) not in self._eligible:
-                ts.append(p.new_zeros(()))  # broadcasts: no ascent on weights faults cannot hit
-                continue
-            by_row = per_channel and p.dim() > 1
-            rows = p.shape[0] if by_row else 1
-            amax, first = p.reshape(rows, -1).abs().max(dim=1, keepdim=True)  # (rows, 1) each
-            shape = (rows,) + (1,) * (p.dim() - 1) if by_row else ()
-            ranges.append(_Range(p, rows, shape, amax, first, len(ts)))
-            ts.append(amax)  # placeholder, replaced below
-        if ranges:
-            m = torch.cat([r.amax for r in ranges])  # (R, 1): every eligible row of the group
-            s = torch.where(m > 0, m / 127.0, 1.0)  # int8 step (an all-zero row stores 0 at any s)
-            t = s * self._int8_rms_dq
-            sizes = [r.rows for r in ranges]
-            s_rows = s.split(sizes) if self.fault_sample else [None] * len(ranges)
-            for r, t_r, s_r in zip(ranges, t.split(sizes), s_rows):
-                ts[r.slot] = t_r.view(r.shape)
-                r.scale = None if s_r is None else s_r.view(r.shape)
-        self._ranges.extend(ranges)
-        return ts
-
-    def _ascent_parts(self) -> tuple[list[tuple], torch.Tensor | float]:
-        self._ranges: list[_Range] = []  # filled by _int8_ts for the weights of this ascent
-        return super()._ascent_parts()
+        self._int8_step = None
+        if not self._int8():
+            return super()._ts(groups, in_step)
+        ps = [p for _, group_ps in groups for p in group_ps]
+        elig = [p for p in ps if id(p) in self._eligible]
+        t_of: dict[int, torch.Tensor] = {}
+        if elig:
+            rows = self._rows(elig)
+            amax, first = rows.amax_first(None if in_step else elig)  # (R, 1) each
+            s = torch.where(amax > 0, amax / 127.0, 1.0)  # int8 step (all-zero row: any s)
+            t_of = {id(p): t for p, t in zip(elig, rows.per_tensor(s * self._int8_rms_dq))}
+            if in_step:
+                self._int8_step = (rows, elig, amax, first, s)
+        zero: dict[tuple, torch.Tensor] = {}
+        out = []
+        for _, group_ps in groups:
+            ts = []
+            for p in group_ps:
+                t = t_of.get(id(p))
+                if t is None:  # a 0-d zero broadcasts: no ascent where the faults cannot hit
+                    t = zero.get((p.dtype, p.device))
+                    if t is None:
+                        t = zero[(p.dtype, p.device)] = p.new_zeros(())
+                ts.append(t)
+            out.append(ts)
+        return out
 
     def _radius(self, group: dict) -> float:
         return group["rho"] * (self.fault_radius if group["geometry"] == "fault" else 1.0)
 
-    @torch.no_grad()
-    def first_step(self, zero_grad: bool = False) -> None:
+    def _ascend(self) -> None:
         """Climb to w + e(w); SAR v3 with fault_sample adds a sampled target fault Δq·s(w)."""
-        self._ranges = []
-        super().first_step(zero_grad=False)
-        # the int8 ranges of w (kept in SAM's buffers), recorded while computing T for this step
-        self._step_ranges = self._ranges if self._moved else []
-        if self.fault_sample:
+        self._int8_step = None
+        super()._ascend()
+        if self.fault_sample and self._int8_step is not None:
             fm = self.fault_model
-            for r in self._step_ranges:  # in parameter order: the same draws as one loop over w
-                w = self.state[r.p]["old_p"]
-                q = int8_quantize(w, r.scale)
+            rows, elig, _, _, s = self._int8_step
+            # in parameter order: the same draws as one loop over the eligible weights
+            for p, w, s_p in zip(elig, rows.views, rows.per_tensor(s)):
+                q = int8_quantize(w, s_p)
                 qf, _ = random_bit_errors(q, fm.bits, fm.ber, self._gen)  # type: ignore[union-attr]
-                r.p.add_((qf.float() - q.float()) * r.scale)  # D = Δq s, |D| <= 255 s
-        if zero_grad:
-            self.zero_grad()
+                p.add_((qf.float() - q.float()) * s_p)  # D = Δq s, |D| <= 255 s
 
-    @torch.no_grad()
-    def second_step(self, zero_grad: bool = False) -> None:
+    def _descend(self) -> None:
         """Back to w; v3: add d L / d s · d s / d w, then the base optimizer's step."""
-        live = [r for r in getattr(self, "_step_ranges", []) if r.p.grad is not None]
-        if self.range_grad and live:
-            for r in live:
-                if not r.p.grad.is_contiguous():  # the range term is written through a view
-                    r.p.grad = r.p.grad.contiguous()
-            ps = [r.p for r in live]
-            ws = [self.state[p]["old_p"] for p in ps]
-            deltas = torch._foreach_sub(ps, ws)  # p - w: the displacement e (+ D)
-            _add_range_grads([p.grad for p in ps], deltas, ws, live)
-        self._step_ranges = []
-        super().second_step(zero_grad=zero_grad)
+        step, self._int8_step = getattr(self, "_int8_step", None), None
+        if self.range_grad and step is not None:
+            rows, elig, amax, first, _ = step
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in elig]
+            deltas = torch._foreach_sub(elig, rows.views)  # p - w: the displacement e (+ D)
+            _add_range_grads(grads, deltas, rows.rows, amax, rows.at(first), rows.row_start + first)
+        super()._descend()
 
 
-@dataclass(eq=False, slots=True)
-class _Range:
-    """One eligible weight's int8 range at w, found while computing T for an ascent."""
-
-    p: torch.Tensor
-    rows: int  # 1 (per tensor) or C (per output channel)
-    shape: tuple[int, ...]  # of T and s: () or (C, 1, ...)
-    amax: torch.Tensor  # (rows, 1) max|w| per row
-    first: torch.Tensor  # (rows, 1) its first position in the row
-    slot: int  # index among the group's parameters
-    scale: torch.Tensor | None = None  # s shaped like T, kept when a fault is sampled
-
-
-def _add_range_grads(grads, deltas, ws, ranges) -> None:
+def _add_range_grads(
+    grads: list[torch.Tensor],
+    deltas: list[torch.Tensor],
+    rows: list[int],
+    amax: torch.Tensor,
+    w_top: torch.Tensor,
+    top: torch.Tensor,
+) -> None:
     """grad += (g · delta / s) ds/dw for every tensor: delta = v s(w) scales with s = max|W|/127.
 
     With v held fixed, d L(w + v s(w)) / d s = g · v = g · delta / s, and s depends on w only
     through the largest |w| of the tensor (per output channel with granularity "channel"):
     ds / dw = sign(w) / 127 there. Per tensor/channel: grad[argmax] += (g · delta) / max|w|.
-    The dot products run per row; the division, signs and scatter values are batched.
+    ``rows``: rows (1 or C) of each tensor; per row (R, 1): ``amax`` = max|w|, ``w_top`` = w at
+    its first argmax, ``top`` = that position in the tensor's flat order.
     """
     prods = torch._foreach_mul(grads, deltas)
-    dot = torch.cat([x.view(r.rows, -1).sum(dim=1, keepdim=True) for x, r in zip(prods, ranges)])
-    m = torch.cat([r.amax for r in ranges])  # (R, 1)
-    w_top = torch.cat([w.reshape(r.rows, -1).gather(1, r.first) for w, r in zip(ws, ranges)])
-    add = dot / torch.where(m > 0, m, 1.0) * torch.sign(w_top)  # (R, 1)
-    for g, r, a in zip(grads, ranges, add.split([r.rows for r in ranges])):
-        g.view(r.rows, -1).scatter_add_(1, r.first, a)
+    if all(r == 1 for r in rows):
+        dot = torch.stack([x.sum() for x in prods]).view(-1, 1)  # (R, 1)
+    else:
+        dot = torch.cat([x.reshape(r, -1).sum(dim=1, keepdim=True) for x, r in zip(prods, rows)])
+    add = dot / torch.where(amax > 0, amax, 1.0) * torch.sign(w_top)
+    for g, k, a in zip(
+        grads, top.view(-1).split_with_sizes(rows), add.view(-1).split_with_sizes(rows)
+    ):
+        g.put_(k, a, accumulate=True)  # one position per row: g[k] + a
 
 
 def _add_range_grad(grad: torch.Tensor, delta: torch.Tensor, w: torch.Tensor, gran: str) -> None:
     """The range gradient of one tensor (``_add_range_grads`` for a single weight)."""
     rows = w.shape[0] if gran == "channel" and w.dim() > 1 else 1
-    amax, first = w.reshape(rows, -1).abs().max(dim=1, keepdim=True)
-    _add_range_grads([grad], [delta], [w], [_Range(w, rows, (), amax, first, 0)])
+    w2 = w.reshape(rows, -1)
+    amax, first = w2.abs().max(dim=1, keepdim=True)
+    start = torch.arange(rows, device=w.device).view(-1, 1) * w2.shape[1]
+    _add_range_grads([grad], [delta], [rows], amax, w2.gather(1, first), start + first)
