@@ -10,6 +10,7 @@ Dropout give the results of full forward passes (see ``sar_core.faults.chain``).
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -182,6 +183,7 @@ class Batched:
         self.max_chunk = int(max(1, min(256, memory_mb * 2**20 // per_trial)))
         self._cache: dict = {}
         self._scratch: dict[tuple, torch.Tensor] = {}  # buffers too large to share
+        self._device = str(X.device)
         self._wt: dict[str, torch.Tensor] = {}  # W^T of the Linear weights, built on first use
         self.owner = {
             f"{n}.{k}": i for i, (n, _) in enumerate(self.children) for k in ("weight", "bias")
@@ -215,14 +217,13 @@ class Batched:
         tensors cost a page fault per 4 KiB, more than the arithmetic done in them (a new
         evaluator per campaign paid ~0.1x of the dense limit in faults). A buffer lives only
         within one ``logits`` call, so evaluators that take turns can share it."""
-        n = int(np.prod(shape))
-        dtype, device = self.X.dtype, self.X.device
-        shared = n * dtype.itemsize <= WORKSPACE_MAX_BYTES
-        store = _workspace() if shared else self._scratch
-        full_key = (key, dtype, str(device))
+        n = math.prod(shape)
+        dtype = self.X.dtype
+        store = _workspace() if n * dtype.itemsize <= WORKSPACE_MAX_BYTES else self._scratch
+        full_key = (key, dtype, self._device)
         buf = store.get(full_key)
         if buf is None or buf.numel() < n:
-            buf = store[full_key] = torch.empty(n, dtype=dtype, device=device)
+            buf = store[full_key] = torch.empty(n, dtype=dtype, device=self.X.device)
         return buf[:n].view(shape)
 
     def _param(self, name: str, chunk: ChunkDelta | None, trials=None) -> torch.Tensor | None:
@@ -244,13 +245,22 @@ class Batched:
         return per if trials is None else per[trials[0] : trials[1]]
 
     def _changes(self, pname: str, chunk: ChunkDelta):
-        """(trial, flat index, dW) of a parameter's changed entries over the chunk, or None."""
+        """A parameter's changed entries over the chunk, or None: (trial, row, column or None for
+        a bias, dW, {trial: position of its first entry} at the block edges), built once."""
         key = (id(chunk), pname)
         if key not in self._cache:
-            ch = chunk.values.get(pname)
+            ch = chunk.values.get(pname) if pname in self.params else None
             if ch is not None:
                 k, idx, vals = ch
-                ch = (k, idx, vals - self.params[pname].view(-1)[idx])
+                dv = vals - self.params[pname].view(-1)[idx]
+                base = self.params[pname]
+                row, col = idx, None
+                if base.dim() == 2:
+                    row = torch.div(idx, base.shape[1], rounding_mode="floor")
+                    col = idx - row * base.shape[1]
+                edges = [*range(0, chunk.size, BLOCK), chunk.size]
+                pos = torch.searchsorted(k, torch.tensor(edges, device=k.device)).tolist()
+                ch = (k, row, col, dv, dict(zip(edges, pos)))  # entries are sorted by trial
             self._cache[key] = ch
         return self._cache[key]
 
@@ -258,28 +268,27 @@ class Batched:
         """Z (K, W, N) += dW A + db of Linear child j (A (I, N) clean); rows mapped by ``slot``.
 
         ``trials`` (b, e): Z holds trials b .. e - 1 of the chunk (their changes alone)."""
-        name, lin = self.children[j]
+        name = self.children[j][0]
         K, w, n = Z.shape
         flat = Z.view(K * w, n)
         for pname in (f"{name}.weight", f"{name}.bias"):
-            ch = self._changes(pname, deltas) if pname in self.params else None
+            ch = self._changes(pname, deltas)
             if ch is None:
                 continue
-            k, idx, dv = ch
-            if trials is not None:  # entries are sorted by trial
-                lo, hi = torch.searchsorted(k, torch.tensor(trials, device=k.device)).tolist()
-                k, idx, dv = k[lo:hi] - trials[0], idx[lo:hi], dv[lo:hi]
-                if not hi > lo:
+            k, row, col, dv, at = ch
+            if trials is not None:
+                lo, hi = at[trials[0]], at[trials[1]]
+                if hi <= lo:
                     continue
-            is_w = pname.endswith("weight")
-            rows = idx // lin.in_features if is_w else idx
-            row = rows if slot is None else slot(k, rows)
-            if is_w:  # x[c, :] * dW[r, c], built in a scratch buffer
-                contrib = torch.index_select(
-                    A, 0, idx % lin.in_features, out=self._buf("contrib", (idx.numel(), n))
-                ).mul_(dv[:, None])
-            else:
-                contrib = dv[:, None].expand(-1, n)
+                k, row, dv = k[lo:hi] - trials[0], row[lo:hi], dv[lo:hi]
+                col = None if col is None else col[lo:hi]
+            if slot is not None:
+                row = slot(k, row)
+            if col is not None:  # x[c, :] * dW[r, c], built in a scratch buffer
+                buf = self._buf("contrib", (col.numel(), n))
+                contrib = torch.index_select(A, 0, col, out=buf).mul_(dv[:, None])
+            else:  # contiguous: index_add_ from a stride-0 source is several times slower
+                contrib = dv[:, None].expand(-1, n).contiguous()
             flat.index_add_(0, k * w + row, contrib)  # dW[r, c] * x[c, :] into row r
 
     def _touched_units(self, j: int, deltas: ChunkDelta):
@@ -289,11 +298,10 @@ class Batched:
         name, lin = self.children[j]
         o, K = lin.out_features, deltas.size
         keys = []
-        for pname, fan in ((f"{name}.weight", lin.in_features), (f"{name}.bias", None)):
-            ch = self._changes(pname, deltas) if pname in self.params else None
+        for pname in (f"{name}.weight", f"{name}.bias"):
+            ch = self._changes(pname, deltas)
             if ch is not None:
-                k, idx, _ = ch
-                keys.append(k * o + (idx // fan if fan else idx))
+                keys.append(ch[0] * o + ch[1])  # (trial, output unit)
         u = torch.unique(torch.cat(keys))  # sorted (trial, unit) keys
         kk, rr = u // o, u % o
         counts = torch.bincount(kk, minlength=K)
