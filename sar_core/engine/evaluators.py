@@ -178,8 +178,11 @@ class Batched:
                 # a copy: an in-place child (ReLU(inplace=True)) must not overwrite acts[-1]
                 acts.append(self._apply(name, m, acts[-1].clone(), None))
         self.acts = acts  # acts[i] is the input of child i, feature-major; never passed to a child
-        widths = sum(a.shape[0] for a in acts[1:])
-        per_trial = 4 * (2 * X.shape[0] * widths + sum(p.numel() for p in params.values()))
+        # per trial of a chunk: the touched units' activations (zs, hs), the corrections and the
+        # logits hold at most 3 N max-width values; the per-trial weights at most all parameters
+        # (the (BLOCK, O, N) block buffers do not grow with the chunk)
+        width = max(a.shape[0] for a in acts[1:])
+        per_trial = 4 * (3 * X.shape[0] * width + sum(p.numel() for p in params.values()))
         self.max_chunk = int(max(1, min(256, memory_mb * 2**20 // per_trial)))
         self._cache: dict = {}
         self._scratch: dict[tuple, torch.Tensor] = {}  # buffers too large to share
