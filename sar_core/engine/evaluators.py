@@ -28,7 +28,7 @@ EVALUATORS = ("auto", "full", "resume", "batched")
 # MLP demo, int8, 100 trials, 1 thread (benchmark in the commit message): batched 0.024 s vs
 # full 0.070 s at BER 1e-4, even at 2e-3 (1.6% of the weights hit), 2.3x slower at 1e-2 (8%).
 AUTO_BATCHED_MAX_HIT_FRACTION = 0.015
-BLOCK = 16  # trials per block of the low-rank update and the layers after it (Batched._block)
+BLOCK = 24  # trials per block of the low-rank update and the layers after it (Batched._block)
 WORKSPACE_MAX_BYTES = 32 * 2**20  # larger scratch buffers belong to one evaluator alone
 _WORKSPACE = threading.local()  # per thread: scratch buffers shared by Batched evaluators
 
@@ -178,11 +178,11 @@ class Batched:
                 # a copy: an in-place child (ReLU(inplace=True)) must not overwrite acts[-1]
                 acts.append(self._apply(name, m, acts[-1].clone(), None))
         self.acts = acts  # acts[i] is the input of child i, feature-major; never passed to a child
-        # per trial of a chunk: the touched units' activations (zs, hs), the corrections and the
-        # logits hold at most 3 N max-width values; the per-trial weights at most all parameters
-        # (the (BLOCK, O, N) block buffers do not grow with the chunk)
+        # per trial of a chunk: the gathered columns W2'[:, S_k] and the logits hold at most N
+        # max-width values, the per-trial weights at most all parameters (the block buffers,
+        # BLOCK trials wide, do not grow with the chunk)
         width = max(a.shape[0] for a in acts[1:])
-        per_trial = 4 * (3 * X.shape[0] * width + sum(p.numel() for p in params.values()))
+        per_trial = 4 * (X.shape[0] * width + sum(p.numel() for p in params.values()))
         self.max_chunk = int(max(1, min(256, memory_mb * 2**20 // per_trial)))
         self._cache: dict = {}
         self._scratch: dict[tuple, torch.Tensor] = {}  # buffers too large to share
@@ -283,10 +283,12 @@ class Batched:
                 lo, hi = at[trials[0]], at[trials[1]]
                 if hi <= lo:
                     continue
-                k, row, dv = k[lo:hi] - trials[0], row[lo:hi], dv[lo:hi]
+                k, row, dv = k[lo:hi], row[lo:hi], dv[lo:hi]
                 col = None if col is None else col[lo:hi]
             if slot is not None:
                 row = slot(k, row)
+            if trials is not None:
+                k = k - trials[0]
             if col is not None:  # x[c, :] * dW[r, c], built in a scratch buffer
                 buf = self._buf("contrib", (col.numel(), n))
                 contrib = torch.index_select(A, 0, col, out=buf).mul_(dv[:, None])
@@ -330,45 +332,40 @@ class Batched:
                     h = self._apply(name, m, h, deltas)  # elementwise
                 return h
             j2 = later[0]
-            wg, dH, width = self._low_rank(j, j2, deltas)
+            P, slot, counts = self._touched_units(j, deltas)
+            wg = self._gathered_columns(j2, P, slot, deltas)  # (K, O, S): W2'[:, S_k] per trial
+            width = counts.clamp(min=1).tolist()  # |S_k|
             out = None
             for b in range(0, K, BLOCK):
                 e = min(b + BLOCK, K)
-                h = self._block(j2, deltas, wg, dH, width, (b, e))
+                h = self._block(j, j2, deltas, (P, slot, wg, width), (b, e))
                 if out is None:
                     out = h.new_empty((K, *h.shape[1:]))
                 out[b:e] = h  # a copy: h may be a buffer the next block reuses
         return out  # (K, C, N)
 
-    def _low_rank(self, j: int, j2: int, deltas: ChunkDelta):
-        """The update of Linear j2's input from the touched units S_k of Linear j (class doc):
-        W2'[:, S_k] per trial (K, O, S), dH (K, S, N) (0 on pads) and |S_k| per trial."""
-        K, n = deltas.size, self.X.shape[0]
-        P, slot, counts = self._touched_units(j, deltas)
-        S = P.shape[1]
-        rows = P.view(-1)
-        Zs = torch.index_select(self.acts[j + 1], 0, rows, out=self._buf("zs", (K * S, n)))
-        Zs = Zs.view(K, S, n)  # clean output of layer j, units S_k
-        self._correct(Zs, j, deltas, self.acts[j], slot)
+    def _block(self, j: int, j2: int, deltas: ChunkDelta, units, trials) -> torch.Tensor:
+        """Logits (e - b, C, N) of trials b .. e - 1 (see the class doc), all on one block:
+        the touched units of Linear j (clean output + dW x), their change dH after the
+        elementwise children, Linear j2's output as its clean output + W2'[:, S_k] dH + dW2 h,
+        then the later children.
+
+        A block's activations stay in the CPU cache from one step to the next, and its width is
+        the block's largest |S_k|: callers sort a chunk's trials by their number of changes
+        (``scores``), so the pads (units that repeat a touched one; dH = 0) are few."""
+        P, slot, wg, width = units
+        b, e = trials
+        B, sb, n = e - b, max(width[b:e]), self.X.shape[0]
+        rows = P[b:e, :sb].reshape(-1)
+        Zs = torch.index_select(self.acts[j + 1], 0, rows, out=self._buf("zs", (B * sb, n)))
+        Zs = Zs.view(B, sb, n)  # clean output of layer j, units S_k
+        self._correct(Zs, j, deltas, self.acts[j], slot, trials)
         for name, m in self.children[j + 1 : j2]:
             Zs = self._apply(name, m, Zs, None, scratch=True)  # elementwise
-        clean = torch.index_select(self.acts[j2], 0, rows, out=self._buf("hs", (K * S, n)))
-        dH = Zs.sub_(clean.view(K, S, n))  # 0 on pads
-        wg = self._gathered_columns(j2, P, slot, deltas)  # (K, O, S): W2'[:, S_k] per trial
-        return wg, dH, counts.clamp(min=1).tolist()
-
-    def _block(self, j2: int, deltas: ChunkDelta, wg, dH, width, trials) -> torch.Tensor:
-        """Logits (e - b, C, N) of trials b .. e - 1: Linear j2's output as its clean output plus
-        the low-rank update and dW2 h + db2, then the later children, all on one block.
-
-        A block's (B, O, N) activations stay in the CPU cache from one step to the next, and
-        its matmul's inner size is the block's largest |S_k|: callers sort a chunk's trials by
-        their number of changes (``scores``), so the pads (dH = 0) are few."""
-        b, e = trials
-        sb, n = max(width[b:e]), dH.shape[2]
-        clean = self.acts[j2 + 1].expand(e - b, -1, -1)  # clean output of layer j2
-        h = self._buf("z2", (e - b, wg.shape[1], n))
-        torch.baddbmm(clean, wg[b:e, :, :sb], dH[b:e, :sb], out=h)
+        clean = torch.index_select(self.acts[j2], 0, rows, out=self._buf("hs", (B * sb, n)))
+        dH = Zs.sub_(clean.view(B, sb, n))  # 0 on pads
+        h = self._buf("z2", (B, wg.shape[1], n))
+        torch.baddbmm(self.acts[j2 + 1].expand(B, -1, -1), wg[b:e, :, :sb], dH, out=h)
         self._correct(h, j2, deltas, self.acts[j2], trials=trials)  # + dW2 h + db2
         scratch = True
         for name, m in self.children[j2 + 1 :]:
