@@ -262,6 +262,16 @@ def test_report_keys_determinism_and_no_mutation(tiny):
     assert param_hash(model) == before
 
 
+def test_the_hessian_names_stay_importable_from_sharpness():
+    """The Hessian moved to hessian.py / lanczos.py; callers import from sharpness as before."""
+    from sar_core.analysis import hessian, lanczos
+
+    for name in ("flat_loss", "hvp_graph", "hessian_vector_product", "hessian_trace"):
+        assert getattr(S, name) is getattr(hessian, name)
+    for name in ("lanczos_extremes", "hessian_eigenvalues"):
+        assert getattr(S, name) is getattr(lanczos, name)
+
+
 @pytest.mark.parametrize(
     "call",
     [
