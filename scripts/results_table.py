@@ -7,8 +7,9 @@
 Generated blocks sit between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->`` in
 README.md: the suite's protocol paragraph, per-target tables and verdict counts, the issue's
 targets stated as met / MISSED with their numbers (all from benchmarks/results/suite.json via
-``sar_core.experiments.suite_report.readme_blocks``), and the Double-win table (from
-benchmarks/results/double_win.json). ``tests/test_readme_claims.py`` runs the check.
+``sar_core.experiments.suite_report.readme_blocks``), and the Double-win caption, table and
+who-wins sentences (from benchmarks/results/double_win.json via
+``sar_core.experiments.study.double_win.readme_blocks``). ``tests/test_readme_claims.py`` runs the check.
 
 ``demo`` runs, for each architecture and fault setting, exactly:
     python -m sar_core compare --models assets/digits_<arch>_{sgd,sam,sar}.safetensors \
@@ -65,12 +66,13 @@ def pct(x: float) -> str:
 
 def blocks() -> dict[str, str]:
     """Every generated block, computed from the bundled result files."""
-    from sar_core.experiments.suite_report import double_win_table, readme_blocks
+    from sar_core.experiments.study.double_win import readme_blocks as double_win_blocks
+    from sar_core.experiments.suite_report import readme_blocks
     from sar_core.experiments.suite_results import load_results
 
     out = readme_blocks(load_results())
     dw = json.loads((ROOT / "benchmarks" / "results" / "double_win.json").read_text())
-    out["double-win"] = double_win_table(dw)
+    out.update(double_win_blocks(dw))  # the protocol caption, the table, who wins where
     if DEMO_JSON.is_file():
         out["demo-table"] = demo_table(json.loads(DEMO_JSON.read_text()))
     return out

@@ -29,17 +29,19 @@ def test_readme_blocks_match_their_result_files(script):
     fresh = script.blocks()
     found = {m["name"] for m in script.BLOCK.finditer(text)}
     assert {"suite-protocol", "suite-int8", "suite-claims", "double-win"} <= found
+    assert {"double-win-protocol", "double-win-claims"} <= found
     assert found <= set(fresh)
     assert script.readme_diff(text, fresh) == []
 
 
-def test_a_drifted_number_is_caught(script):
+@pytest.mark.parametrize("block", ["suite-int8", "double-win", "double-win-claims"])
+def test_a_drifted_number_is_caught(script, block):
     text = (ROOT / "README.md").read_text()
     fresh = script.blocks()
-    m = next(m for m in script.BLOCK.finditer(text) if m["name"] == "suite-int8")
+    m = next(m for m in script.BLOCK.finditer(text) if m["name"] == block)
     body = m["body"]
     i = next(k for k, ch in enumerate(body) if ch.isdigit())
     bumped = body[:i] + str((int(body[i]) + 1) % 10) + body[i + 1 :]
     drifted = text.replace(body, bumped, 1)
-    assert script.readme_diff(drifted, fresh) == ["suite-int8"]
+    assert script.readme_diff(drifted, fresh) == [block]
     assert script.readme_diff(script.rewrite(drifted, fresh), fresh) == []

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from sar_core.experiments.study.cache import Store
 from sar_core.experiments.study.plan import Plan, ReportRef
+from sar_core.names import TARGETED  # methods trained against a target fault model
 
 MEASURED = ("latency_ms", "latency_ratio", "train_cost_ratio")
 
@@ -226,6 +227,15 @@ def caption(meta: dict) -> str:
         else "settings other than the library defaults: "
         + "; ".join(f"{k} {v}" for k, v in changed.items())
     )
+    targets = {}  # training target of the fault-aware methods, as "format BER"
+    for name, cfg in meta["configs"].items():
+        fm = cfg.get("fault_model")
+        if cfg["method"] in TARGETED and fm:
+            targets.setdefault(f"{fm['format']} BER {fm['ber']:g}", []).append(name.split("/")[1])
+    if targets:
+        settings += "; training targets: " + "; ".join(
+            f"{', '.join(dict.fromkeys(v))} {k}" for k, v in targets.items()
+        )
     return (
         f"{', '.join(t['name'] for t in meta['tasks'])}; held-out seeds "
         f"{', '.join(map(str, seeds))} ({len(seeds)} seeds), {epochs} epochs, {settings}; faults: {fault['format']} BER "
@@ -268,6 +278,28 @@ def _names(rows: Sequence[dict]) -> str:
     return ", ".join(f"{r['name']} ({100 * r['delta']['mean']:+.1f})" for r in rows) or "none"
 
 
+def _sar_sentence(sar: dict, best: dict, models: Sequence[dict], ref: str) -> str:
+    """SAR's rank by mean accuracy under faults and, against the best model, the per-seed
+    difference with its seed-level interval (same patterns per seed: Δ_sar - Δ_best)."""
+    from sar_core.stats.intervals import seed_level_interval
+    from sar_core.stats.verdicts import verdict
+
+    rank = 1 + sum(r["fault_accuracy"] > sar["fault_accuracy"] for r in models)
+    ahead = [r["name"] for r in models if r["fault_accuracy"] > sar["fault_accuracy"]]
+    text = f"SAR ranks {rank} of {len(models)} trained models by mean accuracy under faults"
+    if ahead:
+        text += f" (behind {', '.join(ahead)})"
+    if best is not sar and best["seeds"] == sar["seeds"]:
+        d = seed_level_interval(
+            [a - b for a, b in zip(sar["delta_per_seed"], best["delta_per_seed"])]
+        )
+        text += (
+            f"; SAR - {best['name']}: {100 * d.mean:+.1f} [{100 * d.lo:+.1f}, {100 * d.hi:+.1f}] "
+            f"points ({verdict(d.lo, d.hi)}, seed-level)"
+        )
+    return text + f"; SAR trains in {_num(sar['train_cost_ratio'])}x {ref}'s time."
+
+
 def claims(summary: Sequence[dict]) -> str:
     """Who wins where, as sentences computed from the summary (one paragraph per task)."""
     out = []
@@ -289,21 +321,15 @@ def claims(summary: Sequence[dict]) -> str:
             f"largest gain first (Δ in points): {_names(wins)}; no measurable difference: "
             f"{_names(ties)}"
             + (f"; worse: {_names(losses)}" if losses else "")
-            + f". Most robust model: {best['name']} "
-            f"({_pct(best['fault_accuracy'])} % under faults vs {_pct(ref['fault_accuracy'])} %). "
+            + f". Highest mean accuracy under faults: {best['name']} "
+            f"({_pct(best['fault_accuracy'])} % vs {_pct(ref['fault_accuracy'])} %). "
             f"Double win (gain, clean accuracy kept, no extra bits or operations): "
             f"{', '.join(dw) or 'none'}"
             + (f"; clean accuracy measurably lost: {', '.join(lost)}." if lost else ".")
         )
         sar = next((r for r in others if r["name"] == "sar"), None)
         if sar is not None:
-            rank = 1 + sum(r["fault_accuracy"] > sar["fault_accuracy"] for r in models)
-            ahead = [r["name"] for r in models if r["fault_accuracy"] > sar["fault_accuracy"]]
-            text += (
-                f" SAR ranks {rank} of {len(models)} trained models under faults"
-                + (f" (behind {', '.join(ahead)})" if ahead else "")
-                + f", at {_num(sar['train_cost_ratio'])}x {ref['name']}'s training time."
-            )
+            text += " " + _sar_sentence(sar, best, models, ref["name"])
         out.append(text)
     return "\n\n".join(out)
 
