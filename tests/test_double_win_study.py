@@ -282,3 +282,24 @@ def test_double_win_judgement_and_claims():
         f"Highest mean accuracy under faults: {best['name']} ({100 * best['fault_accuracy']:.1f} %"
         in text
     )
+
+
+def test_readme_verdicts_match_the_result_file_recomputed_with_scipy():
+    """The README's who-wins sentences against the per-seed rows of double_win.json, with the
+    seed-level interval recomputed here (scipy t over the per-seed paired means)."""
+    import re
+
+    from scipy import stats
+
+    rows = json.loads((ROOT / "benchmarks" / "results" / "double_win.json").read_text())["rows"]
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- generated:double-win-claims -->")[1].split("<!-- /generated")[0]
+    paragraphs = {m[1]: m[2] for m in re.finditer(r"\*\*(\w+)\*\*: (.*)", block)}
+    assert set(paragraphs) == {r["task"] for r in rows}
+    for task, text in paragraphs.items():
+        beat = re.search(r"largest gain first \(Δ in points\): (.*?); no measurable", text)[1]
+        for name in {r["name"] for r in rows if r["task"] == task} - {"sgd"}:
+            d = [r["delta"] for r in rows if r["task"] == task and r["name"] == name]
+            half = stats.t.ppf(0.975, len(d) - 1) * np.std(d, ddof=1) / np.sqrt(len(d))
+            listed = f"{name} ({100 * np.mean(d):+.1f})"
+            assert (listed in beat.split(", ")) == (np.mean(d) - half > 0), (task, name)
