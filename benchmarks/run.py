@@ -1,6 +1,7 @@
 """Speed of the project against a naive loop, the peers and the pure forward passes (the limit).
 
     python benchmarks/run.py [--quick] [--repeats 3] [--skip-cli] [--busy 2] [--only campaign]
+                             [--out benchmarks/results/run_NAME.md]
 
 One process, one torch thread, the same seeded models and data for every contender, cases
 interleaved (A, B, C, A, B, C, ...) and reported as medians with the load average, so that a
@@ -8,7 +9,7 @@ busy machine slows every contender alike. Peers (pytorchfi, loss-landscapes, PyH
 requirements-bench.txt) are skipped with a printed note when not installed. ``--quick`` runs tiny
 sizes (the test suite's smoke test); its numbers mean nothing. ``--busy N`` runs N busy-loop
 processes for the whole run (a loaded machine, on purpose); ``--only`` picks sections
-(campaign, landscape, sharpness, cli).
+(campaign, landscape, sharpness, cli); ``--out`` also writes the report (stdout) to a file.
 """
 
 from __future__ import annotations
@@ -328,6 +329,7 @@ def main() -> None:
     ap.add_argument("--skip-cli", action="store_true")
     ap.add_argument("--busy", type=int, default=0, help="busy-loop processes during the run")
     ap.add_argument("--only", default="campaign,landscape,sharpness,cli")
+    ap.add_argument("--out", type=Path, default=None, help="also write the report to this file")
     a = ap.parse_args()
     loops = busy_loops(a.busy)
     try:
@@ -355,12 +357,14 @@ def run(a: argparse.Namespace) -> None:
     pfi = sys.modules.get("pytorchfi.core") if pfi is not None else None
     ll, pyh = peer("loss_landscapes"), peer("pyhessian")
     trials = 4 if q else 200
-    print(
+    report = [
         f"torch {torch.__version__}, {torch.get_num_threads()} thread, "
-        f"{len(y)} digits test rows, medians of {repeats} interleaved runs"
-    )
-    print(f"busy-loop processes during the run: {a.busy}")
-    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+        f"{len(y)} digits test rows, medians of {repeats} interleaved runs",
+        f"command: python benchmarks/run.py {' '.join(sys.argv[1:])}",
+        f"busy-loop processes during the run: {a.busy}",
+        "load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()),
+    ]
+    print("\n".join(report))
     mlp_label = "MLP 64-16-10 (quick)" if q else "MLP 64-128-128-10"
     for label, model in ((mlp_label, mlp), ("SmallCNN (demo, 8-16 ch)", cnn)):
         for ber in (1e-4, 1e-7) if "campaign" in only else ():
@@ -372,10 +376,12 @@ def run(a: argparse.Namespace) -> None:
             bench_sharpness(label, model, X, y, repeats, pyh, 8 if q else 64)
     if not (q or a.skip_cli) and "cli" in only:
         bench_cli((20, 1020), repeats, data)  # 1000 trials of difference: above the noise
-    print("\n| section | case | median s | note |\n|---|---|---|---|")
-    for sec, case, t, note in ROWS:
-        print(f"| {sec} | {case} | {t:.4f} | {note} |")
-    print("\nload average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    table = ["", "| section | case | median s | note |", "|---|---|---|---|"]
+    table += [f"| {sec} | {case} | {t:.4f} | {note} |" for sec, case, t, note in ROWS]
+    table += ["", "load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())]
+    print("\n".join(table))
+    if a.out is not None:
+        a.out.write_text("\n".join(report + table) + "\n")
 
 
 if __name__ == "__main__":
