@@ -123,10 +123,10 @@ class _Lanczos:
     def wanted(self, k: int, want_min: bool, beta: float) -> tuple[list, list, list]:
         """The wanted Ritz values (k largest, then the smallest), their residuals |beta s_m| and
         gaps (distance to the nearest other Ritz value; inf while T is 1 x 1)."""
-        th, n = self.theta, len(self.theta)
+        th, n = self.theta, len(self.theta)  # th ascending: the nearest ones are neighbours
         idx = list(range(n - min(k, n), n)) + ([0] if want_min else [])
-        gaps = [min([abs(th[i] - th[j]) for j in range(n) if j != i], default=np.inf) for i in idx]
-        return [th[i] for i in idx], [abs(beta * self.S[-1, i]) for i in idx], gaps
+        gaps = np.minimum(np.diff(th, prepend=-np.inf), np.diff(th, append=np.inf))
+        return [th[i] for i in idx], [abs(beta * self.S[-1, i]) for i in idx], gaps[idx].tolist()
 
     def extend(self, beta: float) -> None:
         """Accept the remainder of the last step as the next Lanczos vector."""
