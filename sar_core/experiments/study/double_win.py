@@ -321,7 +321,7 @@ def claims(summary: Sequence[dict]) -> str:
             f"largest gain first (Δ in points): {_names(wins)}; no measurable difference: "
             f"{_names(ties)}"
             + (f"; worse: {_names(losses)}" if losses else "")
-            + f". Highest mean accuracy under faults: {best['name']} "
+            + f". Highest mean accuracy under faults among the trained models: {best['name']} "
             f"({_pct(best['fault_accuracy'])} % vs {_pct(ref['fault_accuracy'])} %). "
             f"Double win (gain, clean accuracy kept, no extra bits or operations): "
             f"{', '.join(dw) or 'none'}"
