@@ -112,21 +112,24 @@ class _Lanczos:
         m = self.size
         Vm = self.V[: m + 1]  # (m + 1, P), a view
         w = self.hvp(Vm[m])
-        h = Vm @ w  # projections on V; h[m] = alpha_m = v_m^T H v_m
+        h = torch.mv(Vm, w)  # projections on V; h[m] = alpha_m = v_m^T H v_m
         self.alphas.append(float(h[m]))
-        w = w - h @ Vm
-        w = w - (Vm @ w) @ Vm  # the second pass removes what rounding left
+        w = torch.addmv(w, Vm.t(), h, alpha=-1)  # w - V^T h
+        w = torch.addmv(w, Vm.t(), torch.mv(Vm, w), alpha=-1)  # again: removes what rounding left
         self.w = w
         self.theta, self.S = np.linalg.eigh(_tridiagonal(self.alphas, self.betas))
-        return float(w.norm())
+        return float(torch.linalg.vector_norm(w))
 
     def wanted(self, k: int, want_min: bool, beta: float) -> tuple[list, list, list]:
         """The wanted Ritz values (k largest, then the smallest), their residuals |beta s_m| and
         gaps (distance to the nearest other Ritz value; inf while T is 1 x 1)."""
-        th, n = self.theta, len(self.theta)  # th ascending: the nearest ones are neighbours
+        th, n = self.theta.tolist(), len(self.theta)  # ascending: the nearest are neighbours
         idx = list(range(n - min(k, n), n)) + ([0] if want_min else [])
-        gaps = np.minimum(np.diff(th, prepend=-np.inf), np.diff(th, append=np.inf))
-        return [th[i] for i in idx], [abs(beta * self.S[-1, i]) for i in idx], gaps[idx].tolist()
+        gaps = [
+            min(th[i] - th[i - 1] if i else np.inf, th[i + 1] - th[i] if i < n - 1 else np.inf)
+            for i in idx
+        ]
+        return [th[i] for i in idx], [abs(beta * self.S[-1, i]) for i in idx], gaps
 
     def extend(self, beta: float) -> None:
         """Accept the remainder of the last step as the next Lanczos vector."""
@@ -134,7 +137,7 @@ class _Lanczos:
         m = len(self.betas)
         if m == self.V.shape[0]:
             self.V = torch.cat([self.V, torch.empty_like(self.V)])
-        self.V[m] = self.w / beta
+        torch.div(self.w, beta, out=self.V[m])
 
 
 def _stop_rule(
