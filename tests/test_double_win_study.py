@@ -303,3 +303,26 @@ def test_readme_verdicts_match_the_result_file_recomputed_with_scipy():
             half = stats.t.ppf(0.975, len(d) - 1) * np.std(d, ddof=1) / np.sqrt(len(d))
             listed = f"{name} ({100 * np.mean(d):+.1f})"
             assert (listed in beat.split(", ")) == (np.mean(d) - half > 0), (task, name)
+
+
+def test_html_report_has_the_double_win_section(study, tmp_path):
+    import html as html_lib
+    import re
+
+    from sar_core.experiments.study.report import write_report
+
+    out, _, plan, _ = study
+    write_report(out, tmp_path / "r.html")
+    text = (tmp_path / "r.html").read_text()
+    section = text.split("<h2>Double win</h2>")[1].split("</table>")[0]
+    cells = [
+        [html_lib.unescape(re.sub("<[^>]+>", "", c)) for c in re.findall(r"<td>(.*?)</td>", tr)]
+        for tr in re.findall(r"<tr>(.*?)</tr>", section)
+        if "<td>" in tr
+    ]
+    summary = summary_rows(report_rows(plan, Store(out)))
+    assert [c[1] for c in cells] == [r["name"] for r in summary]
+    for c, r in zip(cells, summary):
+        assert c[3] == f"{100 * r['fault_accuracy']:.1f}"
+        assert c[5] == (r["verdict"] or "—")
+        assert c[-1] == {None: "—", True: "yes", False: "no"}[r["double_win"]]

@@ -212,12 +212,14 @@ def html_report(
     spec_text: str | None = None,
     commands: Sequence[Mapping] = (),
     versions: Mapping[str, str] | None = None,
+    double_win: Sequence[Mapping] = (),
 ) -> str:
     """The report as one HTML string (plotly.js inlined: opens offline).
 
     ``rows``: results-table rows (columns of ``results.RESULT_COLUMNS``; ``REQUIRED`` at least).
     ``commands``: dicts with ``command`` and optionally ``executor``, ``workers``, ``status``,
-    ``seconds``, ``started``.
+    ``seconds``, ``started``. ``double_win``: rows of the study's double_win table (a spec with
+    ``[report]``), summarised over seeds in a "Double win" section.
     """
     from plotly.offline import get_plotlyjs
 
@@ -244,6 +246,8 @@ def html_report(
         if sc is not None:
             parts.append(_fig_html(sc, figs))
             figs += 1
+    if double_win:
+        parts.append(_double_win_section(double_win))
     parts.append(_provenance(spec_text, commands, versions))
     head = (
         f"<meta charset='utf-8'><title>{html.escape(title)}</title><style>{CSS}</style>"
@@ -255,6 +259,52 @@ def html_report(
         f"{len(tasks)} tasks, {len(rows)} result rows, {figs} figures.</p>"
     )
     return f"<!DOCTYPE html><html><head>{head}</head><body>{intro}{''.join(parts)}</body></html>"
+
+
+def _double_win_section(rows: Sequence[Mapping]) -> str:
+    """Per task and model (or mitigation): means over seeds, Δ vs the reference with its
+    seed-level interval and verdict, attack flips per seed, overheads, the double win."""
+    from sar_core.experiments.study.double_win import summary_rows
+
+    body = []
+    for r in summary_rows(rows):
+        d, c = r["delta"], r["clean_delta"]
+        body.append(
+            [
+                html.escape(str(r["task"])),
+                html.escape(str(r["name"])),
+                _pct(r["clean_accuracy"]),
+                _pct(r["fault_accuracy"]),
+                "—" if d is None else _pct_ci((d["mean"], d["lo"], d["hi"]), signed=True),
+                "—" if d is None else html.escape(r["verdict"]),
+                "—" if c is None else _pct_ci((c["mean"], c["lo"], c["hi"]), signed=True),
+                ", ".join("n/a" if f is None else str(f) for f in r["attack_flips_per_seed"]),
+                *("n/a" if r[k] is None else f"{r[k]:.0f}" for k in ("extra_bits", "extra_ops")),
+                {None: "—", True: "yes", False: "no"}[r["double_win"]],
+            ]
+        )
+    head = (
+        "task",
+        "model",
+        "clean",
+        "under faults",
+        "Δ vs reference [95% CI over seeds]",
+        "verdict",
+        "clean Δ [95% CI]",
+        "attack flips per seed",
+        "extra bits",
+        "extra ops",
+        "double win",
+    )
+    return (
+        "<h2>Double win</h2>"
+        + _table(head, body)
+        + '<p class="note">The double-win report (sar_core.experiments.report) per task and '
+        "seed; means over seeds. Intervals are seed-level: Student t over the per-seed paired "
+        "means. Double win: Δ a win, clean accuracy not measurably lower, zero extra bits and "
+        "operations. Attack flips: n/a when the budget ran out first. Latency and training "
+        "time are measured, not tabulated here (benchmarks/double_win.py reports them).</p>"
+    )
 
 
 def _provenance(spec_text, commands, versions) -> str:
@@ -297,6 +347,7 @@ def write_report(study_dir: str | Path, html_path: str | Path) -> dict:
     spec_text = (d / "spec.toml").read_text(encoding="utf-8")
     spec = parse_spec(spec_text)
     runs = Store(d).runs()
+    dw = d / "double_win.parquet"
     text = html_report(
         read_table(table),
         title=f"SAR Lab study: {spec.name}",
@@ -304,6 +355,7 @@ def write_report(study_dir: str | Path, html_path: str | Path) -> dict:
         spec_text=spec_text,
         commands=runs,
         versions=(runs[-1].get("versions") if runs else None) or versions(),
+        double_win=read_table(dw) if dw.is_file() else (),
     )
     out = Path(html_path)
     atomic_write(out, text.encode("utf-8"))
