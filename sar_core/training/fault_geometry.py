@@ -229,21 +229,31 @@ class Int8Rows:
         """What a layout depends on: the tensors, their shapes, dtypes and devices."""
         return tuple((id(p), p.shape, p.dtype, p.device) for p in ps)
 
-    def amax_first(self, ps: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(R, 1) max|w| of every row and its first position in the row.
-
-        w is read from the buffers (``views``), or copied from ``ps`` into the scratch first.
-        """
+    def _load_abs(self, ps: list[torch.Tensor] | None) -> None:
+        """|w| into the scratch buffers: w from the buffers, or from ``ps``."""
         if ps is None:
             for b, a in zip(self.buffers, self.scratch):
                 torch.abs(b, out=a)
         else:
             torch._foreach_copy_(self._scratch_views, ps)
             torch._foreach_abs_(self.scratch)
+
+    def amax_first(self, ps: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(R, 1) max|w| of every row and its first position in the row.
+
+        w is read from the buffers (``views``), or copied from ``ps`` into the scratch first.
+        """
+        self._load_abs(ps)
         out = [a.max(dim=1, keepdim=True) for a in self.scratch]
         if len(out) == 1:
             return out[0]
         return torch.cat([m for m, _ in out]), torch.cat([k for _, k in out])
+
+    def amax(self, ps: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """(R, 1) max|w| of every row (as ``amax_first``, without the positions)."""
+        self._load_abs(ps)
+        out = [a.amax(dim=1, keepdim=True) for a in self.scratch]
+        return out[0] if len(out) == 1 else torch.cat(out)
 
     def at(self, first: torch.Tensor) -> torch.Tensor:
         """(R, 1) w at the given position of every row (read from the buffers)."""

@@ -42,6 +42,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
 import torch
 
 from sar_core.faults.model import FaultModel, eligible_parameters
@@ -119,26 +120,15 @@ class SAM(torch.optim.Optimizer):
             return list(ts)
         return [self._t_of(p, group) for p in ps]  # type: ignore[misc]
 
-    def _ts(self, groups: list[tuple[dict, list]], in_step: bool) -> list:
-        """T per group (``in_step``: w has just been copied into the restore buffers)."""
-        return [self._group_ts(group, ps) for group, ps in groups]
-
-    def _with_grads(self) -> list[tuple[dict, list[torch.Tensor]]]:
-        """(group, parameters with a gradient) of every group that has any."""
-        out = []
-        for group in self.param_groups:
-            ps = [p for p in group["params"] if p.grad is not None]
-            if ps:
-                out.append((group, ps))
-        return out
-
-    def _ascent_parts(
-        self, groups: list[tuple[dict, list]], in_step: bool = False
-    ) -> tuple[list[tuple], torch.Tensor | float]:
+    def _ascent_parts(self) -> tuple[list[tuple], torch.Tensor | float]:
         """Per group (group, params, T, T*g) and the global norm ||T g||."""
         parts = []
-        for (group, ps), ts in zip(groups, self._ts(groups, in_step)):
+        for group in self.param_groups:
+            ps = [p for p in group["params"] if p.grad is not None]
+            if not ps:
+                continue
             gs = [p.grad for p in ps]
+            ts = self._group_ts(group, ps)
             tgs = gs if ts is None else list(torch._foreach_mul(ts, gs))
             parts.append((group, ps, ts, tgs))
         tgs_all = [x for part in parts for x in part[3]]
@@ -149,7 +139,7 @@ class SAM(torch.optim.Optimizer):
     @torch.no_grad()
     def ascent_direction(self) -> dict[torch.Tensor, torch.Tensor]:
         """e(w) for every parameter with a gradient, from the current gradients (no update)."""
-        parts, norm = self._ascent_parts(self._with_grads())
+        parts, norm = self._ascent_parts()
         out = {}
         for group, ps, ts, tgs in parts:
             scale = self._radius(group) / (norm + 1e-12)
@@ -163,10 +153,6 @@ class SAM(torch.optim.Optimizer):
             buf = self.state[p]["old_p"] = torch.empty_like(p)
         return buf
 
-    def _olds(self, ps: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Buffers that keep w during a step, reused across steps."""
-        return [self._old(p) for p in ps]
-
     @torch.no_grad()
     def first_step(self, zero_grad: bool = False) -> None:
         """Climb to the local maximum w + e(w) (w kept in buffers reused across steps)."""
@@ -178,16 +164,13 @@ class SAM(torch.optim.Optimizer):
         self._moved: list[tuple[list, list]] = []
         if not any(self._radius(g) > 0 for g in self.param_groups):
             return
-        groups = self._with_grads()
-        ps = [p for _, group_ps in groups for p in group_ps]
-        if not ps:
-            return
-        olds = self._olds(ps)
-        torch._foreach_copy_(olds, ps)
-        self._moved = [(ps, olds)]
-        parts, norm = self._ascent_parts(groups, in_step=True)
+        parts, norm = self._ascent_parts()
+        norm = _host(norm)
         for group, ps, ts, tgs in parts:
-            scale = float(self._radius(group) / (norm + 1e-12))
+            olds = [self._old(p) for p in ps]
+            torch._foreach_copy_(olds, ps)
+            self._moved.append((ps, olds))
+            scale = _ascent_scale(self._radius(group), norm)
             if ts is None:
                 torch._foreach_add_(ps, tgs, alpha=scale)  # w + r g / ||g||
             else:
@@ -236,6 +219,24 @@ class SAM(torch.optim.Optimizer):
         rho = check_float("rho", rho, low=0.0)
         for g in self.param_groups:
             g["rho"] = rho
+
+
+def _host(norm: torch.Tensor | float) -> float | np.floating:
+    """A 0-d float32 norm as a NumPy float32 (one .item()); other values as they are."""
+    if isinstance(norm, torch.Tensor) and norm.dtype == torch.float32:
+        return np.float32(norm.item())
+    return norm
+
+
+def _ascent_scale(radius: float, norm: torch.Tensor | float | np.floating) -> float:
+    """r / (||T g|| + 1e-12), rounded as the 0-d float32 tensor expression would be.
+
+    On a tensor ``r / (norm + 1e-12)`` is ``(norm + f32(1e-12)).reciprocal() * f32(r)``, each op
+    rounded to float32; NumPy float32 scalars do the same three roundings on the host.
+    """
+    if isinstance(norm, np.float32):
+        return float(np.float32(radius) * (np.float32(1.0) / (norm + np.float32(1e-12))))
+    return float(radius / (norm + 1e-12))
 
 
 class ASAM(SAM):
@@ -341,6 +342,9 @@ class SAR(SAM):
             return p.new_zeros(())  # broadcasts: no ascent on weights the faults cannot hit
         return fault_intensity(p.detach(), self.fault_model)  # type: ignore[arg-type]
 
+    def _radius(self, group: dict) -> float:
+        return group["rho"] * (self.fault_radius if group["geometry"] == "fault" else 1.0)
+
     def _int8(self) -> bool:
         """Whether T comes from int8 ranges (geometry 'fault' in every group, int8 target)."""
         fm = self.fault_model
@@ -357,57 +361,95 @@ class SAR(SAM):
             rows = self._layout = Int8Rows(elig, self.fault_model.granularity)  # type: ignore[union-attr]
         return rows
 
-    def _olds(self, ps: list[torch.Tensor]) -> list[torch.Tensor]:
-        if not self._int8():
-            return super()._olds(ps)
-        elig = [p for p in ps if id(p) in self._eligible]
-        views = iter(self._rows(elig).views) if elig else iter(())
-        return [next(views) if id(p) in self._eligible else self._old(p) for p in ps]
+    def _int8_ascent(self, in_step: bool) -> tuple | None:
+        """The int8 ascent from the current gradients: T = s(w) RMS|dq|, T g and r / ||T g||.
 
-    def _ts(self, groups: list[tuple[dict, list]], in_step: bool) -> list:
-        """int8: T = s(w) RMS|dq| per tensor or output channel (0 where faults cannot hit).
-
-        s = max|W| / 127 of every row of the eligible weights at once (``Int8Rows``). In a step the
-        rows, their max|w| and its first position are kept for the range gradient and the sampled
-        fault: both are functions of the same w.
+        Returns (eligible weights with a gradient, their rows, T, T g, scale of each, (m, first,
+        s)), or None if no eligible weight has a gradient. s = max|W| / 127 of every row (tensor
+        or output channel) at once (``Int8Rows``); the other parameters have T = 0 and stay at
+        w. ``in_step``: w is first copied into the rows' buffers, SAM's restore copies.
         """
-        self._int8_step = None
-        if not self._int8():
-            return super()._ts(groups, in_step)
-        ps = [p for _, group_ps in groups for p in group_ps]
-        elig = [p for p in ps if id(p) in self._eligible]
-        t_of: dict[int, torch.Tensor] = {}
-        if elig:
-            rows = self._rows(elig)
-            amax, first = rows.amax_first(None if in_step else elig)  # (R, 1) each
-            s = torch.where(amax > 0, amax / 127.0, 1.0)  # int8 step (all-zero row: any s)
-            t_of = {id(p): t for p, t in zip(elig, rows.per_tensor(s * self._int8_rms_dq))}
-            if in_step:
-                self._int8_step = (rows, elig, amax, first, s)
-        zero: dict[tuple, torch.Tensor] = {}
-        out = []
-        for _, group_ps in groups:
-            ts = []
-            for p in group_ps:
-                t = t_of.get(id(p))
-                if t is None:  # a 0-d zero broadcasts: no ascent where the faults cannot hit
-                    t = zero.get((p.dtype, p.device))
-                    if t is None:
-                        t = zero[(p.dtype, p.device)] = p.new_zeros(())
-                ts.append(t)
-            out.append(ts)
-        return out
+        ps, hit, radii = [], [], []  # every parameter with a gradient, in group order
+        for group in self.param_groups:
+            r = self._radius(group)
+            for p in group["params"]:
+                if p.grad is not None:
+                    ps.append(p)
+                    hit.append(id(p) in self._eligible)
+                    radii.append(r)
+        elig = [p for p, h in zip(ps, hit) if h]
+        if not elig:
+            return None
+        rows = self._rows(elig)
+        if in_step:
+            torch._foreach_copy_(rows.views, elig)  # w, restored exactly by second_step
+        src = None if in_step else elig
+        amax, first = rows.amax_first(src) if self.range_grad else (rows.amax(src), None)
+        # max|w| where it is > 0, else 127: s = 1 for an all-zero (or NaN) row, as
+        # bits.int8_scale; the range gradient divides by m (sign(w) is 0 or NaN there)
+        m = torch.where(amax > 0, amax, 127.0)  # (R, 1)
+        s = m / 127.0
+        ts = rows.per_tensor(s * self._int8_rms_dq)
+        tgs = torch._foreach_mul(ts, [p.grad for p in elig])
+        # ||T g|| over every parameter with a gradient, the same reduction as SAM's: elsewhere
+        # T g = 0 g, whose norm is 0 (NaN where g is not finite), here ||g|| x 0
+        it = iter(tgs)
+        norms = torch.stack(
+            torch._foreach_norm([next(it) if h else p.grad for p, h in zip(ps, hit)])
+        )
+        if not all(hit):
+            norms = norms * self._mask(hit, norms)
+        norm = _host(torch.linalg.vector_norm(norms))
+        scale = {r: _ascent_scale(r, norm) for r in set(radii)}
+        scales = [scale[r] for r, h in zip(radii, hit) if h]
+        return elig, rows, ts, tgs, scales, (m, first, s)
 
-    def _radius(self, group: dict) -> float:
-        return group["rho"] * (self.fault_radius if group["geometry"] == "fault" else 1.0)
+    def _mask(self, hit: list[bool], like: torch.Tensor) -> torch.Tensor:
+        """1 where a parameter can be hit, else 0 (cached: the same every step)."""
+        key = (tuple(hit), like.dtype, like.device)
+        cached = getattr(self, "_hit_mask", None)
+        if cached is None or cached[0] != key:
+            cached = self._hit_mask = (key, torch.tensor(hit, dtype=like.dtype, device=like.device))
+        return cached[1]
+
+    @torch.no_grad()
+    def ascent_direction(self) -> dict[torch.Tensor, torch.Tensor]:
+        if not self._int8():
+            return super().ascent_direction()
+        out = {
+            p: torch.zeros_like(p)
+            for g in self.param_groups
+            for p in g["params"]
+            if p.grad is not None
+        }
+        parts = self._int8_ascent(in_step=False)
+        if parts is not None:
+            elig, _, ts, tgs, scales, _ = parts
+            for p, t, tg, scale in zip(elig, ts, tgs, scales):
+                out[p] = t * tg * scale  # r T^2 g / ||T g||
+        return out
 
     def _ascend(self) -> None:
         """Climb to w + e(w); SAR v3 with fault_sample adds a sampled target fault Δq·s(w)."""
         self._int8_step = None
-        super()._ascend()
-        if self.fault_sample and self._int8_step is not None:
+        if not self._int8():
+            super()._ascend()
+            return
+        self._moved = []
+        if not any(self._radius(g) > 0 for g in self.param_groups):
+            return
+        parts = self._int8_ascent(in_step=True)
+        if parts is None:
+            return
+        elig, rows, ts, tgs, scales, (m, first, s) = parts
+        self._moved = [(elig, rows.views)]
+        if len(set(scales)) == 1:
+            torch._foreach_addcmul_(elig, ts, tgs, value=scales[0])  # w + r T (T g) / ||Tg||
+        else:  # groups with different radii
+            torch._foreach_addcmul_(elig, ts, tgs, scales)
+        self._int8_step = (rows, elig, m, first)
+        if self.fault_sample:
             fm = self.fault_model
-            rows, elig, _, _, s = self._int8_step
             # in parameter order: the same draws as one loop over the eligible weights
             for p, w, s_p in zip(elig, rows.views, rows.per_tensor(s)):
                 q = int8_quantize(w, s_p)
@@ -418,10 +460,10 @@ class SAR(SAM):
         """Back to w; v3: add d L / d s · d s / d w, then the base optimizer's step."""
         step, self._int8_step = getattr(self, "_int8_step", None), None
         if self.range_grad and step is not None:
-            rows, elig, amax, first, _ = step
+            rows, elig, m, first = step
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in elig]
             deltas = torch._foreach_sub(elig, rows.views)  # p - w: the displacement e (+ D)
-            _add_range_grads(grads, deltas, rows.rows, amax, rows.at(first), rows.row_start + first)
+            _add_range_grads(grads, deltas, rows.rows, m, rows.at(first), rows.row_start + first)
         super()._descend()
 
 
@@ -438,7 +480,8 @@ def _add_range_grads(
     With v held fixed, d L(w + v s(w)) / d s = g · v = g · delta / s, and s depends on w only
     through the largest |w| of the tensor (per output channel with granularity "channel"):
     ds / dw = sign(w) / 127 there. Per tensor/channel: grad[argmax] += (g · delta) / max|w|.
-    ``rows``: rows (1 or C) of each tensor; per row (R, 1): ``amax`` = max|w|, ``w_top`` = w at
+    ``rows``: rows (1 or C) of each tensor; per row (R, 1): ``amax`` = max|w| (any positive
+    value where max|w| = 0: sign(w) = 0 there), ``w_top`` = w at
     its first argmax, ``top`` = that position in the tensor's flat order.
     """
     prods = torch._foreach_mul(grads, deltas)
@@ -446,10 +489,8 @@ def _add_range_grads(
         dot = torch.stack([x.sum() for x in prods]).view(-1, 1)  # (R, 1)
     else:
         dot = torch.cat([x.reshape(r, -1).sum(dim=1, keepdim=True) for x, r in zip(prods, rows)])
-    add = dot / torch.where(amax > 0, amax, 1.0) * torch.sign(w_top)
-    for g, k, a in zip(
-        grads, top.view(-1).split_with_sizes(rows), add.view(-1).split_with_sizes(rows)
-    ):
+    add = dot / amax * torch.sign(w_top)
+    for g, k, a in zip(grads, top.split_with_sizes(rows), add.split_with_sizes(rows)):
         g.put_(k, a, accumulate=True)  # one position per row: g[k] + a
 
 
@@ -459,4 +500,5 @@ def _add_range_grad(grad: torch.Tensor, delta: torch.Tensor, w: torch.Tensor, gr
     w2 = w.reshape(rows, -1)
     amax, first = w2.abs().max(dim=1, keepdim=True)
     start = torch.arange(rows, device=w.device).view(-1, 1) * w2.shape[1]
-    _add_range_grads([grad], [delta], [rows], amax, w2.gather(1, first), start + first)
+    m = torch.where(amax > 0, amax, 1.0)
+    _add_range_grads([grad], [delta], [rows], m, w2.gather(1, first), start + first)
