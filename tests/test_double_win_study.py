@@ -326,3 +326,25 @@ def test_html_report_has_the_double_win_section(study, tmp_path):
         assert c[3] == f"{100 * r['fault_accuracy']:.1f}"
         assert c[5] == (r["verdict"] or "—")
         assert c[-1] == {None: "—", True: "yes", False: "no"}[r["double_win"]]
+
+
+@pytest.mark.slow
+def test_ray_local_instance_gives_the_same_double_win_table(study, tmp_path):
+    """The report task on Ray (every method's model passed as ObjectRefs) stores the same
+    deterministic numbers as the local pool."""
+    import ray
+
+    out, spec, _, _ = study
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        res = run_study(spec, tmp_path, executor="ray")
+    finally:
+        ray.shutdown()
+    assert res["failed"] == {} and res["report"] == 2
+
+    a, b = (read_table(d / "double_win.parquet") for d in (out, tmp_path))
+    assert len(a) == len(b) == 10
+    for ra, rb in zip(a, b):
+        assert ra.keys() == rb.keys()
+        for k in ra:
+            assert ra[k] == rb[k] or (ra[k] != ra[k] and rb[k] != rb[k]), (k, ra[k], rb[k])
