@@ -218,3 +218,19 @@ def test_batched_logits_of_a_chunk_match_numpy_flipped_logits(demo, xy, monkeypa
             A = functional_call(model, mag, (X.abs(),))
         bound = 4 * fan_in * 2.0**-24 * A
         assert bool(((logits[k].t() - ref).abs() <= bound).all())
+
+
+def test_a_pattern_from_a_space_with_other_start_bits_keeps_its_bits(demo):
+    """A pattern drawn over the mantissa bits, applied by an injector over all bits (same
+    parameters and offsets, other site numbering): its own start bits are flipped (numpy)."""
+    model = demo["digits_mlp_sgd"].model
+    draw = Injector(model, FaultModel(format="float32", bits="mantissa", count=60))
+    apply = Injector(model, FaultModel(format="float32", count=60))
+    pats = [draw.sample(M.trial_rng(3, t)) for t in range(4)]
+    chunk = apply.chunk_delta(pats)
+    for k, p in enumerate(pats):
+        ref = _numpy_flipped(model, p)
+        got = apply.apply_delta(chunk.trial(k))
+        for name in ref:
+            assert torch.equal(got[name], ref[name])
+        assert all(int(b.max()) <= 22 for _, b in p.sites.values())  # mantissa bits only

@@ -179,12 +179,19 @@ class Injector:
         """What each of K patterns changes, at once: one unique, one encode and one decode for
         the hit codes of the whole chunk, O(total flips); trial k's entries equal ``delta``'s."""
         offsets, K = self.space.offsets, len(patterns)
-        sites = [p.global_sites(self.eligible, offsets) for p in patterns]
-        counts = np.array([e.size for e, _ in sites], dtype=np.int64)
-        if not counts.any():
-            return ChunkDelta(values={}, n_changed=np.zeros(K, np.int64))
-        elem = np.concatenate([e for e, _ in sites]).astype(np.int64)
-        start = np.concatenate([s for _, s in sites])
+        ids = [p.site_ids(self.space) for p in patterns]
+        if all(i is not None for i in ids):  # drawn here: one split for the whole chunk
+            counts = np.array([i.size for i in ids], dtype=np.int64)
+            if not counts.any():
+                return ChunkDelta(values={}, n_changed=np.zeros(K, np.int64))
+            elem, start = self.space.elements_and_starts(np.concatenate(ids))
+        else:
+            sites = [p.global_sites(self.eligible, offsets) for p in patterns]
+            counts = np.array([e.size for e, _ in sites], dtype=np.int64)
+            if not counts.any():
+                return ChunkDelta(values={}, n_changed=np.zeros(K, np.int64))
+            elem = np.concatenate([e for e, _ in sites]).astype(np.int64)
+            start = np.concatenate([s for _, s in sites])
         n_elem = int(offsets[-1])
         key = np.repeat(np.arange(K, dtype=np.int64), counts) * n_elem + elem
         u, inv = np.unique(key, return_inverse=True)  # sorted by (trial, element)

@@ -211,7 +211,8 @@ class FaultPattern:
     """Hit sites: per parameter name, flat element indices and the (start) bit at each.
 
     Site i covers bits bit[i] .. bit[i] + burst - 1 of element idx[i]. Patterns drawn by a
-    ``SiteSpace`` keep the global element ids and build the per-name ``sites`` dict only on demand.
+    ``SiteSpace`` keep its global site ids (``flat=(space, site ids)``) and build the element ids,
+    start bits and the per-name ``sites`` dict only on demand.
     """
 
     def __init__(
@@ -221,11 +222,12 @@ class FaultPattern:
         n_sites: int = 0,
         burst: int = 1,
         *,
-        flat: tuple[SiteSpace, np.ndarray, np.ndarray] | None = None,
+        flat: tuple[SiteSpace, np.ndarray] | None = None,
     ) -> None:
         if (sites is None) == (flat is None):
             raise ValueError("Invalid FaultPattern: give exactly one of sites or flat")
         self._sites, self._flat = sites, flat
+        self._elem_start: tuple[np.ndarray, np.ndarray] | None = None
         self.n_flips, self.n_sites, self.burst = int(n_flips), int(n_sites), int(burst)
 
     def __repr__(self) -> str:
@@ -235,7 +237,8 @@ class FaultPattern:
     def sites(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Parameter name -> (flat element indices, start bits)."""
         if self._sites is None:
-            space, elem, start = self._flat  # type: ignore[misc]
+            space = self._flat[0]  # type: ignore[index]
+            elem, start = self._split()
             which = np.searchsorted(space.offsets, elem, side="right") - 1
             sites = {}
             for k, name in enumerate(space.names):
@@ -245,14 +248,35 @@ class FaultPattern:
             self._sites = sites
         return self._sites
 
+    def _split(self) -> tuple[np.ndarray, np.ndarray]:
+        """(global element ids, start bits) of a pattern drawn by a SiteSpace (computed once)."""
+        if self._elem_start is None:
+            space, ids = self._flat  # type: ignore[misc]
+            self._elem_start = space.elements_and_starts(ids)
+        return self._elem_start
+
+    def site_ids(self, space: SiteSpace) -> np.ndarray | None:
+        """The global site ids, when the pattern was drawn by a SiteSpace that numbers its sites
+        like ``space`` (same parameters, offsets and start bits); else None."""
+        if self._flat is None:
+            return None
+        own, ids = self._flat
+        if (own.offsets is space.offsets and own.starts is space.starts) or (
+            own.names == space.names
+            and np.array_equal(own.offsets, space.offsets)
+            and np.array_equal(own.starts, space.starts)
+        ):
+            return ids
+        return None
+
     def global_sites(self, names: list[str], offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(element ids in the concatenation of ``names`` at ``offsets``, start bits)."""
         if self._flat is not None:
-            space, elem, start = self._flat
+            space = self._flat[0]
             if space.offsets is offsets or (
                 space.names == names and np.array_equal(space.offsets, offsets)
             ):
-                return elem, start
+                return self._split()
         pos = {n: k for k, n in enumerate(names)}
         elems, starts = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
         for name, (idx, start) in self.sites.items():
@@ -287,13 +311,13 @@ class SiteSpace:
 
     def split(self, site_ids: np.ndarray, n: int) -> FaultPattern:
         """Pattern from global site ids (site = element * n_starts + start slot)."""
-        elem, slot = np.divmod(site_ids.astype(np.int64), len(self.starts))
-        return FaultPattern(
-            n_flips=n,
-            n_sites=self.n_sites,
-            burst=self.fm.burst,
-            flat=(self, elem, self.starts[slot]),
-        )
+        ids = np.asarray(site_ids, dtype=np.int64)
+        return FaultPattern(n_flips=n, n_sites=self.n_sites, burst=self.fm.burst, flat=(self, ids))
+
+    def elements_and_starts(self, site_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(global element ids, start bits) of global site ids."""
+        elem, slot = np.divmod(site_ids, len(self.starts))
+        return elem, self.starts[slot]
 
     def sample(self, rng: np.random.Generator | int) -> FaultPattern:
         """n ~ Binomial(N_sites, ber) (or n = count), then n distinct sites uniformly."""
