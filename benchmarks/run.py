@@ -9,7 +9,8 @@ busy machine slows every contender alike. Peers (pytorchfi, loss-landscapes, PyH
 requirements-bench.txt) are skipped with a printed note when not installed. ``--quick`` runs tiny
 sizes (the test suite's smoke test); its numbers mean nothing. ``--busy N`` runs N busy-loop
 processes for the whole run (a loaded machine, on purpose); ``--only`` picks sections
-(campaign, landscape, sharpness, cli); ``--out`` also writes the report (stdout) to a file.
+(campaign, landscape, sharpness, cli; ``auto``, not run by default: the batched and resume
+evaluators around ``auto``'s switch); ``--out`` also writes the report (stdout) to a file.
 """
 
 from __future__ import annotations
@@ -193,6 +194,36 @@ def bench_campaign(label, model, X, y, ber, trials, repeats, pfi) -> None:
     ROWS.append((sec, "ours / one forward pass per trial", ours, f"{ours / fwd:.2f}x"))
 
 
+def bench_auto(model, X, y, trials: int, repeats: int, bers: tuple[float, ...]) -> None:
+    """Batched vs resume evaluator around ``auto``'s switch (a trial hitting at most
+    AUTO_BATCHED_MAX_HIT_FRACTION of the weights runs batched), int8 all bits + biases."""
+    from sar_core.engine.evaluators import AUTO_BATCHED_MAX_HIT_FRACTION
+    from sar_core.engine.montecarlo import MonteCarlo
+
+    n_weights = sum(p.numel() for p in model.parameters())
+    for ber in bers:
+        fm = FaultModel(format="int8", ber=ber, include_bias=True)
+        engines = {k: MonteCarlo([model], X, y, fm, evaluator=k) for k in ("batched", "resume")}
+        auto = MonteCarlo([model], X, y, fm)
+        picked = type(auto._evals[0]).__name__.lower()
+        cases = {k: (lambda e=e: list(e.run(trials))) for k, e in engines.items()}
+        med = interleaved(cases, repeats)
+        hit = ber * engines["batched"].n_sites / n_weights
+        sec = (
+            f"evaluators, demo MLP, int8 all bits + biases, BER {ber:g} ({100 * hit:.2g}% of the "
+            f"weights hit; auto's switch {100 * AUTO_BATCHED_MAX_HIT_FRACTION:g}%), {trials} trials"
+        )
+        for case, t in med.items():
+            note = (
+                f"resume / batched {med['resume'] / med['batched']:.2f}x"
+                if case == "batched"
+                else ""
+            )
+            ROWS.append(
+                (sec, case, t, note + (f"; auto picks {picked}" if case == "batched" else ""))
+            )
+
+
 # ------------------------------------------------------------------ landscape, sharpness ---
 
 
@@ -369,6 +400,9 @@ def run(a: argparse.Namespace) -> None:
     for label, model in ((mlp_label, mlp), ("SmallCNN (demo, 8-16 ch)", cnn)):
         for ber in (1e-4, 1e-7) if "campaign" in only else ():
             bench_campaign(label, model, X, y, ber, trials, repeats, pfi)
+    if "auto" in only:
+        demo = load_checkpoint(ROOT / "assets" / "digits_mlp_sgd.safetensors").model
+        bench_auto(demo, X, y, 20 if q else 100, repeats, (1e-3, 4e-3, 8e-3, 1.2e-2, 1.6e-2))
     for label, model in ((mlp_label, mlp), ("SmallCNN", cnn)):
         if "landscape" in only:
             bench_landscape(label, model, X, y, 3 if q else 41, repeats, ll)

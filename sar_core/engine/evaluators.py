@@ -24,9 +24,11 @@ from sar_core.faults.injector import ChunkDelta, Delta
 
 EVALUATORS = ("auto", "full", "resume", "batched")
 # "auto" takes the batched evaluator only while a trial changes at most this fraction of the
-# weights: its sparse corrections cost O(flips), a dense pass O(weights). Measured on the digits
-# MLP demo, int8, 100 trials, 1 thread (benchmark in the commit message): batched 0.024 s vs
-# full 0.070 s at BER 1e-4, even at 2e-3 (1.6% of the weights hit), 2.3x slower at 1e-2 (8%).
+# weights: its sparse corrections cost O(flips), a dense pass O(weights). Re-measured for the
+# block evaluator (`python benchmarks/run.py --only auto --repeats 5`, digits MLP demo, int8,
+# 100 trials, 1 thread): resume / batched 3.4x at 0.8% of the weights hit, 2.2x at 3.2%, 0.86x
+# to 1.2x from 6% to 13%. The switch stays at 1.5%, where batched is clearly faster: moving it
+# would move results between evaluators (float32 rounding) for rates between.
 AUTO_BATCHED_MAX_HIT_FRACTION = 0.015
 BLOCK = 24  # trials per block of the low-rank update and the layers after it (Batched._block)
 WORKSPACE_MAX_BYTES = 32 * 2**20  # larger scratch buffers belong to one evaluator alone
