@@ -19,7 +19,15 @@ except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package
     import tomli as tomllib  # type: ignore[no-redef]
 
 from sar_core import limits
-from sar_core.validate import check_choice, check_float, check_int
+from sar_core.experiments.study.spec_tables import (
+    campaign_table,
+    execution_table,
+    report_table,
+    sharpness_table,
+    where_keys,
+    wrap,
+)
+from sar_core.validate import check_choice, check_int
 
 TOP_KEYS = (
     "name",
@@ -44,15 +52,6 @@ TASK_KEYS = (
     "train",
     "methods",
     "faults",
-)
-SHARPNESS_MEASURES = ("sam", "asam", "avg", "lambda_max", "trace", "none")
-REPORT_KEYS = (
-    "mitigations",
-    "base",
-    "attack_target",
-    "attack_budget",
-    "attack_batch",
-    "attack_candidates",
 )
 MAX_SEEDS = 100
 
@@ -110,24 +109,6 @@ class StudySpec:
     text: str  # the TOML source, shown in the report
 
 
-def _where_keys(table: Any, allowed, where: str) -> dict:
-    if not isinstance(table, dict):
-        raise ValueError(f"Invalid {where}: expected a table, got {table!r}")
-    for k in table:
-        if k not in allowed:
-            raise ValueError(
-                f"Invalid key {k!r} in {where}: allowed keys are {', '.join(sorted(allowed))}"
-            )
-    return table
-
-
-def _wrap(where: str, fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{where}: {' '.join(str(e).split())}") from None
-
-
 def _train_fields() -> tuple[str, ...]:
     from sar_core.training.loop import TrainConfig
 
@@ -136,11 +117,11 @@ def _train_fields() -> tuple[str, ...]:
 
 def _train_overrides(table: Any, where: str, *, method_allowed: bool) -> dict:
     allowed = [k for k in _train_fields() if method_allowed or k != "method"]
-    out = dict(_where_keys(table, allowed, where))
+    out = dict(where_keys(table, allowed, where))
     if out.get("fault_model") is not None:
         from sar_core.faults.model import FaultModel
 
-        fm = _wrap(f"{where}.fault_model", FaultModel.from_dict, _fault_table(out["fault_model"]))
+        fm = wrap(f"{where}.fault_model", FaultModel.from_dict, _fault_table(out["fault_model"]))
         out["fault_model"] = fm.to_dict()
     return out
 
@@ -153,7 +134,7 @@ def check_config(cfg: dict, where: str) -> None:
     full = {**cfg, "seed": 0}
     if full.get("fault_model") is not None:
         full["fault_model"] = FaultModel.from_dict(full["fault_model"])
-    _wrap(where, lambda d: TrainConfig(**d), full)
+    wrap(where, lambda d: TrainConfig(**d), full)
 
 
 def _fault_table(t: Any) -> dict:
@@ -183,7 +164,7 @@ def _methods(value: Any) -> list[MethodSpec]:
     out = []
     for i, t in enumerate(value):
         where = f"methods[{i}]"
-        t = dict(_where_keys(t, ("name", *_train_fields()), where))
+        t = dict(where_keys(t, ("name", *_train_fields()), where))
         if "method" not in t:
             raise ValueError(f"Invalid {where}: missing key 'method' (sgd, adam, sam, ...)")
         name = _name(t.pop("name", t["method"]), f"{where}.name")
@@ -205,16 +186,16 @@ def _fault_points(t: Any, where: str) -> list[FaultPoint]:
     from sar_core.faults.model import FaultModel
 
     allowed = ("name", "sweep", *[f.name for f in fields(FaultModel)])
-    t = dict(_where_keys(t, allowed, where))
+    t = dict(where_keys(t, allowed, where))
     name = _name(t.pop("name", str(t.get("format", "float32"))), f"{where}.name")
     sweep = t.pop("sweep", None)
     base = _fault_table(t)
     if sweep is None:
-        fm = _wrap(where, FaultModel.from_dict, base)
+        fm = wrap(where, FaultModel.from_dict, base)
         d = fm.to_dict()
         key = next((k for k in ("ber", "count") if d.get(k) is not None), "ber")
         return [FaultPoint(name, key, *_level(d.get(key), 0), d)]
-    _where_keys(sweep, allowed[2:], f"{where}.sweep")
+    where_keys(sweep, allowed[2:], f"{where}.sweep")
     if not sweep:
         raise ValueError(f"Invalid {where}.sweep: empty; give e.g. sweep.ber = [0.01, 0.03]")
     lists = list(sweep.items())
@@ -232,7 +213,7 @@ def _fault_points(t: Any, where: str) -> list[FaultPoint]:
         for k in ("ber", "count"):  # a swept rate replaces the base's other rate field
             if k not in sweep and k in base and any(s in ("ber", "count") for s in sweep):
                 point.pop(k)
-        fm = _wrap(f"{where}.sweep[{j}]", FaultModel.from_dict, point)
+        fm = wrap(f"{where}.sweep[{j}]", FaultModel.from_dict, point)
         key = lists[0][0]
         points.append(FaultPoint(name, key, *_level(lists[0][1][j], j), fm.to_dict()))
     return points
@@ -263,7 +244,7 @@ def _data_kwargs(t: Any, where: str) -> dict:
         for p in inspect.signature(load_dataset).parameters.values()
         if p.kind is p.KEYWORD_ONLY and p.name != "seed"
     ]
-    return dict(_where_keys(t, allowed, where))
+    return dict(where_keys(t, allowed, where))
 
 
 def _task(t: Any, i: int, methods: list[MethodSpec], train: dict, faults) -> TaskSpec:
@@ -271,11 +252,11 @@ def _task(t: Any, i: int, methods: list[MethodSpec], train: dict, faults) -> Tas
     from sar_core.data.models import ARCHS, ModelSpec
 
     where = f"tasks[{i}]"
-    t = _where_keys(t, TASK_KEYS, where)
+    t = where_keys(t, TASK_KEYS, where)
     if "dataset" not in t:
         raise ValueError(f"Invalid {where}: missing key 'dataset' ({', '.join(DATASETS)})")
-    dataset = _wrap(where, check_choice, "dataset", t["dataset"], DATASETS)
-    arch = _wrap(where, check_choice, "arch", t.get("arch", "mlp"), ARCHS)
+    dataset = wrap(where, check_choice, "dataset", t["dataset"], DATASETS)
+    arch = wrap(where, check_choice, "arch", t.get("arch", "mlp"), ARCHS)
     widths = t.get("widths")
     if widths is not None:
         if not isinstance(widths, list):
@@ -285,10 +266,10 @@ def _task(t: Any, i: int, methods: list[MethodSpec], train: dict, faults) -> Tas
     shape = (1, 8, 8) if arch == "cnn" else None  # checks widths/activation, not the data
     dummy = dict(arch=arch, n_features=64, n_classes=10, activation=act, image_shape=shape)
     if arch in ("mlp", "cnn"):
-        _wrap(where, lambda d: ModelSpec(**d), {**dummy, **({"widths": widths} if widths else {})})
+        wrap(where, lambda d: ModelSpec(**d), {**dummy, **({"widths": widths} if widths else {})})
     name = _name(t.get("name", f"{dataset}-{arch}"), f"{where}.name")
     task_train = _train_overrides(t.get("train", {}), f"{where}.train", method_allowed=False)
-    per_method = _where_keys(t.get("methods", {}), [m.name for m in methods], f"{where}.methods")
+    per_method = where_keys(t.get("methods", {}), [m.name for m in methods], f"{where}.methods")
     configs = {}
     for m in methods:
         over = _train_overrides(
@@ -304,48 +285,13 @@ def _task(t: Any, i: int, methods: list[MethodSpec], train: dict, faults) -> Tas
     return TaskSpec(name, dataset, arch, widths, act, data, configs, task_faults)
 
 
-def _sharpness(t: Any) -> dict:
-    t = _where_keys(t, ("measure", "rho", "samples"), "sharpness")
-    return {
-        "measure": _wrap(
-            "sharpness", check_choice, "measure", t.get("measure", "sam"), SHARPNESS_MEASURES
-        ),
-        "rho": _wrap("sharpness", check_float, "rho", t.get("rho", 0.05), low=0.0, low_open=True),
-        "samples": _wrap("sharpness", check_int, "samples", t.get("samples", 512), low=2),
-    }
-
-
-def _report(t: Any, methods: tuple[str, ...]) -> dict:
-    """[report]: settings of sar_core.experiments.report (trials and seed come from [campaign])."""
-    from sar_core.analysis.attack import check_attack_settings
-    from sar_core.experiments.report import MITIGATIONS
-
-    t = _where_keys(t, REPORT_KEYS, "report")
-    mits = t.get("mitigations", [])
-    if not isinstance(mits, list):
-        raise ValueError(f'Invalid report.mitigations={mits!r}: give a list, e.g. ["range"]')
-    for m in mits:
-        _wrap("report", check_choice, "mitigations", m, MITIGATIONS)
-    base = t.get("base")
-    if base is not None:
-        base = _wrap("report", check_choice, "base", base, methods)
-    attack = {
-        "target_accuracy": t.get("attack_target"),
-        "max_flips": t.get("attack_budget", 1000),
-        "batch_size": t.get("attack_batch", 128),
-        "candidates": t.get("attack_candidates", 1),
-    }
-    _wrap("report", lambda: check_attack_settings(**attack))
-    return {"mitigations": list(dict.fromkeys(mits)), "base": base, "attack": attack}
-
-
 def parse_spec(text: str) -> StudySpec:
     """Parse and validate a study spec from TOML text; ValueError names the key and where."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"Invalid study spec: not valid TOML ({e})") from None
-    _where_keys(raw, TOP_KEYS, "the study spec (top level)")
+    where_keys(raw, TOP_KEYS, "the study spec (top level)")
     for key in ("name", "seeds", "methods", "tasks"):
         if key not in raw:
             raise ValueError(f"Invalid study spec: missing key {key!r} (see docs/studies.md)")
@@ -370,42 +316,12 @@ def parse_spec(text: str) -> StudySpec:
         seeds=seeds,
         methods=mnames,
         tasks=tasks,
-        **_campaign(raw.get("campaign", {}), mnames),
-        sharpness=_sharpness(raw.get("sharpness", {})),
-        report=_report(raw["report"], mnames) if "report" in raw else None,
-        **_execution(raw.get("execution", {})),
+        **campaign_table(raw.get("campaign", {}), mnames),
+        sharpness=sharpness_table(raw.get("sharpness", {})),
+        report=report_table(raw["report"], mnames) if "report" in raw else None,
+        **execution_table(raw.get("execution", {})),
         text=text,
     )
-
-
-def _campaign(t: Any, methods: tuple[str, ...]) -> dict:
-    camp = _where_keys(t, ("trials", "seed", "add_run_seed", "reference"), "campaign")
-    add_run_seed = camp.get("add_run_seed", False)
-    if not isinstance(add_run_seed, bool):
-        raise ValueError(f"Invalid campaign.add_run_seed={add_run_seed!r}: must be true or false")
-    trials = camp.get("trials", 100)
-    return {
-        "trials": _wrap("campaign", check_int, "trials", trials, low=1, high=limits.MAX_TRIALS),
-        "campaign_seed": _wrap(
-            "campaign", check_int, "seed", camp.get("seed", 0), low=0, high=2**63 - 1
-        ),
-        "add_run_seed": add_run_seed,
-        "reference": _wrap(
-            "campaign", check_choice, "reference", camp.get("reference", methods[0]), methods
-        ),
-    }
-
-
-def _execution(t: Any) -> dict:
-    exe = _where_keys(t, ("cpus_per_task", "max_retries"), "execution")
-    return {
-        "cpus_per_task": _wrap(
-            "execution", check_float, "cpus_per_task", exe.get("cpus_per_task", 1), low=0.01
-        ),
-        "max_retries": _wrap(
-            "execution", check_int, "max_retries", exe.get("max_retries", 2), low=0, high=10
-        ),
-    }
 
 
 def load_spec(path: str | Path) -> StudySpec:
