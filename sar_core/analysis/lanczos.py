@@ -41,9 +41,9 @@ def lanczos_extremes(
 
     The start vector is the gradient direction plus ``START_NOISE`` x a seeded random unit
     vector. The gradient of a trained net lies mostly in the top eigenspace (Gur-Ari et al. 2018),
-    which saves products (digits MLP 64-128-128-10 / SmallCNN at tol 1e-3: 7 / 6 instead of
-    10 / 9 from a random start); the random part keeps every direction reachable and the seed
-    meaningful (same seed, same numbers).
+    which saves products (digits MLP 64-128-128-10 / SmallCNN, tol 1e-3, seeds 0-19: mean 8.2 /
+    6.0 instead of 8.65 / 7.8 from a random start; seed 0: 7 / 6 instead of 10 / 9); the random
+    part keeps every direction reachable and the seed meaningful (same seed, same numbers).
     """
     k = check_int("k", k, low=1, high=100)
     iters = check_int("iters", iters, low=1, high=100_000)
@@ -159,7 +159,8 @@ def _stop_rule(
       step 2 on) *and* has r^2 / gap <= tol x |value| (the error of a Ritz value near convergence
       is about r^2 / gap; either estimate alone misses cases: the change stalls on a plateau,
       and the Ritz gap overstates the true one). A value may satisfy "residual" or "stalled";
-      all must, and m >= 1.
+      all must, and m >= 1. On the digits MLP (tol 1e-3, seeds 0-19) the change alone stopped
+      1.03 x tol from lambda_max once; with both, the worst was 0.90 x tol.
     """
     if not np.isfinite(beta) or beta <= 1e-10 * max(abs(theta).max(), 1e-30):
         return "invariant"
