@@ -43,6 +43,17 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def numbers(v):
+    """A stored value with its non-finite floats back as floats (JSON keeps them as strings)."""
+    if isinstance(v, str) and v in ("nan", "inf", "-inf"):
+        return float(v)
+    if isinstance(v, list):
+        return [numbers(x) for x in v]
+    if isinstance(v, dict):
+        return {k: numbers(x) for k, x in v.items()}
+    return v
+
+
 class Store:
     """Content-addressed results of one study directory."""
 

@@ -12,8 +12,10 @@ the reports returned.
 Tables: ``report_rows`` (one row per task x seed x fault point x model or mitigation) and
 ``summary_rows`` (one row per task x fault point x model or mitigation: means over seeds and the
 Δ vs the reference with a seed-level 95% interval, ``sar_core.stats.seed_level_interval``, and
-its verdict). Latency and training cost are measured (wall clock), so they are kept out of the
-study's Parquet tables (``MEASURED``), which stay identical across executors and reruns.
+its verdict, and the double win judged over seeds); ``caption``, ``readme_table`` and
+``claims`` write them for the README (``readme_blocks``). Latency and training cost are measured
+(wall clock), so they are kept out of the study's Parquet tables (``MEASURED``), which stay
+identical across executors and reruns.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from sar_core.experiments.study.cache import Store
+from sar_core.experiments.study.cache import Store, numbers
 from sar_core.experiments.study.plan import Plan, ReportRef
 from sar_core.names import TARGETED  # methods trained against a target fault model
 
@@ -79,7 +81,7 @@ def report_rows(plan: Plan, store: Store, *, measured: bool = True) -> list[dict
         task = plan.tasks[ref.key]
         if not store.has(task):
             continue
-        rep = store.load(task)
+        rep = numbers(store.load(task))  # NaN bounds (one trial) come back as floats
         for row in rep["rows"] + rep["mitigations"]:
             r = _row(ref, row, plan.spec.reference)
             out.append(r if measured else {k: v for k, v in r.items() if k not in MEASURED})

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sar_core.experiments.study.cache import Store, atomic_write
+from sar_core.experiments.study.cache import Store, atomic_write, numbers
 from sar_core.experiments.study.plan import CampaignRef, Plan, campaign_seed
 
 RESULT_COLUMNS = (
@@ -109,17 +109,8 @@ def _campaign_row(plan: Plan, store: Store, c: CampaignRef, res: dict, ref_res: 
     }
 
 
-def _num(v):
-    """Stored JSON writes non-finite floats as strings; turn them back into floats."""
-    if isinstance(v, str) and v in ("nan", "inf", "-inf"):
-        return float(v)
-    if isinstance(v, list):
-        return [_num(x) for x in v]
-    return v
-
-
 def _load(store: Store, plan: Plan, key: str) -> dict:
-    return {k: _num(v) for k, v in store.load(plan.tasks[key]).items()}
+    return {k: numbers(v) for k, v in store.load(plan.tasks[key]).items()}
 
 
 def collect(plan: Plan, store: Store) -> dict[str, list[dict]]:
