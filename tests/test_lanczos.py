@@ -111,3 +111,13 @@ def test_stalled_needs_a_small_change_and_a_small_quadratic_error_estimate():
     done = LZ._stop_rule(5, 0.3, theta, ([2.0], [0.03], [1.0]), [2.0005], tol=1e-3)
     assert done == "stalled"  # r^2 / gap = 9e-4 <= 2e-3, r = 0.03 > 2e-3
     assert LZ._stop_rule(5, 0.3, theta, ([2.0], [1e-3], [1.0]), None, tol=1e-3) == "residual"
+
+
+def test_a_float64_model_reaches_the_dense_eigenvalues_to_1e7(cases):
+    """In double precision the recurrence (start vector, reorthogonalization, Ritz values) is
+    exact to far below float32 rounding: lambda_max and lambda_min to 1e-7 of eigvalsh."""
+    name, model, X, y, ev = cases[1]
+    r = LZ.lanczos_extremes(copy.deepcopy(model).double(), X.double(), y, tol=1e-9, iters=400)
+    assert r["converged"]
+    assert r["lambda_max"] == pytest.approx(float(ev[-1]), rel=1e-7)
+    assert r["lambda_min"] == pytest.approx(float(ev[0]), rel=1e-7)
