@@ -219,6 +219,8 @@ class Int8Rows:
             self.scratch.append(scratch)
             start = end
         self._buffer_rows = [b.shape[0] for b in self.buffers]
+        self._one_row_each = all(s == () for s in self.shapes)  # granularity "tensor"
+        self._no_scalars = all(p.dim() > 0 for p in ps)
         # offset of each row's first element in its tensor's flat order
         self.row_start = torch.cat(
             [torch.arange(r, device=p.device) * c for p, r, c in zip(ps, self.rows, cols)]
@@ -262,8 +264,12 @@ class Int8Rows:
         parts = first.split(self._buffer_rows)
         return torch.cat([b.gather(1, k) for b, k in zip(self.buffers, parts)])
 
+    def flat(self, first: torch.Tensor) -> torch.Tensor:
+        """(R, 1) positions in the rows -> positions in each tensor's flat order."""
+        return first if self._one_row_each else self.row_start + first
+
     def per_tensor(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Views of an (R, 1) per-row quantity, one per tensor, shaped to broadcast against it."""
-        if all(s == () for s in self.shapes):
-            return list(x.view(-1).unbind())
+        if self._one_row_each:  # (1,) broadcasts against any tensor of >= 1 dimension
+            return list(x.unbind()) if self._no_scalars else list(x.view(-1).unbind())
         return [v.view(s) for v, s in zip(x.view(-1).split_with_sizes(self.rows), self.shapes)]

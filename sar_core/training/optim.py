@@ -463,7 +463,7 @@ class SAR(SAM):
             rows, elig, m, first = step
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in elig]
             deltas = torch._foreach_sub(elig, rows.views)  # p - w: the displacement e (+ D)
-            _add_range_grads(grads, deltas, rows.rows, m, rows.at(first), rows.row_start + first)
+            _add_range_grads(grads, deltas, rows.rows, m, rows.at(first), rows.flat(first))
         super()._descend()
 
 
