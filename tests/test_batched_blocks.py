@@ -18,7 +18,7 @@ from torch.func import functional_call
 from sar_core.data.models import ModelSpec, build_model
 from sar_core.engine import evaluators as E
 from sar_core.engine import montecarlo as M
-from sar_core.engine.evaluate import as_tensors, score_logits
+from sar_core.engine.evaluate import as_tensors, score_batch, score_logits
 from sar_core.faults.injector import Injector
 from sar_core.faults.model import FaultModel
 
@@ -90,7 +90,7 @@ def test_class_major_scores_match_numpy_and_score_logits(C):
     logits[4, 1, 7] = float("nan")
     logits[5] = torch.randn(C, N, generator=g) * 30  # large spread: the loss is finite
     y = torch.randint(0, C, (N,), generator=g)
-    got = E.score_batch(logits, y, class_dim=1)
+    got = score_batch(logits, y, class_dim=1)
     ref = _numpy_scores(logits.numpy(), y.numpy())
     for k in range(K):
         s = score_logits(logits[k].t().contiguous(), y)  # the per-trial (N, C) rule
@@ -102,14 +102,14 @@ def test_class_major_scores_match_numpy_and_score_logits(C):
         else:
             assert got[k][1] == float("inf") == s.loss
     # the (K, N, C) layout and the path for many classes give the same scores
-    assert E.score_batch(logits.transpose(1, 2).contiguous(), y) == pytest.approx(got)
+    assert score_batch(logits.transpose(1, 2).contiguous(), y) == pytest.approx(got)
 
 
 def test_many_classes_use_the_row_major_rule():
     g = torch.Generator().manual_seed(1)
     logits = torch.randint(-1, 2, (3, 80, 20), generator=g).float()  # (K, C=80, N)
     y = torch.randint(0, 80, (20,), generator=g)
-    got = E.score_batch(logits, y, class_dim=1)
+    got = score_batch(logits, y, class_dim=1)
     for k, (acc, loss) in enumerate(got):
         s = score_logits(logits[k].t().contiguous(), y)
         assert acc == pytest.approx(s.accuracy) and loss == pytest.approx(s.loss, rel=1e-6)

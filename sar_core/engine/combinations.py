@@ -27,8 +27,7 @@ from torch import nn
 from torch.func import functional_call, vmap
 from torch.overrides import TorchFunctionMode
 
-from sar_core.engine.evaluate import evaluate
-from sar_core.engine.evaluators import score_batch
+from sar_core.engine.evaluate import evaluate, score_batch
 from sar_core.validate import check_int
 
 Params = dict[str, torch.Tensor]

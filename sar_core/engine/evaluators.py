@@ -15,10 +15,9 @@ import threading
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from sar_core.engine.evaluate import logits_of, score_logits
+from sar_core.engine.evaluate import logits_of, score_batch, score_logits
 from sar_core.faults.chain import CachedChain, owner
 from sar_core.faults.injector import ChunkDelta, Delta
 
@@ -44,59 +43,6 @@ def _workspace() -> dict:
 
 # exact types (a subclass may override forward): functions of each value alone, any layout
 ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.GELU, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.Identity)
-
-
-def score_batch(
-    logits: torch.Tensor, y: torch.Tensor, *, class_dim: int = 2
-) -> list[tuple[float, float]]:
-    """(accuracy, loss) per trial of logits (K, N, C) (or (K, C, N) with class_dim=1).
-
-    Conventions of ``score_logits``: a row with a NaN/Inf logit is wrong, and the trial's loss is
-    inf when any row is not finite. The prediction is the first maximal logit (``argmax``).
-    """
-    if class_dim == 1 and logits.shape[1] <= 64:
-        return _score_class_major(logits, y)
-    if class_dim == 1:  # reductions over the last dim are the fast ones
-        logits = logits.transpose(1, 2).contiguous()
-    finite = torch.isfinite(logits).all(dim=2)  # (K, N)
-    acc = ((logits.argmax(dim=2) == y) & finite).float().mean(dim=1)
-    ce = F.cross_entropy(logits.transpose(1, 2), y.expand(logits.shape[0], -1), reduction="none")
-    return _trial_scores(acc, ce, finite)
-
-
-def _score_class_major(logits: torch.Tensor, y: torch.Tensor) -> list[tuple[float, float]]:
-    """``score_batch`` of class-major logits (K, C, N), few classes.
-
-    Torch's reductions over a middle dim of a few classes are slow on the CPU (argmax over 10
-    classes costs ~50x an elementwise pass), so they run as C elementwise steps on (K, N) rows:
-    row n is right iff it is finite, its label's logit l_y equals the maximum m, and every class
-    before the label is below l_y (argmax returns the first maximal index)."""
-    K, C, N = logits.shape
-    rows = logits.unbind(1)  # C views (K, N)
-    m, lo = rows[0].clone(), rows[0].clone()
-    for r in rows[1:]:
-        torch.maximum(m, r, out=m)  # NaN propagates
-        torch.minimum(lo, r, out=lo)
-    finite = torch.maximum(m, lo.neg_()) < float("inf")  # False for NaN, +inf and -inf
-    ly = logits.gather(1, y.expand(K, 1, N)).squeeze(1)  # (K, N) the label's logit
-    classes = torch.arange(C, device=y.device)[:, None]
-    # -inf on classes at or after the label: "before" is the max over classes before it
-    neg = torch.zeros(C, N, dtype=logits.dtype, device=y.device)
-    neg.masked_fill_(classes >= y, float("-inf"))
-    before = rows[0] + neg[0]
-    for c in range(1, C):
-        torch.maximum(before, rows[c] + neg[c], out=before)
-    correct = (ly == m) & (before < ly) & finite
-    ce = F.cross_entropy(logits, y.expand(K, -1), reduction="none")  # (K, N)
-    return _trial_scores(correct.float().mean(dim=1), ce, finite)
-
-
-def _trial_scores(acc, ce, finite) -> list[tuple[float, float]]:
-    """(accuracy, mean loss) per trial; the loss is inf where a row or the mean is not finite."""
-    loss = ce.mean(dim=1)
-    ok = finite.all(dim=1) & torch.isfinite(loss)
-    loss = torch.where(ok, loss, torch.full_like(loss, float("inf")))
-    return list(zip(acc.tolist(), loss.tolist()))
 
 
 def as_chunk(deltas: ChunkDelta | list[Delta]) -> ChunkDelta:
