@@ -198,14 +198,13 @@ class MonteCarlo:
             ts = range(c0, min(c0 + self.chunk, end))
             pats = [self.patterns(seed, t) for t in ts]
             per_model = [self._scores(m, [p[m] for p in pats]) for m in range(len(self.models))]
-            for i, t in enumerate(ts):
-                yield Trial(
-                    index=t,
-                    n_flips=tuple(p.n_flips for p in pats[i]),
-                    n_changed=tuple(c[i] for c, _ in per_model),
-                    accuracy=tuple(s[i][0] for _, s in per_model),
-                    loss=tuple(s[i][1] for _, s in per_model),
-                )
+            # columns per trial, each a tuple over the models
+            changed = zip(*(c for c, _ in per_model))
+            accuracy = zip(*([a for a, _ in s] for _, s in per_model))
+            loss = zip(*([v for _, v in s] for _, s in per_model))
+            for t, p, c, a, v in zip(ts, pats, changed, accuracy, loss):
+                n_flips = tuple(q.n_flips for q in p)
+                yield Trial(index=t, n_flips=n_flips, n_changed=c, accuracy=a, loss=v)
 
 
 def _expected_flips(fm: FaultModel, n_sites: int) -> float:
