@@ -385,10 +385,9 @@ class SAR(SAM):
             torch._foreach_copy_(rows.views, elig)  # w, restored exactly by second_step
         src = None if in_step else elig
         amax, first = rows.amax_first(src) if self.range_grad else (rows.amax(src), None)
-        # max|w| where it is > 0, else 127: s = 1 for an all-zero (or NaN) row, as
-        # bits.int8_scale; the range gradient divides by m (sign(w) is 0 or NaN there)
-        m = torch.where(amax > 0, amax, 127.0)  # (R, 1)
-        s = m / 127.0
+        # s = 1 for an all-zero (or NaN) row, as bits.int8_scale: max|w| -> 127 there
+        pos = amax > 0  # (R, 1)
+        s = torch.where(pos, amax, 127.0) / 127.0
         ts = rows.per_tensor(s * self._int8_rms_dq)
         tgs = torch._foreach_mul(ts, [p.grad for p in elig])
         # ||T g|| over every parameter with a gradient, the same reduction as SAM's: elsewhere
@@ -402,7 +401,7 @@ class SAR(SAM):
         norm = _host(torch.linalg.vector_norm(norms))
         scale = {r: _ascent_scale(r, norm) for r in set(radii)}
         scales = [scale[r] for r, h in zip(radii, hit) if h]
-        return elig, rows, ts, tgs, scales, (m, first, s)
+        return elig, rows, ts, tgs, scales, (pos, first, s)
 
     def _mask(self, hit: list[bool], like: torch.Tensor) -> torch.Tensor:
         """1 where a parameter can be hit, else 0 (cached: the same every step)."""
@@ -441,13 +440,13 @@ class SAR(SAM):
         parts = self._int8_ascent(in_step=True)
         if parts is None:
             return
-        elig, rows, ts, tgs, scales, (m, first, s) = parts
+        elig, rows, ts, tgs, scales, (pos, first, s) = parts
         self._moved = [(elig, rows.views)]
         if len(set(scales)) == 1:
             torch._foreach_addcmul_(elig, ts, tgs, value=scales[0])  # w + r T (T g) / ||Tg||
         else:  # groups with different radii
             torch._foreach_addcmul_(elig, ts, tgs, scales)
-        self._int8_step = (rows, elig, m, first)
+        self._int8_step = (rows, elig, pos, first)
         if self.fault_sample:
             fm = self.fault_model
             # in parameter order: the same draws as one loop over the eligible weights
@@ -460,10 +459,12 @@ class SAR(SAM):
         """Back to w; v3: add d L / d s · d s / d w, then the base optimizer's step."""
         step, self._int8_step = getattr(self, "_int8_step", None), None
         if self.range_grad and step is not None:
-            rows, elig, m, first = step
+            rows, elig, pos, first = step
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in elig]
-            deltas = torch._foreach_sub(elig, rows.views)  # p - w: the displacement e (+ D)
-            _add_range_grads(grads, deltas, rows.rows, m, rows.at(first), rows.flat(first))
+            # p - w: the displacement e (+ D), computed in p, which super() restores from w
+            torch._foreach_sub_(elig, rows.views)
+            w_top = torch.where(pos, rows.at(first), math.inf)  # w at argmax|w|; inf: all-zero
+            _add_range_grads(grads, elig, rows.rows, w_top, rows.flat(first))
         super()._descend()
 
 
@@ -471,7 +472,6 @@ def _add_range_grads(
     grads: list[torch.Tensor],
     deltas: list[torch.Tensor],
     rows: list[int],
-    amax: torch.Tensor,
     w_top: torch.Tensor,
     top: torch.Tensor,
 ) -> None:
@@ -479,17 +479,19 @@ def _add_range_grads(
 
     With v held fixed, d L(w + v s(w)) / d s = g · v = g · delta / s, and s depends on w only
     through the largest |w| of the tensor (per output channel with granularity "channel"):
-    ds / dw = sign(w) / 127 there. Per tensor/channel: grad[argmax] += (g · delta) / max|w|.
-    ``rows``: rows (1 or C) of each tensor; per row (R, 1): ``amax`` = max|w| (any positive
-    value where max|w| = 0: sign(w) = 0 there), ``w_top`` = w at
-    its first argmax, ``top`` = that position in the tensor's flat order.
+    ds / dw = sign(w) / 127 there. Per tensor/channel: grad[k] += (g · delta) / max|w| sign(w_k)
+    at k = the first argmax of |w|, computed as (g · delta) / w_k (|w_k| = max|w|: the same
+    float32 result). ``rows``: rows (1 or C) of each tensor; per row (R, 1): ``w_top`` = w_k (inf
+    for an all-zero row: it adds 0), ``top`` = k in the tensor's flat order. ``deltas`` are
+    overwritten (with g · delta).
     """
-    prods = torch._foreach_mul(grads, deltas)
+    torch._foreach_mul_(deltas, grads)  # g · delta per element, in the deltas' memory
+    prods = deltas
     if all(r == 1 for r in rows):
         dot = torch.stack([x.sum() for x in prods]).view(-1, 1)  # (R, 1)
     else:
         dot = torch.cat([x.reshape(r, -1).sum(dim=1, keepdim=True) for x, r in zip(prods, rows)])
-    add = dot / amax * torch.sign(w_top)
+    add = dot / w_top
     for g, k, a in zip(grads, top.split_with_sizes(rows), add.split_with_sizes(rows)):
         g.put_(k, a, accumulate=True)  # one position per row: g[k] + a
 
@@ -500,5 +502,5 @@ def _add_range_grad(grad: torch.Tensor, delta: torch.Tensor, w: torch.Tensor, gr
     w2 = w.reshape(rows, -1)
     amax, first = w2.abs().max(dim=1, keepdim=True)
     start = torch.arange(rows, device=w.device).view(-1, 1) * w2.shape[1]
-    m = torch.where(amax > 0, amax, 1.0)
-    _add_range_grads([grad], [delta], [rows], m, w2.gather(1, first), start + first)
+    w_top = torch.where(amax > 0, w2.gather(1, first), math.inf)
+    _add_range_grads([grad], [delta.clone()], [rows], w_top, start + first)
