@@ -1,10 +1,10 @@
 """Time of one training step per method relative to an SGD step, measured interleaved.
 
-Digits MLP (64-128-64-10) and CNN, batch 64, one thread. Each round times every method for
-``--steps`` steps in turn, so load changes hit all methods alike; the table shows the median over
-rounds of (method step time / SGD step time of the same round), by wall clock and by this
-thread's CPU time (which leaves out the time other processes hold the core), and the load
-average. ``--busy N`` starts N busy loops (``python -c "while 1: pass"``) for the measurement
+Digits MLP (64-128-64-10) and CNN, batch 64, one thread. Each round times, for every method,
+``--steps`` SGD steps and right after ``--steps`` steps of the method (methods in a rotated order),
+so load changes hit both alike; the table shows the median over rounds of (method step time /
+the SGD step time just before it), by wall clock and by this thread's CPU time (which leaves out
+the time other processes hold the core), and the load average. ``--busy N`` starts N busy loops (``python -c "while 1: pass"``) for the measurement
 and stops them after, to see the ratios on a loaded machine.
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/sam_step_bench.py [--rounds 7] [--steps 50] [--busy 2]
@@ -80,19 +80,20 @@ def main() -> None:
         print(f"busy loops: {a.busy}; load average before: {os.getloadavg()[0]:.2f}")
         print("| arch | method | step ms (wall) | ratio vs SGD (wall) | ratio vs SGD (CPU) |")
         print("|---|---|---|---|---|")
+        names = list(methods)
         for arch in ("mlp", "cnn"):
-            wall = {m: [] for m in methods}
+            wall = {m: [] for m in methods}  # (method, SGD just before) per round
             cpu = {m: [] for m in methods}
-            for _ in range(a.rounds):
-                for m, kw in methods.items():
-                    w, c = _time(arch, kw, a.steps, data)
-                    wall[m].append(w)
-                    cpu[m].append(c)
+            for r in range(a.rounds):
+                for m in names[r % len(names) :] + names[: r % len(names)]:
+                    ref = _time(arch, methods["sgd"], a.steps, data)
+                    got = _time(arch, methods[m], a.steps, data)
+                    wall[m].append((got[0], ref[0]))
+                    cpu[m].append((got[1], ref[1]))
             for m in methods:
-                rw = np.median(np.asarray(wall[m]) / np.asarray(wall["sgd"]))
-                rc = np.median(np.asarray(cpu[m]) / np.asarray(cpu["sgd"]))
-                ms = 1e3 * np.median(wall[m])
-                print(f"| {arch} | {m} | {ms:.3f} | {rw:.2f} | {rc:.2f} |")
+                w, c = np.asarray(wall[m]), np.asarray(cpu[m])
+                rw, rc = np.median(w[:, 0] / w[:, 1]), np.median(c[:, 0] / c[:, 1])
+                print(f"| {arch} | {m} | {1e3 * np.median(w[:, 0]):.3f} | {rw:.2f} | {rc:.2f} |")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
     finally:
         for p in busy:
