@@ -348,3 +348,15 @@ def test_ray_local_instance_gives_the_same_double_win_table(study, tmp_path):
         assert ra.keys() == rb.keys()
         for k in ra:
             assert ra[k] == rb[k] or (ra[k] != ra[k] and rb[k] != rb[k]), (k, ra[k], rb[k])
+
+
+def test_caption_names_every_setting_that_is_not_a_library_default():
+    from sar_core.experiments.study.double_win import non_defaults
+    from sar_core.training.loop import TrainConfig
+
+    plain = TrainConfig(method="sar", seed=2, epochs=40).to_dict()
+    tuned = TrainConfig(method="sam", seed=2, epochs=40, rho=0.2).to_dict()
+    assert non_defaults({"t/sar": plain, "t/sam": tuned}) == {"t/sam": {"rho": 0.2}}
+    plan = make_plan(parse_spec(SPEC))
+    configs = {f"{m.task}/{m.method}": plan.tasks[m.key].inputs["config"] for m in plan.models}
+    assert non_defaults(configs) == {}  # the tiny spec changes epochs only
