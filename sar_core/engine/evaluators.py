@@ -112,8 +112,10 @@ class Batched:
     Activations are kept feature-major, (K, features, N), so a changed weight's correction is one
     row: index_add of dW[r, c] * x[c, :] into row r. With j the first touched Linear and j2 the
     next one, only the units S_k of layer j that trial k touches change: layer j is computed on
-    S_k alone (clean output + dW x), and layer j2 adds W2'[:, S_k] dH[S_k] + dW2 h to its cached
-    clean output; layers after j2 are batched matmuls with per-trial weights.
+    S_k alone (clean output + dW x), and layer j2 adds the low-rank update W2'[:, S_k] dH[S_k]
+    (a batched matmul of inner size |S_k|, not layer j2's fan-in) + dW2 h to its cached clean
+    output; layers after j2 are batched matmuls with per-trial weights. From the touched units on,
+    a chunk runs in blocks of ``BLOCK`` trials sorted by their number of changes (``_block``).
     """
 
     def __init__(self, model, params: dict[str, torch.Tensor], X, y, memory_mb: float) -> None:

@@ -17,11 +17,13 @@ Evaluators (``evaluator=``):
   full forward pass with the faulty parameters (the same kernels on the same inputs).
 - ``"batched"`` (Sequential of Linear layers and elementwise activations, e.g. the MLP): K trials
   at once. The first touched layer adds the sparse correction dW x of the changed weights to its
-  cached clean output (O(N x changed) instead of a dense matmul); later layers are batched
-  matmuls with per-trial weights. Chunks of K are sized by ``memory_mb``. Same maths, other
-  rounding: logits agree with ``"resume"`` to float32 rounding (tested: rtol 1e-4 on finite
-  logits; accuracies equal except on near-ties).
-- ``"auto"``: ``"batched"`` where it applies, else ``"resume"``.
+  cached clean output on the units it touches (O(N x changed) instead of a dense matmul); the
+  next Linear adds a low-rank update of its cached output (inner size: the touched units);
+  later layers are batched matmuls with per-trial weights, in blocks of trials. Chunks of K are
+  sized by ``memory_mb``. Same maths, other rounding: logits agree with ``"resume"`` to float32
+  rounding (tested against a derived bound; accuracies equal except on near-ties).
+- ``"auto"``: ``"batched"`` where it applies and a trial hits at most
+  ``AUTO_BATCHED_MAX_HIT_FRACTION`` of the weights, else ``"resume"``.
 """
 
 from __future__ import annotations
