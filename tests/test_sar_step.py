@@ -222,3 +222,27 @@ def test_training_int8_scales_equal_bits_int8_scale_except_where_max_over_127_un
                 assert 0 < top <= 63 * sub  # the only band where they may differ
                 assert s.numpy().min() == 0 and want.min() == 1.0
     assert differ  # the band is real: 1..63 x 2^-149 at scale 1
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "channel"])
+def test_int8_ascent_direction_is_the_first_steps_move_and_moves_nothing(digits, granularity):
+    spec = spec_for(digits, "cnn")
+    model = build_model(spec, 0)
+    fm = FaultModel(format="int8", ber=0.01, granularity=granularity)
+    opt = SAR(model.named_parameters(), rho=0.05, fault_model=fm, range_grad=True, lr=0.1)
+    ((X, y),) = _batches(digits, 1)
+    F.cross_entropy(model(X), y).backward()
+    w0 = {n: p.detach().clone() for n, p in model.named_parameters()}
+    e = opt.ascent_direction()
+    assert all(torch.equal(p, w0[n]) for n, p in model.named_parameters())
+    opt.first_step()
+    for n, p in model.named_parameters():
+        moved = p.detach() - w0[n]
+        if p.dim() < 2:  # biases: out of the fault model's reach
+            assert torch.equal(e[p], torch.zeros_like(p)) and torch.equal(moved, e[p])
+        else:
+            # e = (T (T g)) r/||Tg|| here, (r/||Tg|| T) (T g) in the step: a few roundings of e
+            # apart (<= 3 eps |e|), and w + e rounds once (<= eps/2 (|w| + |e|)); w + e - w is
+            # then exact (Sterbenz) or rounds once more
+            bound = torch.finfo(torch.float32).eps * (p.detach().abs() + 4 * e[p].abs())
+            assert bool(((moved - e[p]).abs() <= bound).all()) and bool(e[p].abs().sum() > 0)
