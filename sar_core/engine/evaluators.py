@@ -25,8 +25,9 @@ EVALUATORS = ("auto", "full", "resume", "batched")
 # "auto" takes the batched evaluator only while a trial changes at most this fraction of the
 # weights: its sparse corrections cost O(flips), a dense pass O(weights). Re-measured for the
 # block evaluator (`python benchmarks/run.py --only auto --repeats 5`, digits MLP demo, int8,
-# 100 trials, 1 thread): resume / batched 3.4x at 0.8% of the weights hit, 2.2x at 3.2%, 0.86x
-# to 1.2x from 6% to 13%. The switch stays at 1.5%, where batched is clearly faster: moving it
+# 100 trials, 1 thread; benchmarks/results/run_v4_auto.md): resume / batched 2.7x at 0.8% of
+# the weights hit, 2.0x at 3.2%, 1.7x at 6.4%, 1.2x at 9.6%, 0.9x at 13% (an earlier run: 3.4x,
+# 2.2x, 1.2x, 0.9x, 1.2x). The switch stays at 1.5%, where batched is clearly faster: moving it
 # would move results between evaluators (float32 rounding) for rates between.
 AUTO_BATCHED_MAX_HIT_FRACTION = 0.015
 BLOCK = 24  # trials per block of the low-rank update and the layers after it (Batched._block)
