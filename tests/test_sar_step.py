@@ -162,9 +162,10 @@ def test_int8_rows_give_each_rows_max_and_its_first_position(granularity):
     rows = Int8Rows(ps, granularity)
     assert len(rows.buffers) == 2  # the long rows would pad the short ones 2000x
     torch._foreach_copy_(rows.views, ps)
-    amax, first = rows.amax_first()
-    w_top = rows.at(first).view(-1).numpy()
-    top = rows.flat(first).view(-1)
+    rows.find_max()
+    amax, first = rows.amax.clone(), rows.first.clone()
+    w_top = rows.gather_top().view(-1).numpy()
+    top = rows.top.view(-1)
     r0 = 0
     for p in ps:
         m, k, w = _rows_reference(p, granularity == "channel")
@@ -177,7 +178,10 @@ def test_int8_rows_give_each_rows_max_and_its_first_position(granularity):
         )
         r0 += n
     assert r0 == amax.shape[0]
-    np.testing.assert_array_equal(rows.amax(ps).numpy(), amax.numpy())  # copied from ps
+    rows.amax.zero_()
+    rows.find_max(ps, first=False)  # |w| copied from ps, max only
+    np.testing.assert_array_equal(rows.amax.numpy(), amax.numpy())
+    np.testing.assert_array_equal(rows.pos.numpy(), amax.numpy() > 0)
     for buf, content in zip(rows.buffers, ([0, 1, 2, 3], [4])):
         real = sum(ps[i].numel() for i in content)
         assert buf.numel() <= 2 * real + 4096  # padding is bounded

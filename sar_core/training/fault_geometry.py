@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from itertools import accumulate
 from typing import Any
 
 import torch
@@ -178,19 +179,19 @@ class Int8Rows:
     enters). With the weights in such buffers, one ``abs`` and one ``max`` per buffer give both for
     all rows, instead of a few ops per tensor. The zero padding leaves every row's max and first
     argmax unchanged (|w| >= 0, and a tie goes to the first, real, element). ``views[i]`` is
-    tensor i inside its buffer (SAR keeps w there during a step: they are its restore copies).
-    Tensors are packed in order; a buffer is closed before padding would make it larger than
-    twice its content plus 4096 elements, or when dtype or device change.
+    ``params[i]`` inside its buffer (SAR keeps w there during a step: its restore copies). The
+    per-row quantities of a step live in (R, 1) vectors reused across steps, with views per tensor
+    prepared once. Tensors (one dtype, one device) are packed in order; a buffer is closed before
+    padding would make it larger than twice its content plus 4096 elements.
     """
 
     def __init__(self, ps: list[torch.Tensor], granularity: str) -> None:
+        if len({(p.dtype, p.device) for p in ps}) != 1:
+            raise ValueError("Invalid ps: Int8Rows lays out tensors of one dtype on one device")
         by_row = [granularity == "channel" and p.dim() > 1 for p in ps]
-        self.key = self.key_of(ps)
+        self.params = list(ps)
         self.rows = [p.shape[0] if c else 1 for p, c in zip(ps, by_row)]
-        # shape of a per-row quantity (s, T) broadcast against its tensor
-        self.shapes = [
-            (r,) + (1,) * (p.dim() - 1) if c else () for p, r, c in zip(ps, self.rows, by_row)
-        ]
+        self.one_row_each = not any(by_row)  # granularity "tensor"
         cols = [p.numel() // r for p, r in zip(ps, self.rows)]
         self.buffers: list[torch.Tensor] = []  # (R_b, L_b): w, zero padded
         self.scratch: list[torch.Tensor] = []  # (R_b, L_b): |w|
@@ -199,10 +200,7 @@ class Int8Rows:
         start = 0
         while start < len(ps):
             end, width, content = start + 1, cols[start], ps[start].numel()
-            while end < len(ps) and (ps[end].dtype, ps[end].device) == (
-                ps[start].dtype,
-                ps[start].device,
-            ):
+            while end < len(ps):
                 w2, c2 = max(width, cols[end]), content + ps[end].numel()
                 if sum(self.rows[start : end + 1]) * w2 > 2 * c2 + 4096:
                     break
@@ -218,58 +216,65 @@ class Int8Rows:
             self.buffers.append(buf)
             self.scratch.append(scratch)
             start = end
-        self._buffer_rows = [b.shape[0] for b in self.buffers]
-        self._one_row_each = all(s == () for s in self.shapes)  # granularity "tensor"
-        self._no_scalars = all(p.dim() > 0 for p in ps)
-        # offset of each row's first element in its tensor's flat order
-        self.row_start = torch.cat(
-            [torch.arange(r, device=p.device) * c for p, r, c in zip(ps, self.rows, cols)]
+        starts = list(accumulate((b.shape[0] for b in self.buffers), initial=0))
+        self._buffer_rows = [slice(a, b) for a, b in zip(starts[:-1], starts[1:])]
+        n = sum(self.rows)
+
+        def vec(dtype: torch.dtype = ps[0].dtype) -> torch.Tensor:
+            return torch.zeros(n, 1, dtype=dtype, device=ps[0].device)
+
+        self.amax, self.first = vec(), vec(torch.long)  # max|w| per row, its first position
+        self.pos = vec(torch.bool)  # max|w| > 0
+        self.scale, self.t = vec(), vec()  # s and T per row, written by SAR
+        self.w_top, self.dot, self.add = vec(), vec(), vec()  # for the range gradient
+        self.inf = torch.tensor(math.inf, dtype=ps[0].dtype, device=ps[0].device)
+        # position of each row's max in its tensor's flat order (rows of C > 1 start at r * cols)
+        row_start = torch.cat(
+            [torch.arange(r, device=ps[0].device) * c for r, c in zip(self.rows, cols)]
         ).view(-1, 1)
+        self._row_start = None if self.one_row_each else row_start
+        self.top = self.first if self.one_row_each else vec(torch.long)
+        edges = list(accumulate(self.rows, initial=0))
+        pieces = [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
+        shapes = [
+            (r,) + (1,) * (p.dim() - 1) if c else () for p, r, c in zip(ps, self.rows, by_row)
+        ]
+        # per tensor: s and T shaped to broadcast against it, its rows of the other vectors
+        self.scale_views = [self.scale[k].view(s) for k, s in zip(pieces, shapes)]
+        self.t_views = [self.t[k].view(s) for k, s in zip(pieces, shapes)]
+        self.dot_views = [self.dot[k].view(s) for k, s in zip(pieces, shapes)]
+        # dims summed for a per-row total: all (per tensor), all but the first (per channel)
+        self.sum_dims = [tuple(range(int(c), p.dim())) for p, c in zip(ps, by_row)]
+        self.add_views = [self.add[k] for k in pieces]
+        self.top_views = [self.top[k] for k in pieces]
 
     @staticmethod
     def key_of(ps: list[torch.Tensor]) -> tuple:
         """What a layout depends on: the tensors, their shapes, dtypes and devices."""
         return tuple((id(p), p.shape, p.dtype, p.device) for p in ps)
 
-    def _load_abs(self, ps: list[torch.Tensor] | None) -> None:
-        """|w| into the scratch buffers: w from the buffers, or from ``ps``."""
+    def find_max(self, ps: list[torch.Tensor] | None = None, *, first: bool = True) -> None:
+        """``amax``, ``pos`` and (``first``) ``first`` / ``top`` of every row at the current w.
+
+        w is read from the buffers (``views``), or copied from ``ps`` into the scratch first.
+        """
         if ps is None:
             for b, a in zip(self.buffers, self.scratch):
                 torch.abs(b, out=a)
         else:
             torch._foreach_copy_(self._scratch_views, ps)
             torch._foreach_abs_(self.scratch)
+        for a, k in zip(self.scratch, self._buffer_rows):
+            if first:
+                torch.max(a, dim=1, keepdim=True, out=(self.amax[k], self.first[k]))
+            else:
+                torch.amax(a, dim=1, keepdim=True, out=self.amax[k])
+        torch.gt(self.amax, 0, out=self.pos)
+        if first and self._row_start is not None:
+            torch.add(self._row_start, self.first, out=self.top)
 
-    def amax_first(self, ps: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(R, 1) max|w| of every row and its first position in the row.
-
-        w is read from the buffers (``views``), or copied from ``ps`` into the scratch first.
-        """
-        self._load_abs(ps)
-        out = [a.max(dim=1, keepdim=True) for a in self.scratch]
-        if len(out) == 1:
-            return out[0]
-        return torch.cat([m for m, _ in out]), torch.cat([k for _, k in out])
-
-    def amax(self, ps: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """(R, 1) max|w| of every row (as ``amax_first``, without the positions)."""
-        self._load_abs(ps)
-        out = [a.amax(dim=1, keepdim=True) for a in self.scratch]
-        return out[0] if len(out) == 1 else torch.cat(out)
-
-    def at(self, first: torch.Tensor) -> torch.Tensor:
-        """(R, 1) w at the given position of every row (read from the buffers)."""
-        if len(self.buffers) == 1:
-            return self.buffers[0].gather(1, first)
-        parts = first.split(self._buffer_rows)
-        return torch.cat([b.gather(1, k) for b, k in zip(self.buffers, parts)])
-
-    def flat(self, first: torch.Tensor) -> torch.Tensor:
-        """(R, 1) positions in the rows -> positions in each tensor's flat order."""
-        return first if self._one_row_each else self.row_start + first
-
-    def per_tensor(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Views of an (R, 1) per-row quantity, one per tensor, shaped to broadcast against it."""
-        if self._one_row_each:  # (1,) broadcasts against any tensor of >= 1 dimension
-            return list(x.unbind()) if self._no_scalars else list(x.view(-1).unbind())
-        return [v.view(s) for v, s in zip(x.view(-1).split_with_sizes(self.rows), self.shapes)]
+    def gather_top(self) -> torch.Tensor:
+        """``w_top``: w at every row's first argmax of |w| (read from the buffers)."""
+        for b, k in zip(self.buffers, self._buffer_rows):
+            torch.gather(b, 1, self.first[k], out=self.w_top[k])
+        return self.w_top

@@ -354,20 +354,27 @@ class SAR(SAM):
             and all(g["geometry"] == "fault" for g in self.param_groups)
         )
 
-    def _rows(self, elig: list[torch.Tensor]) -> Int8Rows:
-        """The row layout of the eligible weights with a gradient (rebuilt when they change)."""
-        rows = getattr(self, "_layout", None)
-        if rows is None or rows.key != Int8Rows.key_of(elig):
-            rows = self._layout = Int8Rows(elig, self.fault_model.granularity)  # type: ignore[union-attr]
-        return rows
+    def _layouts(self, elig: list[torch.Tensor]) -> list[Int8Rows]:
+        """Row layouts of the eligible weights with a gradient, one per dtype and device
+        (rebuilt when those weights change)."""
+        key = Int8Rows.key_of(elig)
+        if getattr(self, "_layout_key", None) != key:
+            by_kind: dict[tuple, list[torch.Tensor]] = {}
+            for p in elig:
+                by_kind.setdefault((p.dtype, p.device), []).append(p)
+            gran = self.fault_model.granularity  # type: ignore[union-attr]
+            self._layout = [Int8Rows(ps, gran) for ps in by_kind.values()]
+            self._layout_key = key
+        return self._layout
 
     def _int8_ascent(self, in_step: bool) -> tuple | None:
         """The int8 ascent from the current gradients: T = s(w) RMS|dq|, T g and r / ||T g||.
 
-        Returns (eligible weights with a gradient, their rows, T, T g, scale of each, (m, first,
-        s)), or None if no eligible weight has a gradient. s = max|W| / 127 of every row (tensor
-        or output channel) at once (``Int8Rows``); the other parameters have T = 0 and stay at
-        w. ``in_step``: w is first copied into the rows' buffers, SAM's restore copies.
+        Returns (eligible weights with a gradient, their layouts, T, T g, scale of each), or None
+        if no eligible weight has a gradient. s = max|W| / 127 of every row (tensor or output
+        channel) at once (``Int8Rows``, which keeps them for the step); the other parameters have
+        T = 0 and stay at w. ``in_step``: w is first copied into the layouts' buffers, SAM's
+        restore copies.
         """
         ps, hit, radii = [], [], []  # every parameter with a gradient, in group order
         for group in self.param_groups:
@@ -380,15 +387,19 @@ class SAR(SAM):
         elig = [p for p, h in zip(ps, hit) if h]
         if not elig:
             return None
-        rows = self._rows(elig)
-        if in_step:
-            torch._foreach_copy_(rows.views, elig)  # w, restored exactly by second_step
-        src = None if in_step else elig
-        amax, first = rows.amax_first(src) if self.range_grad else (rows.amax(src), None)
-        # s = 1 for an all-zero (or NaN) row, as bits.int8_scale: max|w| -> 127 there
-        pos = amax > 0  # (R, 1)
-        s = torch.where(pos, amax, 127.0) / 127.0
-        ts = rows.per_tensor(s * self._int8_rms_dq)
+        layouts = self._layouts(elig)
+        for rows in layouts:
+            if in_step:
+                torch._foreach_copy_(rows.views, rows.params)  # w, restored by second_step
+            rows.find_max(None if in_step else rows.params, first=self.range_grad)
+            # s = 1 for an all-zero (or NaN) row, as bits.int8_scale: max|w| -> 127 there
+            torch.div(torch.where(rows.pos, rows.amax, 127.0), 127.0, out=rows.scale)
+            torch.mul(rows.scale, self._int8_rms_dq, out=rows.t)
+        if len(layouts) == 1:
+            ts = layouts[0].t_views
+        else:
+            t_of = {id(p): t for rows in layouts for p, t in zip(rows.params, rows.t_views)}
+            ts = [t_of[id(p)] for p in elig]
         tgs = torch._foreach_mul(ts, [p.grad for p in elig])
         # ||T g|| over every parameter with a gradient, the same reduction as SAM's: elsewhere
         # T g = 0 g, whose norm is 0 (NaN where g is not finite), here ||g|| x 0
@@ -401,7 +412,7 @@ class SAR(SAM):
         norm = _host(torch.linalg.vector_norm(norms))
         scale = {r: _ascent_scale(r, norm) for r in set(radii)}
         scales = [scale[r] for r, h in zip(radii, hit) if h]
-        return elig, rows, ts, tgs, scales, (pos, first, s)
+        return elig, layouts, ts, tgs, scales
 
     def _mask(self, hit: list[bool], like: torch.Tensor) -> torch.Tensor:
         """1 where a parameter can be hit, else 0 (cached: the same every step)."""
@@ -423,7 +434,7 @@ class SAR(SAM):
         }
         parts = self._int8_ascent(in_step=False)
         if parts is not None:
-            elig, _, ts, tgs, scales, _ = parts
+            elig, _, ts, tgs, scales = parts
             for p, t, tg, scale in zip(elig, ts, tgs, scales):
                 out[p] = t * tg * scale  # r T^2 g / ||T g||
         return out
@@ -440,67 +451,61 @@ class SAR(SAM):
         parts = self._int8_ascent(in_step=True)
         if parts is None:
             return
-        elig, rows, ts, tgs, scales, (pos, first, s) = parts
-        self._moved = [(elig, rows.views)]
+        elig, layouts, ts, tgs, scales = parts
+        self._moved = [(rows.params, rows.views) for rows in layouts]
         if len(set(scales)) == 1:
             torch._foreach_addcmul_(elig, ts, tgs, value=scales[0])  # w + r T (T g) / ||Tg||
         else:  # groups with different radii
             torch._foreach_addcmul_(elig, ts, tgs, scales)
-        self._int8_step = (rows, elig, pos, first)
+        self._int8_step = layouts
         if self.fault_sample:
             fm = self.fault_model
-            # in parameter order: the same draws as one loop over the eligible weights
-            for p, w, s_p in zip(elig, rows.views, rows.per_tensor(s)):
-                q = int8_quantize(w, s_p)
+            at = {
+                id(p): (w, s)
+                for rows in layouts
+                for p, w, s in zip(rows.params, rows.views, rows.scale_views)
+            }
+            for p in elig:  # in parameter order: the same draws as one loop over the weights
+                w, s = at[id(p)]
+                q = int8_quantize(w, s)
                 qf, _ = random_bit_errors(q, fm.bits, fm.ber, self._gen)  # type: ignore[union-attr]
-                p.add_((qf.float() - q.float()) * s_p)  # D = Δq s, |D| <= 255 s
+                p.add_((qf.float() - q.float()) * s)  # D = Δq s, |D| <= 255 s
 
     def _descend(self) -> None:
         """Back to w; v3: add d L / d s · d s / d w, then the base optimizer's step."""
-        step, self._int8_step = getattr(self, "_int8_step", None), None
-        if self.range_grad and step is not None:
-            rows, elig, pos, first = step
-            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in elig]
-            # p - w: the displacement e (+ D), computed in p, which super() restores from w
-            torch._foreach_sub_(elig, rows.views)
-            w_top = torch.where(pos, rows.at(first), math.inf)  # w at argmax|w|; inf: all-zero
-            _add_range_grads(grads, elig, rows.rows, w_top, rows.flat(first))
+        layouts, self._int8_step = getattr(self, "_int8_step", None), None
+        if self.range_grad and layouts:
+            for rows in layouts:
+                ps = rows.params
+                grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in ps]
+                # g . (p - w) per element, computed in p, which super() restores from w
+                torch._foreach_sub_(ps, rows.views)
+                torch._foreach_mul_(ps, grads)
+                _add_range_grads(grads, ps, rows)
         super()._descend()
 
 
-def _add_range_grads(
-    grads: list[torch.Tensor],
-    deltas: list[torch.Tensor],
-    rows: list[int],
-    w_top: torch.Tensor,
-    top: torch.Tensor,
-) -> None:
+def _add_range_grads(grads: list[torch.Tensor], prods: list[torch.Tensor], rows: Int8Rows) -> None:
     """grad += (g · delta / s) ds/dw for every tensor: delta = v s(w) scales with s = max|W|/127.
 
     With v held fixed, d L(w + v s(w)) / d s = g · v = g · delta / s, and s depends on w only
     through the largest |w| of the tensor (per output channel with granularity "channel"):
     ds / dw = sign(w) / 127 there. Per tensor/channel: grad[k] += (g · delta) / max|w| sign(w_k)
     at k = the first argmax of |w|, computed as (g · delta) / w_k (|w_k| = max|w|: the same
-    float32 result). ``rows``: rows (1 or C) of each tensor; per row (R, 1): ``w_top`` = w_k (inf
-    for an all-zero row: it adds 0), ``top`` = k in the tensor's flat order. ``deltas`` are
-    overwritten (with g · delta).
+    float32 result; an all-zero row divides by inf and adds 0). ``prods``: g · delta per element;
+    ``rows``: the layout holding w and each row's max (``find_max``).
     """
-    torch._foreach_mul_(deltas, grads)  # g · delta per element, in the deltas' memory
-    prods = deltas
-    if all(r == 1 for r in rows):
-        dot = torch.stack([x.sum() for x in prods]).view(-1, 1)  # (R, 1)
-    else:
-        dot = torch.cat([x.reshape(r, -1).sum(dim=1, keepdim=True) for x, r in zip(prods, rows)])
-    add = dot / w_top
-    for g, k, a in zip(grads, top.split_with_sizes(rows), add.split_with_sizes(rows)):
+    for x, dims, d in zip(prods, rows.sum_dims, rows.dot_views):  # g . delta per row
+        torch.sum(x, dims, keepdim=d.dim() > 0, out=d)
+    w_top = torch.where(rows.pos, rows.gather_top(), rows.inf, out=rows.w_top)
+    torch.div(rows.dot, w_top, out=rows.add)
+    for g, k, a in zip(grads, rows.top_views, rows.add_views):
         g.put_(k, a, accumulate=True)  # one position per row: g[k] + a
 
 
 def _add_range_grad(grad: torch.Tensor, delta: torch.Tensor, w: torch.Tensor, gran: str) -> None:
     """The range gradient of one tensor (``_add_range_grads`` for a single weight)."""
-    rows = w.shape[0] if gran == "channel" and w.dim() > 1 else 1
-    w2 = w.reshape(rows, -1)
-    amax, first = w2.abs().max(dim=1, keepdim=True)
-    start = torch.arange(rows, device=w.device).view(-1, 1) * w2.shape[1]
-    w_top = torch.where(amax > 0, w2.gather(1, first), math.inf)
-    _add_range_grads([grad], [delta.clone()], [rows], w_top, start + first)
+    rows = Int8Rows([w], gran)
+    rows.views[0].copy_(w)
+    rows.find_max()
+    _add_range_grads([grad], [delta * grad], rows)
