@@ -228,6 +228,8 @@ class Int8Rows:
         self.scale, self.t = vec(), vec()  # s and T per row, written by SAR
         self.w_top, self.dot, self.add = vec(), vec(), vec()  # for the range gradient
         self.inf = torch.tensor(math.inf, dtype=ps[0].dtype, device=ps[0].device)
+        # each buffer's rows of amax, first and w_top
+        self._by_buffer = [(self.amax[k], self.first[k], self.w_top[k]) for k in self._buffer_rows]
         # position of each row's max in its tensor's flat order (rows of C > 1 start at r * cols)
         row_start = torch.cat(
             [torch.arange(r, device=ps[0].device) * c for r, c in zip(self.rows, cols)]
@@ -264,17 +266,17 @@ class Int8Rows:
         else:
             torch._foreach_copy_(self._scratch_views, ps)
             torch._foreach_abs_(self.scratch)
-        for a, k in zip(self.scratch, self._buffer_rows):
+        for a, (m, k, _) in zip(self.scratch, self._by_buffer):
             if first:
-                torch.max(a, dim=1, keepdim=True, out=(self.amax[k], self.first[k]))
+                torch.max(a, dim=1, keepdim=True, out=(m, k))
             else:
-                torch.amax(a, dim=1, keepdim=True, out=self.amax[k])
+                torch.amax(a, dim=1, keepdim=True, out=m)
         torch.gt(self.amax, 0, out=self.pos)
         if first and self._row_start is not None:
             torch.add(self._row_start, self.first, out=self.top)
 
     def gather_top(self) -> torch.Tensor:
         """``w_top``: w at every row's first argmax of |w| (read from the buffers)."""
-        for b, k in zip(self.buffers, self._buffer_rows):
-            torch.gather(b, 1, self.first[k], out=self.w_top[k])
+        for b, (_, k, w) in zip(self.buffers, self._by_buffer):
+            torch.gather(b, 1, k, out=w)
         return self.w_top
