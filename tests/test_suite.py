@@ -271,3 +271,24 @@ def test_a_rerun_resumes_from_the_study_directory(quick):
     assert not [e for e in events if e.get("stage") == "tuning"]  # no task re-tuned
     assert not [e for e in events if e.get("status") == "ok"]  # no study task re-run
     assert again["tasks"][0]["methods"] == res["tasks"][0]["methods"]
+
+
+def test_a_failed_heldout_task_names_its_error(quick, monkeypatch):
+    """The study's failures (label -> error) reach the user: count, labels and error text."""
+    import sar_core.experiments.study.run as study_run
+    from sar_core.experiments.suite import run_suite
+
+    _, out, _ = quick
+    failed = {
+        "digits_mlp/sar/seed2": "TypeError: where(): bad 'other'",
+        "b": "x",
+        "c": "y",
+        "d": "z",
+    }
+    monkeypatch.setattr(study_run, "run_study", lambda *a, **k: {"failed": failed})
+    with pytest.raises(RuntimeError) as err:
+        run_suite(quick_config(), out.parent / (out.name + "_study"))
+    msg = str(err.value)
+    assert "4 failed tasks" in msg
+    assert "digits_mlp/sar/seed2: TypeError: where(): bad 'other'" in msg
+    assert "d: z" not in msg  # the first three only

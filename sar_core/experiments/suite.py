@@ -99,7 +99,10 @@ def run_suite(cfg: SuiteConfig, study_dir: str | Path, *, workers: int = 1, on_e
         spec, study_dir, executor="local", workers=workers, on_event=on_event, plan=plan
     )
     if run["failed"]:
-        raise RuntimeError(f"suite held-out study had failed tasks: {run['failed'][:3]}")
+        first = "; ".join(f"{k}: {v}" for k, v in list(run["failed"].items())[:3])
+        raise RuntimeError(
+            f"suite held-out study had {len(run['failed'])} failed tasks, first: {first}"
+        )
     tables = collect(plan, Store(study_dir))
     heldout = heldout_rows(tables, cfg)
     tasks = [{**p, "methods": heldout[p["task"]]} for p in prepared]
