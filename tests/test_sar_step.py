@@ -250,3 +250,22 @@ def test_int8_ascent_direction_is_the_first_steps_move_and_moves_nothing(digits,
             # then exact (Sterbenz) or rounds once more
             bound = torch.finfo(torch.float32).eps * (p.detach().abs() + 4 * e[p].abs())
             assert bool(((moved - e[p]).abs() <= bound).all()) and bool(e[p].abs().sum() > 0)
+
+
+def test_ascent_direction_during_a_step_leaves_the_step_alone(digits):
+    spec = spec_for(digits, "mlp")
+    fm = FaultModel(format="int8", ber=0.01)
+    batches = _batches(digits, 2)
+    models = [build_model(spec, 0), build_model(spec, 0)]
+    for look in (False, True):
+        model = models[look]
+        opt = SAR(model.named_parameters(), rho=0.05, fault_model=fm, range_grad=True, lr=0.1)
+        for X, y in batches:
+            opt.zero_grad()
+            F.cross_entropy(model(X), y).backward()
+            opt.first_step(zero_grad=True)
+            F.cross_entropy(model(X), y).backward()
+            if look:  # at the ascent point, with its gradient: other rows and maxima
+                assert len(opt.ascent_direction()) == len(list(model.parameters()))
+            opt.second_step()
+    assert all(torch.equal(p, q) for p, q in zip(models[0].parameters(), models[1].parameters()))

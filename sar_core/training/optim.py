@@ -12,7 +12,7 @@ diagonal T, and r is the radius:
 SAR v3 (the default ``sar``; int8 targets): the ascent point is w + v s(w), v = e / s held fixed,
 s = max|W| / 127 per tensor (or output channel), and the gradient flows into the range:
     d/dw L(w + v s(w)) = g' + (g' . e / s) ds/dw,   ds/dw = sign(w_k) / 127 at k = argmax |w|
-(``_add_range_grad``). Optional ``fault_sample``: a target fault D = dq s(w) is added at the
+(``_add_range_grads``). Optional ``fault_sample``: a target fault D = dq s(w) is added at the
 ascent point. Float targets keep the v2 intensity. rho = 0 turns every term off.
 
 SAR v2 (geometry "fault") derives T and r from its target fault model (format, bits B, rate).
@@ -354,17 +354,19 @@ class SAR(SAM):
             and all(g["geometry"] == "fault" for g in self.param_groups)
         )
 
-    def _layouts(self, elig: list[torch.Tensor]) -> list[Int8Rows]:
-        """Row layouts of the eligible weights with a gradient, one per dtype and device
-        (rebuilt when those weights change)."""
+    def _layouts(self, elig: list[torch.Tensor], *, fresh: bool = False) -> list[Int8Rows]:
+        """Row layouts of the eligible weights with a gradient, one per dtype and device: kept
+        for the steps (rebuilt when those weights change), or ``fresh`` ones."""
         key = Int8Rows.key_of(elig)
-        if getattr(self, "_layout_key", None) != key:
+        if fresh or getattr(self, "_layout_key", None) != key:
             by_kind: dict[tuple, list[torch.Tensor]] = {}
             for p in elig:
                 by_kind.setdefault((p.dtype, p.device), []).append(p)
             gran = self.fault_model.granularity  # type: ignore[union-attr]
-            self._layout = [Int8Rows(ps, gran) for ps in by_kind.values()]
-            self._layout_key = key
+            layouts = [Int8Rows(ps, gran) for ps in by_kind.values()]
+            if fresh:
+                return layouts
+            self._layout, self._layout_key = layouts, key
         return self._layout
 
     def _int8_ascent(self, in_step: bool) -> tuple | None:
@@ -387,7 +389,7 @@ class SAR(SAM):
         elig = [p for p, h in zip(ps, hit) if h]
         if not elig:
             return None
-        layouts = self._layouts(elig)
+        layouts = self._layouts(elig, fresh=not in_step)  # a step's records stay untouched
         for rows in layouts:
             if in_step:
                 torch._foreach_copy_(rows.views, rows.params)  # w, restored by second_step
@@ -424,6 +426,7 @@ class SAR(SAM):
 
     @torch.no_grad()
     def ascent_direction(self) -> dict[torch.Tensor, torch.Tensor]:
+        """e(w) for every parameter with a gradient (no update; 0 where faults cannot hit)."""
         if not self._int8():
             return super().ascent_direction()
         out = {
