@@ -114,7 +114,8 @@ def markdown(results: dict) -> str:
     meta = results["meta"]
     table = markdown_table(results["summary"], attack_budget=meta["report"]["attack"]["max_flips"])
     return (
-        f"{caption(meta)}\n\n{table}\n\n{claims(results['summary'])}\n\nProduced by `OMP_NUM_THREADS=1 python "
+        f"{caption(meta)}\n\n{table}\n\n{claims(results['summary'])}\n\n"
+        "Produced by `OMP_NUM_THREADS=1 python "
         f"benchmarks/double_win.py --spec {meta['spec']}` (study `{meta['study']}`, code "
         f"{meta['code_version']}, commit {meta['git_commit']}).\n"
     )

@@ -184,7 +184,8 @@ def markdown_table(summary: Sequence[dict], *, attack_budget: int) -> str:
         delta = (
             "—"
             if d is None
-            else f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] {r['verdict']}"
+            else f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] "
+            + r["verdict"]
         )
         flips = ", ".join(
             _flips(f, s, attack_budget)
@@ -205,21 +206,62 @@ def markdown_table(summary: Sequence[dict], *, attack_budget: int) -> str:
 
 def non_defaults(configs: dict) -> dict[str, dict]:
     """Per '<task>/<method>' config (TrainConfig.to_dict), the fields that differ from the
-    library's defaults for that method (epochs and seed aside)."""
+    library's defaults for that method (epochs, seed and the training target aside: the caption
+    states the targets of the methods that read one)."""
     from sar_core.training.loop import TrainConfig
 
     out = {}
+    skip = ("epochs", "seed", "fault_model")
     for name, cfg in configs.items():
         default = TrainConfig(method=cfg["method"], seed=cfg["seed"]).to_dict()
-        diff = {k: v for k, v in cfg.items() if k not in ("epochs", "seed") and default[k] != v}
+        diff = {k: v for k, v in cfg.items() if k not in skip and default[k] != v}
         if diff:
             out[name] = diff
     return out
 
 
+def _fault_text(fault: dict, label: str) -> str:
+    """'int8 BER 0.01, all bits, weights only' from a FaultModel dict."""
+    from sar_core.formats.bits import get_format
+
+    rate = f"BER {label}" if fault.get("ber") is not None else f"{fault.get('count')} flips"
+    bits = fault["bits"]
+    which = "all bits" if len(bits) == get_format(fault["format"]).width else f"bits {bits}"
+    where = fault.get("target", "weights")
+    where += " and biases" if fault.get("include_bias") else (" only" if where == "weights" else "")
+    return f"{fault['format']} {rate}, {which}, {where}"
+
+
+def _faults_and_targets(meta: dict) -> tuple[str, str]:
+    """The fault settings (per task when they differ) and what the targeted methods aim at."""
+    from sar_core.experiments.study.spec import parse_spec
+
+    spec = parse_spec(meta["spec_text"])
+    per_task = {
+        t.name: "; ".join(_fault_text(p.fault, p.label) for p in t.faults) for t in spec.tasks
+    }
+    texts = list(dict.fromkeys(per_task.values()))
+    faults = texts[0] if len(texts) == 1 else "; ".join(f"{k}: {v}" for k, v in per_task.items())
+    aimed, other = [], {}
+    points = {t.name: [p.fault for p in t.faults] for t in spec.tasks}
+    for name, cfg in meta["configs"].items():
+        task, method = name.split("/", 1)
+        fm = cfg.get("fault_model")
+        if cfg["method"] not in TARGETED or not fm:
+            continue
+        if fm in points.get(task, []):
+            aimed.append(method)
+        else:
+            other.setdefault(_fault_text(fm, f"{fm['ber']:g}"), []).append(method)
+    parts = []
+    if aimed:
+        parts.append(f"{', '.join(dict.fromkeys(aimed))} trained against the evaluated fault model")
+    parts += [f"{', '.join(dict.fromkeys(v))} trained against {k}" for k, v in other.items()]
+    return faults, "; ".join(parts)
+
+
 def caption(meta: dict) -> str:
-    """What the table shows, from the results' own metadata."""
-    fault = meta["fault"]
+    """What the table shows, from the results' own metadata (and the spec it stores)."""
     epochs = ", ".join(str(e) for e in meta["epochs"])
     seeds = meta["seeds"]
     changed = non_defaults(meta["configs"])
@@ -229,33 +271,28 @@ def caption(meta: dict) -> str:
         else "settings other than the library defaults: "
         + "; ".join(f"{k} {v}" for k, v in changed.items())
     )
-    targets = {}  # training target of the fault-aware methods, as "format BER"
-    for name, cfg in meta["configs"].items():
-        fm = cfg.get("fault_model")
-        if cfg["method"] in TARGETED and fm:
-            targets.setdefault(f"{fm['format']} BER {fm['ber']:g}", []).append(name.split("/")[1])
+    faults, targets = _faults_and_targets(meta)
     if targets:
-        settings += "; training targets: " + "; ".join(
-            f"{', '.join(dict.fromkeys(v))} {k}" for k, v in targets.items()
-        )
+        settings += f"; {targets}"
+    ref = meta["reference"]
     return (
         f"{', '.join(t['name'] for t in meta['tasks'])}; held-out seeds "
-        f"{', '.join(map(str, seeds))} ({len(seeds)} seeds), {epochs} epochs, {settings}; faults: {fault['format']} BER "
-        f"{fault['ber']:g}, all bits, weights only, {meta['trials']} trials per seed, paired across "
-        f"the models of a seed. Means over seeds; Δ = paired gain vs {meta['reference']} in "
-        f"points with a seed-level 95% interval (Student t over the {len(seeds)} per-seed means) "
-        "and its verdict; attack flips = progressive bit search flips to reach chance + 10 points "
-        f"on the int8 weights (per seed; '>{meta['report']['attack']['max_flips']}' = the budget "
-        "ran out); latency (measured, vs a plain model of the same architecture) and train time "
-        f"relative to {meta['reference']}: means over seeds. Mitigation rows apply range "
-        f"restriction / TMR to the {meta['reference']} model."
+        f"{', '.join(map(str, seeds))} ({len(seeds)} seeds), {epochs} epochs, {settings}. "
+        f"Faults: {faults}; {meta['trials']} trials per seed, paired across the models of a "
+        f"seed. Means over seeds; Δ = paired gain vs {ref} in points with a seed-level 95% "
+        f"interval (Student t over the {len(seeds)} per-seed means) and its verdict; attack "
+        "flips = progressive bit search flips to reach chance + 10 points on the int8 weights "
+        f"(per seed; '>{meta['report']['attack']['max_flips']}' = the budget ran out); latency "
+        f"(measured, vs a plain model of the same architecture) and train time relative to {ref}: "
+        f"means over seeds. Mitigation rows apply range restriction / TMR to the {ref} model."
     )
 
 
 def readme_table(summary: Sequence[dict], *, attack_budget: int) -> str:
     """The README's compact double-win table."""
+    ref = summary[0]["reference"] if summary else "the reference"
     lines = [
-        "| model | clean | under faults | Δ vs SGD [95% CI over seeds] | attack flips per seed "
+        f"| model | clean | under faults | Δ vs {ref} [95% CI over seeds] | attack flips per seed "
         "| extra bits | extra ops | latency | train time |",
         "|---|---|---|---|---|---|---|---|---|",
     ]

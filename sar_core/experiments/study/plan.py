@@ -8,9 +8,9 @@ differences are formed afterwards from the per-trial accuracies) and, when the s
 fault point: ``sar_core.experiments.report.double_win_report``). A sharpness or campaign task
 depends on its model's train task, a report task on the train tasks of every method. The key of
 a task is the sha256 of everything that fixes its result: its inputs, its dependencies' keys, and
-a fingerprint of the library code (every numeric room of sar_core, the study worker; for a report
-task also sar_core/experiments/report.py) and of the torch and numpy versions. Two studies that share
-a task share its cached result.
+a fingerprint of the library code (every numeric room of sar_core, the study worker; for a
+report task also sar_core/experiments/report.py) and of the torch and numpy versions. Two
+studies that share a task share its cached result.
 """
 
 from __future__ import annotations

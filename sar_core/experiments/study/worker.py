@@ -1,10 +1,10 @@
 """What a worker process runs for one task: train, sharpness, campaign, report.
 
 Every function takes the task's inputs, its dataset and (for sharpness / campaign) the model's
-checkpoint bytes (for a report: every method's, reference first), and returns JSON-friendly data; all randomness comes from the inputs' seeds, so a
-task gives the same numbers in any process, on any executor. Workers run torch on one thread
-(``init_worker``): the models are small, and one thread per task is what makes the numbers
-independent of the number of workers.
+checkpoint bytes (for a report: every method's, reference first), and returns JSON-friendly
+data; all randomness comes from the inputs' seeds, so a task gives the same numbers in any
+process, on any executor. Workers run torch on one thread (``init_worker``): the models are
+small, and one thread per task is what makes the numbers independent of the number of workers.
 """
 
 from __future__ import annotations
