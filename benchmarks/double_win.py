@@ -63,7 +63,6 @@ def run(spec_path: str, study_dir: str, *, executor: str, workers: int | None, a
     if res["failed"]:
         raise RuntimeError(f"{len(res['failed'])} study tasks failed: {res['failed']}")
     rows = report_rows(plan, Store(study_dir))
-    first = plan.tasks[plan.reports[0].key].inputs
     meta = {
         "schema": SCHEMA,
         "study": spec.name,
@@ -75,7 +74,6 @@ def run(spec_path: str, study_dir: str, *, executor: str, workers: int | None, a
         "seeds": list(spec.seeds),
         "epochs": sorted({plan.tasks[m.key].inputs["config"]["epochs"] for m in plan.models}),
         "trials": spec.trials,
-        "fault": first["fault"],
         "report": spec.report,
         "configs": {
             f"{m.task}/{m.method}": plan.tasks[m.key].inputs["config"]
@@ -194,6 +192,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             sys.stderr.write(f"error: {' '.join(str(e).split())}\n")
             return 2
+        except RuntimeError as e:  # failed tasks: finished ones are cached, rerun to resume
+            sys.stderr.write(f"error: {e}\n")
+            return 1
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
     text = markdown(results)
