@@ -228,6 +228,7 @@ class Int8Rows:
         self.scale, self.t = vec(), vec()  # s and T per row, written by SAR
         self.w_top, self.dot, self.add = vec(), vec(), vec()  # for the range gradient
         self.inf = torch.tensor(math.inf, dtype=ps[0].dtype, device=ps[0].device)
+        self._top_code = torch.tensor(127.0, dtype=ps[0].dtype, device=ps[0].device)
         # each buffer's rows of amax, first and w_top
         self._by_buffer = [(self.amax[k], self.first[k], self.w_top[k]) for k in self._buffer_rows]
         # position of each row's max in its tensor's flat order (rows of C > 1 start at r * cols)
@@ -274,6 +275,13 @@ class Int8Rows:
         torch.gt(self.amax, 0, out=self.pos)
         if first and self._row_start is not None:
             torch.add(self._row_start, self.first, out=self.top)
+
+    def set_t(self, rms_dq: float) -> None:
+        """``scale`` s = max|w| / 127 per row (1 where max|w| is 0 or NaN, as bits.int8_scale: any
+        s stores 0) and ``t`` = s * rms_dq, from ``amax`` and ``pos`` (``find_max``)."""
+        torch.where(self.pos, self.amax, self._top_code, out=self.scale)
+        self.scale.div_(127.0)
+        torch.mul(self.scale, rms_dq, out=self.t)
 
     def gather_top(self) -> torch.Tensor:
         """``w_top``: w at every row's first argmax of |w| (read from the buffers)."""

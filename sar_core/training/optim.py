@@ -204,9 +204,7 @@ class SAR(SAM):
             if in_step:
                 torch._foreach_copy_(rows.views, rows.params)  # w, restored by second_step
             rows.find_max(None if in_step else rows.params, first=self.range_grad)
-            # s = 1 for an all-zero (or NaN) row, as bits.int8_scale: max|w| -> 127 there
-            torch.div(torch.where(rows.pos, rows.amax, 127.0), 127.0, out=rows.scale)
-            torch.mul(rows.scale, self._int8_rms_dq, out=rows.t)
+            rows.set_t(self._int8_rms_dq)
         if len(layouts) == 1:
             ts = layouts[0].t_views
         else:
@@ -220,7 +218,7 @@ class SAR(SAM):
             torch._foreach_norm([next(it) if h else p.grad for p, h in zip(ps, hit)])
         )
         if not all(hit):
-            norms = norms * self._mask(hit, norms)
+            norms.mul_(self._mask(hit, norms))
         norm = _host(torch.linalg.vector_norm(norms))
         scale = {r: _ascent_scale(r, norm) for r in set(radii)}
         scales = [scale[r] for r, h in zip(radii, hit) if h]
