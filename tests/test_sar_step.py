@@ -5,7 +5,8 @@ loop over the rows of the range gradient), in the formula's order: T, T g, ||T g
 w + r T (T g) / ||T g||, the gradient at the ascent point, the range term, restore w, base step
 (torch's SGD, the optimizer SAR wraps). SAR batches the same float32 operations over tensors and
 rows (``Int8Rows``), so after several steps the weights must be bit-identical, on an MLP and a
-CNN, for int8 targets per tensor and per channel (SAR v3) and a float16 target (SAR v2).
+CNN, for int8 targets per tensor and per channel (SAR v3, also with a sampled fault; SAR v2)
+and a float16 target (SAR v2).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from sar_core.faults.model import FaultModel, eligible_parameters
 from sar_core.formats import bits as B
 from sar_core.training.fault_geometry import Int8Rows, fault_intensity
 from sar_core.training.loop import spec_for
-from sar_core.training.optim import SAR, _ascent_scale
+from sar_core.training.optim import SAR
+from sar_core.training.randbet import random_bit_errors
+from sar_core.training.sam import _ascent_scale
 
 
 def _batches(digits, n: int):
@@ -35,7 +38,9 @@ def _loss_backward(model, X, y) -> None:
     F.cross_entropy(model(X), y).backward()
 
 
-def _reference_sar(model, batches, fm: FaultModel, rho: float, range_grad: bool, **sgd) -> None:
+def _reference_sar(
+    model, batches, fm: FaultModel, rho: float, range_grad: bool, sample: bool = False, **sgd
+) -> None:
     """SAR by hand, per tensor, in the order of its formula; torch's SGD is the base step."""
     params = dict(model.named_parameters())
     hit = set(eligible_parameters({n: tuple(p.shape) for n, p in params.items()}, fm))
@@ -43,11 +48,12 @@ def _reference_sar(model, batches, fm: FaultModel, rho: float, range_grad: bool,
     radius = rho * math.sqrt(fm.ber * sum(params[n].numel() for n in hit) * len(kept))
     rms_dq = math.sqrt(sum((128.0 if b == 7 else 2.0**b) ** 2 for b in kept) / len(kept))
     base = torch.optim.SGD(model.parameters(), **sgd)
+    gen = torch.Generator().manual_seed(0 + 7919)  # SAR's own fault draws: its seed + 7919
     for X, y in batches:
         _loss_backward(model, X, y)
         with torch.no_grad():
             w = {n: p.detach().clone() for n, p in params.items()}
-            t = {}
+            t, s_of = {}, {}
             for n, p in params.items():
                 by_row = fm.granularity == "channel" and p.dim() > 1
                 if n not in hit:
@@ -55,7 +61,8 @@ def _reference_sar(model, batches, fm: FaultModel, rho: float, range_grad: bool,
                 elif fm.format == "int8":  # s = max|W| / 127 per tensor or output channel
                     m = p.abs().reshape(p.shape[0] if by_row else 1, -1).amax(dim=1)
                     s = torch.where(m > 0, m / 127.0, torch.ones_like(m))
-                    t[n] = (s * rms_dq).reshape((-1,) + (1,) * (p.dim() - 1) if by_row else ())
+                    shape = (-1,) + (1,) * (p.dim() - 1) if by_row else ()
+                    t[n], s_of[n] = (s * rms_dq).reshape(shape), s.reshape(shape)
                 else:
                     t[n] = fault_intensity(p, fm)
             tg = {n: t[n] * p.grad for n, p in params.items()}
@@ -65,6 +72,11 @@ def _reference_sar(model, batches, fm: FaultModel, rho: float, range_grad: bool,
             scale = float(radius / (norm + 1e-12))
             for n, p in params.items():
                 p.addcmul_(t[n], tg[n], value=scale)  # w + r T (T g) / ||T g||
+            for n in params if sample else ():  # a target fault D = (flip(q) - q) s, in order
+                if n in hit:
+                    q = torch.round(w[n] / s_of[n]).clamp(-127, 127).to(torch.int8)
+                    qf, _ = random_bit_errors(q, fm.bits, fm.ber, gen)
+                    params[n].add_((qf.float() - q.float()) * s_of[n])
         _loss_backward(model, X, y)  # g' at the ascent point
         with torch.no_grad():
             if range_grad:  # g'[k] += (g' . (p - w)) / max|w| * sign(w[k]), k = first argmax
@@ -83,7 +95,9 @@ def _reference_sar(model, batches, fm: FaultModel, rho: float, range_grad: bool,
         base.step()
 
 
-def _sar(model, batches, fm: FaultModel, rho: float, range_grad: bool, **sgd) -> None:
+def _sar(
+    model, batches, fm: FaultModel, rho: float, range_grad: bool, sample: bool = False, **sgd
+) -> None:
     opt = SAR(
         model.named_parameters(),
         torch.optim.SGD,
@@ -91,6 +105,7 @@ def _sar(model, batches, fm: FaultModel, rho: float, range_grad: bool, **sgd) ->
         geometry="fault",
         fault_model=fm,
         range_grad=range_grad,
+        fault_sample=sample,
         **sgd,
     )
     for X, y in batches:
@@ -103,22 +118,25 @@ def _sar(model, batches, fm: FaultModel, rho: float, range_grad: bool, **sgd) ->
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
 @pytest.mark.parametrize(
-    "fm, rho, range_grad",
+    "fm, rho, range_grad, sample",
     [
-        (FaultModel(format="int8", ber=0.01), 0.05, True),  # SAR v3, per tensor
-        (FaultModel(format="int8", ber=0.01, granularity="channel"), 0.05, True),  # per channel
-        (FaultModel(format="int8", ber=0.01, bits=(0, 3, 7)), 0.05, False),  # SAR v2 int8
-        (FaultModel(format="float16", ber=1e-4), 0.05, False),  # SAR v2 float16
+        (FaultModel(format="int8", ber=0.01), 0.05, True, False),  # SAR v3, per tensor
+        (FaultModel(format="int8", ber=0.01, granularity="channel"), 0.05, True, False),
+        (FaultModel(format="int8", ber=1e-3), 0.05, True, True),  # v3 + a sampled fault
+        (FaultModel(format="int8", ber=0.01, bits=(0, 3, 7)), 0.05, False, False),  # SAR v2 int8
+        (FaultModel(format="float16", ber=1e-4), 0.05, False, False),  # SAR v2 float16
     ],
-    ids=["int8-tensor-v3", "int8-channel-v3", "int8-v2", "float16-v2"],
+    ids=["int8-tensor-v3", "int8-channel-v3", "int8-v3-sampled", "int8-v2", "float16-v2"],
 )
-def test_sar_steps_equal_the_plain_reimplementation_bit_for_bit(digits, arch, fm, rho, range_grad):
+def test_sar_steps_equal_the_plain_reimplementation_bit_for_bit(
+    digits, arch, fm, rho, range_grad, sample
+):
     spec = spec_for(digits, arch)
     batches = _batches(digits, 4)
     sgd = dict(lr=0.05, momentum=0.9, weight_decay=5e-4)
     ref, got, init = build_model(spec, 0), build_model(spec, 0), build_model(spec, 0)
-    _reference_sar(ref, batches, fm, rho, range_grad, **sgd)
-    _sar(got, batches, fm, rho, range_grad, **sgd)
+    _reference_sar(ref, batches, fm, rho, range_grad, sample, **sgd)
+    _sar(got, batches, fm, rho, range_grad, sample, **sgd)
     moved = 0
     for (n, a), b, c in zip(ref.named_parameters(), got.parameters(), init.parameters()):
         assert torch.equal(a, b), (n, float((a - b).abs().max()))
