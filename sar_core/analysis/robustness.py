@@ -10,6 +10,9 @@ cost at inference. Its columns are defined here once:
   and latency ratio (interleaved rounds against the twin);
 - training cost: training seconds / those of an SGD checkpoint of the same dataset (name and
   split seed), architecture and epochs, from checkpoint metadata; None without one.
+These are one seed's columns. Over held-out seeds, the double-win *judgement* (a robustness win,
+clean accuracy not measurably lost, zero extra bits and operations, with seed-level intervals) is
+``sar_core.experiments.study.double_win``, which the double-win study spec uses.
 Also the bit x layer sensitivity grid and the sharpness-vs-robustness points.
 """
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from sar_core.experiments.suite_results import headline, method_label, result_rows
 from sar_core.stats.verdicts import symbol
 
@@ -211,29 +209,3 @@ def readme_blocks(results: dict) -> dict[str, str]:
     blocks["suite-claims"] = "\n".join(f"- {c}" for c in claims(results))
     return blocks
 
-
-def double_win_table(dw: dict) -> str:
-    """README table of benchmarks/double_win.py's results (means over its held-out seeds)."""
-    sar_geo = dw["meta"]["configs"].get("mlp/sar", {}).get("geometry")
-    lines = [
-        "| model | clean | under faults | Δ vs SGD [min, max over seeds] | attack flips per seed "
-        "| extra bits | extra ops | train time |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in dw["table"]:
-        gains = [s["gain_vs_sgd"] for s in r["seeds"]]
-        name = r["method"]
-        if name == "sar":
-            name = f"SAR ({'v1, ' + sar_geo if sar_geo != 'fault' else 'fault'} preset of that run)"
-        delta = (
-            "—"
-            if r["method"] == "sgd"
-            else f"{100 * np.mean(gains):+.1f} [{100 * min(gains):+.1f}, {100 * max(gains):+.1f}]"
-        )
-        flips = ", ".join(str(x) for x in r["attack_flips_per_seed"])
-        lines.append(
-            f"| {r['arch'].upper()} {name} | {100 * r['clean_accuracy']:.1f} "
-            f"| {100 * r['fault_accuracy']:.1f} | {delta} | {flips} | {r['extra_bits']:g} "
-            f"| {r['extra_ops']:g} | {r['train_cost_ratio']:.2f} |"
-        )
-    return "\n".join(lines)
