@@ -44,36 +44,48 @@ def _notes(name: str) -> dict[tuple[str, str], str]:
     return rows
 
 
-def test_readme_performance_numbers_come_from_the_v3_result_files():
-    """Every ratio of the README's Engine v3 table is the one in run_v3_0 / run_v3_1."""
+def test_readme_performance_numbers_come_from_the_v4_result_files():
+    """Every ratio of the README's Engine v4 table is the one in its result files, in order."""
     import re
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    a, b = _notes("run_v3_0.md"), _notes("run_v3_1_two_busy_loops.md")
+    full = [_notes("run_v4_0.md"), _notes("run_v4_1_two_busy_loops.md")]
+    camp = full + [_notes(f"run_v4_campaign_{n}.md") for n in ("0", "1_two_busy_loops", "2")]
     mlp, cnn = "campaign MLP 64-128-128-10", "campaign SmallCNN"
     x = lambda note: re.search(r"[\d.]+x", note).group(0)  # noqa: E731
-    pct = lambda note: re.search(r"\(-?([\d.]+)%\)", note).group(1) + "%"  # noqa: E731
+    word = lambda note: note.split()[1]  # noqa: E731
     pairs = [
-        (mlp, "ours / forward passes needed", x),
-        (mlp, "pytorchfi", x),
-        (mlp, "naive", x),
-        (cnn, "ours / forward passes needed", x),
-        (cnn, "naive", x),
-        (cnn, "pytorchfi", x),
-        ("landscape SmallCNN", "loss-landscapes", lambda n: n.split()[1]),
-        ("landscape SmallCNN", "1681 forward", lambda n: n.split()[1]),
-        ("landscape MLP", "loss-landscapes", lambda n: n.split()[1]),
-        ("landscape MLP", "1681 forward", lambda n: n.split()[1]),
-        ("sharpness MLP", "PyHessian", lambda n: n.split()[1]),
-        ("sharpness SmallCNN", "PyHessian", lambda n: n.split()[1]),
-        ("sharpness MLP", "sar_core lambda_max", pct),
-        ("sharpness SmallCNN", "sar_core lambda_max", pct),
+        (camp, mlp, "ours / forward passes needed", x),
+        (camp, mlp, "pytorchfi", x),
+        (camp, mlp, "naive", x),
+        (camp, cnn, "ours / forward passes needed", x),
+        (camp, cnn, "pytorchfi", x),
+        (full, "landscape SmallCNN", "loss-landscapes", word),
+        (full, "landscape SmallCNN", "1681 forward", word),
+        (full, "landscape MLP", "loss-landscapes", word),
+        (full, "landscape MLP", "1681 forward", word),
+        (full, "sharpness MLP", "PyHessian eigenvalues (power iteration, tol 1e-3)", word),
+        (full, "sharpness MLP", "PyHessian eigenvalues (power iteration, tol 1e-4)", word),
+        (full, "sharpness SmallCNN", "PyHessian eigenvalues (power iteration, tol 1e-3)", word),
+        (full, "sharpness SmallCNN", "PyHessian eigenvalues (power iteration, tol 1e-4)", word),
     ]
-    c = _notes("run_v3_2_campaign_sharpness.md")  # campaigns and lambda_max only
-    for section, case, fmt in pairs:
+    for runs, section, case, fmt in pairs:
         # the first campaign section of each model is BER 1e-4
-        vals = [fmt(_pick_first(r, section, case)) for r in (a, b, c) if _has(r, section, case)]
+        vals = [fmt(_pick_first(r, section, case)) for r in runs]
         assert " / ".join(vals) in readme, (section, case, vals)
+    # the accuracy sentence: PyHessian within 1e-3 in k of 15 seeds, ours in 15 of 15
+    a = full[0]
+    within = lambda n: re.search(r"in (\d+)/(\d+)", n).groups()  # noqa: E731
+    k_mlp = within(
+        _pick_first(a, "sharpness MLP", "PyHessian eigenvalues (power iteration, tol 1e-3)")
+    )
+    k_cnn = within(
+        _pick_first(a, "sharpness SmallCNN", "PyHessian eigenvalues (power iteration, tol 1e-3)")
+    )
+    ours = within(_pick_first(a, "sharpness MLP", "sar_core lambda_max"))
+    assert f"within 1e-3 of the reference in {k_mlp[0]} of {k_mlp[1]} seeds on the MLP" in readme
+    assert f"and {k_cnn[0]} of {k_cnn[1]} on the CNN" in readme
+    assert f"ours at tol 1e-3 was within it in {ours[0]} of {ours[1]}" in readme
 
 
 def _pick_first(rows: dict, section: str, case: str) -> str:
