@@ -167,6 +167,20 @@ def _flips(flips: int | None, stop: str | None, budget: int) -> str:
     return "n/a" if stop is None else f">{budget}"  # no int8 attack / the budget ran out
 
 
+def _delta_cell(r: dict) -> str:
+    """'+1.2 [+1.1, +1.4] win' (points, seed-level interval, verdict), or '—' for the reference."""
+    d = r["delta"]
+    if d is None:
+        return "—"
+    return f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] {r['verdict']}"
+
+
+def _flips_cell(r: dict, budget: int) -> str:
+    """The attack's flips per seed, '>budget' where the budget ran out."""
+    pairs = zip(r["attack_flips_per_seed"], r["attack_stop_per_seed"])
+    return ", ".join(_flips(f, s, budget) for f, s in pairs)
+
+
 def _num(x: float | None, fmt: str = "{:.2f}") -> str:
     return "n/a" if x is None else fmt.format(x)
 
@@ -180,17 +194,7 @@ def markdown_table(summary: Sequence[dict], *, attack_budget: int) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary:
-        d = r["delta"]
-        delta = (
-            "—"
-            if d is None
-            else f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] "
-            + r["verdict"]
-        )
-        flips = ", ".join(
-            _flips(f, s, attack_budget)
-            for f, s in zip(r["attack_flips_per_seed"], r["attack_stop_per_seed"])
-        )
+        delta, flips = _delta_cell(r), _flips_cell(r, attack_budget)
         lines.append(
             f"| {r['task']} | {r['name']} | {_pct(r['clean_accuracy'])} "
             f"| {_pct(r['deployed_accuracy'])} | {_pct(r['fault_accuracy'])} | {delta} | {flips} "
@@ -297,13 +301,7 @@ def readme_table(summary: Sequence[dict], *, attack_budget: int) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary:
-        d = r["delta"]
-        delta = "—" if d is None else f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, "
-        delta += "" if d is None else f"{100 * d['hi']:+.1f}] {r['verdict']}"
-        flips = ", ".join(
-            _flips(f, s, attack_budget)
-            for f, s in zip(r["attack_flips_per_seed"], r["attack_stop_per_seed"])
-        )
+        delta, flips = _delta_cell(r), _flips_cell(r, attack_budget)
         lines.append(
             f"| {r['task']} {r['name']} | {_pct(r['clean_accuracy'])} "
             f"| {_pct(r['fault_accuracy'])} | {delta} | {flips} "
