@@ -37,7 +37,6 @@ import torch
 from torch import nn
 
 from sar_core import limits
-from sar_core.data.onnx_fault_check import check_fault_model as check_fault_model  # re-export
 from sar_core.data.onnx_graph import (
     _DOTTED,
     _NOT_TRAINED,

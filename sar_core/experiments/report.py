@@ -226,7 +226,7 @@ def _check_stored_codes(paths, cks, fault_model) -> None:
     """A quantized (QDQ) model takes only faults that hit its stored int8 codes."""
     for path, ck in zip(paths, cks):
         if getattr(ck.model, "quantized", None):
-            from sar_core.data.onnx_import import check_fault_model
+            from sar_core.data.onnx_fault_check import check_fault_model
 
             try:
                 check_fault_model(ck.model, fault_model)
