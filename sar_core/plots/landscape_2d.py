@@ -104,29 +104,26 @@ def contours_side_by_side(
     return fig
 
 
+def _surface(grid: dict, name: str, zmin: float, zmax: float, log_z: bool, **bar) -> go.Surface:
+    """One grid's loss surface on the shared colour range [zmin, zmax]."""
+    z = _z(grid, log_z)
+    return go.Surface(
+        x=list(grid["alphas"]), y=list(grid["betas"]), z=z, cmin=zmin, cmax=zmax,
+        colorscale=COLORSCALE, name=name, **bar,
+    )  # fmt: skip
+
+
+def _scene(label: str, zmin: float, zmax: float) -> dict:
+    """The axes of a surface's 3D scene (z on the shared range)."""
+    return {"xaxis_title": "α", "yaxis_title": "β", "zaxis_title": label,
+            "zaxis": {"range": [zmin, zmax]}}  # fmt: skip
+
+
 def surface_figure(grid: dict, zmin: float, zmax: float, log_z: bool = False) -> go.Figure:
     """3D surface of one grid on a given colour range (share it across models)."""
-    fig = go.Figure(
-        go.Surface(
-            x=list(grid["alphas"]),
-            y=list(grid["betas"]),
-            z=_z(grid, log_z),
-            cmin=zmin,
-            cmax=zmax,
-            colorscale=COLORSCALE,
-            colorbar={"title": "log10 loss" if log_z else "loss"},
-            name=_name(grid, 0),
-        )
-    )
-    fig.update_layout(
-        title=f"{_name(grid, 0)}: loss surface",
-        scene={
-            "xaxis_title": "α",
-            "yaxis_title": "β",
-            "zaxis_title": "log10 loss" if log_z else "loss",
-            "zaxis": {"range": [zmin, zmax]},
-        },
-    )
+    label = "log10 loss" if log_z else "loss"
+    fig = go.Figure(_surface(grid, _name(grid, 0), zmin, zmax, log_z, colorbar={"title": label}))
+    fig.update_layout(title=f"{_name(grid, 0)}: loss surface", scene=_scene(label, zmin, zmax))
     n = sum(len(r) for r in grid["loss"])
     _note(fig, sum(_gaps(r, log_z) for r in grid["loss"]), n, log_z)
     return fig
@@ -154,30 +151,13 @@ def surfaces_figure(grids: Sequence[dict], *, log_z: bool = False, per_row: int 
     label = "log10 loss" if log_z else "loss"
     gaps = total = 0
     for i, g in enumerate(grids):
+        bar = {"showscale": i == 0, "colorbar": {"title": label, "len": 0.8}}
         fig.add_trace(
-            go.Surface(
-                x=list(g["alphas"]),
-                y=list(g["betas"]),
-                z=_z(g, log_z),
-                cmin=zmin,
-                cmax=zmax,
-                colorscale=COLORSCALE,
-                showscale=i == 0,
-                colorbar={"title": label, "len": 0.8},
-                name=names[i],
-            ),
-            row=i // cols + 1,
-            col=i % cols + 1,
+            _surface(g, names[i], zmin, zmax, log_z, **bar), row=i // cols + 1, col=i % cols + 1
         )
         gaps += sum(_gaps(r, log_z) for r in g["loss"])
         total += sum(len(r) for r in g["loss"])
-    scene = {
-        "xaxis_title": "α",
-        "yaxis_title": "β",
-        "zaxis_title": label,
-        "zaxis": {"range": [zmin, zmax]},
-    }
-    fig.update_scenes(**scene)
+    fig.update_scenes(**_scene(label, zmin, zmax))
     fig.update_layout(
         title=f"{'log10 ' if log_z else ''}test loss surfaces (one colour scale for all models)",
         height=430 * rows,

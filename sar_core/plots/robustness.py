@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from sar_core.plots.bits import add_field_strip
-from sar_core.plots.style import curve_colors, method_color, method_label, rgba
+from sar_core.plots.style import curve_colors, curve_percents, method_color, method_label, rgba
 
 
 def level_text(v: float) -> str:
@@ -131,13 +131,7 @@ def sweep_figure(
 
 def _zoom(curves: Sequence[Mapping]) -> list[float] | None:
     """A y range (%) that spans every finite mean, CI bound and clean line, plus 8% margin."""
-    vals = [
-        100 * float(v)
-        for c in curves
-        for key in ("mean", "lo", "hi")
-        for v in c.get(key, [])
-        if v is not None and np.isfinite(v)
-    ]
+    vals = curve_percents(curves)
     vals += [100 * float(c["clean"]) for c in curves if c.get("clean") is not None]
     if not vals:
         return None

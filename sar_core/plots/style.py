@@ -10,7 +10,8 @@ Every figure takes its method colours from :func:`method_color`; nothing else pi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 
 METHOD_LABELS = {
     "sgd": "SGD",
@@ -93,3 +94,15 @@ def rgba(hex_color: str, alpha: float) -> str:
     h = hex_color.lstrip("#")
     r, g, b = (int(h[i : i + 2], 16) for i in (0, 2, 4))
     return f"rgba({r},{g},{b},{alpha})"
+
+
+def curve_percents(curves: Sequence[Mapping]) -> list[float]:
+    """Every finite mean and CI bound of accuracy ``curves`` (fractions), in %: what a y range
+    must span."""
+    return [
+        100 * float(v)
+        for c in curves
+        for key in ("mean", "lo", "hi")
+        for v in c.get(key, [])
+        if v is not None and math.isfinite(v)
+    ]

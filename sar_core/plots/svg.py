@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from html import escape
 
-from sar_core.plots.style import curve_colors, method_label
+from sar_core.plots.style import curve_colors, curve_percents, method_label
 
 W, H = 640, 380  # viewBox units
 LEFT, RIGHT, TOP, BOTTOM = 52, 16, 34, 92  # plot margins (legend and axis title below)
@@ -29,13 +29,7 @@ def _level_text(v: float) -> str:
 def y_range(curves: Sequence[Mapping]) -> tuple[float, float, int]:
     """(low, high, tick step) in %: the data's span with a margin, both ends on the tick step
     (10 points, or 20 over a wide span), within [0, 100]."""
-    vals = [
-        100 * float(v)
-        for c in curves
-        for k in ("mean", "lo", "hi")
-        for v in c.get(k, [])
-        if v is not None and math.isfinite(v)
-    ]
+    vals = curve_percents(curves)
     if not vals:
         return 0.0, 100.0, 20
     step = 10 if max(vals) - min(vals) <= 45 else 20

@@ -185,24 +185,40 @@ def _num(x: float | None, fmt: str = "{:.2f}") -> str:
     return "n/a" if x is None else fmt.format(x)
 
 
+def _columns(attack_budget: int) -> dict:
+    """Header -> cell of one summary row, for every column either table shows."""
+    return {
+        "task": lambda r: r["task"],
+        "model": lambda r: r["name"],
+        "task model": lambda r: f"{r['task']} {r['name']}",
+        "clean": lambda r: _pct(r["clean_accuracy"]),
+        "deployed": lambda r: _pct(r["deployed_accuracy"]),
+        "under faults": lambda r: _pct(r["fault_accuracy"]),
+        "delta": _delta_cell,
+        "attack flips per seed": lambda r: _flips_cell(r, attack_budget),
+        "random flips, same count": lambda r: _pct(r["random_same_flips_accuracy"]),
+        "extra bits": lambda r: _num(r["extra_bits"], "{:.0f}"),
+        "extra ops": lambda r: _num(r["extra_ops"], "{:.0f}"),
+        "latency": lambda r: _num(r["latency_ratio"]),
+        "train time": lambda r: _num(r["train_cost_ratio"]),
+    }
+
+
+def _table(summary: Sequence[dict], attack_budget: int, keys: Sequence[str], heads) -> str:
+    """Markdown table of ``keys`` columns (cells from ``_columns``) under the headers ``heads``."""
+    cells = _columns(attack_budget)
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    lines += ["| " + " | ".join(cells[k](r) for k in keys) + " |" for r in summary]
+    return "\n".join(lines)
+
+
 def markdown_table(summary: Sequence[dict], *, attack_budget: int) -> str:
     """The double-win table (one line per model or mitigation) as Markdown."""
-    lines = [
-        "| task | model | clean | deployed | under faults | Δ vs reference [95% CI over seeds] "
-        "| attack flips per seed | random flips, same count | extra bits | extra ops | latency "
-        "| train time |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in summary:
-        delta, flips = _delta_cell(r), _flips_cell(r, attack_budget)
-        lines.append(
-            f"| {r['task']} | {r['name']} | {_pct(r['clean_accuracy'])} "
-            f"| {_pct(r['deployed_accuracy'])} | {_pct(r['fault_accuracy'])} | {delta} | {flips} "
-            f"| {_pct(r['random_same_flips_accuracy'])} | {_num(r['extra_bits'], '{:.0f}')} "
-            f"| {_num(r['extra_ops'], '{:.0f}')} | {_num(r['latency_ratio'])} "
-            f"| {_num(r['train_cost_ratio'])} |"
-        )
-    return "\n".join(lines)
+    keys = ("task", "model", "clean", "deployed", "under faults", "delta",
+            "attack flips per seed", "random flips, same count", "extra bits", "extra ops",
+            "latency", "train time")  # fmt: skip
+    heads = [("Δ vs reference [95% CI over seeds]" if k == "delta" else k) for k in keys]
+    return _table(summary, attack_budget, keys, heads)
 
 
 # ---------------------------------------------------------------- README ----------------------
@@ -295,20 +311,10 @@ def caption(meta: dict) -> str:
 def readme_table(summary: Sequence[dict], *, attack_budget: int) -> str:
     """The README's compact double-win table."""
     ref = summary[0]["reference"] if summary else "the reference"
-    lines = [
-        f"| model | clean | under faults | Δ vs {ref} [95% CI over seeds] | attack flips per seed "
-        "| extra bits | extra ops | latency | train time |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in summary:
-        delta, flips = _delta_cell(r), _flips_cell(r, attack_budget)
-        lines.append(
-            f"| {r['task']} {r['name']} | {_pct(r['clean_accuracy'])} "
-            f"| {_pct(r['fault_accuracy'])} | {delta} | {flips} "
-            f"| {_num(r['extra_bits'], '{:.0f}')} | {_num(r['extra_ops'], '{:.0f}')} "
-            f"| {_num(r['latency_ratio'])} | {_num(r['train_cost_ratio'])} |"
-        )
-    return "\n".join(lines)
+    keys = ("task model", "clean", "under faults", "delta", "attack flips per seed",
+            "extra bits", "extra ops", "latency", "train time")  # fmt: skip
+    heads = {"task model": "model", "delta": f"Δ vs {ref} [95% CI over seeds]"}
+    return _table(summary, attack_budget, keys, [heads.get(k, k) for k in keys])
 
 
 def _names(rows: Sequence[dict]) -> str:
