@@ -173,6 +173,19 @@ class MonteCarlo:
         # one filter draw per trial, shared by all models (common random numbers)
         return [self.pattern_filter(p, np.random.default_rng([seed, t, 1])) for p in pats]
 
+    def chunk_patterns(self, seed: int, trials: Sequence[int]) -> list[list[FaultPattern]]:
+        """``[self.patterns(seed, t) for t in trials]``, the draws of all trials at once."""
+        if self.fm.asymmetric:
+            return [self.patterns(seed, t) for t in trials]
+        space = self._evals[0].space if self.fm.target == "activations" else self.injectors[0].space
+        out = []
+        for t, p in zip(trials, space.sample_trials(seed, trials)):
+            pats = [p] * len(self.models)
+            if self.pattern_filter is not None:  # the filter's own generator, as in patterns
+                pats = [self.pattern_filter(q, np.random.default_rng([seed, t, 1])) for q in pats]
+            out.append(pats)
+        return out
+
     def _scores(self, m: int, pats: list[FaultPattern]) -> tuple[list[int], list]:
         """(bits changed, (accuracy, loss)) per pattern for model m."""
         scores = [self.deployed[m]] * len(pats)  # nothing changed: the deployed score
@@ -198,7 +211,7 @@ class MonteCarlo:
         end = start + trials
         for c0 in range(start, end, self.chunk):
             ts = range(c0, min(c0 + self.chunk, end))
-            pats = [self.patterns(seed, t) for t in ts]
+            pats = self.chunk_patterns(seed, ts)
             per_model = [self._scores(m, [p[m] for p in pats]) for m in range(len(self.models))]
             # columns per trial, each a tuple over the models
             changed = zip(*(c for c, _ in per_model))
