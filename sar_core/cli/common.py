@@ -39,17 +39,24 @@ def optional(name: str, text: str | None, *, kind=float):
 class Progress:
     """A one-line progress bar on stderr."""
 
-    def __init__(self, total: int, label: str, quiet: bool) -> None:
+    def __init__(self, total: int, label: str, quiet: bool, min_interval_s: float = 0.0) -> None:
+        """``min_interval_s``: skip redraws closer than that (the first and the last are always
+        drawn), for callers that report thousands of sub-millisecond steps (campaign trials)."""
         self.total, self.label, self.quiet = max(total, 1), label, quiet
-        self.t0 = time.perf_counter()
+        self.min_interval_s = min_interval_s
+        self.t0 = self._drawn = time.perf_counter()
 
     def __call__(self, done: int) -> None:
         if self.quiet:
             return
+        now = time.perf_counter()
+        if 1 < done < self.total and now - self._drawn < self.min_interval_s:
+            return
+        self._drawn = now
         frac = min(done / self.total, 1.0)
         bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
         sys.stderr.write(
-            f"\r{self.label} [{bar}] {done}/{self.total} {time.perf_counter() - self.t0:5.1f}s"
+            f"\r{self.label} [{bar}] {done}/{self.total} {now - self.t0:5.1f}s"
         )
         if done >= self.total:
             sys.stderr.write("\n")

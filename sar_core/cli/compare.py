@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(a: argparse.Namespace) -> dict:
     """Every model under the same patterns; per-model summaries and paired differences."""
-    from sar_core.analysis.campaign import iter_compare, paired_difference
+    from sar_core.analysis.campaign import compare
     from sar_core.cli.common import Progress
     from sar_core.cli.faultargs import campaign_setup, engine_options, summary_keys
 
@@ -33,28 +33,19 @@ def run(a: argparse.Namespace) -> dict:
     # The bar is drawn only after the first trial: input errors surface before any output, so
     # bad input leaves exactly one line on stderr.
     options = engine_options(fm, data)
-    bar = Progress(trials, "compare", a.quiet)
-    runs: list = []
-    for i, runs in enumerate(  # noqa: B007 — the last yield holds the full result
-        iter_compare(
-            [c.model for c in cks],
-            data.X_test,
-            data.y_test,
-            fm,
-            trials=trials,
-            seed=seed,
-            **options,
-        ),
-        1,
-    ):
-        bar(i)
+    bar = Progress(trials, "compare", a.quiet, min_interval_s=0.1)
+    out = compare(
+        [c.model for c in cks], data.X_test, data.y_test, fm, trials=trials, seed=seed,
+        progress=bar, **options,
+    )  # fmt: skip
+    runs = out["results"]
     results = [
         {"path": path, "method": ck.method, "label": ck.label, **summary_keys(r.summary(), KEYS)}
         for path, ck, r in zip(a.models, cks, runs)
     ]
     return {
         "results": results,
-        "paired_difference": [paired_difference(runs[0], r) for r in runs],
+        "paired_difference": out["paired_difference"],
         "trials": trials,
         "fault_model": fm.to_dict(),
     }

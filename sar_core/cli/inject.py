@@ -28,19 +28,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(a: argparse.Namespace) -> dict:
     """Run the campaign with a progress bar; its summary."""
-    from sar_core.analysis.campaign import iter_compare
+    from sar_core.analysis.campaign import run_campaign
     from sar_core.cli.common import Progress
     from sar_core.cli.faultargs import campaign_setup, engine_options, summary_keys
 
     cks, data, fm, trials, seed = campaign_setup(a, [a.model])
     options = engine_options(fm, data)
-    bar = Progress(trials, "inject", a.quiet)
-    res: list = []
-    for i, res in enumerate(  # noqa: B007 — the last yield holds the full result
-        iter_compare(
-            [cks[0].model], data.X_test, data.y_test, fm, trials=trials, seed=seed, **options
-        ),
-        1,
-    ):
-        bar(i)
-    return summary_keys(res[0].summary(), KEYS)
+    bar = Progress(trials, "inject", a.quiet, min_interval_s=0.1)
+    res = run_campaign(
+        cks[0].model, data.X_test, data.y_test, fm, trials=trials, seed=seed, progress=bar,
+        **options,
+    )  # fmt: skip
+    return summary_keys(res.summary(), KEYS)
