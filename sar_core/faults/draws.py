@@ -17,7 +17,8 @@ trials at once.
 
 Exactness: a trial takes numpy's own path whenever the fast path could differ — a Lemire draw
 that might be rejected, two Floyd draws that collide, ``choice``'s other branch (large samples),
-seeds or trial numbers of 2**32 or more, more than 2**32 sites — and the fast path is checked
+seeds or trial numbers of 2**32 or more, more than 2**32 sites — or would not pay (more than
+``MAX_FAST_SITES`` sites, or likely collisions: k**2 > n_sites), and the fast path is checked
 against numpy on first use: if this numpy draws differently (numpy may change Generator streams
 between feature releases), every trial takes numpy's path. ``tests/test_draws.py`` compares the
 two over many seeds, rates, counts and sizes.
@@ -173,33 +174,43 @@ def chunk_site_draws(
     return _chunk(seed, np.asarray(trials, dtype=np.int64), n_sites, ber, count, fast=fast)
 
 
+MAX_FAST_SITES = 512  # the shuffle runs one vectorized step per site of the largest trial
+
+
+def _fast_eligible(n_sites: int, k: int) -> bool:
+    """Whether a trial of k sites goes through ``_fast``: Floyd's branch, few expected
+    collisions (k**2 <= n_sites: they send a trial back to numpy) and a short shuffle."""
+    return 0 < k <= MAX_FAST_SITES and k * k <= n_sites and _floyd_branch(n_sites, k)
+
+
 def _chunk(seed, trials: np.ndarray, n_sites, ber, count, *, fast: bool) -> list[np.ndarray]:
     small = 0 <= seed <= _M32 and trials.size and trials.min() >= 0 and trials.max() <= _M32
     if not (fast and small and 0 < n_sites <= _M32 + 1):
         return [numpy_site_draw(seed, int(t), n_sites, ber, count) for t in trials]
     words = seed_words(seed, trials).tolist()
     bg = np.random.PCG64()
-    gen = np.random.Generator(bg)
-    n = np.empty(trials.size, dtype=np.int64)
-    raws = []
+    gen = np.random.Generator(bg)  # at trial t's state, it is default_rng([seed, t]) exactly
+    out: list[np.ndarray] = [np.empty(0, np.int64)] * trials.size
+    todo, sizes, raws = [], [], []  # trials for _fast: position, number of sites, raw stream
     for i in range(trials.size):
         bg.state = pcg64_state(words[i])
         k = count if count is not None else int(gen.binomial(n_sites, ber))
-        n[i] = k
-        raws.append(bg.random_raw(k) if k else None)  # k 64-bit words: 2k - 1 halves needed
-    out: list[np.ndarray] = [np.empty(0, np.int64)] * trials.size
-    fl = np.flatnonzero([k > 0 and _floyd_branch(n_sites, k) for k in n.tolist()])
-    if fl.size:
-        width = int(n[fl].max())
-        raw = np.zeros((fl.size, width), dtype=np.uint64)
-        for r, i in enumerate(fl.tolist()):
-            raw[r, : n[i]] = raws[i]
-        ids, ok = _fast(raw, n[fl], n_sites)
-        for r, i in enumerate(fl.tolist()):
-            if ok[r]:
-                out[i] = ids[r, : n[i]].copy()
-    done = set(fl[ok].tolist()) if fl.size else set()
-    for i in range(trials.size):
-        if n[i] and i not in done:  # numpy's own path (rare: see the module doc)
-            out[i] = numpy_site_draw(seed, int(trials[i]), n_sites, ber, count)
+        if _fast_eligible(n_sites, k):
+            todo.append(i)
+            sizes.append(k)
+            raws.append(bg.random_raw(k))  # k 64-bit words: the 2k - 1 halves choice reads
+        elif k:
+            out[i] = gen.choice(n_sites, size=k, replace=False)  # numpy's own path, here
+    if todo:
+        n = np.array(sizes, dtype=np.int64)
+        raw = np.zeros((n.size, int(n.max())), dtype=np.uint64)
+        for r, (k, words_r) in enumerate(zip(sizes, raws)):
+            raw[r, :k] = words_r
+        ids, ok = _fast(raw, n, n_sites)
+        for r, (i, k) in enumerate(zip(todo, sizes)):
+            out[i] = (
+                ids[r, :k].copy()
+                if ok[r]
+                else numpy_site_draw(seed, int(trials[i]), n_sites, ber, count)  # rare
+            )
     return out
