@@ -19,9 +19,9 @@ _EXPORTS = {
     "parse_bits": "formats.bits",
     "compare": "analysis.campaign",
     "iter_compare": "analysis.campaign",
-    "iter_sweep": "analysis.campaign",
+    "iter_sweep": "analysis.sweeps",
     "run_campaign": "analysis.campaign",
-    "sweep": "analysis.campaign",
+    "sweep": "analysis.sweeps",
     "DATASETS": "data.datasets",
     "Dataset": "data.datasets",
     "load_csv": "data.datasets",
@@ -86,7 +86,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real imports
-    from sar_core.analysis.campaign import compare, iter_compare, iter_sweep, run_campaign, sweep
+    from sar_core.analysis.campaign import compare, iter_compare, run_campaign
+    from sar_core.analysis.sweeps import iter_sweep, sweep
     from sar_core.data.datasets import DATASETS, Dataset, load_csv, load_dataset
     from sar_core.data.io import load_checkpoint, save_checkpoint
     from sar_core.data.models import ModelSpec, build_model

@@ -18,7 +18,8 @@ from conftest import ASSETS
 from safetensors.torch import save as st_save
 
 from sar_core import limits
-from sar_core.analysis.campaign import compare, run_campaign, sweep
+from sar_core.analysis.campaign import compare, run_campaign
+from sar_core.analysis.sweeps import sweep
 from sar_core.data.datasets import load_csv, load_dataset
 from sar_core.data.io import SCHEMA, load_checkpoint
 from sar_core.data.models import ModelSpec, build_model

@@ -11,17 +11,8 @@ import torch
 from conftest import tiny_linear
 from scipy import stats
 
-from sar_core.analysis.campaign import (
-    compare,
-    figure_curves,
-    iter_compare,
-    iter_sweep,
-    paired_difference,
-    run_campaign,
-    sweep,
-    sweep_bits,
-    sweep_layers,
-)
+from sar_core.analysis.campaign import compare, iter_compare, paired_difference, run_campaign
+from sar_core.analysis.sweeps import figure_curves, iter_sweep, sweep, sweep_bits, sweep_layers
 from sar_core.data.io import dumps, rows_to_csv
 from sar_core.data.models import build_model
 from sar_core.engine.evaluate import evaluate, score_logits

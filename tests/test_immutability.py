@@ -14,6 +14,7 @@ import torch
 from conftest import DEMO_CHECKPOINTS, state_digest
 
 from sar_core.analysis import campaign as C
+from sar_core.analysis import sweeps as S
 from sar_core.data.io import checkpoint_bytes, load_checkpoint
 from sar_core.data.models import ModelSpec, build_model
 from sar_core.engine.evaluate import evaluate
@@ -101,14 +102,14 @@ def test_ten_thousand_injections_leave_every_model_bit_identical(guard, digits, 
     C.compare(cnns, X, y, FaultModel(format="int8", count=50, granularity="channel"), trials=40)
     C.run_campaign(tiny, X, y, FaultModel(format="float16", ber=0.01), trials=2000)
     C.run_campaign(tiny, X, y, FaultModel(format="int8", count=3, include_bias=True), trials=1700)
-    levels = C.iter_sweep(
+    levels = S.iter_sweep(
         mlps[:2], X, y, FaultModel(format="int8", ber=0.1), bers=[1e-3, 0.05], trials=100
     )
     for _ in levels:
         pass
-    C.sweep(cnns[:2], X, y, FaultModel(format="float16", ber=0.1), bers=[1e-4, 1e-3], trials=20)
-    C.sweep_bits(mlps[2], X, y, FaultModel(format="int8", count=20), trials=40)
-    C.sweep_layers(cnns[2], X, y, FaultModel(format="float32", bits=(30,), count=1), trials=20)
+    S.sweep(cnns[:2], X, y, FaultModel(format="float16", ber=0.1), bers=[1e-4, 1e-3], trials=20)
+    S.sweep_bits(mlps[2], X, y, FaultModel(format="int8", count=20), trials=40)
+    S.sweep_layers(cnns[2], X, y, FaultModel(format="float32", bits=(30,), count=1), trials=20)
     assert injections["patterns"] >= MIN_INJECTIONS, injections
     assert injections["bits"] >= MIN_INJECTIONS
 

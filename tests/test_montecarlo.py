@@ -8,6 +8,7 @@ import torch
 from conftest import state_digest
 
 from sar_core.analysis import campaign as C
+from sar_core.analysis import sweeps as S
 from sar_core.engine import montecarlo as M
 from sar_core.engine.evaluate import as_tensors, evaluate, score_logits
 from sar_core.faults.injector import Injector
@@ -239,8 +240,8 @@ def test_sweep_curves_match_the_summaries(demo, xy):
     X, y = xy
     models = [demo[f"digits_mlp_{m}"].model for m in ("sgd", "sam")]
     fm = FaultModel(format="int8", ber=0.1)
-    points = list(C.iter_sweep(models, X, y, fm, bers=[1e-3, 1e-2], trials=6))
-    curves = C.sweep_curves(points)
+    points = list(S.iter_sweep(models, X, y, fm, bers=[1e-3, 1e-2], trials=6))
+    curves = S.sweep_curves(points)
     assert curves["levels"] == [1e-3, 1e-2]
     for m, model_curve in enumerate(curves["models"]):
         assert model_curve["mean_accuracy"] == [s[m]["mean_accuracy"] for _, s in points]

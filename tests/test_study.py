@@ -477,7 +477,7 @@ def test_bundled_specs_validate_and_suite_mirrors_sar_core_suite():
 
 def test_dashboard_sweep_rows_make_a_report():
     """rows_from_sweep turns campaign.iter_sweep output into report rows, values unchanged."""
-    from sar_core.analysis.campaign import iter_sweep
+    from sar_core.analysis.sweeps import iter_sweep
     from sar_core.data.datasets import load_dataset
     from sar_core.data.models import build_model
     from sar_core.experiments.study.report import html_report, rows_from_sweep

@@ -15,7 +15,8 @@ import numpy as np
 import streamlit as st
 
 from sar_core import limits
-from sar_core.analysis.campaign import check_bers, compare, figure_curves, iter_sweep
+from sar_core.analysis.campaign import compare
+from sar_core.analysis.sweeps import check_bers, figure_curves, iter_sweep
 from sar_core.faults.model import FaultModel, count_sites, parameter_shapes
 from sar_core.validate import check_int
 from ui.cache import dataset

@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(a: argparse.Namespace) -> dict:
     """One campaign per rate; per model the mean accuracy and its CI at every rate."""
-    from sar_core.analysis.campaign import iter_sweep, sweep_curves
+    from sar_core.analysis.sweeps import iter_sweep, sweep_curves
     from sar_core.cli.common import Progress, UsageError, number
     from sar_core.cli.faultargs import campaign_setup, engine_options
 

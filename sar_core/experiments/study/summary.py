@@ -113,7 +113,7 @@ def rows_from_sweep(
     sharpness: Sequence[float] | None = None,
     sharpness_measure: str = "sharpness",
 ) -> list[dict]:
-    """Report rows from a BER sweep of several models (``campaign.iter_sweep``'s (level,
+    """Report rows from a BER sweep of several models (``sweeps.iter_sweep``'s (level,
     summaries) pairs, or dicts with ``level`` and ``summaries``); the first model is the
     reference. For the dashboard's "Download HTML report": ``html_report(rows_from_sweep(...))``.
     """
