@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.layout import LOADING, page_header
+from ui.layout import LOADING, page_header, percent_columns
 
 page_header(
     "Train",
@@ -112,12 +112,13 @@ with top:
         with stale_box("train", changed, "Train"):
             st.plotly_chart(training_curves_figure(previous["runs"]), key="train_curves")
             st.dataframe(
-                pd.DataFrame(results_rows(previous)),
+                percent_columns(
+                    pd.DataFrame(results_rows(previous)),
+                    ("clean accuracy", faulty_column(previous)),
+                ),
                 hide_index=True,
                 key="train_table",
                 column_config={
-                    "clean accuracy": st.column_config.NumberColumn(format="percent"),
-                    faulty_column(previous): st.column_config.NumberColumn(format="percent"),
                     "vs first model (pt)": st.column_config.NumberColumn(format="%+.1f"),
                     "train time (s)": st.column_config.NumberColumn(format="%.1f"),
                 },

@@ -69,6 +69,17 @@ def fmt_pct(x: float | None, digits: int = 1) -> str:
     return "–" if v is None or not math.isfinite(v) else f"{100 * v:.{digits}f}%"
 
 
+def percent_columns(df, columns: Sequence[str]):
+    """``df`` for ``st.dataframe`` with ``columns`` (fractions in [0, 1]) shown as percentages
+    with two decimals, empty where missing.
+
+    Streamlit's ``format="percent"`` trims trailing zeros (97.5% above 97.28%). A pandas Styler
+    formats the display only: the values (sorting, the CSV, ``.value``) stay fractions. The
+    columns' ``column_config`` must set no format: it would win over the Styler."""
+    cols = [c for c in columns if c in df.columns]
+    return df.style.format("{:.2%}", subset=cols, na_rep="")
+
+
 def fmt_ci(ci: Sequence[float] | None, digits: int = 1) -> str:
     """A 95% CI in [0, 1] as '91.2–94.0%', clamped to [0, 100]%; 'n/a' when undefined."""
     if ci is None or len(ci) != 2:

@@ -9,6 +9,7 @@ import streamlit as st
 
 from sar_core import limits
 from ui import registry
+from ui.layout import percent_columns
 
 UPLOAD_STATE = "sar_upload_status"  # session_state: upload key -> (kind, text, file name)
 
@@ -140,12 +141,9 @@ def models_panel() -> None:
         st.info("No models of your own yet: train some above or upload a checkpoint.")
         return
     st.dataframe(
-        pd.DataFrame([e.describe() for e in mine.values()]),
+        percent_columns(pd.DataFrame([e.describe() for e in mine.values()]), ["clean accuracy"]),
         hide_index=True,
         key="my_models_table",
-        column_config={
-            "clean accuracy": st.column_config.NumberColumn(format="percent"),
-        },
     )
     for i, (name, e) in enumerate(list(mine.items())):
         c1, c2, c3 = st.columns([4, 2, 1], vertical_alignment="center")

@@ -15,7 +15,7 @@ import streamlit as st
 from sar_core.plots.robustness import sweep_figure
 from sar_core.plots.style import method_label
 from sar_core.stats.verdicts import symbol, verdict
-from ui.layout import clip01
+from ui.layout import clip01, percent_columns
 from ui.widgets import finite_or_none
 
 
@@ -25,9 +25,9 @@ def short_name(name: str) -> str:
 
 
 def sweep_curves(rec: Mapping) -> list[dict]:
-    """A sweep job record -> figure curves (sar_core.analysis.campaign.figure_curves); own
+    """A sweep job record -> figure curves (sar_core.analysis.sweeps.figure_curves); own
     models (not demo) dashed."""
-    from sar_core.analysis.campaign import figure_curves
+    from sar_core.analysis.sweeps import figure_curves
 
     sources = rec.get("sources") or ["demo"] * len(rec["models"])
     return figure_curves(
@@ -87,18 +87,16 @@ def sweep_rows(rec: Mapping) -> list[dict]:
 def flips_table(rows: list[dict], rate: str) -> None:
     """The sweep table: percent columns, changed bits (not hits), vs first model in points."""
     shown = [{k: v for k, v in r.items() if k != "mean_hits"} for r in rows]
+    pct = ("mean_accuracy", "ci95_low", "ci95_high", "deployed_accuracy")
     st.dataframe(
-        pd.DataFrame(shown),
+        percent_columns(pd.DataFrame(shown), pct),
         hide_index=True,
         key="flips_table",
         column_config={
             "level": st.column_config.NumberColumn(
                 {"ber": "BER", "count": "flips", "asym": "1→0 rate"}[rate], format="%.3g"
             ),
-            **{
-                k: st.column_config.NumberColumn(k.replace("_", " "), format="percent")
-                for k in ("mean_accuracy", "ci95_low", "ci95_high", "deployed_accuracy")
-            },
+            **{k: st.column_config.NumberColumn(k.replace("_", " ")) for k in pct},
             "vs_first_pt": st.column_config.NumberColumn("vs first model (pt)", format="%+.1f"),
             "verdict": st.column_config.TextColumn(
                 help="▲ / ▼: the paired 95% CI of the difference from the first model is above "

@@ -27,6 +27,7 @@ from ui.compute import bit_layer_grid, double_win_table, sweep_iter
 from ui.compute_landscape import sharpness_of
 from ui.defenses import attack_flips, report_html
 from ui.jobs import finish_job, start_job, stop_button
+from ui.layout import percent_columns
 from ui.registry import Entry
 from ui.results import latency_text, short_name, sweep_curves
 from ui.widgets import fault_label, fmt_ber, fmt_ci, show_errors
@@ -146,17 +147,13 @@ def show_double_win(rec: Mapping) -> None:
         "Clean accuracy, accuracy under the fault model, and the inference cost. SAR changes "
         "only training: the architecture, the parameter count and the latency are the same."
     )
-    pct = st.column_config.NumberColumn(format="percent")
+    under = f"under faults ({rec['fault_label']})"
     st.dataframe(
-        double_win_frame(rec),
+        percent_columns(double_win_frame(rec), ("clean accuracy", "deployed", under)),
         hide_index=True,
         key="double_win",
         column_config={
-            "clean accuracy": pct,
-            "deployed": st.column_config.NumberColumn(
-                format="percent", help="stored in the number format, no flips"
-            ),
-            f"under faults ({rec['fault_label']})": pct,
+            "deployed": st.column_config.NumberColumn(help="stored in the number format, no flips"),
             "vs first (pt)": st.column_config.NumberColumn(format="%+.1f"),
             "verdict": st.column_config.TextColumn(
                 help="▲ / ▼: the paired 95% CI of the difference from the first model is above "

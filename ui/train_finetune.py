@@ -13,6 +13,7 @@ import streamlit as st
 
 from sar_core.faults.model import FaultModel
 from ui import byom, registry
+from ui.layout import percent_columns
 from ui.panels import file_slug
 from ui.widgets import format_picker, show_errors, trials_slider
 
@@ -71,12 +72,7 @@ def results(entry, *, key: str) -> None:
             f"measured on {r['val_rows']} held-out rows; same graph: {r['same_graph']}"
         )
         st.dataframe(
-            pd.DataFrame(rows),
-            hide_index=True,
-            column_config={
-                c: st.column_config.NumberColumn(format="percent")
-                for c in ("clean accuracy", under)
-            },
+            percent_columns(pd.DataFrame(rows), ("clean accuracy", under)), hide_index=True
         )
         st.download_button(
             "Download the fine-tuned .onnx",
