@@ -135,28 +135,51 @@ def parse_bits(spec: str | int | Iterable[int] | None, fmt: str) -> tuple[int, .
 def int8_scale(w, granularity: str = "tensor"):
     """Symmetric int8 scale s = max|w| / 127, per tensor (shape ()) or per output channel (axis 0).
 
-    The one int8 scale of the project. A numpy array (or anything numpy reads) gives a float32
-    array; a torch tensor gives a float32 tensor on its device, differentiable in w (no torch
-    import here: tensor methods only). An all-zero (or NaN) range gives 1.0: any scale stores 0.
-    Per channel, s has shape (C, 1, ...), broadcastable against w.
+    The one int8 scale of the project (the rule itself: ``int8_scale_of_max``). A numpy array (or
+    anything numpy reads) gives a float32 array; a torch tensor gives a float32 tensor on its
+    device, differentiable in w (no torch import here: tensor methods only). An all-zero (or NaN)
+    range gives 1.0: any scale stores 0; so does a range whose s = max|w| / 127 rounds to 0
+    (0 < max|w| <= 63 * 2^-149). Per channel, s has shape (C, 1, ...), broadcastable against w.
     """
     check_choice("granularity", granularity, GRANULARITIES)
     if hasattr(w, "masked_fill"):  # a torch tensor
         a = w.abs().float()
         if granularity == "tensor" or a.dim() == 0:
-            s = (a.amax() if a.numel() else a.new_zeros(())) / 127.0
-        else:
-            m = a.reshape(a.shape[0], -1).amax(dim=1)
-            s = (m / 127.0).reshape((-1,) + (1,) * (a.dim() - 1))
-        return s.masked_fill(~(s > 0), 1.0)
+            return int8_scale_of_max(a.amax() if a.numel() else a.new_zeros(()))
+        m = a.reshape(a.shape[0], -1).amax(dim=1)
+        return int8_scale_of_max(m).reshape((-1,) + (1,) * (a.dim() - 1))
     w = np.asarray(w, dtype=np.float32)
     if granularity == "tensor" or w.ndim == 0:
-        m = np.max(np.abs(w)) if w.size else np.float32(0)
-        s = np.asarray(m / np.float32(127.0), dtype=np.float32)
-    else:
-        m = np.max(np.abs(w.reshape(w.shape[0], -1)), axis=1)
-        s = (m / np.float32(127.0)).astype(np.float32).reshape((-1,) + (1,) * (w.ndim - 1))
-    return np.where(s > 0, s, np.float32(1.0)).astype(np.float32)  # all-zero tensor: any scale
+        return int8_scale_of_max(np.max(np.abs(w)) if w.size else np.float32(0))
+    m = np.max(np.abs(w.reshape(w.shape[0], -1)), axis=1)
+    return int8_scale_of_max(m).reshape((-1,) + (1,) * (w.ndim - 1))
+
+
+def int8_scale_of_max(m, out=None, kept=None):
+    """The int8 scale rule on ranges m = max|w| (>= 0; of a tensor or of each channel).
+
+    s = m / 127, rounded in m's dtype (float32 for the injector), where that is > 0; 1.0 where it
+    is not (m = 0, NaN, or 0 < m <= 63 * 2^-149 in float32, where m / 127 rounds to 0): any scale
+    stores 0 there. ``int8_scale`` and the training code (SAR's int8 geometry, RandBET) both use
+    this rule. A torch tensor gives a tensor, differentiable in m (ds/dm = 1/127 where s = m / 127,
+    0 where s = 1); a numpy array (or scalar) a numpy array of m's float dtype (float32 if m is
+    not a float). ``out``: write s there (same kind as m, m's shape and dtype); ``kept``: a bool
+    array or tensor of m's shape that receives where s = m / 127 (there s follows w).
+    """
+    if hasattr(m, "masked_fill"):  # a torch tensor (no torch import here)
+        s = m / 127.0
+        keep = s > 0
+        s = s.masked_fill(~keep, 1.0)
+        if kept is not None:
+            kept.copy_(keep)
+        return s if out is None else out.copy_(s)
+    m = np.asarray(m)
+    if m.dtype.kind != "f":
+        m = m.astype(np.float32)
+    s = np.asarray(np.divide(m, m.dtype.type(127.0), out=out))
+    keep = np.greater(s, 0, out=kept)
+    np.copyto(s, s.dtype.type(1.0), where=~keep)
+    return s
 
 
 def encode(values: np.ndarray, fmt: str, scale: np.ndarray | float | None = None) -> np.ndarray:

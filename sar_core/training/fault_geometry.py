@@ -12,6 +12,7 @@ from functools import lru_cache
 from itertools import accumulate
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -88,12 +89,9 @@ def fault_intensity(w: torch.Tensor, fm: FaultModel) -> torch.Tensor:
     kept, _ = covered_bits(fm)
     if fm.format == "int8":
         dq2 = sum((128.0 if b == 7 else 2.0**b) ** 2 for b in kept) / len(kept)  # mean |dq|^2
-        a = w.abs()
-        if fm.granularity == "channel" and w.dim() > 1:
-            m = a.reshape(w.shape[0], -1).amax(dim=1).reshape((-1,) + (1,) * (w.dim() - 1))
-        else:
-            m = a.max()
-        s = torch.where(m > 0, m / 127.0, torch.ones_like(m))  # as bits.int8_scale
+        # the injector's scale (float32); a 1-D tensor has one scale here, as in SAR's step
+        gran = fm.granularity if w.dim() > 1 else "tensor"
+        s = B.int8_scale(w, gran).to(w.dtype)
         return (s * math.sqrt(dq2)).expand_as(w).clone()
     f = B.get_format(fm.format)
     a_tab, c_tab = _float_tables(fm.format, kept)
@@ -176,16 +174,26 @@ class Int8Rows:
 
     SAR's int8 geometry needs, every step, max|w| of every row (the step s = max|w| / 127, per
     tensor or per output channel) and the first position of that max (where the range gradient
-    enters). With the weights in such buffers, one ``abs`` and one ``max`` per buffer give both for
-    all rows, instead of a few ops per tensor. The zero padding leaves every row's max and first
+    enters). With the weights in such buffers, one ``abs`` and one ``argmax`` per buffer give both
+    for all rows, instead of a few ops per tensor. The zero padding leaves every row's max and first
     argmax unchanged (|w| >= 0, and a tie goes to the first, real, element). ``views[i]`` is
     ``params[i]`` inside its buffer (SAR keeps w there during a step: its restore copies). The
     per-row quantities of a step live in (R, 1) vectors reused across steps, with views per tensor
     prepared once. Tensors (one dtype, one device) are packed in order; a buffer is closed before
     padding would make it larger than twice its content plus 4096 elements.
+
+    On the CPU the row work runs in NumPy on the same memory (zero-copy views): its SIMD argmax is
+    about ten times torch's ``max(dim)``, and a NumPy call on an (R, 1) vector costs a fraction of
+    a torch op. Every value is the same IEEE operation either way (abs, max, first argmax, one
+    division, one product), so both paths give the same bits; ``host=False`` (or the class
+    attribute ``use_numpy = False``) forces torch's.
     """
 
-    def __init__(self, ps: list[torch.Tensor], granularity: str) -> None:
+    use_numpy = True  # the default of ``host``: NumPy row work on the CPU
+
+    def __init__(
+        self, ps: list[torch.Tensor], granularity: str, *, host: bool | None = None
+    ) -> None:
         if len({(p.dtype, p.device) for p in ps}) != 1:
             raise ValueError("Invalid ps: Int8Rows lays out tensors of one dtype on one device")
         by_row = [granularity == "channel" and p.dim() > 1 for p in ps]
@@ -219,23 +227,21 @@ class Int8Rows:
         starts = list(accumulate((b.shape[0] for b in self.buffers), initial=0))
         self._buffer_rows = [slice(a, b) for a, b in zip(starts[:-1], starts[1:])]
         n = sum(self.rows)
+        dev = ps[0].device
 
         def vec(dtype: torch.dtype = ps[0].dtype) -> torch.Tensor:
-            return torch.zeros(n, 1, dtype=dtype, device=ps[0].device)
+            return torch.zeros(n, 1, dtype=dtype, device=dev)
 
         self.amax, self.first = vec(), vec(torch.long)  # max|w| per row, its first position
-        self.pos = vec(torch.bool)  # max|w| > 0
-        self.scale, self.t = vec(), vec()  # s and T per row, written by SAR
+        self.pos = vec(torch.bool)  # s = max|w| / 127 > 0: s follows w (``set_t``)
+        self.scale, self.t = vec(), vec()  # s and T per row (``set_t``)
         self.w_top, self.dot, self.add = vec(), vec(), vec()  # for the range gradient
-        self.inf = torch.tensor(math.inf, dtype=ps[0].dtype, device=ps[0].device)
-        self._top_code = torch.tensor(127.0, dtype=ps[0].dtype, device=ps[0].device)
+        self.inf = torch.tensor(math.inf, dtype=ps[0].dtype, device=dev)
         # each buffer's rows of amax, first and w_top
         self._by_buffer = [(self.amax[k], self.first[k], self.w_top[k]) for k in self._buffer_rows]
         # position of each row's max in its tensor's flat order (rows of C > 1 start at r * cols)
-        row_start = torch.cat(
-            [torch.arange(r, device=ps[0].device) * c for r, c in zip(self.rows, cols)]
-        ).view(-1, 1)
-        self._row_start = None if self.one_row_each else row_start
+        row_start = torch.cat([torch.arange(r, device=dev) * c for r, c in zip(self.rows, cols)])
+        self._row_start = None if self.one_row_each else row_start.view(-1, 1)
         self.top = self.first if self.one_row_each else vec(torch.long)
         edges = list(accumulate(self.rows, initial=0))
         pieces = [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
@@ -250,6 +256,30 @@ class Int8Rows:
         self.sum_dims = [tuple(range(int(c), p.dim())) for p, c in zip(ps, by_row)]
         self.add_views = [self.add[k] for k in pieces]
         self.top_views = [self.top[k] for k in pieces]
+        self.host = bool(self.use_numpy if host is None else host) and dev.type == "cpu"
+        if self.host:  # NumPy views of the same memory
+            self._np = {
+                k: getattr(self, k).numpy()
+                for k in ("amax", "first", "pos", "scale", "t", "w_top", "dot", "add", "top")
+            }
+            # per buffer: |w|, w (flat), its rows of amax, first, w_top and of the flat index
+            # of each row's first max in the buffer (row offset + first)
+            self._flat = torch.zeros(n, 1, dtype=torch.long).numpy()
+            self._np_buffers = [
+                (
+                    a.numpy(),
+                    b.numpy(),
+                    b.numpy().reshape(-1),
+                    self._np["amax"][k],
+                    self._np["first"][k],
+                    self._np["w_top"][k],
+                    self._flat[k],
+                    (torch.arange(b.shape[0]) * b.shape[1]).view(-1, 1).numpy(),
+                )
+                for a, b, k in zip(self.scratch, self.buffers, self._buffer_rows)
+            ]
+            self._np_row_start = None if self._row_start is None else self._row_start.numpy()
+        self._w_top_ready = False
 
     @staticmethod
     def key_of(ps: list[torch.Tensor]) -> tuple:
@@ -257,34 +287,72 @@ class Int8Rows:
         return tuple((id(p), p.shape, p.dtype, p.device) for p in ps)
 
     def find_max(self, ps: list[torch.Tensor] | None = None, *, first: bool = True) -> None:
-        """``amax``, ``pos`` and (``first``) ``first`` / ``top`` of every row at the current w.
+        """``amax`` and (``first``) ``first`` / ``top`` of every row at the current w.
 
         w is read from the buffers (``views``), or copied from ``ps`` into the scratch first.
         """
-        if ps is None:
-            for b, a in zip(self.buffers, self.scratch):
-                torch.abs(b, out=a)
-        else:
+        if ps is not None:
             torch._foreach_copy_(self._scratch_views, ps)
-            torch._foreach_abs_(self.scratch)
-        for a, (m, k, _) in zip(self.scratch, self._by_buffer):
+        self._w_top_ready = False
+        if self.host:
+            for a, b, b_flat, m, k, w, flat, base in self._np_buffers:
+                np.abs(a if ps is not None else b, out=a)
+                if first:
+                    a.argmax(axis=1, out=k, keepdims=True)  # the first max of each row
+                    np.add(base, k, out=flat)
+                    a.take(flat, out=m, mode="clip")
+                    if ps is None:
+                        b_flat.take(flat, out=w, mode="clip")  # w there (|w| = max|w|)
+                else:
+                    a.max(axis=1, out=m, keepdims=True)
+            self._w_top_ready = first and ps is None
+            if first and self._np_row_start is not None:
+                np.add(self._np_row_start, self._np["first"], out=self._np["top"])
+            return
+        for b, a, (m, k, _) in zip(self.buffers, self.scratch, self._by_buffer):
+            torch.abs(a if ps is not None else b, out=a)
             if first:
                 torch.max(a, dim=1, keepdim=True, out=(m, k))
             else:
                 torch.amax(a, dim=1, keepdim=True, out=m)
-        torch.gt(self.amax, 0, out=self.pos)
         if first and self._row_start is not None:
             torch.add(self._row_start, self.first, out=self.top)
 
     def set_t(self, rms_dq: float) -> None:
-        """``scale`` s = max|w| / 127 per row (1 where max|w| is 0 or NaN, as bits.int8_scale: any
-        s stores 0) and ``t`` = s * rms_dq, from ``amax`` and ``pos`` (``find_max``)."""
-        torch.where(self.pos, self.amax, self._top_code, out=self.scale)
-        self.scale.div_(127.0)
+        """``scale`` s of every row by the project's int8 rule (``bits.int8_scale_of_max``: s =
+        max|w| / 127, 1 where that is not > 0), ``pos`` where s = max|w| / 127 (s follows w
+        there), and ``t`` = s * rms_dq, from ``amax`` (``find_max``)."""
+        if self.host:
+            x = self._np
+            B.int8_scale_of_max(x["amax"], out=x["scale"], kept=x["pos"])
+            np.multiply(x["scale"], x["scale"].dtype.type(rms_dq), out=x["t"])
+            return
+        B.int8_scale_of_max(self.amax, out=self.scale, kept=self.pos)
         torch.mul(self.scale, rms_dq, out=self.t)
 
     def gather_top(self) -> torch.Tensor:
         """``w_top``: w at every row's first argmax of |w| (read from the buffers)."""
+        if self.host:
+            if not self._w_top_ready:  # find_max read w from the buffers: w_top is there
+                for _, _, b_flat, _, _, w, flat, _ in self._np_buffers:
+                    b_flat.take(flat, out=w, mode="clip")
+            return self.w_top
         for b, (_, k, w) in zip(self.buffers, self._by_buffer):
             torch.gather(b, 1, k, out=w)
         return self.w_top
+
+    def range_coefs(self) -> torch.Tensor:
+        """``add`` = dot / w_top where s follows w (``pos``), dot / inf elsewhere, per row.
+
+        ``dot`` (g . delta per row) is written by the caller; w_top is w at the row's first max
+        (|w_top| = max|w|), read from the buffers, which must still hold w (``find_max``).
+        """
+        self.gather_top()
+        self._w_top_ready = False  # masked below
+        if self.host:
+            x = self._np
+            np.copyto(x["w_top"], x["w_top"].dtype.type(np.inf), where=~x["pos"])
+            np.divide(x["dot"], x["w_top"], out=x["add"])
+            return self.add
+        torch.where(self.pos, self.w_top, self.inf, out=self.w_top)
+        return torch.div(self.dot, self.w_top, out=self.add)

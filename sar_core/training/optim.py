@@ -40,8 +40,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from sar_core.faults.model import FaultModel, eligible_parameters
@@ -64,6 +65,18 @@ SAR_DEFAULT_GEOMETRY = "fault"
 SAR_DEFAULT_RHO = 0.015  # multiplier of the fault radius sqrt(E[n]); best mean on tuning seeds
 SAR_DEFAULT_RANGE_GRAD = True  # SAR v3 terms, used with geometry "fault" and an int8 target
 SAR_DEFAULT_FAULT_SAMPLE = False
+
+
+class _Plan(NamedTuple):
+    """What SAR's int8 ascent iterates over, kept across steps (``SAR._plan``)."""
+
+    ps: list[torch.Tensor]  # every parameter with a gradient, in group order
+    hit: list[bool]  # whether each can be hit by the target faults
+    elig: list[torch.Tensor]  # the ones that can
+    radii: list[float]  # the radius of each eligible one (its group's)
+    layouts: list[Int8Rows]  # their rows, one layout per dtype and device
+    ts: list[torch.Tensor]  # T of each eligible one (views of its layout's ``t``)
+    mask: Any  # None if every one can be hit, else 1/0 per parameter (NumPy on the CPU)
 
 
 class SAR(SAM):
@@ -164,20 +177,49 @@ class SAR(SAM):
             and all(g["geometry"] == "fault" for g in self.param_groups)
         )
 
-    def _layouts(self, elig: list[torch.Tensor], *, fresh: bool = False) -> list[Int8Rows]:
-        """Row layouts of the eligible weights with a gradient, one per dtype and device: kept
-        for the steps (rebuilt when those weights change), or ``fresh`` ones."""
-        key = Int8Rows.key_of(elig)
-        if fresh or getattr(self, "_layout_key", None) != key:
-            by_kind: dict[tuple, list[torch.Tensor]] = {}
+    def _plan(self, *, fresh: bool = False) -> _Plan | None:
+        """What a step's int8 ascent iterates over (``_Plan``), or None if no eligible weight has
+        a gradient. Kept for the steps while the parameters with a gradient, their shapes and
+        the radii stay the same; ``fresh``: a new one (new layouts), not kept."""
+        key = (
+            tuple(
+                p.grad is not None and (id(p), p.shape)
+                for g in self.param_groups
+                for p in g["params"]
+            ),
+            tuple(self._radius(g) for g in self.param_groups),
+        )
+        cached = getattr(self, "_plan_cache", None)
+        if not fresh and cached is not None and cached[0] == key:
+            return cached[1]
+        ps, hit, radii = [], [], []  # every parameter with a gradient, in group order
+        for group, r in zip(self.param_groups, key[1]):
+            for p in group["params"]:
+                if p.grad is not None:
+                    ps.append(p)
+                    hit.append(id(p) in self._eligible)
+                    radii.append(r)
+        elig = [p for p, h in zip(ps, hit) if h]
+        plan = None
+        if elig:
+            by_kind: dict[tuple, list[torch.Tensor]] = {}  # one layout per dtype and device
             for p in elig:
                 by_kind.setdefault((p.dtype, p.device), []).append(p)
             gran = self.fault_model.granularity  # type: ignore[union-attr]
-            layouts = [Int8Rows(ps, gran) for ps in by_kind.values()]
-            if fresh:
-                return layouts
-            self._layout, self._layout_key = layouts, key
-        return self._layout
+            layouts = [Int8Rows(kind, gran) for kind in by_kind.values()]
+            t_of = {id(p): t for rows in layouts for p, t in zip(rows.params, rows.t_views)}
+            mask = None
+            if not all(hit):
+                dev = ps[0].device
+                mask = torch.tensor(hit, dtype=ps[0].dtype, device=dev)
+                mask = mask.numpy() if dev.type == "cpu" else mask
+            plan = _Plan(
+                ps, hit, elig, [r for r, h in zip(radii, hit) if h], layouts,
+                [t_of[id(p)] for p in elig], mask,
+            )  # fmt: skip
+        if not fresh:
+            self._plan_cache = (key, plan)
+        return plan
 
     def _int8_ascent(self, in_step: bool) -> tuple | None:
         """The int8 ascent from the current gradients: T = s(w) RMS|dq|, T g and r / ||T g||.
@@ -186,51 +228,38 @@ class SAR(SAM):
         if no eligible weight has a gradient. s = max|W| / 127 of every row (tensor or output
         channel) at once (``Int8Rows``, which keeps them for the step); the other parameters have
         T = 0 and stay at w. ``in_step``: w is first copied into the layouts' buffers, SAM's
-        restore copies.
+        restore copies; otherwise fresh layouts are used (a step's records stay untouched).
         """
-        ps, hit, radii = [], [], []  # every parameter with a gradient, in group order
-        for group in self.param_groups:
-            r = self._radius(group)
-            for p in group["params"]:
-                if p.grad is not None:
-                    ps.append(p)
-                    hit.append(id(p) in self._eligible)
-                    radii.append(r)
-        elig = [p for p, h in zip(ps, hit) if h]
-        if not elig:
+        plan = self._plan(fresh=not in_step)
+        if plan is None:
             return None
-        layouts = self._layouts(elig, fresh=not in_step)  # a step's records stay untouched
-        for rows in layouts:
+        for rows in plan.layouts:
             if in_step:
                 torch._foreach_copy_(rows.views, rows.params)  # w, restored by second_step
             rows.find_max(None if in_step else rows.params, first=self.range_grad)
             rows.set_t(self._int8_rms_dq)
-        if len(layouts) == 1:
-            ts = layouts[0].t_views
-        else:
-            t_of = {id(p): t for rows in layouts for p, t in zip(rows.params, rows.t_views)}
-            ts = [t_of[id(p)] for p in elig]
-        tgs = torch._foreach_mul(ts, [p.grad for p in elig])
+        tgs = torch._foreach_mul(plan.ts, [p.grad for p in plan.elig])
         # ||T g|| over every parameter with a gradient, the same reduction as SAM's: elsewhere
         # T g = 0 g, whose norm is 0 (NaN where g is not finite), here ||g|| x 0
-        it = iter(tgs)
-        norms = torch.stack(
-            torch._foreach_norm([next(it) if h else p.grad for p, h in zip(ps, hit)])
-        )
-        if not all(hit):
-            norms.mul_(self._mask(hit, norms))
+        if plan.mask is None:
+            norms = torch.stack(torch._foreach_norm(tgs))
+        else:
+            it = iter(tgs)
+            mixed = [next(it) if h else p.grad for p, h in zip(plan.ps, plan.hit)]
+            norms = torch.stack(torch._foreach_norm(mixed))
+            if isinstance(plan.mask, np.ndarray):  # on the CPU: the same product, in NumPy
+                n = norms.numpy()
+                np.multiply(n, plan.mask, out=n)
+            else:
+                norms.mul_(plan.mask)
         norm = _host(torch.linalg.vector_norm(norms))
-        scale = {r: _ascent_scale(r, norm) for r in set(radii)}
-        scales = [scale[r] for r, h in zip(radii, hit) if h]
-        return elig, layouts, ts, tgs, scales
-
-    def _mask(self, hit: list[bool], like: torch.Tensor) -> torch.Tensor:
-        """1 where a parameter can be hit, else 0 (cached: the same every step)."""
-        key = (tuple(hit), like.dtype, like.device)
-        cached = getattr(self, "_hit_mask", None)
-        if cached is None or cached[0] != key:
-            cached = self._hit_mask = (key, torch.tensor(hit, dtype=like.dtype, device=like.device))
-        return cached[1]
+        radii = plan.radii
+        if len(set(radii)) == 1:
+            scales = [_ascent_scale(radii[0], norm)] * len(radii)
+        else:
+            scale = {r: _ascent_scale(r, norm) for r in set(radii)}
+            scales = [scale[r] for r in radii]
+        return plan.elig, plan.layouts, plan.ts, tgs, scales
 
     @torch.no_grad()
     def ascent_direction(self) -> dict[torch.Tensor, torch.Tensor]:
@@ -308,8 +337,7 @@ def _add_range_grads(grads: list[torch.Tensor], prods: list[torch.Tensor], rows:
     """
     for x, dims, d in zip(prods, rows.sum_dims, rows.dot_views):  # g . delta per row
         torch.sum(x, dims, keepdim=d.dim() > 0, out=d)
-    w_top = torch.where(rows.pos, rows.gather_top(), rows.inf, out=rows.w_top)
-    torch.div(rows.dot, w_top, out=rows.add)
+    rows.range_coefs()  # dot / w_top where s = max|w| / 127 (elsewhere s = 1: no range term)
     for g, k, a in zip(grads, rows.top_views, rows.add_views):
         g.put_(k, a, accumulate=True)  # one position per row: g[k] + a
 
@@ -319,4 +347,5 @@ def _add_range_grad(grad: torch.Tensor, delta: torch.Tensor, w: torch.Tensor, gr
     rows = Int8Rows([w], gran)
     rows.views[0].copy_(w)
     rows.find_max()
+    rows.set_t(1.0)
     _add_range_grads([grad], [delta * grad], rows)

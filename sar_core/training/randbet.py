@@ -2,10 +2,11 @@
 
 clip: every weight tensor (parameters with >= 2 dims; biases stay free) is clamped to
 [-w_max, w_max] after each optimizer step. RandBET: each training forward pass sees the weights
-int8-quantized (symmetric, s = max|W| / 127 per tensor or channel, as ``bits.encode``), once clean
-and once with every selected bit of every code flipped independently with probability p; the
-mean of the two losses is differentiated with the straight-through estimator (the quantized and
-faulty weights pass their gradient to the float weights unchanged), then the step is clipped.
+int8-quantized (symmetric, s = max|W| / 127 per tensor or channel: ``bits.int8_scale``, the
+injector's), once clean and once with every selected bit of every code flipped independently with
+probability p; the mean of the two losses is differentiated with the straight-through estimator
+(the quantized and faulty weights pass their gradient to the float weights unchanged), then the
+step is clipped.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import nn
 from torch.func import functional_call
 
 from sar_core.faults.model import FaultModel, eligible_parameters
+from sar_core.formats import bits as B
 
 
 def clip_bounds(model: nn.Module, w_max: float | None, w_max_rel: float) -> dict[str, float]:
@@ -41,13 +43,10 @@ def clip_weights(model: nn.Module, w_max: float | dict[str, float]) -> None:
 
 
 def int8_codes(w: torch.Tensor, granularity: str = "tensor") -> tuple[torch.Tensor, torch.Tensor]:
-    """(q int8, s) with q = clip(round(w / s), -127, 127), s = max|w| / 127 (as bits.encode)."""
-    a = w.detach().abs()
-    if granularity == "channel" and w.dim() > 1:
-        m = a.reshape(w.shape[0], -1).amax(dim=1).reshape((-1,) + (1,) * (w.dim() - 1))
-    else:
-        m = a.max()
-    s = torch.where(m > 0, m / 127.0, torch.ones_like(m)).float()
+    """(q int8, s) with q = clip(round(w / s), -127, 127), s = bits.int8_scale(w) (the injector's
+    float32 scale: max|w| / 127, per tensor or output channel; one for a 1-D tensor), as
+    bits.encode."""
+    s = B.int8_scale(w.detach(), granularity if w.dim() > 1 else "tensor")
     return int8_quantize(w, s), s
 
 
