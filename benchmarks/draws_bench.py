@@ -48,6 +48,7 @@ def main() -> None:
 
 
 def run(a: argparse.Namespace) -> None:
+    print(f"command: python benchmarks/draws_bench.py {' '.join(sys.argv[1:])}")
     print(f"numpy {np.__version__}; busy loops: {a.busy}; load average at start: "
           "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))  # fmt: skip
     print(f"fast path matches this numpy: {D._fast_path_matches_numpy()}")
