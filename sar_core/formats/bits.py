@@ -173,10 +173,11 @@ def int8_scale_of_max(m, out=None, kept=None):
         if kept is not None:
             kept.copy_(keep)
         return s if out is None else out.copy_(s)
-    m = np.asarray(m)
-    if m.dtype.kind != "f":
-        m = m.astype(np.float32)
-    s = np.asarray(np.divide(m, m.dtype.type(127.0), out=out))
+    if not isinstance(m, np.ndarray) or m.dtype.kind != "f":
+        m = np.asarray(m)
+        m = m if m.dtype.kind == "f" else m.astype(np.float32)
+    s = np.divide(m, m.dtype.type(127.0), out=out)
+    s = s if out is not None else np.asarray(s)
     keep = np.greater(s, 0, out=kept)
     np.copyto(s, s.dtype.type(1.0), where=~keep)
     return s

@@ -254,8 +254,8 @@ class Int8Rows:
         self.dot_views = [self.dot[k].view(s) for k, s in zip(pieces, shapes)]
         # dims summed for a per-row total: all (per tensor), all but the first (per channel)
         self.sum_dims = [tuple(range(int(c), p.dim())) for p, c in zip(ps, by_row)]
-        self.add_views = [self.add[k] for k in pieces]
-        self.top_views = [self.top[k] for k in pieces]
+        self.add_views = [self.add[k].view(-1) for k in pieces]  # flat: for index_add_
+        self.top_views = [self.top[k].view(-1) for k in pieces]
         self.host = bool(self.use_numpy if host is None else host) and dev.type == "cpu"
         if self.host:  # NumPy views of the same memory
             self._np = {

@@ -74,9 +74,11 @@ class _Plan(NamedTuple):
     hit: list[bool]  # whether each can be hit by the target faults
     elig: list[torch.Tensor]  # the ones that can
     radii: list[float]  # the radius of each eligible one (its group's)
+    radius: float | None  # the radius of all of them, or None if they differ
     layouts: list[Int8Rows]  # their rows, one layout per dtype and device
     ts: list[torch.Tensor]  # T of each eligible one (views of its layout's ``t``)
     mask: Any  # None if every one can be hit, else 1/0 per parameter (NumPy on the CPU)
+    moved: list[tuple[list, list]]  # (weights, where their w is kept) per layout: SAM's restore
 
 
 class SAR(SAM):
@@ -179,14 +181,11 @@ class SAR(SAM):
 
     def _plan(self, *, fresh: bool = False) -> _Plan | None:
         """What a step's int8 ascent iterates over (``_Plan``), or None if no eligible weight has
-        a gradient. Kept for the steps while the parameters with a gradient, their shapes and
-        the radii stay the same; ``fresh``: a new one (new layouts), not kept."""
+        a gradient. Kept for the steps while the parameters with a gradient and the radii stay
+        the same (a parameter whose shape changes in place needs a new optimizer, as the base
+        optimizer's state does); ``fresh``: a new one (new layouts), not kept."""
         key = (
-            tuple(
-                p.grad is not None and (id(p), p.shape)
-                for g in self.param_groups
-                for p in g["params"]
-            ),
+            tuple(p.grad is not None and id(p) for g in self.param_groups for p in g["params"]),
             tuple(self._radius(g) for g in self.param_groups),
         )
         cached = getattr(self, "_plan_cache", None)
@@ -213,9 +212,10 @@ class SAR(SAM):
                 dev = ps[0].device
                 mask = torch.tensor(hit, dtype=ps[0].dtype, device=dev)
                 mask = mask.numpy() if dev.type == "cpu" else mask
+            radii = [r for r, h in zip(radii, hit) if h]
             plan = _Plan(
-                ps, hit, elig, [r for r, h in zip(radii, hit) if h], layouts,
-                [t_of[id(p)] for p in elig], mask,
+                ps, hit, elig, radii, radii[0] if len(set(radii)) == 1 else None, layouts,
+                [t_of[id(p)] for p in elig], mask, [(rows.params, rows.views) for rows in layouts],
             )  # fmt: skip
         if not fresh:
             self._plan_cache = (key, plan)
@@ -224,8 +224,9 @@ class SAR(SAM):
     def _int8_ascent(self, in_step: bool) -> tuple | None:
         """The int8 ascent from the current gradients: T = s(w) RMS|dq|, T g and r / ||T g||.
 
-        Returns (eligible weights with a gradient, their layouts, T, T g, scale of each), or None
-        if no eligible weight has a gradient. s = max|W| / 127 of every row (tensor or output
+        Returns (the step's ``_Plan``, T g of its eligible weights, r / ||T g||: one number, or
+        one per eligible weight if the groups' radii differ), or None if no eligible weight has a
+        gradient. s = max|W| / 127 of every row (tensor or output
         channel) at once (``Int8Rows``, which keeps them for the step); the other parameters have
         T = 0 and stay at w. ``in_step``: w is first copied into the layouts' buffers, SAM's
         restore copies; otherwise fresh layouts are used (a step's records stay untouched).
@@ -253,13 +254,10 @@ class SAR(SAM):
             else:
                 norms.mul_(plan.mask)
         norm = _host(torch.linalg.vector_norm(norms))
-        radii = plan.radii
-        if len(set(radii)) == 1:
-            scales = [_ascent_scale(radii[0], norm)] * len(radii)
-        else:
-            scale = {r: _ascent_scale(r, norm) for r in set(radii)}
-            scales = [scale[r] for r in radii]
-        return plan.elig, plan.layouts, plan.ts, tgs, scales
+        if plan.radius is not None:  # one radius (one group, or equal ones)
+            return plan, tgs, _ascent_scale(plan.radius, norm)
+        scale = {r: _ascent_scale(r, norm) for r in set(plan.radii)}
+        return plan, tgs, [scale[r] for r in plan.radii]
 
     @torch.no_grad()
     def ascent_direction(self) -> dict[torch.Tensor, torch.Tensor]:
@@ -274,8 +272,10 @@ class SAR(SAM):
         }
         parts = self._int8_ascent(in_step=False)
         if parts is not None:
-            elig, _, ts, tgs, scales = parts
-            for p, t, tg, scale in zip(elig, ts, tgs, scales):
+            plan, tgs, scales = parts
+            if not isinstance(scales, list):
+                scales = [scales] * len(tgs)
+            for p, t, tg, scale in zip(plan.elig, plan.ts, tgs, scales):
                 out[p] = t * tg * scale  # r T^2 g / ||T g||
         return out
 
@@ -291,12 +291,13 @@ class SAR(SAM):
         parts = self._int8_ascent(in_step=True)
         if parts is None:
             return
-        elig, layouts, ts, tgs, scales = parts
-        self._moved = [(rows.params, rows.views) for rows in layouts]
-        if len(set(scales)) == 1:
-            torch._foreach_addcmul_(elig, ts, tgs, value=scales[0])  # w + r T (T g) / ||Tg||
-        else:  # groups with different radii
-            torch._foreach_addcmul_(elig, ts, tgs, scales)
+        plan, tgs, scales = parts
+        elig, layouts = plan.elig, plan.layouts
+        self._moved = plan.moved
+        if isinstance(scales, list):  # groups with different radii
+            torch._foreach_addcmul_(elig, plan.ts, tgs, scales)
+        else:
+            torch._foreach_addcmul_(elig, plan.ts, tgs, value=scales)  # w + r T (T g) / ||Tg||
         self._int8_step = layouts
         if self.fault_sample:
             fm = self.fault_model
@@ -339,7 +340,7 @@ def _add_range_grads(grads: list[torch.Tensor], prods: list[torch.Tensor], rows:
         torch.sum(x, dims, keepdim=d.dim() > 0, out=d)
     rows.range_coefs()  # dot / w_top where s = max|w| / 127 (elsewhere s = 1: no range term)
     for g, k, a in zip(grads, rows.top_views, rows.add_views):
-        g.put_(k, a, accumulate=True)  # one position per row: g[k] + a
+        g.view(-1).index_add_(0, k, a)  # one position per row: g[k] + a
 
 
 def _add_range_grad(grad: torch.Tensor, delta: torch.Tensor, w: torch.Tensor, gran: str) -> None:
