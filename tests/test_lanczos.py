@@ -121,3 +121,53 @@ def test_a_float64_model_reaches_the_dense_eigenvalues_to_1e7(cases):
     assert r["converged"]
     assert r["lambda_max"] == pytest.approx(float(ev[-1]), rel=1e-7)
     assert r["lambda_min"] == pytest.approx(float(ev[0]), rel=1e-7)
+
+
+@pytest.fixture(scope="module")
+def separated_spectra():
+    """(H, v0) for eight float64 symmetric H = Q diag(ev) Q^T (P = 600, Q a random orthogonal
+    matrix) with a Hessian-like spectrum known by construction: lambda_max = 1, at least 10 %
+    above nine other outliers in [0.2, 0.9]; a bulk N(0, 0.01^2); an isolated lambda_min = -0.3.
+    v0 ~ N(0, I): a start with no special weight on the top."""
+    P, out = 600, []
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        ev = np.r_[1.0, rng.uniform(0.2, 0.9, 9), rng.normal(0.0, 0.01, P - 11), -0.3]
+        Q, _ = np.linalg.qr(rng.standard_normal((P, P)))
+        out.append((torch.tensor((Q * ev) @ Q.T), torch.tensor(rng.standard_normal(P))))
+    return out
+
+
+@pytest.mark.parametrize("want_min", [True, False])
+@pytest.mark.parametrize("tol", [1e-3, 1e-4])
+def test_separated_extremes_of_a_known_spectrum_within_tol(separated_spectra, tol, want_min):
+    """The rules on an operator whose eigenvalues are set by hand, from a random start: the top
+    (with a 10 % gap) and the isolated bottom within tol, long before the space is exhausted."""
+    for H, v0 in separated_spectra:
+        r = LZ._iterate(H.mv, v0, k=1, iters=300, tol=tol, want_min=want_min)
+        assert r["converged"] and r["n_hvp"] < 40, r
+        assert abs(r["lambda_max"] - 1.0) <= tol and r["lambda_max"] <= 1.0 + 1e-12, r
+        if want_min:
+            assert abs(r["lambda_min"] + 0.3) <= tol * 0.3 and r["lambda_min"] >= -0.3 - 1e-12, r
+
+
+def test_a_close_top_pair_needs_both_the_change_and_the_quadratic_estimate():
+    """The hard case of the trained digits MLP, by hand: lambda_2 = 0.91 lambda_1 (as measured
+    there), eight more outliers in [0.3, 0.8], a bulk N(0, 0.01^2), lambda_min = -0.25, and a
+    start weighted to the outliers as a gradient is. Within tol in all 30 spectra; with the
+    "stalled" rule reduced to its change test, or to its r^2 / gap test, it is not (measured
+    when this test was written: 2 and 3 misses of 120, one 89 x tol, stopped on lambda_2)."""
+    P = 600
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        top = np.r_[1.0, 0.91, np.sort(rng.uniform(0.3, 0.8, 8))[::-1]]
+        ev = np.r_[top, rng.normal(0.0, 0.01, P - 11), -0.25]
+        Q, _ = np.linalg.qr(rng.standard_normal((P, P)))
+        H = torch.tensor((Q * ev) @ Q.T)
+        v0 = torch.tensor(Q @ (rng.standard_normal(P) * np.r_[np.ones(10), np.full(P - 10, 0.05)]))
+        for tol in (1e-3, 1e-4):
+            for want_min in (False, True):
+                r = LZ._iterate(H.mv, v0, k=1, iters=300, tol=tol, want_min=want_min)
+                assert abs(r["lambda_max"] - 1.0) <= tol, (seed, tol, want_min, r)
+                if want_min:
+                    assert abs(r["lambda_min"] + 0.25) <= tol * 0.25, (seed, tol, r)
