@@ -25,7 +25,7 @@ from sar_core.faults.model import FaultModel, eligible_parameters
 from sar_core.formats import bits as B
 from sar_core.training.fault_geometry import Int8Rows, fault_intensity
 from sar_core.training.loop import spec_for
-from sar_core.training.optim import SAR
+from sar_core.training.optim import SAR, _add_range_grad
 from sar_core.training.randbet import clip_weights, random_bit_errors
 from sar_core.training.sam import _ascent_scale
 
@@ -289,6 +289,22 @@ def test_int8_rows_give_each_rows_max_and_its_first_position(granularity, host):
     for buf, content in zip(rows.buffers, ([0, 1, 2, 3], [4])):
         real = sum(ps[i].numel() for i in content)
         assert buf.numel() <= 2 * real + 4096  # padding is bounded
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "channel"])
+def test_range_term_on_a_non_contiguous_gradient_equals_the_contiguous_one(granularity):
+    gen = torch.Generator().manual_seed(3)
+    w, delta = torch.randn(5, 7, generator=gen), torch.randn(5, 7, generator=gen)
+    g0 = torch.randn(7, 5, generator=gen).t()  # (5, 7), not contiguous
+    g_t, g_c = g0.clone(memory_format=torch.preserve_format), g0.contiguous()
+    assert not g_t.is_contiguous() and g_c.is_contiguous()
+    _add_range_grad(g_t, delta, w, granularity)
+    _add_range_grad(g_c, delta, w, granularity)
+    assert torch.equal(g_t, g_c)
+    # one entry per row changed: at the first max of |w| of the tensor (or of each row)
+    k = w.abs().argmax() if granularity == "tensor" else w.abs().argmax(dim=1) + 7 * torch.arange(5)
+    changed = (g_c != g0).reshape(-1).nonzero().reshape(-1)
+    assert torch.equal(changed, k.reshape(-1))
 
 
 def test_ascent_scale_rounds_as_the_float32_tensor_expression():

@@ -281,11 +281,6 @@ class Int8Rows:
             self._np_row_start = None if self._row_start is None else self._row_start.numpy()
         self._w_top_ready = False
 
-    @staticmethod
-    def key_of(ps: list[torch.Tensor]) -> tuple:
-        """What a layout depends on: the tensors, their shapes, dtypes and devices."""
-        return tuple((id(p), p.shape, p.dtype, p.device) for p in ps)
-
     def find_max(self, ps: list[torch.Tensor] | None = None, *, first: bool = True) -> None:
         """``amax`` and (``first``) ``first`` / ``top`` of every row at the current w.
 

@@ -10,7 +10,8 @@ diagonal T, and r is the radius:
     fault        T = fault intensity below      r = rho * sqrt(E[n]) (SAR v2; v3 below)
 
 SAR v3 (the default ``sar``; int8 targets): the ascent point is w + v s(w), v = e / s held fixed,
-s = max|W| / 127 per tensor (or output channel), and the gradient flows into the range:
+s = max|W| / 127 per tensor (or output channel; 1 where that rounds to 0, as the injector's
+``bits.int8_scale``), and the gradient flows into the range where s follows max|W|:
     d/dw L(w + v s(w)) = g' + (g' . e / s) ds/dw,   ds/dw = sign(w_k) / 127 at k = argmax |w|
 (``_add_range_grads``). Optional ``fault_sample``: a target fault D = dq s(w) is added at the
 ascent point. Float targets keep the v2 intensity. rho = 0 turns every term off.
@@ -226,9 +227,9 @@ class SAR(SAM):
 
         Returns (the step's ``_Plan``, T g of its eligible weights, r / ||T g||: one number, or
         one per eligible weight if the groups' radii differ), or None if no eligible weight has a
-        gradient. s = max|W| / 127 of every row (tensor or output
-        channel) at once (``Int8Rows``, which keeps them for the step); the other parameters have
-        T = 0 and stay at w. ``in_step``: w is first copied into the layouts' buffers, SAM's
+        gradient. s = max|W| / 127 of every row (tensor or output channel; the injector's rule,
+        ``bits.int8_scale_of_max``) at once (``Int8Rows``, which keeps them for the step); the
+        other parameters have T = 0 and stay at w. ``in_step``: w is first copied into the layouts' buffers, SAM's
         restore copies; otherwise fresh layouts are used (a step's records stay untouched).
         """
         plan = self._plan(fresh=not in_step)
@@ -339,8 +340,11 @@ def _add_range_grads(grads: list[torch.Tensor], prods: list[torch.Tensor], rows:
     for x, dims, d in zip(prods, rows.sum_dims, rows.dot_views):  # g . delta per row
         torch.sum(x, dims, keepdim=d.dim() > 0, out=d)
     rows.range_coefs()  # dot / w_top where s = max|w| / 127 (elsewhere s = 1: no range term)
-    for g, k, a in zip(grads, rows.top_views, rows.add_views):
-        g.view(-1).index_add_(0, k, a)  # one position per row: g[k] + a
+    for g, k, a in zip(grads, rows.top_views, rows.add_views):  # one position per row: g[k] + a
+        if g.is_contiguous():
+            g.view(-1).index_add_(0, k, a)  # put_(accumulate=True) takes 2.5x as long
+        else:
+            g.put_(k, a, accumulate=True)
 
 
 def _add_range_grad(grad: torch.Tensor, delta: torch.Tensor, w: torch.Tensor, gran: str) -> None:
