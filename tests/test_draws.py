@@ -154,3 +154,30 @@ def test_montecarlo_chunk_patterns_equal_patterns(fm):
             assert {k: [a.tolist() for a in v] for k, v in p.sites.items()} == {
                 k: [a.tolist() for a in v] for k, v in q.sites.items()
             }
+
+
+def test_deployed_equals_a_full_pass_when_storing_changes_bits_and_reuses_clean_otherwise():
+    """float32 stores every weight unchanged: the deployed score is the clean one (no second
+    pass); a -0.0 weight differs from +0.0 bit for bit; int8 always gets its own pass."""
+    from sar_core.engine import montecarlo as M
+    from sar_core.engine.evaluate import logits_of, score_logits
+
+    X = torch.randn(30, 8, generator=torch.Generator().manual_seed(1))
+    y = torch.randint(0, 3, (30,), generator=torch.Generator().manual_seed(2))
+    model = _mlp()
+    for fmt in ("float32", "int8", "float16"):
+        mc = MonteCarlo([model], X, y, FaultModel(format=fmt, ber=1e-3))
+        s = score_logits(logits_of(model, mc.injectors[0]._deployed, X), y)
+        assert mc.deployed[0] == (s.accuracy, s.loss)
+        assert (mc.deployed[0] == mc.clean[0]) or fmt != "float32"
+    p = dict(model.named_parameters())
+    q = {k: v.detach().clone() for k, v in p.items()}
+    assert M._same_bits(q, p)
+    q["0.bias"][0] = 0.0
+    r = {k: v.clone() for k, v in q.items()}
+    r["0.bias"][0] = -0.0  # equal as numbers, other bits
+    assert M._same_bits(q, {k: v.clone() for k, v in q.items()}) and not M._same_bits(q, r)
+    q = {k: v.detach().clone() for k, v in p.items()}
+    w = q["0.weight"]
+    w[0, 0] = torch.nextafter(w[0, 0], torch.tensor(10.0))  # one ulp
+    assert not M._same_bits(q, p)
