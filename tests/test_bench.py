@@ -44,48 +44,78 @@ def _notes(name: str) -> dict[tuple[str, str], str]:
     return rows
 
 
-def test_readme_performance_numbers_come_from_the_v4_result_files():
-    """Every ratio of the README's Engine v4 table is the one in its result files, in order."""
+def test_readme_performance_numbers_come_from_the_result_files():
+    """Every ratio of the README's Engine v5 table is the one in its result files, in order."""
     import re
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    full = [_notes("run_v4_0.md"), _notes("run_v4_1_two_busy_loops.md")]
-    camp = full + [_notes(f"run_v4_campaign_{n}.md") for n in ("0", "1_two_busy_loops", "2")]
+    camp = [_notes(f"run_v5_campaign_{n}.md") for n in ("0", "1_two_busy_loops", "2")]
+    land = [_notes("run_v4_0.md"), _notes("run_v4_1_two_busy_loops.md")]  # code unchanged
+    sharp = [_notes(f"run_v5_sharpness_{n}.md") for n in ("0", "1_two_busy_loops")]
     mlp, cnn = "campaign MLP 64-128-128-10", "campaign SmallCNN"
     x = lambda note: re.search(r"[\d.]+x", note).group(0)  # noqa: E731
     word = lambda note: note.split()[1]  # noqa: E731
+    cpu = lambda note: re.search(r"CPU time: ours ([\d.]+x)", note).group(1)  # noqa: E731
+    tol3 = "PyHessian eigenvalues (power iteration, tol 1e-3)"
+    tol4 = "PyHessian eigenvalues (power iteration, tol 1e-4)"
     pairs = [
         (camp, mlp, "ours / forward passes needed", x),
         (camp, mlp, "pytorchfi", x),
         (camp, mlp, "naive", x),
         (camp, cnn, "ours / forward passes needed", x),
         (camp, cnn, "pytorchfi", x),
-        (full, "landscape SmallCNN", "loss-landscapes", word),
-        (full, "landscape SmallCNN", "1681 forward", word),
-        (full, "landscape MLP", "loss-landscapes", word),
-        (full, "landscape MLP", "1681 forward", word),
-        (full, "sharpness MLP", "PyHessian eigenvalues (power iteration, tol 1e-3)", word),
-        (full, "sharpness MLP", "PyHessian eigenvalues (power iteration, tol 1e-4)", word),
-        (full, "sharpness SmallCNN", "PyHessian eigenvalues (power iteration, tol 1e-3)", word),
-        (full, "sharpness SmallCNN", "PyHessian eigenvalues (power iteration, tol 1e-4)", word),
+        (land, "landscape SmallCNN", "loss-landscapes", word),
+        (land, "landscape SmallCNN", "1681 forward", word),
+        (land, "landscape MLP", "loss-landscapes", word),
+        (land, "landscape MLP", "1681 forward", word),
+        (sharp, "sharpness MLP", tol3, word),
+        (sharp, "sharpness MLP", tol3, cpu),
+        (sharp, "sharpness MLP", tol4, word),
+        (sharp, "sharpness SmallCNN", tol3, word),
+        (sharp, "sharpness SmallCNN", tol4, word),
     ]
     for runs, section, case, fmt in pairs:
         # the first campaign section of each model is BER 1e-4
         vals = [fmt(_pick_first(r, section, case)) for r in runs]
         assert " / ".join(vals) in readme, (section, case, vals)
     # the accuracy sentence: PyHessian within 1e-3 in k of 15 seeds, ours in 15 of 15
-    a = full[0]
+    a = sharp[0]
     within = lambda n: re.search(r"in (\d+)/(\d+)", n).groups()  # noqa: E731
-    k_mlp = within(
-        _pick_first(a, "sharpness MLP", "PyHessian eigenvalues (power iteration, tol 1e-3)")
-    )
-    k_cnn = within(
-        _pick_first(a, "sharpness SmallCNN", "PyHessian eigenvalues (power iteration, tol 1e-3)")
-    )
+    k_mlp = within(_pick_first(a, "sharpness MLP", tol3))
+    k_cnn = within(_pick_first(a, "sharpness SmallCNN", tol3))
     ours = within(_pick_first(a, "sharpness MLP", "sar_core lambda_max"))
     assert f"within 1e-3 of the reference in {k_mlp[0]} of {k_mlp[1]} seeds on the MLP" in readme
     assert f"and {k_cnn[0]} of {k_cnn[1]} on the CNN" in readme
     assert f"ours at tol 1e-3 was within it in {ours[0]} of {ours[1]}" in readme
+    # the CLI row and the draws range
+    cli = _notes("run_v5_cli.md")
+    wall = x(_pick_first(cli, "CLI inject", "marginal wall time"))
+    cpu_x = x(_pick_first(cli, "CLI inject", "marginal CPU time"))
+    assert f"naive {cpu_x[:-1]}x slower in CPU time, {wall[:-1]}x in wall time" in readme
+    text = (ROOT / "benchmarks" / "results" / "draws_bench.md").read_text()
+    ratios = [float(v) for v in re.findall(r"\| ([\d.]+)x \|", text)]
+    assert len(ratios) >= 5 and f"{min(ratios):.2f}x–{max(ratios):.2f}x" in readme
+
+
+def test_readme_sar_step_ratios_come_from_the_v5_file():
+    """The SAR step row: the default SAR's wall (CPU) ratios of every run, quiet then busy."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "benchmarks" / "results" / "sam_step_bench_v5.md").read_text()
+    runs = []  # (busy, arch, wall, cpu) in file order
+    for part in text.split("\n## ")[1:]:
+        busy = "--busy 2" in part.splitlines()[0]
+        for arch, wall, cpu in re.findall(
+            r"\| (mlp|cnn) \| sar \(default: v3 int8\) \| [\d.]+ \| ([\d.]+) \| ([\d.]+) \|", part
+        ):
+            runs.append((busy, arch, wall, cpu))
+    mlp_q = " / ".join(f"{w} ({c})" for b, a, w, c in runs if a == "mlp" and not b)
+    mlp_b = " / ".join(f"{w} ({c})" for b, a, w, c in runs if a == "mlp" and b)
+    cnn_q = " / ".join(w for b, a, w, c in runs if a == "cnn" and not b)
+    cnn_b = " / ".join(w for b, a, w, c in runs if a == "cnn" and b)
+    assert len(runs) == 12
+    assert f"MLP quiet {mlp_q}, busy {mlp_b}; CNN quiet {cnn_q}, busy {cnn_b}" in readme
 
 
 def _pick_first(rows: dict, section: str, case: str) -> str:
