@@ -1,0 +1,220 @@
+"""Review of sar_core.faults.draws: edge cases of ``chunk_site_draws`` against numpy itself.
+
+The reference is written here, independently of ``draws.numpy_site_draw``: for trial t,
+``rng = np.random.default_rng([seed, t])``, a binomial (or a count), then
+``rng.choice(n_sites, n, replace=False)``. Where equality alone could hold because every trial
+fell back to numpy, the tests also count the rows the fast path itself produced."""
+
+import threading
+import types
+
+import numpy as np
+import pytest
+
+from sar_core.faults import draws as D
+
+
+def reference(seed, trials, n_sites, ber=None, count=None):
+    out = []
+    for t in trials:
+        rng = np.random.default_rng([seed, t])
+        n = count if count is not None else int(rng.binomial(n_sites, ber))
+        out.append(rng.choice(n_sites, size=n, replace=False) if n else np.empty(0, np.int64))
+    return out
+
+
+def assert_same(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.dtype == np.int64
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.fixture
+def fast_rows(monkeypatch):
+    """Counts the rows ``_fast`` returned as usable (ok), by trial size."""
+    seen: dict[int, int] = {}
+    plain = D._fast
+
+    def counting(raw, n, n_sites):
+        ids, ok = plain(raw, n, n_sites)
+        for k, good in zip(n.tolist(), ok.tolist()):
+            seen[k] = seen.get(k, 0) + int(good)
+        return ids, ok
+
+    monkeypatch.setattr(D, "_fast", counting)
+    return seen
+
+
+SEEDS = [0, 1, 2**31, 2**32 - 1, 2**32, 2**63 - 1, 2**63, 2**64 - 1]
+NUMPY_SEEDS = [np.int64(5), np.uint32(2**32 - 1), np.uint64(2**32), np.int32(3), np.uint8(0)]
+
+
+@pytest.mark.parametrize("seed", SEEDS + NUMPY_SEEDS)
+def test_seeds_at_word_boundaries_and_numpy_int_types(seed):
+    trials = range(25)
+    want = reference(seed, trials, 300_000, ber=1e-4)
+    assert_same(D.chunk_site_draws(seed, trials, 300_000, ber=1e-4), want)
+
+
+@pytest.mark.parametrize(
+    "trials",
+    [
+        [],
+        range(0),
+        [0],
+        [5, 5, 0, 5, 1],  # repeats, unsorted
+        [2**32 - 1, 0, 2**32, 2**32 + 1, 3],  # one-word and two-word trials mixed
+        [2**63 - 1],
+        np.arange(12)[::-1],
+        np.array([1, 2, 2**32 - 1], dtype=np.uint64),
+        np.array([4, 4, 0], dtype=np.int32),
+        (np.int64(3), np.uint8(4), 7),
+    ],
+)
+def test_trial_lists(trials):
+    want = reference(3, [int(t) for t in trials], 50_000, ber=1e-3)
+    assert_same(D.chunk_site_draws(3, trials, 50_000, ber=1e-3), want)
+
+
+@pytest.mark.parametrize("n_sites", [1, 2, 3, 4, 100, 10_000, 10_001, 2**32 - 1, 2**32, 2**32 + 1])
+def test_site_counts_and_rates(n_sites):
+    trials = range(30)
+    for count in {1, 2, 5, 40, n_sites}:
+        if count <= min(n_sites, 600):  # count == n_sites: every site
+            want = reference(11, trials, n_sites, count=count)
+            assert_same(D.chunk_site_draws(11, trials, n_sites, count=count), want)
+    for ber in (1e-9, 1e-6, 0.5, 1 - 1e-9, 1.0, 0.0):
+        if n_sites * ber <= 600:
+            want = reference(13, trials, n_sites, ber=ber)
+            assert_same(D.chunk_site_draws(13, trials, n_sites, ber=ber), want)
+
+
+def test_choice_branch_boundary():
+    """numpy's choice switches to its tail shuffle when n_sites > 10000 and n > n_sites // 50."""
+    for n_sites in (10_000, 10_001, 10_050, 10_100, 20_050):
+        for count in {n_sites // 50 - 1, n_sites // 50, n_sites // 50 + 1, 100, 101}:
+            want = reference(17, range(20), n_sites, count=count)
+            assert_same(D.chunk_site_draws(17, range(20), n_sites, count=count), want)
+
+
+def test_fast_path_edges_are_taken_and_exact(fast_rows):
+    """k**2 == n_sites, k == MAX_FAST_SITES and n_sites == 2**32 (numpy's bound 2**32 - 1 skips
+    Lemire) go through the fast path and still equal numpy; k == 1 of 1 site too."""
+    kmax = D.MAX_FAST_SITES
+    cases = [(1, 1), (4, 2), (100, 10), (kmax**2, kmax), (10**7, kmax), (2**32, 7)]
+    for n_sites, k in cases:
+        want = reference(19, range(30), n_sites, count=k)
+        assert_same(D.chunk_site_draws(19, range(30), n_sites, count=k), want)
+    for n_sites, k in cases[3:]:
+        assert fast_rows.get(k, 0) > 0, (n_sites, k)
+    assert fast_rows.get(1, 0) > 0
+    # one past the limits: numpy's path for every trial, still equal
+    fast_rows.clear()
+    for n_sites, k in [(10**7, kmax + 1), (kmax**2 - 1, kmax), (2**32 + 1, 7)]:
+        want = reference(19, range(10), n_sites, count=k)
+        assert_same(D.chunk_site_draws(19, range(10), n_sites, count=k), want)
+    assert not fast_rows
+
+
+@pytest.mark.parametrize("n_sites", [2**31 + 1, 2**31 + 2**30, 2**32 - 5])
+def test_rejection_heavy_sizes(n_sites):
+    """Just above 2**31 about half of numpy's 32-bit words are rejected and redrawn."""
+    for kw in ({"count": 7}, {"ber": 20 / n_sites}):
+        want = reference(31, range(60), n_sites, **kw)
+        assert_same(D.chunk_site_draws(31, range(60), n_sites, **kw), want)
+
+
+@pytest.mark.parametrize(
+    "kw", [{"count": -1}, {"count": 1001}, {"ber": -0.1}, {"ber": 1.5}, {"ber": float("nan")}]
+)
+def test_bad_input_raises_as_numpy_does(kw):
+    with pytest.raises(ValueError) as want:
+        reference(1, range(3), 1000, **kw)
+    with pytest.raises(type(want.value)):
+        D.chunk_site_draws(1, range(3), 1000, **kw)
+
+
+def test_two_threads_on_first_use(monkeypatch):
+    """Concurrent first calls (each runs the self-check) give numpy's draws in every thread."""
+    monkeypatch.setattr(D, "_CHECKED", [])
+    cases = [(1, 835_904, 1e-4, None), (2, 5000, None, 20), (3, 2**31 + 7, None, 4)]
+    want = {c: reference(c[0], range(60), c[1], c[2], c[3]) for c in cases}
+    barrier, errors = threading.Barrier(3), []
+
+    def work(shift):
+        barrier.wait()
+        for _ in range(2):
+            for c in cases[shift:] + cases[:shift]:
+                got = D.chunk_site_draws(c[0], range(60), c[1], ber=c[2], count=c[3])
+                if not all(np.array_equal(g, w) for g, w in zip(got, want[c])):
+                    errors.append(c)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    assert D._CHECKED and all(D._CHECKED)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="trials >= 2**63: chunk_site_draws casts trials to int64 (OverflowError for a Python "
+    "int, a wrapped negative trial and ValueError for uint64) where numpy draws them; the module "
+    "doc says trials of 2**32 or more take numpy's path",
+)
+@pytest.mark.parametrize("trials", [[2**63], np.array([2**64 - 1], dtype=np.uint64)])
+def test_trials_of_2_63_or_more(trials):
+    want = reference(3, [int(t) for t in trials], 50_000, ber=1e-3)
+    assert_same(D.chunk_site_draws(3, trials, 50_000, ber=1e-3), want)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a float trial (1.5), seed (3.0) or n_sites (1000.0) is silently truncated and drawn "
+    "where numpy's default_rng / choice raise; trial 1.5 gets trial 1's sites",
+)
+@pytest.mark.parametrize(
+    "seed,trials,n_sites", [(3, [1.5], 1000), (3.0, [1], 1000), (3, [1], 1000.0)]
+)
+def test_non_integer_inputs_raise_as_numpy_does(seed, trials, n_sites):
+    with pytest.raises((TypeError, ValueError)):
+        reference(seed, trials, n_sites, count=3)
+    with pytest.raises((TypeError, ValueError)):
+        D.chunk_site_draws(seed, trials, n_sites, count=3)
+
+
+class _BufferingBinomial(np.random.Generator):
+    """A numpy whose BTPE binomial (n * p > 30) ends on a 32-bit draw, leaving the high half of
+    a 64-bit word buffered for the next 32-bit draw (choice's Lemire draws would read it)."""
+
+    def binomial(self, n, p, size=None):
+        k = super().binomial(n, p, size)
+        if n * p > 30:
+            self.integers(0, 2**32, dtype=np.uint32)
+        return k
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the first-use self-check only draws binomials with n*p <= 30 (numpy's inversion "
+    "sampler) and counts; a numpy that changed only the BTPE sampler's use of the stream "
+    "(n*p > 30, e.g. the MLP benchmark's 84 sites) passes the check, and _chunk never checks "
+    "the generator's buffered uint32 before reading the raw stream",
+)
+def test_self_check_catches_a_numpy_that_differs_after_btpe(monkeypatch):
+    rnd = types.SimpleNamespace(**vars(np.random))
+    rnd.Generator = _BufferingBinomial
+    rnd.default_rng = lambda s: _BufferingBinomial(np.random.PCG64(s))
+    names = [k for k in dir(np) if not k.startswith("__") and k != "random"]
+    fake_np = types.SimpleNamespace(**{k: getattr(np, k) for k in names})
+    fake_np.random = rnd
+    monkeypatch.setattr(D, "np", fake_np)
+    monkeypatch.setattr(D, "_CHECKED", [])
+    trials = range(20)
+    want = [D.numpy_site_draw(0, t, 835_904, 1e-4, None) for t in trials]  # the changed numpy
+    want_plain = reference(0, trials, 835_904, ber=1e-4)
+    assert sum(not np.array_equal(a, b) for a, b in zip(want, want_plain)) > 10  # it differs
+    assert_same(D.chunk_site_draws(0, trials, 835_904, ber=1e-4), want)
