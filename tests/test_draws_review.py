@@ -99,14 +99,17 @@ def test_choice_branch_boundary():
 
 
 def test_fast_path_edges_are_taken_and_exact(fast_rows):
-    """k**2 == n_sites, k == MAX_FAST_SITES and n_sites == 2**32 (numpy's bound 2**32 - 1 skips
-    Lemire) go through the fast path and still equal numpy; k == 1 of 1 site too."""
+    """k**2 == n_sites, k == MAX_FAST_SITES and 2 k n_sites == 2**28 (the rejection limit) go
+    through the fast path and still equal numpy; k == 1 of 1 site too. Beyond the rejection
+    limit (10**7 sites with k == MAX_FAST_SITES; 2**32 sites, where numpy's bound 2**32 - 1 skips
+    Lemire) numpy's path, equal by construction."""
     kmax = D.MAX_FAST_SITES
-    cases = [(1, 1), (4, 2), (100, 10), (kmax**2, kmax), (10**7, kmax), (2**32, 7)]
+    fast = [(kmax**2, kmax), (2**20, 128), (2**24, 8)]
+    cases = [(1, 1), (4, 2), (100, 10), *fast, (10**7, kmax), (2**32, 7)]
     for n_sites, k in cases:
         want = reference(19, range(30), n_sites, count=k)
         assert_same(D.chunk_site_draws(19, range(30), n_sites, count=k), want)
-    for n_sites, k in cases[3:]:
+    for n_sites, k in fast:
         assert fast_rows.get(k, 0) > 0, (n_sites, k)
     assert fast_rows.get(1, 0) > 0
     # one past the limits: numpy's path for every trial, still equal
@@ -159,23 +162,12 @@ def test_two_threads_on_first_use(monkeypatch):
     assert D._CHECKED and all(D._CHECKED)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trials >= 2**63: chunk_site_draws casts trials to int64 (OverflowError for a Python "
-    "int, a wrapped negative trial and ValueError for uint64) where numpy draws them; the module "
-    "doc says trials of 2**32 or more take numpy's path",
-)
 @pytest.mark.parametrize("trials", [[2**63], np.array([2**64 - 1], dtype=np.uint64)])
 def test_trials_of_2_63_or_more(trials):
     want = reference(3, [int(t) for t in trials], 50_000, ber=1e-3)
     assert_same(D.chunk_site_draws(3, trials, 50_000, ber=1e-3), want)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a float trial (1.5), seed (3.0) or n_sites (1000.0) is silently truncated and drawn "
-    "where numpy's default_rng / choice raise; trial 1.5 gets trial 1's sites",
-)
 @pytest.mark.parametrize(
     "seed,trials,n_sites", [(3, [1.5], 1000), (3.0, [1], 1000), (3, [1], 1000.0)]
 )
@@ -197,13 +189,6 @@ class _BufferingBinomial(np.random.Generator):
         return k
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the first-use self-check only draws binomials with n*p <= 30 (numpy's inversion "
-    "sampler) and counts; a numpy that changed only the BTPE sampler's use of the stream "
-    "(n*p > 30, e.g. the MLP benchmark's 84 sites) passes the check, and _chunk never checks "
-    "the generator's buffered uint32 before reading the raw stream",
-)
 def test_self_check_catches_a_numpy_that_differs_after_btpe(monkeypatch):
     rnd = types.SimpleNamespace(**vars(np.random))
     rnd.Generator = _BufferingBinomial

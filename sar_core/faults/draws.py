@@ -17,15 +17,17 @@ trials at once.
 
 Exactness: a trial takes numpy's own path whenever the fast path could differ — a Lemire draw
 that might be rejected, two Floyd draws that collide, ``choice``'s other branch (large samples),
-seeds or trial numbers of 2**32 or more, more than 2**32 sites — or would not pay (more than
-``MAX_FAST_SITES`` sites, or likely collisions: k**2 > n_sites), and the fast path is checked
-against numpy on first use: if this numpy draws differently (numpy may change Generator streams
-between feature releases), every trial takes numpy's path. ``tests/test_draws.py`` compares the
+seeds or trial numbers of 2**32 or more (or not integers: numpy then raises), more than 2**32
+sites — or would not pay (more than ``MAX_FAST_SITES`` sites, likely collisions or rejected
+words: see ``_fast_eligible``). The fast path is checked against numpy on first use, on both of
+numpy's binomial samplers, counts and collisions: if this numpy draws differently there (numpy
+may change Generator streams between feature releases), every trial takes numpy's path. ``tests/test_draws.py`` compares the
 two over many seeds, rates, counts and sizes.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -148,20 +150,35 @@ def _fast(raw: np.ndarray, n: np.ndarray, n_sites: int) -> tuple[np.ndarray, np.
 
 
 _CHECKED: list[bool] = []  # [True] once the fast path matched numpy, [False] if it did not
+_CHECK_LOCK = threading.Lock()
+# (seed, n_sites, ber, count): numpy's inversion binomial (n p <= 30), its BTPE binomial (n p > 30,
+# as in the MLP benchmark), a count with a two-word-range seed, and a small space with collisions
+_CHECK_CASES = (
+    (7, 300_000, 1e-4, None),
+    (5, 300_000, 3e-4, None),
+    (2**31, 80_000, None, 40),
+    (123, 5000, 2e-3, None),
+)
 
 
 def _fast_path_matches_numpy() -> bool:
-    """Whether this numpy draws as ``_fast`` assumes (checked once, on a few hundred trials)."""
+    """Whether this numpy draws as ``_fast`` assumes (checked once per process, 40 trials of each
+    of ``_CHECK_CASES``, about 20-30 ms)."""
     if not _CHECKED:
-        cases = [(7, 300_000, 1e-4, None), (123, 5000, 2e-3, None), (2**31, 80_000, None, 40)]
-        good = True
-        for seed, n_sites, ber, count in cases:
-            trials = np.arange(0, 40)
-            got = _chunk(seed, trials, n_sites, ber, count, fast=True)
-            want = [numpy_site_draw(seed, int(t), n_sites, ber, count) for t in trials]
-            good &= all(np.array_equal(g, w) for g, w in zip(got, want))
-        _CHECKED.append(bool(good))
+        with _CHECK_LOCK:
+            if not _CHECKED:
+                good = True
+                for seed, n_sites, ber, count in _CHECK_CASES:
+                    trials = np.arange(0, 40)
+                    got = _chunk(seed, trials, n_sites, ber, count, fast=True)
+                    want = [numpy_site_draw(seed, int(t), n_sites, ber, count) for t in trials]
+                    good &= all(np.array_equal(g, w) for g, w in zip(got, want))
+                _CHECKED.append(bool(good))
     return _CHECKED[0]
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
 
 
 def chunk_site_draws(
@@ -169,23 +186,35 @@ def chunk_site_draws(
     count: int | None = None,
 ) -> list[np.ndarray]:  # fmt: skip
     """Sites (int64, in draw order) of each trial in ``trials``: exactly
-    ``numpy_site_draw(seed, t, n_sites, ber, count)`` for every t (see the module doc)."""
+    ``numpy_site_draw(seed, t, n_sites, ber, count)`` for every t (see the module doc). Anything
+    but integers (a float trial, seed or n_sites) goes to numpy as given, which raises."""
+    arr = trials if isinstance(trials, np.ndarray) else np.asarray(trials)
+    plain = _is_int(seed) and _is_int(n_sites) and (count is None or _is_int(count))
+    plain = plain and arr.ndim == 1 and (arr.size == 0 or arr.dtype.kind in "iu")
+    if not plain or (arr.size and not (arr.min() >= 0 and arr.max() <= _M32)):
+        return [numpy_site_draw(seed, t, n_sites, ber, count) for t in trials]  # numpy's checks
     fast = _fast_path_matches_numpy()
-    return _chunk(seed, np.asarray(trials, dtype=np.int64), n_sites, ber, count, fast=fast)
+    return _chunk(int(seed), arr.astype(np.int64), int(n_sites), ber, count, fast=fast)
 
 
 MAX_FAST_SITES = 512  # the shuffle runs one vectorized step per site of the largest trial
 
 
 def _fast_eligible(n_sites: int, k: int) -> bool:
-    """Whether a trial of k sites goes through ``_fast``: Floyd's branch, few expected
-    collisions (k**2 <= n_sites: they send a trial back to numpy) and a short shuffle."""
-    return 0 < k <= MAX_FAST_SITES and k * k <= n_sites and _floyd_branch(n_sites, k)
+    """Whether a trial of k sites goes through ``_fast``: Floyd's branch, a short shuffle, and
+    few trials sent back to numpy: collisions (k**2 <= n_sites) and rejected Lemire words (each
+    of the 2k words is rejected with probability below n_sites / 2**32: 2k n_sites <= 2**28)."""
+    return (
+        0 < k <= MAX_FAST_SITES
+        and k * k <= n_sites
+        and 2 * k * n_sites <= 2**28
+        and _floyd_branch(n_sites, k)
+    )
 
 
 def _chunk(seed, trials: np.ndarray, n_sites, ber, count, *, fast: bool) -> list[np.ndarray]:
     small = 0 <= seed <= _M32 and trials.size and trials.min() >= 0 and trials.max() <= _M32
-    if not (fast and small and 0 < n_sites <= _M32 + 1):
+    if not (fast and small and 0 < n_sites <= _M32 + 1):  # numpy's path (its own checks)
         return [numpy_site_draw(seed, int(t), n_sites, ber, count) for t in trials]
     words = seed_words(seed, trials).tolist()
     bg = np.random.PCG64()

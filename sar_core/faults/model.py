@@ -344,7 +344,7 @@ class SiteSpace:
     def sample_trials(self, seed: int, trials: Sequence[int]) -> list[FaultPattern]:
         """The patterns of ``trials``, trial t drawn from ``np.random.default_rng([seed, t])``:
         exactly ``[self.sample(np.random.default_rng([seed, t])) for t in trials]``, drawn for
-        all trials at once (``sar_core.faults.draws``: about a third of the per-trial cost)."""
+        all trials at once (``sar_core.faults.draws``; benchmarks/draws_bench.py times it)."""
         fm = self.fm
         if fm.asymmetric:
             self.sample(0)  # the ValueError that names the asymmetric rates
