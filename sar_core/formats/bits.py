@@ -139,17 +139,19 @@ def int8_scale(w, granularity: str = "tensor"):
     anything numpy reads) gives a float32 array; a torch tensor gives a float32 tensor on its
     device, differentiable in w (no torch import here: tensor methods only). An all-zero (or NaN)
     range gives 1.0: any scale stores 0; so does a range whose s = max|w| / 127 rounds to 0
-    (0 < max|w| <= 63 * 2^-149). Per channel, s has shape (C, 1, ...), broadcastable against w.
+    (0 < max|w| <= 63 * 2^-149). Per channel, s has shape (C, 1, ...), broadcastable against w;
+    a 1-D tensor (a bias) has no channel axis of its own and takes one scale either way, as the
+    training code (SAR's int8 geometry, RandBET) has always stored it.
     """
     check_choice("granularity", granularity, GRANULARITIES)
     if hasattr(w, "masked_fill"):  # a torch tensor
         a = w.abs().float()
-        if granularity == "tensor" or a.dim() == 0:
+        if granularity == "tensor" or a.dim() <= 1:
             return int8_scale_of_max(a.amax() if a.numel() else a.new_zeros(()))
         m = a.reshape(a.shape[0], -1).amax(dim=1)
         return int8_scale_of_max(m).reshape((-1,) + (1,) * (a.dim() - 1))
     w = np.asarray(w, dtype=np.float32)
-    if granularity == "tensor" or w.ndim == 0:
+    if granularity == "tensor" or w.ndim <= 1:
         return int8_scale_of_max(np.max(np.abs(w)) if w.size else np.float32(0))
     m = np.max(np.abs(w.reshape(w.shape[0], -1)), axis=1)
     return int8_scale_of_max(m).reshape((-1,) + (1,) * (w.ndim - 1))
