@@ -90,3 +90,33 @@ def test_the_torch_rule_is_differentiable_in_the_range():
     w = torch.tensor([[0.5, -2.0], [0.0, 0.0]], requires_grad=True)
     B.int8_scale(w, "channel").sum().backward()  # through max|w|: sign(w) / 127 at the max
     assert torch.equal(w.grad, torch.tensor([[0.0, -1 / 127.0], [0.0, 0.0]]))
+
+
+def test_a_bias_takes_one_scale_per_channel_in_the_injector_and_in_training():
+    """granularity="channel" scales a weight per output row; a 1-D bias has no channel axis and
+    takes one scale, in the injector (what is evaluated) as in RandBET (what is trained)."""
+    import torch
+    from torch import nn
+
+    from sar_core.faults.injector import Injector
+    from sar_core.faults.model import FaultModel
+    from sar_core.training.randbet import int8_codes
+
+    torch.manual_seed(0)
+    lin = nn.Linear(5, 4)
+    with torch.no_grad():
+        lin.bias.copy_(torch.tensor([0.5, -0.01, 0.2, 0.003]))
+    inj = Injector(
+        lin, FaultModel(format="int8", ber=1e-3, include_bias=True, granularity="channel")
+    )
+    b = lin.bias.detach().numpy()
+    s = np.float32(np.abs(b).max()) / np.float32(127)  # one scale for the whole bias
+    want = (np.clip(np.round(b / s), -127, 127) * s).astype(np.float32)
+    np.testing.assert_array_equal(inj.deployed()["bias"].numpy(), want)
+    q, s_train = int8_codes(lin.bias.detach(), "channel")
+    np.testing.assert_array_equal((q.float() * s_train).numpy(), want)
+    # the weight is scaled per output row
+    w = lin.weight.detach().numpy()
+    s_rows = (np.abs(w).max(axis=1, keepdims=True) / np.float32(127)).astype(np.float32)
+    want_w = (np.clip(np.round(w / s_rows), -127, 127) * s_rows).astype(np.float32)
+    np.testing.assert_array_equal(inj.deployed()["weight"].numpy(), want_w)
