@@ -15,14 +15,15 @@ stream that ``choice`` would have consumed; Floyd's algorithm and the final shuf
 them (Lemire's bounded integers on the 32-bit halves of that stream), are then evaluated for all
 trials at once.
 
-Exactness: a trial takes numpy's own path whenever the fast path could differ — a Lemire draw
-that might be rejected, two Floyd draws that collide, ``choice``'s other branch (large samples),
-seeds or trial numbers of 2**32 or more (or not integers: numpy then raises), more than 2**32
-sites — or would not pay (more than ``MAX_FAST_SITES`` sites, likely collisions or rejected
-words: see ``_fast_eligible``). The fast path is checked against numpy on first use, on both of
-numpy's binomial samplers, counts and collisions: if this numpy draws differently there (numpy
-may change Generator streams between feature releases), every trial takes numpy's path. ``tests/test_draws.py`` compares the
-two over many seeds, rates, counts and sizes.
+Exactness: a trial takes numpy's own path whenever the fast path could differ — a 32-bit word
+that numpy's Lemire draw rejects, two Floyd draws that collide, ``choice``'s other branch (large
+samples), seeds or trial numbers of 2**32 or more (or not integers: numpy then raises), more
+than 2**32 sites — or would not pay (more than ``MAX_FAST_SITES`` sites, likely collisions or
+rejected words: see ``_fast_eligible``). The fast path is checked against numpy on first use, on
+both of numpy's binomial samplers, counts and collisions: if this numpy draws differently there
+(numpy may change Generator streams between feature releases), every trial takes numpy's path.
+``tests/test_draws.py`` and ``tests/test_draws_review.py`` compare the two over many seeds,
+rates, counts and sizes.
 """
 
 from __future__ import annotations
