@@ -89,7 +89,7 @@ def test_readme_performance_numbers_come_from_the_result_files():
     assert f"and {k_cnn[0]} of {k_cnn[1]} on the CNN" in readme
     assert f"ours at tol 1e-3 was within it in {ours[0]} of {ours[1]}" in readme
     # the CLI row and the draws range
-    clis = [_notes(f) for f in ("run_v5_cli.md", "run_v5_cli_1.md")]
+    clis = [_notes(f) for f in ("run_v5_cli.md", "run_v5_cli_1.md", "run_v5_cli_2.md")]
     wall = " / ".join(x(_pick_first(c, "CLI inject", "marginal wall time")) for c in clis)
     cpu_x = " / ".join(x(_pick_first(c, "CLI inject", "marginal CPU time")) for c in clis)
     assert f"naive {cpu_x} slower in CPU time, {wall} in wall time" in readme
