@@ -48,7 +48,12 @@ def add_fault_arguments(p: argparse.ArgumentParser, *, ber_help: str) -> None:
     )
     p.add_argument("--layers", default=None, help="comma-separated layer names (default: all)")
     p.add_argument("--include-bias", action="store_true")
-    p.add_argument("--granularity", default="tensor", choices=GRANULARITIES, help="int8 scale")
+    p.add_argument(
+        "--granularity",
+        default="tensor",
+        choices=GRANULARITIES,
+        help="int8 scale: per tensor, or per output row (a bias takes one scale)",
+    )
     p.add_argument("--trials", default="100", help=f"Monte Carlo trials, 1..{limits.MAX_TRIALS}")
     p.add_argument("--seed", default="0")
     p.add_argument("--csv", default=None, help="CSV data for models trained on an uploaded CSV")
