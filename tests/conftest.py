@@ -31,6 +31,26 @@ def state_digest(model: nn.Module) -> dict[str, str]:
     return out
 
 
+def numpy_trial_draws(seed, trials, n_sites, ber=None, count=None) -> list[np.ndarray]:
+    """Each trial's sites drawn by numpy alone, one generator per trial: default_rng([seed, t]),
+    a binomial (or the count), then choice without replacement (the reference of the chunk
+    draws in sar_core.faults.draws). Trials are passed to numpy as given."""
+    out = []
+    for t in trials:
+        rng = np.random.default_rng([seed, t])
+        n = count if count is not None else int(rng.binomial(n_sites, ber))
+        out.append(rng.choice(n_sites, size=n, replace=False) if n else np.empty(0, np.int64))
+    return out
+
+
+def assert_same_draws(got, want) -> None:
+    """Equal lists of int64 site arrays, element for element and in order."""
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.dtype == np.int64
+        np.testing.assert_array_equal(g, w)
+
+
 def tiny_linear(weight: np.ndarray, bias: np.ndarray) -> nn.Module:
     """A one-layer model named like sar_core's ('out') with the given weights."""
     w = np.asarray(weight, dtype=np.float32)

@@ -6,27 +6,12 @@ then ``choice(n_sites, n, replace=False)``, one generator per trial."""
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_draws, numpy_trial_draws
 from torch import nn
 
 from sar_core.engine.montecarlo import MonteCarlo
 from sar_core.faults import draws as D
 from sar_core.faults.model import FaultModel, SiteSpace
-
-
-def numpy_draws(seed, trials, n_sites, ber=None, count=None):
-    out = []
-    for t in trials:
-        rng = np.random.default_rng([seed, int(t)])
-        n = count if count is not None else int(rng.binomial(n_sites, ber))
-        out.append(rng.choice(n_sites, size=n, replace=False) if n else np.empty(0, np.int64))
-    return out
-
-
-def assert_same(got, want):
-    assert len(got) == len(want)
-    for g, w in zip(got, want):
-        assert g.dtype == np.int64
-        np.testing.assert_array_equal(g, w)
 
 
 @pytest.mark.parametrize(
@@ -46,9 +31,9 @@ def assert_same(got, want):
 )
 def test_chunk_equals_numpy(seed, n_sites, ber, count):
     trials = list(range(0, 120)) + [7, 3, 10**6, 2**32 - 1, 2**32 + 5]  # any order, repeats
-    assert_same(
+    assert_same_draws(
         D.chunk_site_draws(seed, trials, n_sites, ber=ber, count=count),
-        numpy_draws(seed, trials, n_sites, ber, count),
+        numpy_trial_draws(seed, trials, n_sites, ber, count),
     )
 
 
@@ -57,8 +42,8 @@ def test_lemire_rejections_take_numpy_path():
     # words are rejected by numpy; the chunk must still equal numpy (those trials fall back)
     n_sites = 2**31 + 5
     trials = range(60)
-    want = numpy_draws(1, trials, n_sites, count=3)
-    assert_same(D.chunk_site_draws(1, trials, n_sites, count=3), want)
+    want = numpy_trial_draws(1, trials, n_sites, count=3)
+    assert_same_draws(D.chunk_site_draws(1, trials, n_sites, count=3), want)
     # and the rejection detector agrees with a scalar re-implementation of numpy's rule
     words = np.random.default_rng(0).integers(0, 2**32, 4000, dtype=np.uint64).astype(np.uint32)
     bound = np.full(words.shape, n_sites - 1, dtype=np.int64)
@@ -88,8 +73,9 @@ def test_unchecked_numpy_falls_back(monkeypatch):
     plain = D._fast
     monkeypatch.setattr(D, "_fast", lambda *a: calls.append(1) or plain(*a))
     trials = range(30)
-    assert_same(
-        D.chunk_site_draws(0, trials, 100_000, ber=1e-3), numpy_draws(0, trials, 100_000, 1e-3)
+    assert_same_draws(
+        D.chunk_site_draws(0, trials, 100_000, ber=1e-3),
+        numpy_trial_draws(0, trials, 100_000, 1e-3),
     )
     assert not calls
 

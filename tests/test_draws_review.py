@@ -1,7 +1,7 @@
 """Review of sar_core.faults.draws: edge cases of ``chunk_site_draws`` against numpy itself.
 
-The reference is written here, independently of ``draws.numpy_site_draw``: for trial t,
-``rng = np.random.default_rng([seed, t])``, a binomial (or a count), then
+The reference (``conftest.numpy_trial_draws``) is independent of ``draws.numpy_site_draw``: for
+trial t, ``rng = np.random.default_rng([seed, t])``, a binomial (or a count), then
 ``rng.choice(n_sites, n, replace=False)``. Where equality alone could hold because every trial
 fell back to numpy, the tests also count the rows the fast path itself produced."""
 
@@ -10,24 +10,9 @@ import types
 
 import numpy as np
 import pytest
+from conftest import assert_same_draws, numpy_trial_draws
 
 from sar_core.faults import draws as D
-
-
-def reference(seed, trials, n_sites, ber=None, count=None):
-    out = []
-    for t in trials:
-        rng = np.random.default_rng([seed, t])
-        n = count if count is not None else int(rng.binomial(n_sites, ber))
-        out.append(rng.choice(n_sites, size=n, replace=False) if n else np.empty(0, np.int64))
-    return out
-
-
-def assert_same(got, want):
-    assert len(got) == len(want)
-    for g, w in zip(got, want):
-        assert g.dtype == np.int64
-        np.testing.assert_array_equal(g, w)
 
 
 @pytest.fixture
@@ -53,8 +38,8 @@ NUMPY_SEEDS = [np.int64(5), np.uint32(2**32 - 1), np.uint64(2**32), np.int32(3),
 @pytest.mark.parametrize("seed", SEEDS + NUMPY_SEEDS)
 def test_seeds_at_word_boundaries_and_numpy_int_types(seed):
     trials = range(25)
-    want = reference(seed, trials, 300_000, ber=1e-4)
-    assert_same(D.chunk_site_draws(seed, trials, 300_000, ber=1e-4), want)
+    want = numpy_trial_draws(seed, trials, 300_000, ber=1e-4)
+    assert_same_draws(D.chunk_site_draws(seed, trials, 300_000, ber=1e-4), want)
 
 
 @pytest.mark.parametrize(
@@ -73,8 +58,8 @@ def test_seeds_at_word_boundaries_and_numpy_int_types(seed):
     ],
 )
 def test_trial_lists(trials):
-    want = reference(3, [int(t) for t in trials], 50_000, ber=1e-3)
-    assert_same(D.chunk_site_draws(3, trials, 50_000, ber=1e-3), want)
+    want = numpy_trial_draws(3, [int(t) for t in trials], 50_000, ber=1e-3)
+    assert_same_draws(D.chunk_site_draws(3, trials, 50_000, ber=1e-3), want)
 
 
 @pytest.mark.parametrize("n_sites", [1, 2, 3, 4, 100, 10_000, 10_001, 2**32 - 1, 2**32, 2**32 + 1])
@@ -82,20 +67,20 @@ def test_site_counts_and_rates(n_sites):
     trials = range(30)
     for count in {1, 2, 5, 40, n_sites}:
         if count <= min(n_sites, 600):  # count == n_sites: every site
-            want = reference(11, trials, n_sites, count=count)
-            assert_same(D.chunk_site_draws(11, trials, n_sites, count=count), want)
+            want = numpy_trial_draws(11, trials, n_sites, count=count)
+            assert_same_draws(D.chunk_site_draws(11, trials, n_sites, count=count), want)
     for ber in (1e-9, 1e-6, 0.5, 1 - 1e-9, 1.0, 0.0):
         if n_sites * ber <= 600:
-            want = reference(13, trials, n_sites, ber=ber)
-            assert_same(D.chunk_site_draws(13, trials, n_sites, ber=ber), want)
+            want = numpy_trial_draws(13, trials, n_sites, ber=ber)
+            assert_same_draws(D.chunk_site_draws(13, trials, n_sites, ber=ber), want)
 
 
 def test_choice_branch_boundary():
     """numpy's choice switches to its tail shuffle when n_sites > 10000 and n > n_sites // 50."""
     for n_sites in (10_000, 10_001, 10_050, 10_100, 20_050):
         for count in {n_sites // 50 - 1, n_sites // 50, n_sites // 50 + 1, 100, 101}:
-            want = reference(17, range(20), n_sites, count=count)
-            assert_same(D.chunk_site_draws(17, range(20), n_sites, count=count), want)
+            want = numpy_trial_draws(17, range(20), n_sites, count=count)
+            assert_same_draws(D.chunk_site_draws(17, range(20), n_sites, count=count), want)
 
 
 def test_fast_path_edges_are_taken_and_exact(fast_rows):
@@ -107,16 +92,16 @@ def test_fast_path_edges_are_taken_and_exact(fast_rows):
     fast = [(kmax**2, kmax), (2**20, 128), (2**24, 8)]
     cases = [(1, 1), (4, 2), (100, 10), *fast, (10**7, kmax), (2**32, 7)]
     for n_sites, k in cases:
-        want = reference(19, range(30), n_sites, count=k)
-        assert_same(D.chunk_site_draws(19, range(30), n_sites, count=k), want)
+        want = numpy_trial_draws(19, range(30), n_sites, count=k)
+        assert_same_draws(D.chunk_site_draws(19, range(30), n_sites, count=k), want)
     for n_sites, k in fast:
         assert fast_rows.get(k, 0) > 0, (n_sites, k)
     assert fast_rows.get(1, 0) > 0
     # one past the limits: numpy's path for every trial, still equal
     fast_rows.clear()
     for n_sites, k in [(10**7, kmax + 1), (kmax**2 - 1, kmax), (2**32 + 1, 7)]:
-        want = reference(19, range(10), n_sites, count=k)
-        assert_same(D.chunk_site_draws(19, range(10), n_sites, count=k), want)
+        want = numpy_trial_draws(19, range(10), n_sites, count=k)
+        assert_same_draws(D.chunk_site_draws(19, range(10), n_sites, count=k), want)
     assert not fast_rows
 
 
@@ -124,8 +109,8 @@ def test_fast_path_edges_are_taken_and_exact(fast_rows):
 def test_rejection_heavy_sizes(n_sites):
     """Just above 2**31 about half of numpy's 32-bit words are rejected and redrawn."""
     for kw in ({"count": 7}, {"ber": 20 / n_sites}):
-        want = reference(31, range(60), n_sites, **kw)
-        assert_same(D.chunk_site_draws(31, range(60), n_sites, **kw), want)
+        want = numpy_trial_draws(31, range(60), n_sites, **kw)
+        assert_same_draws(D.chunk_site_draws(31, range(60), n_sites, **kw), want)
 
 
 @pytest.mark.parametrize(
@@ -133,7 +118,7 @@ def test_rejection_heavy_sizes(n_sites):
 )
 def test_bad_input_raises_as_numpy_does(kw):
     with pytest.raises(ValueError) as want:
-        reference(1, range(3), 1000, **kw)
+        numpy_trial_draws(1, range(3), 1000, **kw)
     with pytest.raises(type(want.value)):
         D.chunk_site_draws(1, range(3), 1000, **kw)
 
@@ -142,7 +127,7 @@ def test_two_threads_on_first_use(monkeypatch):
     """Concurrent first calls (each runs the self-check) give numpy's draws in every thread."""
     monkeypatch.setattr(D, "_CHECKED", [])
     cases = [(1, 835_904, 1e-4, None), (2, 5000, None, 20), (3, 2**31 + 7, None, 4)]
-    want = {c: reference(c[0], range(60), c[1], c[2], c[3]) for c in cases}
+    want = {c: numpy_trial_draws(c[0], range(60), c[1], c[2], c[3]) for c in cases}
     barrier, errors = threading.Barrier(3), []
 
     def work(shift):
@@ -164,8 +149,8 @@ def test_two_threads_on_first_use(monkeypatch):
 
 @pytest.mark.parametrize("trials", [[2**63], np.array([2**64 - 1], dtype=np.uint64)])
 def test_trials_of_2_63_or_more(trials):
-    want = reference(3, [int(t) for t in trials], 50_000, ber=1e-3)
-    assert_same(D.chunk_site_draws(3, trials, 50_000, ber=1e-3), want)
+    want = numpy_trial_draws(3, [int(t) for t in trials], 50_000, ber=1e-3)
+    assert_same_draws(D.chunk_site_draws(3, trials, 50_000, ber=1e-3), want)
 
 
 @pytest.mark.parametrize(
@@ -173,7 +158,7 @@ def test_trials_of_2_63_or_more(trials):
 )
 def test_non_integer_inputs_raise_as_numpy_does(seed, trials, n_sites):
     with pytest.raises((TypeError, ValueError)):
-        reference(seed, trials, n_sites, count=3)
+        numpy_trial_draws(seed, trials, n_sites, count=3)
     with pytest.raises((TypeError, ValueError)):
         D.chunk_site_draws(seed, trials, n_sites, count=3)
 
@@ -200,6 +185,6 @@ def test_self_check_catches_a_numpy_that_differs_after_btpe(monkeypatch):
     monkeypatch.setattr(D, "_CHECKED", [])
     trials = range(20)
     want = [D.numpy_site_draw(0, t, 835_904, 1e-4, None) for t in trials]  # the changed numpy
-    want_plain = reference(0, trials, 835_904, ber=1e-4)
+    want_plain = numpy_trial_draws(0, trials, 835_904, ber=1e-4)
     assert sum(not np.array_equal(a, b) for a, b in zip(want, want_plain)) > 10  # it differs
-    assert_same(D.chunk_site_draws(0, trials, 835_904, ber=1e-4), want)
+    assert_same_draws(D.chunk_site_draws(0, trials, 835_904, ber=1e-4), want)

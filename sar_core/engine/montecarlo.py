@@ -164,29 +164,24 @@ class MonteCarlo:
 
     def patterns(self, seed: int, t: int) -> list[FaultPattern]:
         """Trial t's pattern for each model (one shared pattern unless rates are asymmetric)."""
-        if self.fm.target == "activations":
-            return [self._evals[0].space.sample(trial_rng(seed, t))] * len(self.models)
-        if self.fm.asymmetric:
-            pats = [inj.sample(trial_rng(seed, t)) for inj in self.injectors]
-        else:
-            pats = [self.injectors[0].sample(trial_rng(seed, t))] * len(self.models)
-        if self.pattern_filter is None:
-            return pats
-        # one filter draw per trial, shared by all models (common random numbers)
-        return [self.pattern_filter(p, np.random.default_rng([seed, t, 1])) for p in pats]
+        return self.chunk_patterns(seed, [t])[0]
 
     def chunk_patterns(self, seed: int, trials: Sequence[int]) -> list[list[FaultPattern]]:
-        """``[self.patterns(seed, t) for t in trials]``, the draws of all trials at once."""
-        if self.fm.asymmetric:
-            return [self.patterns(seed, t) for t in trials]
-        space = self._evals[0].space if self.fm.target == "activations" else self.injectors[0].space
-        out = []
-        for t, p in zip(trials, space.sample_trials(seed, trials)):
-            pats = [p] * len(self.models)
-            if self.pattern_filter is not None:  # the filter's own generator, as in patterns
-                pats = [self.pattern_filter(q, np.random.default_rng([seed, t, 1])) for q in pats]
-            out.append(pats)
-        return out
+        """``[self.patterns(seed, t) for t in trials]``: shared patterns are drawn for all trials
+        at once (``SiteSpace.sample_trials``); asymmetric rates read each model's stored bits."""
+        if self.fm.asymmetric and self.fm.target != "activations":
+            drawn = [[inj.sample(trial_rng(seed, t)) for inj in self.injectors] for t in trials]
+        else:
+            acts = self.fm.target == "activations"
+            space = self._evals[0].space if acts else self.injectors[0].space
+            drawn = [[p] * len(self.models) for p in space.sample_trials(seed, trials)]
+        if self.pattern_filter is None:
+            return drawn
+        # one filter draw per trial, shared by all models (common random numbers)
+        return [
+            [self.pattern_filter(p, np.random.default_rng([seed, t, 1])) for p in pats]
+            for t, pats in zip(trials, drawn)
+        ]
 
     def _scores(self, m: int, pats: list[FaultPattern]) -> tuple[list[int], list]:
         """(bits changed, (accuracy, loss)) per pattern for model m."""
@@ -233,19 +228,12 @@ def _expected_flips(fm: FaultModel, n_sites: int) -> float:
 
 
 def _same_bits(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    """Whether ``a`` and ``b`` hold the same tensors bit for bit (-0.0 differs from 0.0)."""
-
-    as_int = {torch.float64: torch.int64, torch.float32: torch.int32, torch.float16: torch.int16}
-    as_int[torch.bfloat16] = torch.int16
-
-    def bits(t: torch.Tensor) -> torch.Tensor:
-        t = t.detach()
-        return t.view(as_int[t.dtype]) if t.dtype in as_int else t
-
+    """Whether ``a`` and ``b`` hold the same tensors bit for bit: equal values and equal sign
+    bits (-0.0 differs from 0.0; a NaN is never equal, so it is never taken as unchanged)."""
     return a.keys() == b.keys() and all(
-        a[k].shape == b[k].shape
-        and a[k].dtype == b[k].dtype
-        and torch.equal(bits(a[k]), bits(b[k]))
+        a[k].dtype == b[k].dtype
+        and torch.equal(a[k], b[k])
+        and torch.equal(torch.signbit(a[k]), torch.signbit(b[k]))
         for k in a
     )
 

@@ -93,11 +93,16 @@ def pcg64_state(w: Sequence[int]) -> dict:
     }
 
 
-def numpy_site_draw(seed: int, t: int, n_sites: int, ber: float | None, count: int | None):
-    """Trial t's sites drawn by numpy itself (the definition the fast path must equal)."""
-    rng = np.random.default_rng([seed, t])
+def draw_sites(rng: np.random.Generator, n_sites: int, ber: float | None, count: int | None):
+    """The sites of one pattern: n ~ Binomial(n_sites, ber) (or n = count), then n distinct sites
+    uniformly, in draw order (the definition ``SiteSpace.sample`` and the fast path follow)."""
     n = count if count is not None else int(rng.binomial(n_sites, ber))
     return rng.choice(n_sites, size=n, replace=False) if n else np.empty(0, np.int64)
+
+
+def numpy_site_draw(seed: int, t: int, n_sites: int, ber: float | None, count: int | None):
+    """Trial t's sites drawn by numpy itself (what the fast path must equal)."""
+    return draw_sites(np.random.default_rng([seed, t]), n_sites, ber, count)
 
 
 def _floyd_branch(n_sites: int, n: int) -> bool:

@@ -27,7 +27,7 @@ import numpy as np
 from torch import nn
 
 from sar_core import limits
-from sar_core.faults.draws import chunk_site_draws
+from sar_core.faults.draws import chunk_site_draws, draw_sites
 from sar_core.formats import bits as B
 from sar_core.names import FAULT_KINDS, FAULT_TARGETS, GRANULARITIES
 from sar_core.validate import check_choice, check_float, check_int
@@ -320,37 +320,34 @@ class SiteSpace:
         elem, slot = np.divmod(site_ids, len(self.starts))
         return elem, self.starts[slot]
 
-    def sample(self, rng: np.random.Generator | int) -> FaultPattern:
-        """n ~ Binomial(N_sites, ber) (or n = count), then n distinct sites uniformly."""
+    def _check_rate(self) -> None:
+        """ValueError for a rate this space cannot sample: asymmetric rates, or a count above
+        the number of sites."""
         fm = self.fm
-        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         if fm.asymmetric:
             raise ValueError(
                 "Invalid fault model: asymmetric rates (ber_01/ber_10) depend on the stored "
                 "bits; sample with Injector(model, fm).sample(rng)"
             )
-        if fm.count is not None:
-            if fm.count > self.n_sites:
-                raise ValueError(
-                    f"Invalid count={fm.count}: only {self.n_sites} eligible bit sites exist for "
-                    f"this model and fault model; use count <= {self.n_sites}"
-                )
-            n = fm.count
-        else:
-            n = int(rng.binomial(self.n_sites, fm.ber))
-        ids = rng.choice(self.n_sites, size=n, replace=False) if n else np.empty(0, np.int64)
-        return self.split(ids, n)
+        if fm.count is not None and fm.count > self.n_sites:
+            raise ValueError(
+                f"Invalid count={fm.count}: only {self.n_sites} eligible bit sites exist for "
+                f"this model and fault model; use count <= {self.n_sites}"
+            )
+
+    def sample(self, rng: np.random.Generator | int) -> FaultPattern:
+        """n ~ Binomial(N_sites, ber) (or n = count), then n distinct sites uniformly."""
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        self._check_rate()
+        ids = draw_sites(rng, self.n_sites, self.fm.ber, self.fm.count)
+        return self.split(ids, ids.size)
 
     def sample_trials(self, seed: int, trials: Sequence[int]) -> list[FaultPattern]:
         """The patterns of ``trials``, trial t drawn from ``np.random.default_rng([seed, t])``:
         exactly ``[self.sample(np.random.default_rng([seed, t])) for t in trials]``, drawn for
         all trials at once (``sar_core.faults.draws``; benchmarks/draws_bench.py times it)."""
-        fm = self.fm
-        if fm.asymmetric:
-            self.sample(0)  # the ValueError that names the asymmetric rates
-        if fm.count is not None and fm.count > self.n_sites:
-            self.sample(0)  # the ValueError that names count
-        ids = chunk_site_draws(seed, trials, self.n_sites, ber=fm.ber, count=fm.count)
+        self._check_rate()
+        ids = chunk_site_draws(seed, trials, self.n_sites, ber=self.fm.ber, count=self.fm.count)
         return [self.split(i, i.size) for i in ids]
 
 

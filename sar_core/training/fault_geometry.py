@@ -89,9 +89,7 @@ def fault_intensity(w: torch.Tensor, fm: FaultModel) -> torch.Tensor:
     kept, _ = covered_bits(fm)
     if fm.format == "int8":
         dq2 = sum((128.0 if b == 7 else 2.0**b) ** 2 for b in kept) / len(kept)  # mean |dq|^2
-        # the injector's scale (float32); a 1-D tensor has one scale here, as in SAR's step
-        gran = fm.granularity if w.dim() > 1 else "tensor"
-        s = B.int8_scale(w, gran).to(w.dtype)
+        s = B.int8_scale(w, fm.granularity).to(w.dtype)  # the injector's scale (float32)
         return (s * math.sqrt(dq2)).expand_as(w).clone()
     f = B.get_format(fm.format)
     a_tab, c_tab = _float_tables(fm.format, kept)

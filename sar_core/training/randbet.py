@@ -46,7 +46,7 @@ def int8_codes(w: torch.Tensor, granularity: str = "tensor") -> tuple[torch.Tens
     """(q int8, s) with q = clip(round(w / s), -127, 127), s = bits.int8_scale(w) (the injector's
     float32 scale: max|w| / 127, per tensor or output channel; one for a 1-D tensor), as
     bits.encode."""
-    s = B.int8_scale(w.detach(), granularity if w.dim() > 1 else "tensor")
+    s = B.int8_scale(w.detach(), granularity)
     return int8_quantize(w, s), s
 
 
