@@ -219,8 +219,8 @@ def _fast_eligible(n_sites: int, k: int) -> bool:
 
 
 def _chunk(seed, trials: np.ndarray, n_sites, ber, count, *, fast: bool) -> list[np.ndarray]:
-    small = 0 <= seed <= _M32 and trials.size and trials.min() >= 0 and trials.max() <= _M32
-    if not (fast and small and 0 < n_sites <= _M32 + 1):  # numpy's path (its own checks)
+    # trials are in [0, 2**32) (chunk_site_draws); a larger seed or space: numpy's path
+    if not (fast and 0 <= seed <= _M32 and 0 < n_sites <= _M32 + 1):
         return [numpy_site_draw(seed, int(t), n_sites, ber, count) for t in trials]
     words = seed_words(seed, trials).tolist()
     bg = np.random.PCG64()
