@@ -24,16 +24,21 @@ from sar_core.training.loop import TrainConfig, train
 from sar_core.training.optim import SAR
 
 
-def _reference_t(w: np.ndarray, fm: FaultModel, kept: tuple[int, ...]) -> np.ndarray:
-    """RMS over ``kept`` bits of |decode(encode(w) ^ (1 << b)) - decode(encode(w))|, via NumPy."""
+def _reference_t(
+    w: np.ndarray, fm: FaultModel, kept: tuple[int, ...], span: float | None = 2.0
+) -> np.ndarray:
+    """RMS over ``kept`` bits of d = |decode(encode(w) ^ (1 << b)) - decode(encode(w))|, via
+    NumPy, where a flip with d > ``span`` x max|stored w| counts 0 (None: every flip counts)."""
     scale = B.int8_scale(w, fm.granularity) if fm.format == "int8" else None
     codes = B.encode(w, fm.format, scale)
     base = B.decode(codes, fm.format, scale).astype(np.float64)
+    limit = np.inf if span is None else span * np.abs(base).max()
     sq = np.zeros_like(base)
     for b in kept:
         flipped = codes ^ codes.dtype.type(1 << b)
         with np.errstate(over="ignore", invalid="ignore"):
-            sq += (B.decode(flipped, fm.format, scale).astype(np.float64) - base) ** 2
+            d = np.abs(B.decode(flipped, fm.format, scale).astype(np.float64) - base)
+        sq += np.where(d <= limit, d, 0.0) ** 2  # NaN / inf compare False
     return np.sqrt(sq / len(kept))
 
 
@@ -76,6 +81,44 @@ def test_exponent_msb_is_left_out_of_the_geometry_and_reported():
     assert d["rho"] == pytest.approx(0.5 * math.sqrt(1e-3 * 20 * 15))
     with pytest.raises(ValueError, match="catastrophic"):
         fault_intensity(w, FaultModel(format="float16", bits=(14,), ber=1e-3))
+
+
+@pytest.mark.parametrize("fmt, bits", [("float16", "0-13,15"), ("bfloat16", "0-13,15"),
+                                        ("float32", "0-29,31")])
+def test_float_flips_beyond_twice_the_range_are_left_out_of_t_and_reported(fmt, bits):
+    """Weights of |w| >= 2 (an exponent flip multiplies them by up to 2^(2^j)) and tiny ones:
+    T equals the NumPy reference that drops flips moving a weight by more than 2 max|W|, those
+    flips are counted by describe_sar, and without the rule T would be orders larger."""
+    w = torch.tensor([[2.5, -3.0, 0.4, 1e-3], [0.0, -0.07, 1.9, 2.0]])
+    fm = FaultModel(format=fmt, bits=bits, ber=1e-4)
+    t = fault_intensity(w, fm).double().numpy()
+    np.testing.assert_allclose(t, _reference_t(w.numpy(), fm, fm.bits), rtol=2e-3)
+    assert t.max() <= 2 * 3.0  # no flip counted moves a weight farther than 2 max|W|
+    every = _reference_t(w.numpy(), fm, fm.bits, span=None)
+    assert every[0, 0] > 30 * t[0, 0]  # 2.5: its upward exponent flips dominated the RMS
+    model = nn.Sequential(nn.Linear(4, 2))
+    with torch.no_grad():
+        model[0].weight.copy_(w)
+    d = describe_sar(model, fm, rho=1.0)
+    codes = B.encode(w.numpy(), fm.format)
+    base = np.abs(B.decode(codes, fm.format).astype(np.float64))
+    n_out = 0
+    for b in fm.bits:
+        with np.errstate(over="ignore", invalid="ignore"):
+            flipped = B.decode(codes ^ codes.dtype.type(1 << b), fm.format).astype(np.float64)
+            n_out += int((~(np.abs(flipped - np.sign(w.numpy()) * base) <= 2 * base.max())).sum())
+    assert d["uncovered_sites"] == d["layers"][0]["uncovered_sites"] == n_out > 0
+
+
+def test_int8_flips_stay_within_twice_the_range():
+    """The 2 max|W| rule leaves the int8 geometry unchanged: no int8 flip moves that far."""
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal((5, 7)) * 0.3).astype(np.float32)
+    for gran in ("tensor", "channel"):
+        fm = FaultModel(format="int8", ber=0.01, granularity=gran)
+        ref = _reference_t(w, fm, fm.bits, span=None)
+        np.testing.assert_array_equal(_reference_t(w, fm, fm.bits), ref)
+        np.testing.assert_allclose(fault_intensity(torch.from_numpy(w), fm).numpy(), ref, rtol=1e-5)
 
 
 def test_int8_geometry_is_the_quantization_step_times_rms_dq():

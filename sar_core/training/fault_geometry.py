@@ -3,6 +3,12 @@
 Formulas (also in sar_core.training.optim's docstring): T_i = RMS over the covered bits B' of how far one
 flip moves w_i (int8: s*|dq_b|; floats: exact per stored value); E[n] = p * N' (or a count's share);
 the exponent MSB of float formats is left out of both and reported (no finite radius covers it).
+A float flip that moves w_i farther than ``UNCOVERED_SPAN`` x max|W| of its tensor (the width of
+the tensor's range) counts 0 in T_i: an exponent flip of a weight with |w| >= 2 multiplies it by up
+to 2^(2^j), a jump no neighbourhood in the weights' own scale covers, and letting it into T put
+SAR's whole ascent on those few weights (SAR aimed at float16 collapsed the MNIST-1D CNN, whose
+first convolution has weights above 2). Every int8 flip moves a weight by at most 128 s, about
+1.01 max|W|, so the int8 geometry is unchanged.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ from torch import nn
 from sar_core.faults.model import FaultModel, catastrophic_bits, eligible_parameters
 from sar_core.formats import bits as B
 from sar_core.validate import check_float
+
+# a float flip that moves a weight farther than this times max|W| of its tensor is left out of T
+UNCOVERED_SPAN = 2.0
 
 
 def covered_bits(fm: FaultModel) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -57,49 +66,70 @@ def expected_flips(fm: FaultModel, n_elements: int) -> tuple[float, float]:
 
 
 @lru_cache(maxsize=64)
-def _float_tables(fmt: str, bits: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per biased exponent E: (A[E], C[E]) with sum_b d_b^2 = A[E] w^2 + C[E] over ``bits``."""
+def _float_tables(fmt: str, bits: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    """Per biased exponent E, d_b^2 = A_b[E] w^2 + C_b[E] for each bit b of ``bits``:
+    (A[E], C[E]) summed over the sign and mantissa bits (never uncovered: |d| <= 2|w|), and
+    (A_j[E], C_j[E]) of shape (J, 2^ne) for the J exponent bits (each checked per element)."""
     f = B.get_format(fmt)
     m, ne = f.mantissa_bits, f.exponent_bits
     bias = 2 ** (ne - 1) - 1
     n = 2**ne
+    exp_bits = [b for b in bits if m <= b < f.width - 1]
     a = torch.zeros(n, dtype=torch.float64)
     c = torch.zeros(n, dtype=torch.float64)
+    aj = torch.zeros((len(exp_bits), n), dtype=torch.float64)
+    cj = torch.zeros((len(exp_bits), n), dtype=torch.float64)
     for e_b in range(n):
         e = max(e_b, 1) - bias  # stored exponent (subnormals: 1 - bias)
         for b in bits:
             if b == f.width - 1:  # sign: w -> -w
                 a[e_b] += 4.0
             elif b >= m:  # exponent bit j: multiply by 2^(+-2^j)
-                j = b - m
+                i, j = exp_bits.index(b), b - m
                 if e_b == 0:  # subnormal (~0) becomes ~2^(2^j - bias)
-                    c[e_b] += 4.0 ** (2**j - bias)
+                    cj[i, e_b] = 4.0 ** (2**j - bias)
                 elif (e_b >> j) & 1:
-                    a[e_b] += (1 - 2.0 ** -(2**j)) ** 2
+                    aj[i, e_b] = (1 - 2.0 ** -(2**j)) ** 2
                 else:
-                    a[e_b] += (2.0 ** (2**j) - 1) ** 2
+                    aj[i, e_b] = (2.0 ** (2**j) - 1) ** 2
             else:  # mantissa bit k: +- 2^(k - M) * 2^e
                 c[e_b] += 4.0 ** (b - m + e)
     big = torch.finfo(torch.float32).max
-    return a.clamp(max=big).float(), c.clamp(max=big).float()
+    return tuple(t.clamp(max=big).float() for t in (a, c, aj, cj))
 
 
-def fault_intensity(w: torch.Tensor, fm: FaultModel) -> torch.Tensor:
-    """T: RMS displacement of each element of ``w`` per flip of one covered bit (same shape)."""
-    kept, _ = covered_bits(fm)
-    if fm.format == "int8":
-        dq2 = sum((128.0 if b == 7 else 2.0**b) ** 2 for b in kept) / len(kept)  # mean |dq|^2
-        s = B.int8_scale(w, fm.granularity).to(w.dtype)  # the injector's scale (float32)
-        return (s * math.sqrt(dq2)).expand_as(w).clone()
+def _float_t2(w: torch.Tensor, fm: FaultModel, kept: tuple[int, ...]) -> tuple[torch.Tensor, int]:
+    """(sum over the covered bits of d_b^2 per element, counting 0 for the uncovered flips;
+    the number of uncovered (element, bit) sites)."""
     f = B.get_format(fm.format)
-    a_tab, c_tab = _float_tables(fm.format, kept)
+    a_tab, c_tab, aj, cj = _float_tables(fm.format, kept)
     stored = w.to({"float16": torch.float16, "bfloat16": torch.bfloat16}.get(fm.format, w.dtype))
     ws = stored.float()
     _, ex = torch.frexp(ws)  # w = m 2^ex, m in [0.5, 1): stored exponent ex - 1
     bias = 2 ** (f.exponent_bits - 1) - 1
     e_b = (ex - 1 + bias).clamp(0, 2**f.exponent_bits - 1)
     e_b = torch.where(ws == 0, torch.zeros_like(e_b), e_b).long()
-    t2 = (a_tab[e_b] * ws * ws + c_tab[e_b]) / len(kept)
+    w2 = ws * ws
+    t2 = a_tab[e_b] * w2 + c_tab[e_b]
+    if not aj.shape[0]:
+        return t2, 0
+    span2 = (UNCOVERED_SPAN * ws.abs().amax()) ** 2  # a 0-d tensor: no host sync
+    d2 = aj[:, e_b] * w2 + cj[:, e_b]  # (J, *shape); inf where a flip overflows float32
+    covered = d2 <= span2
+    return t2 + torch.where(covered, d2, torch.zeros_like(d2)).sum(0), int((~covered).sum())
+
+
+def fault_intensity(w: torch.Tensor, fm: FaultModel) -> torch.Tensor:
+    """T: RMS displacement of each element of ``w`` per flip of one covered bit (same shape).
+
+    Float formats: a flip that moves the element farther than ``UNCOVERED_SPAN`` x max|W| counts
+    0 (see the module doc); ``describe_sar`` reports how many such sites there are."""
+    kept, _ = covered_bits(fm)
+    if fm.format == "int8":
+        dq2 = sum((128.0 if b == 7 else 2.0**b) ** 2 for b in kept) / len(kept)  # mean |dq|^2
+        s = B.int8_scale(w, fm.granularity).to(w.dtype)  # the injector's scale (float32)
+        return (s * math.sqrt(dq2)).expand_as(w).clone()
+    t2 = _float_t2(w, fm, kept)[0] / len(kept)
     return t2.clamp(max=torch.finfo(torch.float32).max).sqrt()
 
 
@@ -111,8 +141,9 @@ def describe_sar(
     ``model`` may be a ``ModelSpec``: it is then described at its initial weights for ``seed``
     (what training starts from; T follows the weights during training). Returns the covered and
     excluded bits, expected flips, the fault radius sqrt(E[n]) and the effective radius
-    rho * sqrt(E[n]), the expected fault-perturbation norm in weight units, and per parameter
-    the intensity T (mean, min, max) and the int8 scale when relevant.
+    rho * sqrt(E[n]), the expected fault-perturbation norm in weight units, for float targets
+    the covered sites left out of T at these weights (``uncovered_sites``, see the module doc),
+    and per parameter the intensity T (mean, min, max) and the int8 scale when relevant.
     """
     from sar_core.data.models import ModelSpec, build_model
 
@@ -128,12 +159,15 @@ def describe_sar(
     elig = eligible_parameters({n: tuple(p.shape) for n, p in named.items()}, fault_model)
     n_elem = sum(named[n].numel() for n in elig)
     e_n, e_bad = expected_flips(fault_model, n_elem)
-    layers, sq = [], 0.0
+    layers, sq, uncovered = [], 0.0, 0
     for n, p in named.items():
         row: dict[str, Any] = {"name": n, "shape": list(p.shape), "eligible": n in elig}
         if n in elig:
             t = fault_intensity(p, fault_model)
             sq += float((t.double() ** 2).sum())
+            if fault_model.format != "int8":
+                row["uncovered_sites"] = _float_t2(p, fault_model, kept)[1]
+                uncovered += row["uncovered_sites"]
             row.update(t_mean=float(t.mean()), t_min=float(t.min()), t_max=float(t.max()))
             row["abs_w_mean"] = float(p.abs().mean())
             if fault_model.format == "int8":
@@ -155,6 +189,9 @@ def describe_sar(
         "excluded_bits": list(excluded),
         "eligible_weights": int(n_elem),
         "covered_sites": int(n_elem * len(kept)),
+        # covered bits whose flip moves its weight farther than UNCOVERED_SPAN x max|W| (floats)
+        "uncovered_sites": uncovered,
+        "uncovered_span": UNCOVERED_SPAN,
         "expected_flips": e_n,
         "expected_excluded_flips": e_bad,
         "p_any_excluded_flip": p_bad if fault_model.ber is not None and excluded else None,
