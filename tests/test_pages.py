@@ -4,6 +4,7 @@ run produces its chart and table, and bad input gives an st.error without breaki
 from __future__ import annotations
 
 import ast
+import math
 import sys
 from pathlib import Path
 
@@ -96,6 +97,12 @@ def test_train_tiny_run_registers_models():
         "my digits MLP · SGD",
     ]
     assert len(at.get("download_button")) == 2
+    from sar_core.plots.style import method_label
+    from sar_core.training.optim import SAR_DEFAULT_RHO
+
+    mine_table = table_with(at, "parameters")
+    rho = dict(zip(mine_table["method"], mine_table["rho"]))  # the radius each was trained with
+    assert math.isnan(rho[method_label("sgd")]) and rho[method_label("sar")] == SAR_DEFAULT_RHO
     at.run()  # an unrelated rerun shows the stored results, no retraining
     assert_ok(at)
     assert len(at.dataframe[0].value) == 2
@@ -619,6 +626,28 @@ def test_train_shows_what_sar_derives_before_training():
     assert f"{desc['expected_flips']:.3g} bits flip" in texts
     table = table_with(at, "parameter")
     assert list(table["parameter"]) == [r["name"] for r in desc["layers"] if r["eligible"]]
+
+
+def test_sar_description_names_the_uncovered_float_sites():
+    """A float target with weights of |w| >= 2: the text gives describe_sar's count of sites left
+    out of T; an int8 target has none and says nothing about them."""
+    import torch
+    from torch import nn
+
+    from sar_core.faults.model import FaultModel
+    from sar_core.training.fault_geometry import describe_sar
+    from ui.training import describe_text
+
+    model = nn.Sequential(nn.Linear(3, 2))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[2.5, 0.1, -0.3], [0.2, -0.05, 0.01]]))
+    d16 = describe_sar(model, FaultModel(format="float16", ber=1e-4))
+    assert d16["uncovered_sites"] > 0
+    assert f"{d16['uncovered_sites']:,} of the {d16['covered_sites']:,} covered sites" in (
+        describe_text(d16)
+    )
+    d8 = describe_sar(model, FaultModel(format="int8", ber=1e-2))
+    assert d8["uncovered_sites"] == 0 and "covered sites" not in describe_text(d8)
 
 
 def test_interpolation_caption_follows_the_curve():

@@ -116,9 +116,20 @@ class Entry:
             "architecture": f"{self.arch} {list(self.loaded.checkpoint.spec.widths)}",
             "parameters": n_parameters(self.model),
             "epochs": cfg.get("epochs"),
-            "rho": cfg.get("rho"),
+            "rho": _effective_rho(cfg),
             "clean accuracy": meta.get("metrics", {}).get("clean_accuracy"),
         }
+
+
+def _effective_rho(cfg: dict) -> float | None:
+    """The radius a checkpoint was trained with (a method's default when its config left rho
+    unset); None for methods without one (SGD, Adam, FAT, clip, RandBET) or an unreadable config."""
+    from sar_core.training.config import TrainConfig
+
+    try:
+        return TrainConfig.from_dict(cfg).effective_rho
+    except (TypeError, ValueError):
+        return cfg.get("rho")
 
 
 def _demo_name(path: Path, ck: Checkpoint) -> str:

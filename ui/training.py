@@ -221,4 +221,12 @@ def describe_text(desc: Mapping) -> str:
         p = desc.get("p_any_excluded_flip")
         text += f"; the chance that any of them flips is {p:.3g}." if p is not None else "."
     text += f" Covered bits: {len(cov)}."
+    n_out = desc.get("uncovered_sites") or 0
+    if n_out:
+        text += (
+            f" At these weights {n_out:,} of the {desc['covered_sites']:,} covered sites move "
+            f"their weight by more than {desc['uncovered_span']:g} × max|W| of its tensor "
+            "(exponent flips of large or tiny weights): they count 0 in T, since a jump that "
+            "size is not a neighbourhood SAR can flatten."
+        )
     return text
