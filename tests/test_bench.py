@@ -125,3 +125,19 @@ def _pick_first(rows: dict, section: str, case: str) -> str:
 
 def _has(rows: dict, section: str, case: str) -> bool:
     return any(s.startswith(section) and c.startswith(case) for s, c in rows)
+
+
+def test_readme_float_geometry_numbers_come_from_its_result_file():
+    """The README's paragraph on uncovered float flips quotes benchmarks/results/float_geometry.md:
+    per seed clean accuracy of the MNIST-1D CNN for every flip counted, the rule, and SGD."""
+    import re
+
+    clean = {}
+    for line in (ROOT / "benchmarks" / "results" / "float_geometry.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 6 and cells[0] == "mnist1d_cnn1d":
+            clean[cells[2]] = re.findall(r"([\d.]+) / [\d.]+ \(", cells[3])
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for case in ("sar (every flip)", "sar (rule)", "sgd"):
+        assert len(clean[case]) == 2, clean
+        assert f"{clean[case][0]} % / {clean[case][1]} %" in readme, case
