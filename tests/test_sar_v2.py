@@ -19,6 +19,7 @@ from torch import nn
 from sar_core.faults.injector import Injector
 from sar_core.faults.model import FaultModel
 from sar_core.formats import bits as B
+from sar_core.training import fault_geometry
 from sar_core.training.fault_geometry import describe_sar, expected_flips, fault_intensity
 from sar_core.training.loop import TrainConfig, train
 from sar_core.training.optim import SAR
@@ -89,14 +90,31 @@ def test_float_flips_beyond_twice_the_range_are_left_out_of_t_and_reported(fmt, 
     """Weights of |w| >= 2 (an exponent flip multiplies them by up to 2^(2^j)) and tiny ones:
     T equals the NumPy reference that drops flips moving a weight by more than 2 max|W|, those
     flips are counted by describe_sar, and without the rule T would be orders larger."""
-    w = torch.tensor([[2.5, -3.0, 0.4, 1e-3], [0.0, -0.07, 1.9, 2.0]])
+    w = torch.tensor([[2.5, -3.0, 0.4, 1e-3, 3e-6], [0.0, -0.07, 1.9, 2.0, 0.6667]])
     fm = FaultModel(format=fmt, bits=bits, ber=1e-4)
     t = fault_intensity(w, fm).double().numpy()
     np.testing.assert_allclose(t, _reference_t(w.numpy(), fm, fm.bits), rtol=2e-3)
+    # float16: every element subnormal or zero (max|W| tiny: mantissa flips move farther than
+    # 2 max|W|), then large ones whose upward flips land on inf; other formats: tiny and large
+    for scale in (1e-5, 1e4) if fmt == "float16" else (1e-3, 1e3):
+        ws = w * scale
+        ref = _reference_t(ws.numpy(), fm, fm.bits)
+        np.testing.assert_allclose(fault_intensity(ws, fm).double().numpy(), ref, rtol=2e-3)
+    zero = fault_intensity(torch.zeros(3, 2), fm).double().numpy()
+    np.testing.assert_allclose(zero, _reference_t(np.zeros((3, 2), np.float32), fm, fm.bits))
     assert t.max() <= 2 * 3.0  # no flip counted moves a weight farther than 2 max|W|
     every = _reference_t(w.numpy(), fm, fm.bits, span=None)
     assert every[0, 0] > 30 * t[0, 0]  # 2.5: its upward exponent flips dominated the RMS
-    model = nn.Sequential(nn.Linear(4, 2))
+    span = fault_geometry.UNCOVERED_SPAN
+    try:  # the rule off: every flip counts, as before it
+        fault_geometry.UNCOVERED_SPAN = float("inf")
+        off = fault_intensity(w, fm).double().numpy()
+        fits = every < 1e18  # T^2 in float32 (a x 2^64 flip of 2.5 does not fit: clamped)
+        np.testing.assert_allclose(off[fits], every[fits], rtol=2e-3)
+        assert (off[~fits] >= 1e18).all()
+    finally:
+        fault_geometry.UNCOVERED_SPAN = span
+    model = nn.Sequential(nn.Linear(5, 2))
     with torch.no_grad():
         model[0].weight.copy_(w)
     d = describe_sar(model, fm, rho=1.0)

@@ -292,3 +292,24 @@ def test_a_failed_heldout_task_names_its_error(quick, monkeypatch):
     assert "4 failed tasks" in msg
     assert "digits_mlp/sar/seed2: TypeError: where(): bad 'other'" in msg
     assert "d: z" not in msg  # the first three only
+
+
+def test_protocol_command_reruns_the_bundled_suite_settings():
+    """The README's 'Run:' command carries every setting of the results file that differs from
+    SuiteConfig's defaults (the bundled run used 12 epochs and 30 trials, not 20 and 40)."""
+    import json
+
+    from sar_core.experiments.suite_config import SuiteConfig
+    from sar_core.experiments.suite_report import protocol_text, suite_command
+
+    res = json.loads(RESULTS_PATH.read_text())
+    cmd = suite_command(res).split()
+    c, d = res["config"], SuiteConfig()
+    for opt, key in (("--epochs", "epochs"), ("--trials", "trials_eval")):
+        if c[key] != getattr(d, key):
+            assert cmd[cmd.index(opt) + 1] == str(c[key])
+        else:
+            assert opt not in cmd
+    assert f"Run: `{suite_command(res)}`" in protocol_text(res)
+    plain = {**res, "config": {**c, "epochs": d.epochs, "trials_eval": d.trials_eval}}
+    assert suite_command(plain) == f"python benchmarks/suite.py --workers {res['workers']}"

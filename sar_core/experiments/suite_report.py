@@ -123,6 +123,24 @@ def _worst_clean(results: dict, m: str) -> tuple[float, str]:
     return min(rows)
 
 
+def suite_command(results: dict) -> str:
+    """The command that reruns the suite of ``results``: its settings that differ from
+    ``SuiteConfig``'s defaults, as benchmarks/suite.py options."""
+    from sar_core.experiments.suite_config import SuiteConfig
+
+    c, d = results["config"], SuiteConfig()
+    opts = [f"--workers {results.get('workers', 1)}"]
+    if tuple(c["tasks"]) != tuple(d.tasks):
+        opts.append(f"--tasks {','.join(c['tasks'])}")
+    if tuple(c["heldout_seeds"]) != tuple(d.heldout_seeds):
+        opts.append(f"--seeds {','.join(map(str, c['heldout_seeds']))}")
+    if c["epochs"] != d.epochs:
+        opts.append(f"--epochs {c['epochs']}")
+    if c["trials_eval"] != d.trials_eval:
+        opts.append(f"--trials {c['trials_eval']}")
+    return "python benchmarks/suite.py " + " ".join(opts)
+
+
 def protocol_text(results: dict) -> str:
     """What was run, from the results file itself (README paragraph)."""
     c = results["config"]
@@ -131,7 +149,7 @@ def protocol_text(results: dict) -> str:
     targets = ", ".join(results["tasks"][0]["targets"])
     tuned = ", ".join(f"{k} {v}" for k, v in c.get("grids", {}).items())
     return (
-        f"Run: `python benchmarks/suite.py --workers {results.get('workers', 1)}` "
+        f"Run: `{suite_command(results)}` "
         f"({minutes:.0f} min on the shared 2-core machine, load average "
         f"{la.get('start', float('nan')):.1f} -> {la.get('end', float('nan')):.1f}; created "
         f"{results.get('created', '?')}). {len(c['tasks'])} tasks; targets {targets}, each fixed "
