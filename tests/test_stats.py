@@ -58,6 +58,20 @@ def test_degenerate_inputs():
         t_interval([1, 2], level=1.5)
     with pytest.raises(ValueError, match="per_seed"):
         seed_level_interval([])
+
+
+def test_identical_seed_means_give_no_interval_and_no_verdict():
+    """Two seeds that land on the same delta (coarse accuracies): scipy's t.interval is NaN, and
+    so is the seed-level interval, so no win is declared; over fault trials identical values
+    keep their zero-width interval."""
+    same = [0.125, 0.125]
+    lo, hi = sps.t.interval(0.95, 1, loc=0.125, scale=sps.sem(same))
+    assert math.isnan(lo) and math.isnan(hi)
+    seed = seed_level_interval(same)
+    assert seed.mean == 0.125 and math.isnan(seed.lo) and math.isnan(seed.hi)
+    assert verdict(seed.lo, seed.hi) == "tie"
+    fault = t_interval([0.9] * 50)
+    assert (fault.lo, fault.hi) == (0.9, 0.9)
     assert math.isnan(t_interval([1.0, float("nan"), 2.0]).lo)
 
 

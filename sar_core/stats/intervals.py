@@ -76,7 +76,13 @@ def clamp_unit(ci: Sequence[float]) -> list[float]:
 
 
 def t_interval(values: Sequence[float], *, kind: str = "fault", level: float = LEVEL) -> Summary:
-    """Student-t interval of the mean of ``values`` (NaN bounds when fewer than 2 values)."""
+    """Student-t interval of the mean of ``values`` (NaN bounds when fewer than 2 values).
+
+    ``kind="seed"``: NaN bounds too when every value is the same. Seed means of accuracies on a
+    small test set come in coarse steps, and two or three seeds can land on one value by chance;
+    a zero-width interval would then call a one-step difference certain (scipy's t.interval is
+    NaN there as well). Over fault trials identical values are what the faults did (say, none
+    changed a prediction), and the interval stays [mean, mean]."""
     if kind not in ("fault", "seed"):
         raise ValueError(f"Invalid kind={kind!r}: must be 'fault' or 'seed'")
     if not 0.0 < level < 1.0:
@@ -87,7 +93,10 @@ def t_interval(values: Sequence[float], *, kind: str = "fault", level: float = L
     mean = float(v.mean())
     if v.size < 2 or not np.isfinite(v).all():
         return Summary(mean, math.nan, math.nan, int(v.size), kind, level)
-    half = t_quantile(0.5 + level / 2, v.size - 1) * float(v.std(ddof=1)) / math.sqrt(v.size)
+    std = float(v.std(ddof=1))
+    if kind == "seed" and std == 0.0:
+        return Summary(mean, math.nan, math.nan, int(v.size), kind, level)
+    half = t_quantile(0.5 + level / 2, v.size - 1) * std / math.sqrt(v.size)
     return Summary(mean, mean - half, mean + half, int(v.size), kind, level)
 
 
