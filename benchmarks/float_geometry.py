@@ -3,7 +3,9 @@
 A float flip that moves a weight farther than ``UNCOVERED_SPAN`` x max|W| of its tensor counts 0
 in SAR's intensity T (``sar_core.training.fault_geometry``). This script trains, per task and
 seed, SGD, SAR aimed at float16 with the rule, and SAR with every flip counted (the rule off:
-``UNCOVERED_SPAN = inf``, the geometry before the rule), and evaluates each at the task's float16
+``UNCOVERED_SPAN = inf``, the geometry before the rule; the same formula, summed in another
+order, so a collapsing run's per-seed numbers differ from the old code's, not the collapse),
+and evaluates each at the task's float16
 target BER of the suite (``studies/suite.toml``), the campaign seed 1000 + seed as in the suite.
 Seeds 0-1 are the suite's tuning seeds (where the rule was found); the held-out seeds 2-6 are
 judged by the suite itself (``benchmarks/suite.py``).
