@@ -1,7 +1,7 @@
 """SAR aimed at a float target, with and without the 2 max|W| rule of its fault geometry.
 
 A float flip that moves a weight farther than ``UNCOVERED_SPAN`` x max|W| of its tensor counts 0
-in SAR's intensity T (``sar_core.training.fault_geometry``). This script trains, per task and
+in SAR's intensity T (``sar_core.training.float_intensity``). This script trains, per task and
 seed, SGD, SAR aimed at float16 with the rule, and SAR with every flip counted (the rule off:
 ``UNCOVERED_SPAN = inf``, the geometry before the rule; the same formula, summed in another
 order, so a collapsing run's per-seed numbers differ from the old code's, not the collapse),
@@ -33,7 +33,7 @@ from sar_core.data.datasets import load_dataset  # noqa: E402
 from sar_core.engine.evaluate import as_tensors  # noqa: E402
 from sar_core.faults.model import FaultModel  # noqa: E402
 from sar_core.runtime import configure_threads  # noqa: E402
-from sar_core.training import fault_geometry  # noqa: E402
+from sar_core.training import float_intensity  # noqa: E402
 from sar_core.training.loop import TrainConfig, spec_for, train  # noqa: E402
 
 # (dataset, arch, widths, float16 target BER of the suite's tuning stage)
@@ -54,12 +54,12 @@ def run(task: str, seed: int, case: str, trials: int) -> dict:
     kw: dict = dict(method="sgd", epochs=12, lr=0.05, seed=seed)
     if case != "sgd":
         kw.update(method="sar", fault_model=fm)
-    span = fault_geometry.UNCOVERED_SPAN
-    fault_geometry.UNCOVERED_SPAN = float("inf") if case == "sar (every flip)" else span
+    span = float_intensity.UNCOVERED_SPAN
+    float_intensity.UNCOVERED_SPAN = float("inf") if case == "sar (every flip)" else span
     try:
         res = train(spec_for(data, arch, widths, "relu"), data, TrainConfig(**kw), device="cpu")
     finally:
-        fault_geometry.UNCOVERED_SPAN = span
+        float_intensity.UNCOVERED_SPAN = span
     model = res.model.eval()
     X, y = as_tensors(data.X_test, data.y_test)
     with torch.no_grad():

@@ -19,7 +19,7 @@ from torch import nn
 from sar_core.faults.injector import Injector
 from sar_core.faults.model import FaultModel
 from sar_core.formats import bits as B
-from sar_core.training import fault_geometry
+from sar_core.training import float_intensity
 from sar_core.training.fault_geometry import describe_sar, expected_flips, fault_intensity
 from sar_core.training.loop import TrainConfig, train
 from sar_core.training.optim import SAR
@@ -84,8 +84,9 @@ def test_exponent_msb_is_left_out_of_the_geometry_and_reported():
         fault_intensity(w, FaultModel(format="float16", bits=(14,), ber=1e-3))
 
 
-@pytest.mark.parametrize("fmt, bits", [("float16", "0-13,15"), ("bfloat16", "0-13,15"),
-                                        ("float32", "0-29,31")])
+@pytest.mark.parametrize(
+    "fmt, bits", [("float16", "0-13,15"), ("bfloat16", "0-13,15"), ("float32", "0-29,31")]
+)
 def test_float_flips_beyond_twice_the_range_are_left_out_of_t_and_reported(fmt, bits):
     """Weights of |w| >= 2 (an exponent flip multiplies them by up to 2^(2^j)) and tiny ones:
     T equals the NumPy reference that drops flips moving a weight by more than 2 max|W|, those
@@ -105,15 +106,15 @@ def test_float_flips_beyond_twice_the_range_are_left_out_of_t_and_reported(fmt, 
     assert t.max() <= 2 * 3.0  # no flip counted moves a weight farther than 2 max|W|
     every = _reference_t(w.numpy(), fm, fm.bits, span=None)
     assert every[0, 0] > 30 * t[0, 0]  # 2.5: its upward exponent flips dominated the RMS
-    span = fault_geometry.UNCOVERED_SPAN
+    span = float_intensity.UNCOVERED_SPAN
     try:  # the rule off: every flip counts, as before it
-        fault_geometry.UNCOVERED_SPAN = float("inf")
+        float_intensity.UNCOVERED_SPAN = float("inf")
         off = fault_intensity(w, fm).double().numpy()
         fits = every < 1e18  # T^2 in float32 (a x 2^64 flip of 2.5 does not fit: clamped)
         np.testing.assert_allclose(off[fits], every[fits], rtol=2e-3)
         assert (off[~fits] >= 1e18).all()
     finally:
-        fault_geometry.UNCOVERED_SPAN = span
+        float_intensity.UNCOVERED_SPAN = span
     model = nn.Sequential(nn.Linear(5, 2))
     with torch.no_grad():
         model[0].weight.copy_(w)
@@ -126,6 +127,29 @@ def test_float_flips_beyond_twice_the_range_are_left_out_of_t_and_reported(fmt, 
             flipped = B.decode(codes ^ codes.dtype.type(1 << b), fm.format).astype(np.float64)
             n_out += int((~(np.abs(flipped - np.sign(w.numpy()) * base) <= 2 * base.max())).sum())
     assert d["uncovered_sites"] == d["layers"][0]["uncovered_sites"] == n_out > 0
+
+
+@pytest.mark.parametrize("fmt", ["float16", "bfloat16", "float32"])
+def test_intensities_of_several_tensors_in_one_pass_equal_each_alone(fmt):
+    """SAR computes T of all eligible tensors at once: each tensor keeps its own 2 max|W| span
+    (maxima 0.3, 3.0 and 2e-4 here), zeros and subnormals included, bit for bit."""
+    from sar_core.training.fault_geometry import fault_intensities
+
+    g = torch.Generator().manual_seed(1)
+    ws = [
+        torch.randn(7, 5, generator=g) * 0.1,
+        torch.tensor([[2.5, -3.0, 0.4], [0.0, 1e-6, -0.9]]),
+        torch.randn(13, generator=g) * 1e-4,
+    ]
+    ws[2][3] = 0.0
+    fm = FaultModel(format=fmt, bits="0-13,15" if fmt != "float32" else "0-29,31", ber=1e-4)
+    batch = fault_intensities(ws, fm)
+    for w, t in zip(ws, batch):
+        assert t.shape == w.shape
+        assert torch.equal(t, fault_intensity(w, fm))
+        np.testing.assert_allclose(
+            t.double().numpy(), _reference_t(w.numpy(), fm, fm.bits), rtol=2e-3
+        )
 
 
 def test_int8_flips_stay_within_twice_the_range():

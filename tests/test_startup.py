@@ -127,4 +127,6 @@ def test_choice_lists_are_defined_once_in_names():
                     hash(value)
                 except (ValueError, TypeError):
                     continue
-                assert not isinstance(value, tuple) or value not in literal, f"{path}:{node.lineno} repeats a sar_core.names tuple"
+                assert not isinstance(value, tuple) or value not in literal, (
+                    f"{path}:{node.lineno} repeats a sar_core.names tuple"
+                )

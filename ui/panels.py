@@ -141,8 +141,9 @@ def models_panel() -> None:
         st.info("No models of your own yet: train some above or upload a checkpoint.")
         return
     st.dataframe(
-        percent_columns(pd.DataFrame([e.describe() for e in mine.values()]), ["clean accuracy"])
-        .format({"rho": "{:g}", "epochs": "{:.0f}"}, subset=["rho", "epochs"], na_rep=""),
+        percent_columns(
+            pd.DataFrame([e.describe() for e in mine.values()]), ["clean accuracy"]
+        ).format({"rho": "{:g}", "epochs": "{:.0f}"}, subset=["rho", "epochs"], na_rep=""),
         hide_index=True,
         key="my_models_table",
     )

@@ -55,9 +55,7 @@ class Progress:
         self._drawn = now
         frac = min(done / self.total, 1.0)
         bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
-        sys.stderr.write(
-            f"\r{self.label} [{bar}] {done}/{self.total} {now - self.t0:5.1f}s"
-        )
+        sys.stderr.write(f"\r{self.label} [{bar}] {done}/{self.total} {now - self.t0:5.1f}s")
         if done >= self.total:
             sys.stderr.write("\n")
         sys.stderr.flush()

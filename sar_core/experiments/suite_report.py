@@ -226,4 +226,3 @@ def readme_blocks(results: dict) -> dict[str, str]:
         )
     blocks["suite-claims"] = "\n".join(f"- {c}" for c in claims(results))
     return blocks
-

@@ -14,7 +14,6 @@ first convolution has weights above 2). Every int8 flip moves a weight by at mos
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from itertools import accumulate
 from typing import Any
 
@@ -24,10 +23,9 @@ from torch import nn
 
 from sar_core.faults.model import FaultModel, catastrophic_bits, eligible_parameters
 from sar_core.formats import bits as B
+from sar_core.training import float_intensity
+from sar_core.training.float_intensity import float_t2
 from sar_core.validate import check_float
-
-# a float flip that moves a weight farther than this times max|W| of its tensor is left out of T
-UNCOVERED_SPAN = 2.0
 
 
 def covered_bits(fm: FaultModel) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -65,100 +63,13 @@ def expected_flips(fm: FaultModel, n_elements: int) -> tuple[float, float]:
     return share * len(kept), share * len(excluded)
 
 
-@lru_cache(maxsize=64)
-def _float_tables(fmt: str, bits: tuple[int, ...], device: str = "cpu") -> dict[str, torch.Tensor]:
-    """Per biased exponent E the squared displacements d_b^2 of the covered ``bits`` (on
-    ``device``):
-
-    - ``a``, ``c`` (2^ne,): sum over the sign and mantissa bits, A[E] w^2 + C[E] (never
-      uncovered: |d| <= 2|w|);
-    - ``up`` (2^ne, J + 1): for a normal E, sum of A_j[E] (d_j^2 = A_j w^2) over the J covered
-      exponent bits, without the *upward* flips (bit j of E is 0: w -> w 2^(2^j)) among the k
-      highest covered exponent bits, k = 0..J. Upward flip j moves w by |w| (2^(2^j) - 1), more
-      than a span S iff |w| > S / (2^(2^j) - 1): those thresholds fall as j rises, so the flips
-      that move w farther than S are always the highest k, k = the number of thresholds below
-      |w| (``jumps``); a flip onto the all-ones exponent (inf, NaN) is never covered; a downward
-      flip moves w by less than |w| and is always covered;
-    - ``n_up`` (2^ne, J + 1): how many flips the k highest leave out (for ``describe_sar``);
-    - ``jumps`` (J,): 2^(2^j) - 1 of the covered exponent bits, highest j first;
-    - ``pow`` (J,): 2^(2^j - bias), what exponent bit j makes of E = 0 (zeros, subnormals);
-    - ``m_step``: how far each covered mantissa bit moves a value of E = 0.
-    """
-    f = B.get_format(fmt)
-    m, ne = f.mantissa_bits, f.exponent_bits
-    bias = 2 ** (ne - 1) - 1
-    exp_j = sorted((b - m for b in bits if m <= b < f.width - 1), reverse=True)  # highest first
-    nj, n = len(exp_j), 2**ne
-    a = torch.zeros(n, dtype=torch.float64)
-    c = torch.zeros(n, dtype=torch.float64)
-    up = torch.zeros((n, nj + 1), dtype=torch.float64)
-    n_up = torch.zeros((n, nj + 1), dtype=torch.int64)
-    for e_b in range(n):
-        e = max(e_b, 1) - bias  # stored exponent (subnormals: 1 - bias)
-        for b in bits:
-            if b == f.width - 1:  # sign: w -> -w
-                a[e_b] += 4.0
-            elif b < m:  # mantissa bit k: +- 2^(k - M) * 2^e
-                c[e_b] += 4.0 ** (b - m + e)
-        if e_b == 0:
-            continue  # zero or subnormal: its exponent flips depend on its mantissa (``pow``)
-        for k in range(nj + 1):
-            for rank, j in enumerate(exp_j):
-                if (e_b >> j) & 1:  # downward: w -> w 2^-(2^j) (to E = 0: within 2^(1 - bias))
-                    up[e_b, k] += (1 - 2.0 ** -(2**j)) ** 2
-                elif rank >= k and e_b | (1 << j) != n - 1:  # upward, not among the k highest
-                    up[e_b, k] += (2.0 ** (2**j) - 1) ** 2
-                else:  # among the k highest, or onto the all-ones exponent: inf or NaN
-                    n_up[e_b, k] += 1
-    big = torch.finfo(torch.float32).max
-    tables = {
-        "a": a.float(),
-        "c": c.clamp(max=big).float(),
-        "up": up.clamp(max=big).float(),
-        "n_up": n_up,
-        "jumps": torch.tensor([2.0 ** (2**j) - 1 for j in exp_j], dtype=torch.float64),
-        "pow": torch.tensor([2.0 ** (2**j - bias) for j in exp_j]),
-        "m_step": torch.tensor([2.0 ** (b - m + 1 - bias) for b in bits if b < m]),
-    }
-    return {name: t.to(device) for name, t in tables.items()}
-
-
-def _float_t2(
-    w: torch.Tensor, fm: FaultModel, kept: tuple[int, ...], *, count: bool = False
-) -> tuple[torch.Tensor, int | None]:
-    """(sum over the covered bits of d_b^2 per element, a flip that moves the element farther
-    than S = ``UNCOVERED_SPAN`` x max|W| counting 0; with ``count``, the number of such
-    (element, bit) sites, else None)."""
-    f = B.get_format(fm.format)
-    tab = _float_tables(fm.format, kept, str(w.device))
-    stored = w.to({"float16": torch.float16, "bfloat16": torch.bfloat16}.get(fm.format, w.dtype))
-    ws = stored.float().reshape(-1)
-    _, ex = torch.frexp(ws)  # w = m 2^ex, m in [0.5, 1): stored exponent ex - 1
-    bias = 2 ** (f.exponent_bits - 1) - 1
-    e_b = (ex - 1 + bias).clamp_(0, 2**f.exponent_bits - 1).masked_fill_(ws == 0, 0).long()
-    aw = ws.abs()
-    span = UNCOVERED_SPAN * float(aw.max())
-    limits = (span / tab["jumps"]).to(aw)  # ascending: the highest j has the lowest
-    k = torch.bucketize(aw, limits)  # how many limits lie below |w|: the flips left out
-    cell = k.add_(e_b, alpha=limits.numel() + 1)  # row e_b, column k
-    a = torch.index_select(tab["a"], 0, e_b).add_(torch.index_select(tab["up"].view(-1), 0, cell))
-    t2 = torch.addcmul(torch.index_select(tab["c"], 0, e_b), a, ws * ws)
-    n_out = int(torch.index_select(tab["n_up"].view(-1), 0, cell).sum()) if count else None
-    sub = torch.nonzero(e_b == 0).view(-1)  # zeros and subnormals (few): exact, one by one
-    if sub.numel():
-        # mantissa bit b moves f 2^(1 - bias) by 2^(b - M) 2^(1 - bias), possibly more than S
-        # when max|W| is itself tiny; exponent bit j makes it (1 + f) 2^(2^j - bias)
-        x = aw[sub]
-        d = torch.cat(
-            [
-                tab["m_step"].unsqueeze(1).expand(-1, x.numel()),
-                (1 + x / 2.0 ** (1 - bias)) * tab["pow"].unsqueeze(1) - x,
-            ]
-        )  # (bits, K)
-        ok = d <= span
-        t2[sub] = tab["a"][0] * x * x + torch.where(ok, d * d, 0.0).sum(0)
-        n_out = None if n_out is None else n_out + int((~ok).sum())
-    return t2.view(w.shape), n_out
+def fault_intensities(ws: list[torch.Tensor], fm: FaultModel) -> list[torch.Tensor]:
+    """T of each tensor of ``ws`` (see ``fault_intensity``), float formats in one pass."""
+    if fm.format == "int8" or not ws:
+        return [fault_intensity(w, fm) for w in ws]
+    kept, _ = covered_bits(fm)
+    t = float_t2(ws, fm, kept)[0].clamp_(max=torch.finfo(torch.float32).max).sqrt_()
+    return [part.view(w.shape) for part, w in zip(t.split([w.numel() for w in ws]), ws)]
 
 
 def fault_intensity(w: torch.Tensor, fm: FaultModel) -> torch.Tensor:
@@ -171,8 +82,7 @@ def fault_intensity(w: torch.Tensor, fm: FaultModel) -> torch.Tensor:
         dq2 = sum((128.0 if b == 7 else 2.0**b) ** 2 for b in kept) / len(kept)  # mean |dq|^2
         s = B.int8_scale(w, fm.granularity).to(w.dtype)  # the injector's scale (float32)
         return (s * math.sqrt(dq2)).expand_as(w).clone()
-    t2 = _float_t2(w, fm, kept)[0] / len(kept)
-    return t2.clamp(max=torch.finfo(torch.float32).max).sqrt()
+    return fault_intensities([w], fm)[0]
 
 
 def describe_sar(
@@ -208,7 +118,7 @@ def describe_sar(
             t = fault_intensity(p, fault_model)
             sq += float((t.double() ** 2).sum())
             if fault_model.format != "int8":
-                row["uncovered_sites"] = _float_t2(p, fault_model, kept, count=True)[1]
+                row["uncovered_sites"] = float_t2([p], fault_model, kept, count=True)[1][0]
                 uncovered += row["uncovered_sites"]
             row.update(t_mean=float(t.mean()), t_min=float(t.min()), t_max=float(t.max()))
             row["abs_w_mean"] = float(p.abs().mean())
@@ -233,7 +143,7 @@ def describe_sar(
         "covered_sites": int(n_elem * len(kept)),
         # covered bits whose flip moves its weight farther than UNCOVERED_SPAN x max|W| (floats)
         "uncovered_sites": uncovered,
-        "uncovered_span": UNCOVERED_SPAN,
+        "uncovered_span": float_intensity.UNCOVERED_SPAN,
         "expected_flips": e_n,
         "expected_excluded_flips": e_bad,
         "p_any_excluded_flip": p_bad if fault_model.ber is not None and excluded else None,

@@ -52,6 +52,7 @@ from sar_core.training.fault_geometry import (
     Int8Rows,
     covered_bits,
     expected_flips,
+    fault_intensities,
     fault_intensity,
 )
 from sar_core.training.randbet import int8_quantize, random_bit_errors
@@ -167,6 +168,16 @@ class SAR(SAM):
         if id(p) not in self._eligible:
             return p.new_zeros(())  # broadcasts: no ascent on weights the faults cannot hit
         return fault_intensity(p.detach(), self.fault_model)  # type: ignore[arg-type]
+
+    def _group_ts(self, group: dict, ps: list[torch.Tensor]) -> list[torch.Tensor] | None:
+        """T of a group's parameters once per step; a float target's fault geometry computes
+        every eligible tensor in one pass (``fault_intensities``)."""
+        fm = self.fault_model
+        if group["geometry"] != "fault" or fm is None or fm.format == "int8":
+            return super()._group_ts(group, ps)
+        elig = [p for p in ps if id(p) in self._eligible]
+        ts = dict(zip(map(id, elig), fault_intensities([p.detach() for p in elig], fm)))
+        return [ts.get(id(p), p.new_zeros(())) for p in ps]  # 0: faults cannot hit it
 
     def _radius(self, group: dict) -> float:
         return group["rho"] * (self.fault_radius if group["geometry"] == "fault" else 1.0)
