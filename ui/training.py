@@ -226,7 +226,7 @@ def describe_text(desc: Mapping) -> str:
         text += (
             f" At these weights {n_out:,} of the {desc['covered_sites']:,} covered sites move "
             f"their weight by more than {desc['uncovered_span']:g} × max|W| of its tensor "
-            "(exponent flips of large or tiny weights): they count 0 in T, since a jump that "
+            "(upward exponent flips, ×4 and beyond): they count 0 in T, since a jump that "
             "size is not a neighbourhood SAR can flatten."
         )
     return text
