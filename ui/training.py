@@ -197,8 +197,13 @@ def describe_rows(desc: Mapping) -> list[dict]:
                 "T min": layer.get("t_min"),
                 "T max": layer.get("t_max"),
                 "int8 scale": layer.get("int8_scale_max"),
+                "uncovered sites": layer.get("uncovered_sites"),
             }
         )
+    for col in ("int8 scale", "uncovered sites"):  # int8 targets have a scale, floats the other
+        if all(r[col] is None for r in rows):
+            for r in rows:
+                del r[col]
     return rows
 
 
@@ -215,7 +220,8 @@ def describe_text(desc: Mapping) -> str:
     )
     if exc:
         text += (
-            f" Bits {', '.join(map(str, exc))} are left out: one flip there is catastrophic "
+            f" Bit{'s' if len(exc) > 1 else ''} {', '.join(map(str, exc))} "
+            f"{'are' if len(exc) > 1 else 'is'} left out: one flip there is catastrophic "
             "(no radius can cover it)"
         )
         p = desc.get("p_any_excluded_flip")
