@@ -23,6 +23,7 @@ METHOD_LABELS = {
     "clip": "Weight clipping",
     "randbet": "RandBET",
     "sar_clip": "SAR + clipping",
+    "asam_tuned": "ASAM (tuned rho)",  # the suite's tuned entry
 }
 METHOD_COLORS = {
     "sgd": "#0072B2",  # blue (Okabe-Ito)
