@@ -14,6 +14,7 @@ page_header(
 with st.spinner(LOADING):  # the title is on screen before torch loads
     import pandas as pd
 
+    from sar_core.plots.style import arch_label
     from sar_core.plots.training import rho_sweep_figure, training_curves_figure
     from sar_core.training.loop import spec_for
     from ui import registry
@@ -68,7 +69,7 @@ def plans_for(data) -> tuple[list[dict], object]:
     """Training plans and model spec for the checked settings (ValueError: library limits)."""
     spec = spec_for(data, s.arch, s.widths or None)
     base = dict(epochs=s.epochs, lr=s.lr, batch_size=s.batch, seed=s.seed, fault_model=s.fm)
-    tag = f"{s.dataset} {s.arch.upper()}"
+    tag = f"{s.dataset} {arch_label(s.arch)}"
     if s.mode == "compare":
         return compare_plans(
             s.methods, base, tag=tag, rho_of=s.radii, geometry=s.geometry, rho_mode=s.rho_mode

@@ -22,7 +22,7 @@ from sar_core.data.io import (
     load_model,
 )
 from sar_core.data.models import layer_names, n_parameters
-from sar_core.plots.style import method_label
+from sar_core.plots.style import arch_label, method_label
 from sar_core.training.loop import METHODS
 from ui.cache import (
     LoadedCheckpoint,
@@ -134,7 +134,7 @@ def _effective_rho(cfg: dict) -> float | None:
 
 def _demo_name(path: Path, ck: Checkpoint) -> str:
     d = ck.meta["dataset"].get("name", "?")
-    return f"demo · {d} {ck.spec.arch.upper()} · {method_label(ck.method)}"
+    return f"demo · {d} {arch_label(ck.spec.arch)} · {method_label(ck.method)}"
 
 
 def demo_entries() -> list[Entry]:

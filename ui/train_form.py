@@ -13,7 +13,7 @@ import streamlit as st
 
 from sar_core import limits
 from sar_core.data.datasets import DATASETS
-from sar_core.plots.style import method_label
+from sar_core.plots.style import arch_label, method_label
 from sar_core.training.loop import METHODS
 from sar_core.training.optim import SAR_DEFAULT_GEOMETRY, SAR_DEFAULT_RHO, SAR_GEOMETRIES
 from ui.inputs import (
@@ -159,7 +159,7 @@ def _more(checks: Checks, mode: str) -> dict:
                 "Hidden widths / CNN channels",
                 "",
                 key="widths",
-                help="Empty: 128,64 (MLP); 8,16 (CNN)",
+                help="Empty: 128,64 (MLP); 8,16 (CNN); 16,32 (1-D CNN)",
             ),
         )
         widths = checks.check(
@@ -181,15 +181,15 @@ def settings_form(checks: Checks) -> TrainSettings:
         bind="query-params",
     )
     ds = c1.selectbox("Dataset", DATASETS, key="dataset", bind="query-params")
-    archs = ["mlp", "cnn"] if ds == "digits" else ["mlp"]
+    archs = {"digits": ["mlp", "cnn"], "mnist1d": ["mlp", "cnn1d"]}.get(ds, ["mlp"])
     arch = carried(
         "arch",
         lambda: c2.selectbox(
             "Architecture",
             archs,
-            format_func=str.upper,
+            format_func=arch_label,
             key="arch",
-            help="The small CNN needs images: digits only.",
+            help="The small CNN needs images (digits); MNIST-1D's signals have a 1-D CNN.",
         ),
         valid=lambda v: v if v in archs else None,
     )

@@ -52,6 +52,14 @@ SEQUENTIAL = ["#8B0AA5", "#B12A90", "#CC4778", "#E16462", "#F2844B", "#FCA636", 
 GREY = "#9A9A9A"
 
 
+ARCH_LABELS = {"mlp": "MLP", "cnn": "CNN", "cnn1d": "1-D CNN"}
+
+
+def arch_label(arch: str) -> str:
+    """Display name of a model architecture (unknown names in capitals)."""
+    return ARCH_LABELS.get(arch, arch.upper())
+
+
 def method_label(method: str) -> str:
     """Display name of a training method (unknown names pass through)."""
     return METHOD_LABELS.get(method, method)

@@ -69,15 +69,19 @@ class TrainResult:
         }
 
 
+# hidden widths / channels when none are given: the 1-D CNN's are the suite's MNIST-1D CNN's
+DEFAULT_WIDTHS = {"mlp": (128, 64), "cnn": (8, 16), "cnn1d": (16, 32)}
+
+
 def spec_for(
     data: Dataset,
     arch: str = "mlp",
     widths: tuple[int, ...] | None = None,
     activation: str = "relu",
 ) -> ModelSpec:
-    """Model spec matching a dataset (CNN widths default to (8, 16), MLP to (128, 64))."""
+    """Model spec matching a dataset (widths default to DEFAULT_WIDTHS of the architecture)."""
     if widths is None:
-        widths = (8, 16) if arch == "cnn" else (128, 64)
+        widths = DEFAULT_WIDTHS[arch] if arch in DEFAULT_WIDTHS else DEFAULT_WIDTHS["mlp"]
     return ModelSpec(
         arch=arch,
         n_features=data.n_features,
