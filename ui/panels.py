@@ -140,10 +140,13 @@ def models_panel() -> None:
     if not mine:
         st.info("No models of your own yet: train some above or upload a checkpoint.")
         return
+    rows = pd.DataFrame([e.describe() for e in mine.values()])
+    # as text: a missing rho (SGD, FAT, an imported model) or epoch count shows empty (the
+    # grid draws a null cell as "None" whatever a Styler says)
+    for col, fmt in (("rho", "{:g}"), ("epochs", "{:.0f}")):
+        rows[col] = [fmt.format(v) if v is not None and v == v else "" for v in rows[col]]
     st.dataframe(
-        percent_columns(
-            pd.DataFrame([e.describe() for e in mine.values()]), ["clean accuracy"]
-        ).format({"rho": "{:g}", "epochs": "{:.0f}"}, subset=["rho", "epochs"], na_rep=""),
+        percent_columns(rows, ["clean accuracy"]),
         hide_index=True,
         key="my_models_table",
     )

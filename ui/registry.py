@@ -113,7 +113,7 @@ class Entry:
             "source": self.source,
             "method": method_label(self.method),
             "dataset": self.data_key[0],
-            "architecture": f"{self.arch} {list(self.loaded.checkpoint.spec.widths)}",
+            "architecture": f"{arch_label(self.arch)} {list(self.loaded.checkpoint.spec.widths)}",
             "parameters": n_parameters(self.model),
             "epochs": cfg.get("epochs"),
             "rho": _effective_rho(cfg),
