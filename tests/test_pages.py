@@ -627,6 +627,23 @@ def test_train_shows_what_sar_derives_before_training():
     assert list(table["parameter"]) == [r["name"] for r in desc["layers"] if r["eligible"]]
 
 
+def test_train_bit_error_rate_follows_the_target_format():
+    """Choosing float16 moves the BER from int8's 1e-2 (every float16 model at chance) to 1e-5;
+    a rate the user then picks stays; back to int8, 1e-2 again."""
+    at = page("train").run()
+    assert at.select_slider(key="tber").value == 0.01
+    at.selectbox(key="tformat").set_value("float16").run()
+    assert_ok(at)
+    assert at.select_slider(key="tber").value == 1e-5
+    at.select_slider(key="tber").set_value(1e-4).run()
+    at.text_input(key="epochs").set_value("3").run()  # another setting: the rate stays
+    assert at.select_slider(key="tber").value == 1e-4
+    at.selectbox(key="tformat").set_value("int8").run()
+    assert at.select_slider(key="tber").value == 0.01
+    texts = " ".join(m.value for m in at.markdown)
+    assert "bits flip" in texts
+
+
 def test_sar_description_names_the_uncovered_float_sites():
     """A float target with weights of |w| >= 2: the text gives describe_sar's count of sites left
     out of T; an int8 target has none and says nothing about them."""

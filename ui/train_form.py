@@ -214,7 +214,7 @@ def settings_form(checks: Checks) -> TrainSettings:
         "measured under afterwards."
     )
     f1, f2, f3 = st.columns([2, 1, 3])
-    t_format = format_picker(key="tformat", default="int8", where=f1)
+    t_format = format_picker(key="tformat", default="int8", where=f1, ber_key="tber")
     with f2:
         bits_text = carried(  # kept when you visit another page and come back
             "tbits",
