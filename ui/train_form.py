@@ -38,6 +38,11 @@ from ui.widgets import (
 NAMES = {"fault": "SAR's fault model", "more": "more settings", "rhos": "ρ values"}
 
 
+# a target format's bit error rate starts at its own scale (int8's 1e-2 puts every float16 model
+# at chance): the suite's digits MLP loses about 10 points at int8 3e-2 and at float16 1e-5
+FORMAT_BER = {"int8": 1e-2, "float16": 1e-5, "bfloat16": 1e-5, "float32": 1e-5}
+
+
 @dataclass
 class TrainSettings:
     """What the form holds (None where a value is flagged)."""
@@ -214,7 +219,10 @@ def settings_form(checks: Checks) -> TrainSettings:
         "measured under afterwards."
     )
     f1, f2, f3 = st.columns([2, 1, 3])
-    t_format = format_picker(key="tformat", default="int8", where=f1, ber_key="tber")
+    t_format = format_picker(key="tformat", default="int8", where=f1)
+    if st.session_state.get("_tformat_drawn", t_format) != t_format:  # the user chose another
+        st.session_state["tber"] = FORMAT_BER.get(t_format, 0.01)  # before the slider draws
+    st.session_state["_tformat_drawn"] = t_format
     with f2:
         bits_text = carried(  # kept when you visit another page and come back
             "tbits",

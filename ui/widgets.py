@@ -27,9 +27,6 @@ T = TypeVar("T")
 FIELD_MD = {"sign": "red", "exponent": "blue", "mantissa": "green", "integer": "green"}
 BER_GRID = tuple(float(f"{m}e{e}") for e in range(-7, 0) for m in (1, 2, 5)) + (0.1,)
 DEFAULT_MODELS = ("digits MLP · SGD", "digits MLP · SAM", "digits MLP · SAR")
-# a bit error rate of each format's own scale: the suite's digits MLP loses about 10 points at
-# int8 3e-2 and float16 1e-5 (benchmarks/results/suite.md); a float MSB flip is catastrophic
-FORMAT_BER = {"int8": 1e-2, "float16": 1e-5, "bfloat16": 1e-5, "float32": 1e-5}
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -240,18 +237,8 @@ def bit_picker(
 # --- fault models ----------------------------------------------------------------------------
 
 
-def format_picker(
-    *, key: str = "format", default: str = "int8", where=None, ber_key: str | None = None
-) -> str:
-    """Number format the weights are stored in (a select box: readable at any width; URL-bound).
-
-    ``ber_key``: the key of the bit error rate slider that goes with it; choosing another
-    format moves that slider to the format's ``FORMAT_BER`` (int8's 1e-2 puts every float16
-    model at chance; float formats' 1e-5 leaves int8 models untouched)."""
-
-    def follow() -> None:
-        st.session_state[ber_key] = FORMAT_BER.get(st.session_state[key], 0.01)
-
+def format_picker(*, key: str = "format", default: str = "int8", where=None) -> str:
+    """Number format the weights are stored in (a select box: readable at any width; URL-bound)."""
     return carried(
         key,
         lambda: (where or st).selectbox(
@@ -259,7 +246,6 @@ def format_picker(
             list(FORMAT_NAMES),
             index=list(FORMAT_NAMES).index(default),
             key=key,
-            on_change=follow if ber_key else None,
             bind="query-params",
             help="float32: 1 sign, 8 exponent, 23 mantissa bits; int8: symmetric per-tensor "
             "quantization.",
