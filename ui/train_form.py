@@ -14,7 +14,7 @@ import streamlit as st
 from sar_core import limits
 from sar_core.data.datasets import DATASETS
 from sar_core.plots.style import arch_label, method_label
-from sar_core.training.loop import METHODS
+from sar_core.training.loop import DEFAULT_WIDTHS, METHODS
 from sar_core.training.optim import SAR_DEFAULT_GEOMETRY, SAR_DEFAULT_RHO, SAR_GEOMETRIES
 from ui.inputs import (
     Checks,
@@ -41,6 +41,11 @@ NAMES = {"fault": "SAR's fault model", "more": "more settings", "rhos": "ρ valu
 # a target format's bit error rate starts at its own scale (int8's 1e-2 puts every float16 model
 # at chance): the suite's digits MLP loses about 10 points at int8 3e-2 and at float16 1e-5
 FORMAT_BER = {"int8": 1e-2, "float16": 1e-5, "bfloat16": 1e-5, "float32": 1e-5}
+
+
+def _ber_of_format() -> None:
+    """The user chose another target format: its bit error rate starts at ``FORMAT_BER``."""
+    st.session_state["tber"] = FORMAT_BER.get(st.session_state["tformat"], 0.01)
 
 
 @dataclass
@@ -164,7 +169,10 @@ def _more(checks: Checks, mode: str) -> dict:
                 "Hidden widths / CNN channels",
                 "",
                 key="widths",
-                help="Empty: 128,64 (MLP); 8,16 (CNN); 16,32 (1-D CNN)",
+                help="Empty: "
+                + "; ".join(
+                    f"{','.join(map(str, w))} ({arch_label(a)})" for a, w in DEFAULT_WIDTHS.items()
+                ),
             ),
         )
         widths = checks.check(
@@ -219,10 +227,7 @@ def settings_form(checks: Checks) -> TrainSettings:
         "measured under afterwards."
     )
     f1, f2, f3 = st.columns([2, 1, 3])
-    t_format = format_picker(key="tformat", default="int8", where=f1)
-    if st.session_state.get("_tformat_drawn", t_format) != t_format:  # the user chose another
-        st.session_state["tber"] = FORMAT_BER.get(t_format, 0.01)  # before the slider draws
-    st.session_state["_tformat_drawn"] = t_format
+    t_format = format_picker(key="tformat", default="int8", where=f1, on_change=_ber_of_format)
     with f2:
         bits_text = carried(  # kept when you visit another page and come back
             "tbits",

@@ -237,7 +237,7 @@ def bit_picker(
 # --- fault models ----------------------------------------------------------------------------
 
 
-def format_picker(*, key: str = "format", default: str = "int8", where=None) -> str:
+def format_picker(*, key: str = "format", default: str = "int8", where=None, on_change=None) -> str:
     """Number format the weights are stored in (a select box: readable at any width; URL-bound)."""
     return carried(
         key,
@@ -246,9 +246,9 @@ def format_picker(*, key: str = "format", default: str = "int8", where=None) -> 
             list(FORMAT_NAMES),
             index=list(FORMAT_NAMES).index(default),
             key=key,
+            on_change=on_change,
             bind="query-params",
-            help="float32: 1 sign, 8 exponent, 23 mantissa bits; int8: symmetric per-tensor "
-            "quantization.",
+            help="float32: 1 sign, 8 exponent, 23 mantissa bits; int8: symmetric quantization.",
         ),
         valid=lambda v: v if v in FORMAT_NAMES else None,
     )

@@ -65,11 +65,19 @@ def expected_flips(fm: FaultModel, n_elements: int) -> tuple[float, float]:
 
 def fault_intensities(ws: list[torch.Tensor], fm: FaultModel) -> list[torch.Tensor]:
     """T of each tensor of ``ws`` (see ``fault_intensity``), float formats in one pass."""
+    return _intensities(ws, fm)[0]
+
+
+def _intensities(
+    ws: list[torch.Tensor], fm: FaultModel, *, count: bool = False
+) -> tuple[list[torch.Tensor], list[int] | None]:
+    """(T of each tensor; with ``count``, its covered sites left out of T, 0 for int8)."""
     if fm.format == "int8" or not ws:
-        return [fault_intensity(w, fm) for w in ws]
+        return [fault_intensity(w, fm) for w in ws], [0] * len(ws) if count else None
     kept, _ = covered_bits(fm)
-    t = float_t2(ws, fm, kept)[0].clamp_(max=torch.finfo(torch.float32).max).sqrt_()
-    return [part.view(w.shape) for part, w in zip(t.split([w.numel() for w in ws]), ws)]
+    t2, n_out = float_t2(ws, fm, kept, count=count)
+    t = t2.clamp_(max=torch.finfo(torch.float32).max).sqrt_()
+    return [part.view(w.shape) for part, w in zip(t.split([w.numel() for w in ws]), ws)], n_out
 
 
 def fault_intensity(w: torch.Tensor, fm: FaultModel) -> torch.Tensor:
@@ -111,15 +119,16 @@ def describe_sar(
     elig = eligible_parameters({n: tuple(p.shape) for n, p in named.items()}, fault_model)
     n_elem = sum(named[n].numel() for n in elig)
     e_n, e_bad = expected_flips(fault_model, n_elem)
-    layers, sq, uncovered = [], 0.0, 0
+    ts, outs = _intensities([named[n] for n in elig], fault_model, count=True)
+    t_of, out_of = dict(zip(elig, ts)), dict(zip(elig, outs or []))
+    layers, sq = [], 0.0
     for n, p in named.items():
         row: dict[str, Any] = {"name": n, "shape": list(p.shape), "eligible": n in elig}
         if n in elig:
-            t = fault_intensity(p, fault_model)
+            t = t_of[n]
             sq += float((t.double() ** 2).sum())
             if fault_model.format != "int8":
-                row["uncovered_sites"] = float_t2([p], fault_model, kept, count=True)[1][0]
-                uncovered += row["uncovered_sites"]
+                row["uncovered_sites"] = out_of[n]
             row.update(t_mean=float(t.mean()), t_min=float(t.min()), t_max=float(t.max()))
             row["abs_w_mean"] = float(p.abs().mean())
             if fault_model.format == "int8":
@@ -142,7 +151,7 @@ def describe_sar(
         "eligible_weights": int(n_elem),
         "covered_sites": int(n_elem * len(kept)),
         # covered bits whose flip moves its weight farther than UNCOVERED_SPAN x max|W| (floats)
-        "uncovered_sites": uncovered,
+        "uncovered_sites": sum(outs or []),
         "uncovered_span": float_intensity.UNCOVERED_SPAN,
         "expected_flips": e_n,
         "expected_excluded_flips": e_bad,

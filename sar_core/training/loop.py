@@ -81,7 +81,7 @@ def spec_for(
 ) -> ModelSpec:
     """Model spec matching a dataset (widths default to DEFAULT_WIDTHS of the architecture)."""
     if widths is None:
-        widths = DEFAULT_WIDTHS[arch] if arch in DEFAULT_WIDTHS else DEFAULT_WIDTHS["mlp"]
+        widths = DEFAULT_WIDTHS.get(arch, DEFAULT_WIDTHS["mlp"])
     return ModelSpec(
         arch=arch,
         n_features=data.n_features,

@@ -53,7 +53,6 @@ from sar_core.training.fault_geometry import (
     covered_bits,
     expected_flips,
     fault_intensities,
-    fault_intensity,
 )
 from sar_core.training.randbet import int8_quantize, random_bit_errors
 from sar_core.training.sam import ASAM, SAM, _ascent_scale, _host
@@ -162,22 +161,15 @@ class SAR(SAM):
                 sum((128.0 if b == 7 else 2.0**b) ** 2 for b in kept) / len(kept)
             )
 
-    def _t_of(self, p: torch.Tensor, group: dict) -> torch.Tensor | None:
-        if group["geometry"] != "fault":
-            return self._t(p, group)
-        if id(p) not in self._eligible:
-            return p.new_zeros(())  # broadcasts: no ascent on weights the faults cannot hit
-        return fault_intensity(p.detach(), self.fault_model)  # type: ignore[arg-type]
-
     def _group_ts(self, group: dict, ps: list[torch.Tensor]) -> list[torch.Tensor] | None:
-        """T of a group's parameters once per step; a float target's fault geometry computes
-        every eligible tensor in one pass (``fault_intensities``)."""
-        fm = self.fault_model
-        if group["geometry"] != "fault" or fm is None or fm.format == "int8":
+        """T of a group's parameters once per step; the fault geometry computes every eligible
+        tensor at once (``fault_intensities``: float formats in one pass)."""
+        if group["geometry"] != "fault":
             return super()._group_ts(group, ps)
         elig = [p for p in ps if id(p) in self._eligible]
-        ts = dict(zip(map(id, elig), fault_intensities([p.detach() for p in elig], fm)))
-        return [ts.get(id(p), p.new_zeros(())) for p in ps]  # 0: faults cannot hit it
+        ts = fault_intensities([p.detach() for p in elig], self.fault_model)  # type: ignore[arg-type]
+        t_of = dict(zip(map(id, elig), ts))
+        return [t_of.get(id(p), p.new_zeros(())) for p in ps]  # 0: faults cannot hit it
 
     def _radius(self, group: dict) -> float:
         return group["rho"] * (self.fault_radius if group["geometry"] == "fault" else 1.0)
