@@ -9,14 +9,15 @@ page_header(
     "Pick models, the number format their weights are stored in, which bits may flip and how "
     "often, then press **Play**: the bit error rate climbs and the chart grows point by point, "
     "every model hit by exactly the same faults. **Try first:** the default int8 sweep on the "
-    "three demo MLPs, then float32 with only the exponent bits (or only bit 30).",
+    "three demo MLPs, then float32 with only the exponent bits (or only bit 30): picking a "
+    "format moves the rate range to that format's own scale.",
 )
 with st.spinner(LOADING):  # the title is on screen before torch loads
     from sar_core.formats.bits import get_format
     from ui import registry
     from ui.compute import check_faults
     from ui.flips import fault_widgets, play, rate_widgets, show
-    from ui.inputs import Checks, at_most, need_some
+    from ui.inputs import Checks, at_most, need_some, rates_follow_format
     from ui.jobs import job, run_controls
     from ui.widgets import bit_picker, carried, fault_model_from, format_picker, model_picker
 
@@ -27,7 +28,7 @@ models = model_picker("Models (same architecture)", key="models")
 checks.check(need_some, models, "Choose at least one model.")
 checks.check(at_most, models, 6, "models")
 c1, c2 = st.columns([1, 1])
-fmt = format_picker(key="format", default="int8", where=c1)
+fmt = format_picker(key="format", default="int8", where=c1, on_change=rates_follow_format)
 with c2:
     arch = models[0].arch if models else "none"
     names = registry.layers_of(models[0]) if models else []

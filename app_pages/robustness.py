@@ -16,7 +16,7 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
     from ui import registry
     from ui.compute import check_faults
     from ui.defenses import ATTACK_FAULTS
-    from ui.inputs import Checks, at_most, check_int_in, need_some
+    from ui.inputs import Checks, at_most, check_int_in, need_some, rates_follow_format
     from ui.jobs import job, require_result, run_controls
     from ui.layout import changed_settings, stale_box
     from ui.robustness import (
@@ -57,7 +57,7 @@ checks.check(at_most, models, 6, "models")
 if len(models) > 1:
     checks.check(registry.check_comparable, models)
 c1, c2 = st.columns([1, 2])
-fmt = format_picker(key="format", default="int8", where=c1)
+fmt = format_picker(key="format", default="int8", where=c1, on_change=rates_follow_format)
 with c2:
     ber = ber_select(
         "Bit error rate for the table and sharpness", key="ber", default=0.01, checks=checks
@@ -66,9 +66,12 @@ bits = bit_picker(fmt, key="bits")
 
 s1, s2, s3 = st.columns(3)
 with s1:
-    lo, hi = st.select_slider(
-        "BER sweep range", BER_GRID, value=(1e-3, 5e-2), format_func=fmt_ber, key="range",
-        bind="query-params",
+    lo, hi = carried(  # kept across pages: a format change on Bit flips moves it too
+        "range",
+        lambda: st.select_slider(
+            "BER sweep range", BER_GRID, value=(1e-3, 5e-2), format_func=fmt_ber, key="range",
+            bind="query-params",
+        ),
     )  # fmt: skip
     trials = trials_slider(key="trials", default=30)
 with s2:

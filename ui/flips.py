@@ -58,9 +58,13 @@ class Rate:
 
 
 def _ber_levels(mode: str, points: int, checks: Checks) -> list[float]:
-    lo, hi = st.select_slider(
-        "BER range (log scale)" if mode == "ber" else "1→0 rate range (log scale)",
-        BER_GRID, value=(1e-3, 1e-1), format_func=fmt_ber, key="ber_range", bind="query-params",
+    lo, hi = carried(  # follows the format (ui.inputs.rates_follow_format), kept across pages
+        "ber_range",
+        lambda: st.select_slider(
+            "BER range (log scale)" if mode == "ber" else "1→0 rate range (log scale)",
+            BER_GRID, value=(1e-3, 1e-1), format_func=fmt_ber, key="ber_range",
+            bind="query-params",
+        ),
     )  # fmt: skip
     exact = st.text_input(
         "Exact levels (optional, overrides the range)",

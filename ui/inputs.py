@@ -210,3 +210,36 @@ def at_most(items: Sequence[T], n: int, what: str) -> Sequence[T]:
     if len(items) > n:
         raise InputError(f"Choose at most {n} {what} here (you chose {len(items)}).")
     return items
+
+
+# --- rates on a format's own scale -------------------------------------------------------------
+
+# a format's bit error rate starts at its own scale (int8's 1e-2 puts every float16 model at
+# chance): the suite's digits MLP loses about 10 points at int8 3e-2 and at float16 1e-5
+FORMAT_BER = {"int8": 1e-2, "float16": 1e-5, "bfloat16": 1e-5, "float32": 1e-5}
+# the rate widgets that follow the shared "format" picker (Bit flips, Robustness, Landscape):
+# key -> its value around the format's rate b (int8: 1e-2, (1e-3, 1e-1), (1e-3, 5e-2))
+RATES_OF_FORMAT = {
+    "ber": lambda b: b,
+    "ber_range": lambda b: (b / 10, b * 10),
+    "range": lambda b: (b / 10, b * 5),
+}
+
+
+def format_ber(fmt: str) -> float:
+    """The bit error rate a format's settings start at (``FORMAT_BER``; 1e-2 if unknown)."""
+    return FORMAT_BER.get(fmt, 1e-2)
+
+
+def rates_follow_format(format_key: str = "format") -> None:
+    """on_change of a format picker: every rate in ``RATES_OF_FORMAT`` moves to the new format's
+    scale, on this page and (through ``ui.widgets.carried``'s kept values) on the others.
+
+    Only a format change moves them: a rate picked afterwards stays."""
+    b = format_ber(st.session_state[format_key])
+    for key, of in RATES_OF_FORMAT.items():
+        value = of(b)
+        value = tuple(float(f"{v:.3g}") for v in value) if isinstance(value, tuple) else value
+        st.session_state[f"_kept_{key}"] = value
+        if key in st.session_state:  # drawn on this page: the widget takes it
+            st.session_state[key] = value

@@ -19,6 +19,7 @@ from sar_core.training.optim import SAR_DEFAULT_GEOMETRY, SAR_DEFAULT_RHO, SAR_G
 from ui.inputs import (
     Checks,
     check_float_in,
+    format_ber,
     int_box,
     need_some,
     read_bits,
@@ -38,14 +39,10 @@ from ui.widgets import (
 NAMES = {"fault": "SAR's fault model", "more": "more settings", "rhos": "ρ values"}
 
 
-# a target format's bit error rate starts at its own scale (int8's 1e-2 puts every float16 model
-# at chance): the suite's digits MLP loses about 10 points at int8 3e-2 and at float16 1e-5
-FORMAT_BER = {"int8": 1e-2, "float16": 1e-5, "bfloat16": 1e-5, "float32": 1e-5}
-
-
 def _ber_of_format() -> None:
-    """The user chose another target format: its bit error rate starts at ``FORMAT_BER``."""
-    st.session_state["tber"] = FORMAT_BER.get(st.session_state["tformat"], 0.01)
+    """The user chose another target format: its bit error rate starts at
+    ``ui.inputs.FORMAT_BER``."""
+    st.session_state["tber"] = format_ber(st.session_state["tformat"])
 
 
 @dataclass
