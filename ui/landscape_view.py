@@ -11,6 +11,7 @@ import streamlit as st
 from sar_core import limits
 from sar_core.plots.landscape import fault_slice_figure, interpolation_figure, slice_1d_figure
 from sar_core.plots.landscape_2d import contours_side_by_side, surfaces_figure
+from sar_core.plots.landscape_axes import decades
 from sar_core.plots.style import method_label
 from ui import registry
 from ui.compute_landscape import fault_slice, interpolation, sharpness_of, slice_1d, slice_2d
@@ -119,7 +120,13 @@ def show_landscape(previous: Mapping) -> None:
             "same sites; α = 1 is the faulty model, α = 0 the deployed one. "
             + fault_rise_text(previous["faults"])
         )
-        st.plotly_chart(fault_slice_figure(previous["faults"], log_y=True), key="fault_slice")
+        st.plotly_chart(fault_slice_figure(previous["faults"], log_y=log_y), key="fault_slice")
+        losses = [v for r in previous["faults"] for v in [*r["loss"], r.get("fault_loss")]]
+        if not log_y and decades(losses) > 2:
+            st.caption(
+                f"The loss along this fault spans {decades(losses):.0f} decades: switch on "
+                "**Log-scale loss** to see the small values."
+            )
     if previous["sharpness"]:
         st.subheader("Sharpness")
         rows = sharpness_rows(previous["sharpness"])

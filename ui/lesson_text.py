@@ -23,7 +23,10 @@ PRESETS = (
 
 
 def pts(x: float, digits: int = 1) -> str:
-    """Points with a sign: '+1.2', '−0.4' (a true minus sign)."""
+    """Points with a sign: '+1.2', '−0.4' (a true minus sign); a value that rounds to zero is
+    '0.0', never '−0.0'."""
+    if round(x, digits) == 0:
+        return f"{0:.{digits}f}"
     return f"{x:+.{digits}f}".replace("-", "−")
 
 
@@ -80,18 +83,29 @@ def verdict_sentence(names: Sequence[str], here: Mapping, *, fault_label: str, b
     ]
     worse = [names[i] for i, m in enumerate(models) if i and m["vs_first"]["state"] == "loses more"]
     if better:
-        best_name, best = min(better, key=lambda t: -t[1]["lost"]["mean"])
         verb = "lose" if len(better) > 1 else "loses"
         text += (
             f"Under the same faults **{', '.join(n for n, _ in better)}** {verb} measurably less "
-            f"(paired 95% intervals above 0); **{best_name}** keeps the most, losing "
-            f"{abs(best['lost']['mean']):.1f}. "
+            f"(paired 95% intervals above 0). " + _keeps_most(names, models)
         )
     if same:
         text += f"**No measurable difference** from {names[0]}: {', '.join(same)}. "
     if worse:
         text += f"Measurably **worse**: {', '.join(worse)}. "
     return text.strip()
+
+
+def _keeps_most(names: Sequence[str], models: Sequence[Mapping]) -> str:
+    """Which model lost least on average, over every model (not only those measurably better
+    than the reference), and whether its lead over the reference is measured."""
+    i = max(range(len(models)), key=lambda k: models[k]["lost"]["mean"])  # lost is ≤ 0
+    lost = f"{abs(models[i]['lost']['mean']):.1f}"
+    if i and models[i]["vs_first"]["state"] == "loses less":
+        return f"**{names[i]}** keeps the most, losing {lost}. "
+    return (
+        f"The smallest mean loss is **{names[i]}**'s, {lost}, but its paired interval vs "
+        f"{names[0]} includes 0: that lead is not measured. "
+    )
 
 
 def noise_warning(nz: Mapping, trials: int) -> str | None:
@@ -106,12 +120,13 @@ def noise_warning(nz: Mapping, trials: int) -> str | None:
         )
     if nz["halfwidth"] > nz["spread"]:
         parts.append(
-            f"the 95% interval here (±{nz['halfwidth']:.1f} points) is wider than the gaps "
-            f"between the models ({nz['spread']:.1f} points)"
+            f"a model's own 95% interval here (±{nz['halfwidth']:.1f} points) is wider than "
+            f"the gaps between the models ({nz['spread']:.1f} points)"
         )
     return (
         f"With {trials} patterns per rate, " + " and ".join(parts) + ": read no order into "
-        "these curves; press **Precise** for 300 patterns."
+        "these curves. Only the paired ▲ / ▼ verdicts (the same patterns hit both models) "
+        "measure a difference; press **Precise** for 300 patterns."
     )
 
 

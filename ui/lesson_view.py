@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import streamlit as st
 
-from sar_core.plots.bits import bit_cells_figure
+from sar_core.plots.bits import NARROW, bit_cells_figure
 from sar_core.plots.landscape import fault_slice_figure, slice_1d_figure
 from sar_core.plots.style import method_color
 from sar_core.plots.svg import accuracy_svg
@@ -147,8 +147,11 @@ def worst_chart(lineup: Sequence[Model], worst: Mapping, steps: Sequence[Mapping
         w = worst["models"][i]
         rows += [(f"{lineup[i].short} before", w["bits_before"], worst["format"])]
         rows += [(f"{lineup[i].short} after", w["bits_after"], worst["format"])]
-    fig = bit_cells_figure(
-        rows, flipped=[worst["bit"]], title=f"The flip that hurt {lineup[0].short} most"
+    fig = bit_cells_figure(  # a narrow column: labels above the cells, 32 bits fit
+        rows,
+        flipped=[worst["bit"]],
+        title=f"The flip that hurt {lineup[0].short} most",
+        layout=NARROW,
     )
     fig.update_layout(margin=dict(t=40, b=10, l=10, r=10))
     st.plotly_chart(fig, key="lesson_bits", config={"displayModeBar": False})

@@ -45,9 +45,34 @@ class CellLayout:
     font_label: int = 13
     font_position: int = 10
     legend_marker: int = 14
+    labels_above: bool = False  # each row's label on its own line above its cells
+    position_spacing: int = 1  # number positions at least this many cells apart (1: all)
 
 
 LAYOUT = CellLayout()
+# For a narrow column (the lesson's): labels above the rows, so 32 cells get the full width and
+# long labels ("Weight clipping before") are never cut; smaller bit values; positions numbered
+# at the field edges, the flipped bits and every 8th bit, never two closer than 3 cells.
+NARROW = CellLayout(
+    row_pitch=2.1, top=2.0, font_bit=11, font_label=12, height_row=48,
+    labels_above=True, position_spacing=3,
+)  # fmt: skip
+
+
+def numbered_positions(fmt: str, width: int, flipped: Collection[int], spacing: int) -> list[int]:
+    """Bit positions to number under the cells: all of them at spacing 1; otherwise the flipped
+    bits first, then each field's edges, then every 8th bit, skipping any closer than
+    ``spacing`` cells to one already numbered."""
+    if spacing <= 1:
+        return list(range(width))
+    fields = bit_fields(fmt) if len(bit_fields(fmt)) == width else ["?"] * width
+    starts = [p for p in range(1, width) if fields[p] != fields[p - 1]]  # lowest bit of a field
+    edges = [width - 1, 0, *starts, *(p - 1 for p in starts)]
+    chosen: list[int] = []
+    for p in [*sorted(flipped), *edges, *range(0, width, 8)]:
+        if 0 <= p < width and all(abs(p - q) >= spacing for q in chosen):
+            chosen.append(p)
+    return sorted(chosen, reverse=True)
 
 
 def _row_cells(r: int, label: str, bitstring: str, fmt: str, max_width: int, flipped, L):
@@ -151,21 +176,28 @@ def bit_cells_figure(
         s, p = _row_cells(r, label, bitstring, fmt, max_width, flipped, L)
         shapes += s
         points += p
+        x0 = max_width - len(bitstring)  # the row's first cell
+        where = (
+            dict(x=x0, y=-r * L.row_pitch + 1.45, xanchor="left")
+            if L.labels_above
+            else dict(x=x0 - L.label_gap, y=-r * L.row_pitch + 0.5, xanchor="right")
+        )
         fig.add_annotation(
-            x=max_width - len(bitstring) - L.label_gap, y=-r * L.row_pitch + 0.5, text=label,
-            showarrow=False, xanchor="right", font=dict(size=L.font_label),
+            **where, text=label, showarrow=False, font=dict(size=L.font_label)
         )  # fmt: skip
     y_pos = -(n - 1) * L.row_pitch - L.position_drop  # positions, right-aligned to bit 0
-    for col in range(max_width):
+    widest = max(rows, key=lambda row: len(row[1]))[2] if rows else "int8"
+    spacing = L.position_spacing if max_width > 16 else 1  # 16 numbers fit any column
+    for pos in numbered_positions(widest, max_width, flipped, spacing):
         fig.add_annotation(
-            x=col + 0.5, y=y_pos, text=str(max_width - 1 - col), showarrow=False,
+            x=max_width - pos - 0.5, y=y_pos, text=str(pos), showarrow=False,
             font=dict(size=L.font_position, color="#444"),
         )  # fmt: skip
     for trace in _bit_text_traces(points, L) + _legend_traces(
         [f for *_, f in rows], bool(flipped), L
     ):
         fig.add_trace(trace)
-    room = L.label_room * L.label_stretch if n > 1 else L.label_room_one
+    room = 0.0 if L.labels_above else L.label_room * L.label_stretch if n > 1 else L.label_room_one
     fig.update_layout(
         title=dict(text=title or "Stored bits (filled = 1, bit 0 = least significant)"),
         shapes=shapes,

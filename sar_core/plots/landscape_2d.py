@@ -113,10 +113,18 @@ def _surface(grid: dict, name: str, zmin: float, zmax: float, log_z: bool, **bar
     )  # fmt: skip
 
 
+SCENE_ASPECT = {"x": 1.0, "y": 1.0, "z": 0.8}  # one box for every panel
+
+
 def _scene(label: str, zmin: float, zmax: float) -> dict:
-    """The axes of a surface's 3D scene (z on the shared range)."""
+    """The axes of a surface's 3D scene: z on the shared range, and one fixed box shape.
+
+    Plotly's default aspectmode ("auto") sizes each scene's box from its own data, so one model
+    of three was drawn with x = y = 1.51, z = 0.44 and looked flatter than it was; a manual
+    aspect ratio draws the same loss difference at the same height in every panel."""
     return {"xaxis_title": "α", "yaxis_title": "β", "zaxis_title": label,
-            "zaxis": {"range": [zmin, zmax]}}  # fmt: skip
+            "zaxis": {"range": [zmin, zmax]},
+            "aspectmode": "manual", "aspectratio": SCENE_ASPECT}  # fmt: skip
 
 
 def surface_figure(grid: dict, zmin: float, zmax: float, log_z: bool = False) -> go.Figure:

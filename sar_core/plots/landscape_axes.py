@@ -73,24 +73,60 @@ def _note(fig: go.Figure, n_gaps: int, total: int, log: bool = False) -> None:
     )
 
 
+MAX_TICKS = 10  # at most this many tick labels on a log axis (110 piled into a black block)
+
+
 def log_ticks(values: Sequence) -> tuple[list[float], list[str]] | None:
-    """1-2-5 tick values spanning the finite positive ``values``, each labelled in full
-    ('0.2', '5', '20', '1e+04'): plotly's own minor log labels read '2 ... 9' for 0.2 ... 0.9.
-    None when no value is finite and positive."""
+    """Tick values spanning the finite positive ``values`` on a log axis, each labelled in full
+    ('0.2', '5', '20', '1e+04'; plotly's own minor log labels read '2 ... 9' for 0.2 ... 0.9),
+    never more than ``MAX_TICKS``. None when no value is finite and positive.
+
+    The spacing follows the range: up to three decades, 1-2-5 in each decade; beyond, powers of
+    ten, every 1, 2, 5, 10, ... decades; and under a decade, when 1-2-5 would leave fewer than
+    three labels inside the range, evenly spaced round values (1.4, 1.6, 1.8, 2.0 over
+    1.32-2.06, where 1-2-5 leaves the single label '2'). The axis stays logarithmic.
+    """
     vals = [
         x for x in (_as_float(v) for v in values) if x is not None and math.isfinite(x) and x > 0
     ]
     if not vals:
         return None
-    lo, hi = math.floor(math.log10(min(vals))), math.ceil(math.log10(max(vals)))
-    ticks = [m * 10.0**e for e in range(lo, hi + 1) for m in (1, 2, 5)]
     lo_v, hi_v = min(vals), max(vals)
+    lo, hi = math.floor(math.log10(lo_v)), math.ceil(math.log10(hi_v))
+    if math.log10(hi_v / lo_v) <= 3:
+        ticks = [m * 10.0**e for e in range(lo, hi + 1) for m in (1, 2, 5)]
+    else:
+        every = next(k for k in (1, 2, 5, 10, 20, 50, 100, 200) if (hi - lo) / k < MAX_TICKS - 1)
+        ticks = [10.0**e for e in range(lo - lo % every, hi + every, every)]
     inside = [t for t in ticks if lo_v / 1.0001 <= t <= hi_v * 1.0001]
-    if len(inside) < 2:  # a narrow range: the 1-2-5 ticks around it
-        below = [t for t in ticks if t < lo_v][-1:]
-        above = [t for t in ticks if t > hi_v][:1]
-        inside = below + inside + above
+    if len(inside) < 3 and hi_v / lo_v < 10:  # a narrow range: round, evenly spaced values
+        return _linear_ticks(lo_v, hi_v)
+    if len(inside) < 2:  # the ticks just around the range
+        inside = [t for t in ticks if t < lo_v][-1:] + inside + [t for t in ticks if t > hi_v][:1]
     return inside, [f"{t:.3g}" for t in inside]
+
+
+def _linear_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Round, evenly spaced ticks over [lo, hi] (lo > 0): about four to eight of them, one step
+    beyond each end so a range narrower than a step still gets two."""
+    span = hi - lo if hi > lo else 0.2 * lo
+    e = math.floor(math.log10(span / 5))
+    step, digits = next(
+        (m * 10.0**e, max(0, -e + (m == 2.5)))
+        for m in (1, 2, 2.5, 5, 10)
+        if span / (m * 10.0**e) <= 7
+    )
+    k0, k1 = math.floor(lo / step), math.ceil(hi / step)
+    k0, k1 = (k0 - 1, k1 + 1) if k0 == k1 else (k0, k1)  # one value: a tick either side
+    ticks = [round(k * step, digits + 2) for k in range(k0, k1 + 1)]
+    ticks = [t for t in ticks if t > 0]
+    return ticks, [f"{t:.{digits}f}" if digits <= 4 else f"{t:.3g}" for t in ticks]
+
+
+def decades(values: Sequence) -> float:
+    """How many decades the finite positive ``values`` span (0 when fewer than two)."""
+    vals = [x for x in (_as_float(v) for v in values) if x is not None and 0 < x < math.inf]
+    return math.log10(max(vals) / min(vals)) if len(vals) > 1 else 0.0
 
 
 def _log_axis(fig: go.Figure, values: Sequence) -> None:
