@@ -71,8 +71,9 @@ def pct(x: float) -> str:
 
 
 def pts(x: float) -> str:
-    """Signed points with a true minus sign, as the page writes them (independent of ui)."""
-    return f"{x:+.1f}".replace("-", "−")
+    """Signed points with a true minus sign, as the page writes them (independent of ui); a
+    value that rounds to zero is '0.0' (the page printed '[−0.0, +2.5]')."""
+    return "0.0" if round(x, 1) == 0 else f"{x:+.1f}".replace("-", "−")
 
 
 def test_lesson_shows_five_models_whose_numbers_match_an_independent_campaign():

@@ -116,6 +116,7 @@ def test_the_narrow_bit_figure_puts_labels_above_and_numbers_few_positions():
     for r, a in enumerate(labels):  # above its row's cells, below the previous row
         assert -r * NARROW.row_pitch + 1 < a.y < -(r - 1) * NARROW.row_pitch
     assert fig.layout.xaxis.range[0] > -1  # no room left of the cells: they get the width
+    assert fig.layout.legend.y <= 0 and fig.layout.legend.yanchor == "top"  # not on the title
     numbers = sorted(int(a.text) for a in fig.layout.annotations if a.text.isdigit())
     assert 30 in numbers and 0 in numbers and len(numbers) <= 8
     assert all(b - a >= NARROW.position_spacing for a, b in zip(numbers, numbers[1:]))

@@ -47,6 +47,7 @@ class CellLayout:
     legend_marker: int = 14
     labels_above: bool = False  # each row's label on its own line above its cells
     position_spacing: int = 1  # number positions at least this many cells apart (1: all)
+    legend_below: bool = False  # the legend under the cells (beside the title it covers it)
 
 
 LAYOUT = CellLayout()
@@ -55,7 +56,7 @@ LAYOUT = CellLayout()
 # at the field edges, the flipped bits and every 8th bit, never two closer than 3 cells.
 NARROW = CellLayout(
     row_pitch=2.1, top=2.0, font_bit=11, font_label=12, height_row=48,
-    labels_above=True, position_spacing=3,
+    labels_above=True, position_spacing=3, legend_below=True,
 )  # fmt: skip
 
 
@@ -207,7 +208,9 @@ def bit_cells_figure(
         ),
         height=L.height_base + L.height_row * n,
         margin=dict(l=10, r=10, t=50, b=10),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"),
+        legend=dict(orientation="h", yanchor="top", y=0.0, x=0, xanchor="left")
+        if L.legend_below
+        else dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"),
         plot_bgcolor="rgba(0,0,0,0)",
     )
     return fig
