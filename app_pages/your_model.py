@@ -14,13 +14,11 @@ page_header(
     "appears on every other page, next to the demo models.",
 )
 with st.spinner(LOADING):  # the title is on screen before torch loads
-    import pandas as pd
-
-    from sar_core.faults.model import FaultModel
+    from sar_core.plots.style import method_label
     from ui import byom, registry
-    from ui.panels import imported_upload_box
-    from ui.train_finetune import METHODS, SPLIT_NOTE, ber_slider, results, run_finetune
-    from ui.widgets import format_picker, show_errors, trials_slider
+    from ui.panels import imported_upload_box, models_table
+    from ui.train_finetune import METHODS, SPLIT_NOTE, rate_widgets, results, run_finetune
+    from ui.widgets import fmt_ber, show_errors, trials_slider
 
 imported_upload_box()
 mine = {n: e for n, e in registry.user_entries().items() if e.imported}
@@ -29,14 +27,12 @@ if not mine:
 
 name = st.selectbox("Model", list(mine), index=len(mine) - 1, key="byom_pick")
 entry = mine[name]
-st.dataframe(pd.DataFrame([entry.describe()]), hide_index=True)
+models_table([entry], key="byom_model_table")
 
 st.subheader("Under bit flips")
 c1, c2, c3 = st.columns(3)
-fmt = format_picker(key="byom_format", default="int8", where=c1)
-ber = ber_slider(key="byom_ber", where=c2)
+fm = rate_widgets(key="byom", where=c1, ber_where=c2)
 trials = trials_slider(key="trials", where=c3)
-fm = FaultModel(format=fmt, ber=ber)
 
 if st.button("Measure", key="byom_measure", icon=":material/bolt:"):
     with show_errors(), st.spinner("Running the campaign ..."):
@@ -49,7 +45,7 @@ if last and last[0] == name:
     m2.metric(f"Stored in {s['fault_model']['format']}", f"{s['deployed_accuracy']:.1%}")
     lo, hi = s["ci95"]
     m3.metric(
-        f"Under BER {s['fault_model']['ber']:g}",
+        f"Under BER {fmt_ber(s['fault_model']['ber'])}",
         f"{s['mean_accuracy']:.1%}",
         help=f"95% CI {lo:.1%}–{hi:.1%} over {s['trials']} trials",
     )
@@ -57,7 +53,7 @@ if last and last[0] == name:
 st.subheader("Fine-tune for robustness")
 st.caption(SPLIT_NOTE)
 f1, f2 = st.columns(2)
-method = f1.selectbox("Method", list(METHODS), key="byom_method")
+method = f1.selectbox("Method", list(METHODS), format_func=method_label, key="byom_method")
 epochs = f2.slider("Epochs", 1, byom.DASHBOARD_MAX_EPOCHS, 3, key="byom_epochs")
 if st.button("Fine-tune", key="byom_finetune", icon=":material/model_training:"):
     run_finetune(entry, method=method, epochs=epochs, fm=fm, trials=trials)

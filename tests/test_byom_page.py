@@ -61,7 +61,7 @@ def test_upload_measure_finetune_download(uploads, digits):
     ).summary()  # fmt: skip
     shown = {m.label: m.value for m in at.metric}
     assert shown["Clean accuracy"] == f"{ref['clean_accuracy']:.1%}"
-    assert shown["Under BER 0.01"] == f"{ref['mean_accuracy']:.1%}"
+    assert shown["Under BER 1e-2"] == f"{ref['mean_accuracy']:.1%}"
     at.slider(key="byom_epochs").set_value(1)
     at.selectbox(key="byom_method").set_value("clip")
     at.button(key="byom_finetune").click().run()
@@ -69,7 +69,7 @@ def test_upload_measure_finetune_download(uploads, digits):
     table = at.dataframe[-1].value
     assert list(table[""]) == ["before", "after"]
     names = list(at.session_state["sar_registry"])
-    assert names == ["your model · net", "your model · net · clip 1 ep"]
+    assert names == ["your model · net", "your model · net · Weight clipping 1 ep"]
     result = at.session_state["sar_finetune_results"]["your model · net"][0]
     out = onnx.load_model_from_string(result["raw"])  # the download's bytes
     assert [n.op_type for n in out.graph.node] == [
@@ -202,7 +202,7 @@ def test_quantized_upload_is_measured_on_its_stored_codes_and_float_formats_are_
         load_onnx(qraw), digits.X_test[:200], digits.y_test[:200],
         FaultModel(format="int8", ber=0.01), trials=4, seed=0,
     ).summary()  # fmt: skip
-    assert {m.label: m.value for m in at.metric}["Under BER 0.01"] == f"{ref['mean_accuracy']:.1%}"
+    assert {m.label: m.value for m in at.metric}["Under BER 1e-2"] == f"{ref['mean_accuracy']:.1%}"
     at.selectbox(key="byom_format").set_value("float32").run()
     at.button(key="byom_measure").click().run()
     assert not at.exception

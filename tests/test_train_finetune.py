@@ -64,9 +64,9 @@ def test_train_page_finetunes_an_uploaded_model_like_the_cli(uploads, digits, tm
     assert not at.exception and not at.error, [e.value for e in at.error]
     table = at.dataframe[-1].value
     assert list(table[""]) == ["before", "after"]
-    under = "accuracy under int8 BER 0.02"
+    under = "accuracy under int8 BER 2e-2"
     assert under in table.columns
-    assert "your model · net · clip 1 ep" in at.session_state["sar_registry"]
+    assert "your model · net · Weight clipping 1 ep" in at.session_state["sar_registry"]
 
     # the library on the same rows and settings (CLI: --data = the page's training part)
     X, y = digits.X_test[:ROWS], digits.y_test[:ROWS]

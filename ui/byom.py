@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from sar_core.faults.model import FaultModel
+from sar_core.plots.style import method_label
 from ui.cache import dataset
 from ui.registry import Entry, add_imported_result
 
@@ -32,6 +33,27 @@ def _campaign(key: str, _model, data_key: tuple, fm_dict: dict, trials: int, see
     data = dataset(*data_key)
     fm = FaultModel.from_dict(fm_dict)
     return run_campaign(_model, data.X_test, data.y_test, fm, trials=trials, seed=seed).summary()
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _clean(key: str, _model, data_key: tuple) -> float:
+    from sar_core.engine.evaluate import evaluate
+
+    data = dataset(*data_key)
+    return evaluate(_model, data.X_test, data.y_test).accuracy
+
+
+def clean_accuracy(entry: Entry) -> float | None:
+    """An imported model's accuracy without faults: a fine-tuned one's on its held-out rows
+    (as its fine-tuning result shows), else on all uploaded rows (as *Measure* shows)."""
+    for results in st.session_state.get(RESULT_KEY, {}).values():
+        for r in results:
+            if r["name"] == entry.name:
+                return r["after"]["clean_accuracy"]
+    try:
+        return _clean(entry.key, entry.model, entry.data_key)
+    except ValueError:  # data the model cannot be evaluated on: no number to show
+        return None
 
 
 def campaign(entry: Entry, fm: FaultModel, *, trials: int, seed: int) -> dict:
@@ -84,7 +106,7 @@ def finetune(
     before = measure(entry.model, data, fm, trials=trials, seed=seed)
     model, history = finetune_model(entry.model, data, config, on_epoch=on_epoch)
     raw, report = export_onnx(model, entry.loaded.data)
-    new = add_imported_result(entry, raw, f"{method} {epochs} ep")
+    new = add_imported_result(entry, raw, f"{method_label(method)} {epochs} ep")
     after = measure(new.model, data, fm, trials=trials, seed=seed)
     out = {
         "name": new.name,

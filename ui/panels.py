@@ -8,8 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from sar_core import limits
-from ui import registry
-from ui.layout import percent_columns
+from ui import byom, registry
 
 UPLOAD_STATE = "sar_upload_status"  # session_state: upload key -> (kind, text, file name)
 
@@ -134,29 +133,60 @@ class _PairUpload:
         return self.model.getvalue() + b"\0" + self.data.getvalue()
 
 
+CLEAN_HELP = (
+    "accuracy without faults, as trained: on the dataset's test split; an uploaded ONNX model: "
+    "on all rows of your data; a fine-tuned one: on the 20% held-out rows"
+)
+
+
+def models_frame(entries) -> pd.DataFrame:
+    """One row per model as a table shows it: epochs, rho and clean accuracy as text, empty
+    where a model has none (the grid draws a null cell as "None" whatever a Styler says)."""
+    rows = []
+    for e in entries:
+        row = e.describe()
+        if e.imported:  # known once measured: computed on the uploaded data (cached)
+            row["clean accuracy"] = byom.clean_accuracy(e)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for col, fmt in (("rho", "{:g}"), ("epochs", "{:.0f}"), ("clean accuracy", "{:.2%}")):
+        frame[col] = [fmt.format(v) if v is not None and v == v else "" for v in frame[col]]
+    return frame
+
+
+def models_table(entries, *, key: str) -> None:
+    """The model table (``models_frame``) with its column help."""
+    st.dataframe(
+        models_frame(entries),
+        hide_index=True,
+        key=key,
+        column_config={
+            "clean accuracy": st.column_config.TextColumn(help=CLEAN_HELP),
+            "rho": st.column_config.TextColumn("ρ", help="the training radius (SAM-family)"),
+        },
+    )
+
+
+def file_name(name: str, entry) -> str:
+    """The download's file name: .onnx for an imported model, else .safetensors."""
+    return f"{file_slug(name)}.{'onnx' if entry.imported else 'safetensors'}"
+
+
 def models_panel() -> None:
     """Table of this session's models, a download button and a remove button for each."""
     mine = registry.user_entries()
     if not mine:
         st.info("No models of your own yet: train some above or upload a checkpoint.")
         return
-    rows = pd.DataFrame([e.describe() for e in mine.values()])
-    # as text: a missing rho (SGD, FAT, an imported model) or epoch count shows empty (the
-    # grid draws a null cell as "None" whatever a Styler says)
-    for col, fmt in (("rho", "{:g}"), ("epochs", "{:.0f}")):
-        rows[col] = [fmt.format(v) if v is not None and v == v else "" for v in rows[col]]
-    st.dataframe(
-        percent_columns(rows, ["clean accuracy"]),
-        hide_index=True,
-        key="my_models_table",
-    )
+    models_table(list(mine.values()), key="my_models_table")
     for i, (name, e) in enumerate(list(mine.items())):
         c1, c2, c3 = st.columns([4, 2, 1], vertical_alignment="center")
         c1.markdown(f"**{name}**")
+        fname = file_name(name, e)
         c2.download_button(
-            "Download .safetensors",
+            f"Download .{fname.rsplit('.', 1)[1]}",
             e.loaded.data,
-            file_name=f"{file_slug(name)}.safetensors",
+            file_name=fname,
             mime="application/octet-stream",
             key=f"dl_{i}_{e.key}",
             on_click="ignore",
