@@ -16,7 +16,14 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
     from ui import registry
     from ui.compute import check_faults
     from ui.defenses import ATTACK_FAULTS
-    from ui.inputs import Checks, at_most, check_int_in, need_some, rates_follow_format
+    from ui.inputs import (
+        Checks,
+        at_most,
+        check_int_in,
+        need_some,
+        rate_of_format,
+        rates_follow_format,
+    )
     from ui.jobs import job, require_result, run_controls
     from ui.layout import changed_settings, stale_box
     from ui.robustness import (
@@ -26,6 +33,7 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
         show_heatmap,
         show_sharpness,
         show_sweep,
+        sweep_range,
     )
     from ui.suite_view import suite_section
     from ui.widgets import (
@@ -34,7 +42,6 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
         bit_picker,
         carried,
         fault_model_from,
-        fmt_ber,
         format_picker,
         model_picker,
         seed_input,
@@ -59,20 +66,15 @@ if len(models) > 1:
 c1, c2 = st.columns([1, 2])
 fmt = format_picker(key="format", default="int8", where=c1, on_change=rates_follow_format)
 with c2:
-    ber = ber_select(
-        "Bit error rate for the table and sharpness", key="ber", default=0.01, checks=checks
-    )
+    ber = ber_select(  # a shared link's format starts at its own scale
+        "Bit error rate for the table and sharpness", key="ber", default=rate_of_format("ber", fmt),
+        checks=checks,
+    )  # fmt: skip
 bits = bit_picker(fmt, key="bits")
 
 s1, s2, s3 = st.columns(3)
 with s1:
-    lo, hi = carried(  # kept across pages: a format change on Bit flips moves it too
-        "range",
-        lambda: st.select_slider(
-            "BER sweep range", BER_GRID, value=(1e-3, 5e-2), format_func=fmt_ber, key="range",
-            bind="query-params",
-        ),
-    )  # fmt: skip
+    lo, hi = sweep_range(fmt)
     trials = trials_slider(key="trials", default=30)
 with s2:
     names = [m.name for m in models] or ["(select models)"]

@@ -324,7 +324,7 @@ def test_ci_bounds_are_clamped_and_mean_flips_keep_their_digits():
         "levels": [{"level": 1e-6, "summaries": [s]}],
     }
     (row,) = sweep_rows(rec)
-    assert row["ci95_high"] == 1.0 and row["ci95_low"] == 0.9975
+    assert row["ci95_high_pct"] == 100.0 and row["ci95_low_pct"] == pytest.approx(99.75)
     assert sweep_curves(rec)[0]["hi"] == [1.0]
     assert fmt_ci(s["ci95"]) == "99.8–100.0%" and fmt_ci([-0.01, 0.02]) == "0.0–2.0%"
     at = page("bit_flips").run()

@@ -47,3 +47,43 @@ def test_a_format_chosen_on_robustness_moves_the_bit_flips_range():
     _go(at, "bit_flips")
     assert at.selectbox(key="format").value == "bfloat16"
     assert at.select_slider(key="ber_range").value == (1e-6, 1e-4)
+
+
+def test_bit_flips_table_and_csv_use_one_unit_and_name_the_fault():
+    """Defect 11: std 0.011 next to 45.15 %; the CSV mixed fractions with points and did not
+    say which fault produced it."""
+    from sar_core.data.io import rows_to_csv
+    from ui.results import sweep_rows
+
+    at = _go(_app(), "bit_flips")
+    at.selectbox(key="format").set_value("float32").run()
+    at.pills(key="bits_float32").set_value([23, 24, 25, 26]).run()
+    at.slider(key="trials").set_value(3)
+    at.slider(key="points").set_value(2).run()
+    at.button(key="play").click().run()
+    assert not at.exception and not at.error
+    rec = at.session_state["job_flips"]
+    rows = sweep_rows(rec)
+    s = rec["levels"][0]["summaries"][1]
+    r = rows[1]
+    assert r["mean_accuracy_pct"] == 100 * s["mean_accuracy"] and r["std_pt"] == 100 * s["std"]
+    assert r["vs_first_pt"] == 100 * s["paired_difference"]["mean"]
+    assert (r["format"], r["bits"]) == ("float32", "23-26")
+    assert r["fault"] == "float32 bits 23-26"
+    header = rows_to_csv(rows).splitlines()[0].split(",")
+    assert not {"mean_accuracy", "std", "deployed_accuracy"} & set(header)
+    assert {"format", "bits", "mean_accuracy_pct", "std_pt", "vs_first_pt"} <= set(header)
+    cfg = at.dataframe[0].proto.columns
+    assert '"std (pt)"' in cfg and '"mean accuracy (%)"' in cfg
+
+
+def test_a_shared_link_with_a_float_format_starts_at_its_scale():
+    flips = AppTest.from_file(str(ROOT / "app_pages" / "bit_flips.py"), default_timeout=TIMEOUT)
+    flips.query_params.update({"format": "float32", "bits": "23-30"})
+    flips.run()
+    assert flips.select_slider(key="ber_range").value == (1e-6, 1e-4)
+    rob = AppTest.from_file(str(ROOT / "app_pages" / "robustness.py"), default_timeout=TIMEOUT)
+    rob.query_params.update({"format": "float16"})
+    rob.run()
+    assert rob.select_slider(key="ber").value == 1e-5
+    assert rob.select_slider(key="range").value == (1e-6, 5e-5)

@@ -18,7 +18,13 @@ from sar_core.faults.model import FaultModel
 from sar_core.formats.bits import get_format
 from sar_core.names import FAULT_KINDS, FAULT_TARGETS
 from ui.compute import asym_sweep_iter, log_levels, sweep_iter
-from ui.inputs import Checks, check_float_in, check_int_in, read_bers
+from ui.inputs import (
+    Checks,
+    check_float_in,
+    check_int_in,
+    rate_of_format,
+    read_bers,
+)
 from ui.jobs import finish_job, start_job, stop_button
 from ui.layout import changed_settings, stale_box
 from ui.registry import Entry
@@ -58,11 +64,13 @@ class Rate:
 
 
 def _ber_levels(mode: str, points: int, checks: Checks) -> list[float]:
+    # a session without a range of its own (a shared link: ?format=float32) starts at the format's
+    default = rate_of_format("ber_range", st.session_state.get("format", "int8"))
     lo, hi = carried(  # follows the format (ui.inputs.rates_follow_format), kept across pages
         "ber_range",
         lambda: st.select_slider(
             "BER range (log scale)" if mode == "ber" else "1→0 rate range (log scale)",
-            BER_GRID, value=(1e-3, 1e-1), format_func=fmt_ber, key="ber_range",
+            BER_GRID, value=default, format_func=fmt_ber, key="ber_range",
             bind="query-params",
         ),
     )  # fmt: skip

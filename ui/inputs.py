@@ -231,15 +231,23 @@ def format_ber(fmt: str) -> float:
     return FORMAT_BER.get(fmt, 1e-2)
 
 
+def rate_of_format(key: str, fmt: str):
+    """The value of rate widget ``key`` (``RATES_OF_FORMAT``) at format ``fmt``'s scale, on the
+    1-2-5 grid (1e-5 / 10 is 1.0000000000000002e-06 in floating point, not 1e-6)."""
+    value = RATES_OF_FORMAT[key](format_ber(fmt))
+    if isinstance(value, tuple):
+        return tuple(float(f"{v:.3g}") for v in value)
+    return float(f"{value:.3g}")
+
+
 def rates_follow_format(format_key: str = "format") -> None:
     """on_change of a format picker: every rate in ``RATES_OF_FORMAT`` moves to the new format's
     scale, on this page and (through ``ui.widgets.carried``'s kept values) on the others.
 
     Only a format change moves them: a rate picked afterwards stays."""
-    b = format_ber(st.session_state[format_key])
-    for key, of in RATES_OF_FORMAT.items():
-        value = of(b)
-        value = tuple(float(f"{v:.3g}") for v in value) if isinstance(value, tuple) else value
+    fmt = st.session_state[format_key]
+    for key in RATES_OF_FORMAT:
+        value = rate_of_format(key, fmt)
         st.session_state[f"_kept_{key}"] = value
         if key in st.session_state:  # drawn on this page: the widget takes it
             st.session_state[key] = value

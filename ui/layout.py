@@ -69,15 +69,32 @@ def fmt_pct(x: float | None, digits: int = 1) -> str:
     return "–" if v is None or not math.isfinite(v) else f"{100 * v:.{digits}f}%"
 
 
+def text_where_missing(df, formats: Mapping[str, str]):
+    """``df`` with each column of ``formats`` that holds a missing value turned into text
+    (``formats[col]`` applied, "" where missing); the other columns stay numbers.
+
+    The grid draws a null cell as a grey "None" whatever a Styler's ``na_rep`` says."""
+    out = df.copy()
+    for col, fmt in formats.items():
+        if col in out.columns and out[col].isna().any():
+            out[col] = [
+                fmt.format(v) if as_number(v) is not None and v == v else "" for v in out[col]
+            ]
+    return out
+
+
 def percent_columns(df, columns: Sequence[str]):
     """``df`` for ``st.dataframe`` with ``columns`` (fractions in [0, 1]) shown as percentages
     with two decimals, empty where missing.
 
     Streamlit's ``format="percent"`` trims trailing zeros (97.5% above 97.28%). A pandas Styler
-    formats the display only: the values (sorting, the CSV, ``.value``) stay fractions. The
-    columns' ``column_config`` must set no format: it would win over the Styler."""
+    formats the display only: the values (sorting, the CSV, ``.value``) stay fractions. A column
+    with a missing value becomes text (``text_where_missing``). The columns' ``column_config``
+    must set no format: it would win over the Styler."""
     cols = [c for c in columns if c in df.columns]
-    return df.style.format("{:.2%}", subset=cols, na_rep="")
+    df = text_where_missing(df, dict.fromkeys(cols, "{:.2%}"))
+    numeric = [c for c in cols if df[c].dtype != object]
+    return df.style.format("{:.2%}", subset=numeric, na_rep="")
 
 
 def fmt_ci(ci: Sequence[float] | None, digits: int = 1) -> str:

@@ -15,8 +15,8 @@ import streamlit as st
 from sar_core.plots.robustness import sweep_figure
 from sar_core.plots.style import method_label
 from sar_core.stats.verdicts import symbol, verdict
-from ui.layout import clip01, percent_columns
-from ui.widgets import finite_or_none
+from ui.layout import clip01, text_where_missing
+from ui.widgets import compact_bits, finite_or_none
 
 
 def short_name(name: str) -> str:
@@ -52,14 +52,23 @@ def flips_figure(rec: Mapping):
     )
 
 
-def sweep_rows(rec: Mapping) -> list[dict]:
-    """One row per (level, model): what the table shows and the CSV holds.
+def _pct(x) -> float | None:
+    """An accuracy (fraction) in percent; None when undefined."""
+    v = finite_or_none(x)
+    return None if v is None else 100 * v
 
-    ``vs_first_pt``: the paired difference from the first model in percentage points, with its
-    verdict (sar_core.stats.verdicts). ``mean_changed_bits``: stored bits (or activation bits)
-    that changed value; ``mean_hits``: sites hit, which for stuck-at faults include bits that
+
+def sweep_rows(rec: Mapping) -> list[dict]:
+    """One row per (level, model): what the table shows and the CSV holds, every accuracy in
+    percent (``_pct``) and every difference in points (``_pt``), with the fault it measured.
+
+    ``vs_first_pt``: the paired difference from the first model, with its verdict
+    (sar_core.stats.verdicts). ``mean_changed_bits``: stored bits (or activation bits) that
+    changed value; ``mean_hits``: sites hit, which for stuck-at faults include bits that
     already held the stuck value and change nothing.
     """
+    fault = rec.get("fault") or {}
+    bits = compact_bits(fault["bits"]) if fault.get("bits") else ""
     rows = []
     for lv in rec["levels"]:
         for i, (name, method, s) in enumerate(zip(rec["models"], rec["methods"], lv["summaries"])):
@@ -67,42 +76,58 @@ def sweep_rows(rec: Mapping) -> list[dict]:
             rows.append(
                 {
                     "level": lv["level"],
+                    "format": fault.get("format", ""),
+                    "bits": bits,
+                    "fault": rec.get("fault_label", ""),
                     "model": name,
                     "method": method_label(method),
-                    "mean_accuracy": s["mean_accuracy"],
-                    "ci95_low": clip01(s["ci95"][0]),  # empty: n/a (1 trial)
-                    "ci95_high": clip01(s["ci95"][1]),
-                    "std": finite_or_none(s["std"]),
+                    "mean_accuracy_pct": _pct(s["mean_accuracy"]),
+                    "ci95_low_pct": _pct(clip01(s["ci95"][0])),  # empty: n/a (1 trial)
+                    "ci95_high_pct": _pct(clip01(s["ci95"][1])),
+                    "std_pt": _pct(s["std"]),
                     "mean_changed_bits": s["mean_changed_bits"],
                     "mean_hits": s["mean_flips"],
                     "vs_first_pt": 100 * d["mean"],
                     "verdict": "" if i == 0 else symbol(verdict(*d["ci95"])),
-                    "deployed_accuracy": s["deployed_accuracy"],
+                    "deployed_accuracy_pct": _pct(s["deployed_accuracy"]),
                     "trials": s["trials"],
                 }
             )
     return rows
 
 
+PCT = ("mean_accuracy_pct", "ci95_low_pct", "ci95_high_pct", "std_pt", "deployed_accuracy_pct")
+
+
 def flips_table(rows: list[dict], rate: str) -> None:
-    """The sweep table: percent columns, changed bits (not hits), vs first model in points."""
-    shown = [{k: v for k, v in r.items() if k != "mean_hits"} for r in rows]
-    pct = ("mean_accuracy", "ci95_low", "ci95_high", "deployed_accuracy")
+    """The sweep table: accuracies in %, spreads and differences in points, changed bits (not
+    hits); the format and bits are in the title above it (and in the CSV)."""
+    shown = [
+        {k: v for k, v in r.items() if k not in ("mean_hits", "format", "bits", "fault")}
+        for r in rows
+    ]
+    frame = text_where_missing(pd.DataFrame(shown), dict.fromkeys(PCT, "{:.2f}"))
     st.dataframe(
-        percent_columns(pd.DataFrame(shown), pct),
+        frame,
         hide_index=True,
         key="flips_table",
         column_config={
             "level": st.column_config.NumberColumn(
                 {"ber": "BER", "count": "flips", "asym": "1→0 rate"}[rate], format="%.3g"
             ),
-            **{k: st.column_config.NumberColumn(k.replace("_", " ")) for k in pct},
-            "vs_first_pt": st.column_config.NumberColumn("vs first model (pt)", format="%+.1f"),
+            **{
+                k: st.column_config.NumberColumn(_label(k), format="%.2f", help=_help(k))
+                for k in PCT
+            },
+            "vs_first_pt": st.column_config.NumberColumn(
+                "vs first model (pt)",
+                format="%+.1f",
+                help="mean paired difference from the first model, in percentage points",
+            ),
             "verdict": st.column_config.TextColumn(
                 help="▲ / ▼: the paired 95% CI of the difference from the first model is above "
                 "/ below 0; · : it spans 0"
             ),
-            "std": st.column_config.NumberColumn(format="%.3f"),
             "mean_changed_bits": st.column_config.NumberColumn(
                 "bits changed / trial",
                 format="%.3g",
@@ -111,6 +136,20 @@ def flips_table(rows: list[dict], rate: str) -> None:
             ),
         },
     )
+
+
+def _label(key: str) -> str:
+    """'mean_accuracy_pct' -> 'mean accuracy (%)', 'std_pt' -> 'std (pt)'."""
+    name, unit = key.rsplit("_", 1)
+    return f"{name.replace('_', ' ')} ({'%' if unit == 'pct' else unit})"
+
+
+def _help(key: str) -> str | None:
+    return {
+        "std_pt": "standard deviation of the accuracy over the trials, in percentage points",
+        "deployed_accuracy_pct": "stored in the number format, no flips",
+        "ci95_low_pct": "empty: undefined with one trial",
+    }.get(key)
 
 
 def barrier_caption(res: dict) -> str:

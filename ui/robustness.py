@@ -26,11 +26,12 @@ from ui import registry
 from ui.compute import bit_layer_grid, double_win_table, sweep_iter
 from ui.compute_landscape import sharpness_of
 from ui.defenses import attack_flips, report_html
+from ui.inputs import rate_of_format
 from ui.jobs import finish_job, start_job, stop_button
 from ui.layout import percent_columns
 from ui.registry import Entry
 from ui.results import latency_text, short_name, sweep_curves
-from ui.widgets import fault_label, fmt_ber, fmt_ci, show_errors
+from ui.widgets import BER_GRID, carried, fault_label, fmt_ber, fmt_ci, show_errors
 
 SETTING_NAMES = {"ber": "bit error rate", "range": "BER sweep range", "heat": "heatmap settings"}
 SHORT = {
@@ -41,6 +42,22 @@ SHORT = {
     "asam_sharpness": "ASAM",
     "avg_sharpness": "average",
 }
+
+
+def sweep_range(fmt: str) -> tuple[float, float]:
+    """The BER sweep range: kept across pages, moved by a format change (on any page showing
+    the shared format), starting at the format's own scale (ui.inputs.rate_of_format)."""
+    return carried(
+        "range",
+        lambda: st.select_slider(
+            "BER sweep range",
+            BER_GRID,
+            value=rate_of_format("range", fmt),
+            format_func=fmt_ber,
+            key="range",
+            bind="query-params",
+        ),
+    )
 
 
 def run_report(
