@@ -4,11 +4,15 @@ and one z range, the fault slice honours "Log-scale loss", and a narrow log rang
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
+import pytest
+
 from sar_core.plots.landscape import fault_slice_figure, slice_1d_figure
 from sar_core.plots.landscape_2d import SCENE_ASPECT, surface_figure, surfaces_figure
+from sar_core.plots.landscape_axes import decades
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -37,6 +41,7 @@ def test_every_surface_has_one_fixed_aspect_and_one_z_range():
                 SCENE_ASPECT.values()
             )
             assert tuple(s.zaxis.range) == tuple(scenes[0].zaxis.range)
+            assert s.zaxis.nticks == scenes[0].zaxis.nticks
     one = _scenes(surface_figure(grids[0], 0.0, 1.0))[0]
     assert one.aspectmode == "manual"
 
@@ -61,6 +66,11 @@ def test_a_narrow_log_range_shows_several_ticks():
     ):
         ticks = [t for t in fig.layout.yaxis.tickvals if 1.32 <= t <= 2.06]
         assert fig.layout.yaxis.type == "log" and len(ticks) >= 3
+
+
+def test_decades_measures_the_finite_positive_span():
+    assert decades([0.1, 1.0, 1e37, math.inf, None, -1.0]) == pytest.approx(38.0)
+    assert decades([1.32, 2.06]) < 1 and decades([math.inf]) == 0.0
 
 
 def _spec(chart) -> dict:

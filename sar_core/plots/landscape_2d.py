@@ -123,7 +123,7 @@ def _scene(label: str, zmin: float, zmax: float) -> dict:
     of three was drawn with x = y = 1.51, z = 0.44 and looked flatter than it was; a manual
     aspect ratio draws the same loss difference at the same height in every panel."""
     return {"xaxis_title": "α", "yaxis_title": "β", "zaxis_title": label,
-            "zaxis": {"range": [zmin, zmax]},
+            "zaxis": {"range": [zmin, zmax], "nticks": 6},  # same ticks in every panel
             "aspectmode": "manual", "aspectratio": SCENE_ASPECT}  # fmt: skip
 
 
