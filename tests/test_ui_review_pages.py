@@ -87,3 +87,60 @@ def test_a_shared_link_with_a_float_format_starts_at_its_scale():
     rob.run()
     assert rob.select_slider(key="ber").value == 1e-5
     assert rob.select_slider(key="range").value == (1e-6, 5e-5)
+
+
+def test_sharpness_scatter_names_points_it_cannot_place():
+    """Defect 5: an infinite fault loss gave an empty chart with no word about why."""
+    import math
+
+    from sar_core.plots.robustness import sharpness_scatter
+
+    pts = [
+        {"label": "SGD", "method": "sgd", "x": math.inf, "y": 0.0},
+        {"label": "SAR", "method": "sar", "x": 0.5, "y": 0.4, "lo": 0.3, "hi": 0.5},
+    ]
+    fig = sharpness_scatter(pts, x_title="fault")
+    assert [t.name for t in fig.data] == ["SAR"]
+    assert fig.layout.annotations[0].text == "not finite, not drawn: SGD"
+    none = sharpness_scatter(pts[:1], x_title="fault")
+    assert not none.data and "SGD" in none.layout.annotations[0].text
+
+
+def test_robustness_at_a_destroying_fault_model_says_so():
+    """Defect 5 as the reviewer met it: float32 bits 23-30 at BER 1e-2 carried from Bit flips.
+    Every model at 0 %: a warning names it destroyed (below chance), the sharpness chart is
+    replaced by a note, the table says 'not finite', not 'Infinity'."""
+    from ui.robustness import SHARPNESS_HELP, SHORT
+
+    at = _go(_app(), "bit_flips")
+    at.multiselect(key="models").set_value(["demo · digits MLP · SGD", "demo · digits MLP · SAR"])
+    at.selectbox(key="format").set_value("float32").run()
+    at.pills(key="bits_float32").set_value(list(range(23, 31))).run()
+    _go(at, "robustness")
+    at.select_slider(key="ber").set_value(1e-2)
+    at.select_slider(key="range").set_value((1e-2, 2e-2))
+    at.slider(key="trials").set_value(2)
+    at.slider(key="heat_trials").set_value(1)
+    at.run()
+    at.button(key="run_report").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    warnings = " ".join(w.value for w in at.warning)
+    assert "every model is destroyed" in warnings and "10.0% on 10 classes" in warnings
+    assert "float32's own scale is about 1e-5" in warnings
+    assert "Nothing to plot: the expected loss increase under the fault model is not finite" in (
+        warnings
+    )
+    assert len(at.get("plotly_chart")) == 3  # sweep, double-win bars, heatmap: no empty scatter
+    sharp = next(d.value for d in at.dataframe if "λ_max" in d.value.columns)
+    assert list(sharp["fault"]) == ["not finite", "not finite"]
+    win = next(d.value for d in at.dataframe if "under faults" in d.value.columns)
+    assert list(win.columns)[:5] == [
+        "model",
+        "method",
+        "clean accuracy",
+        "deployed",
+        "under faults",
+    ]
+    cfg = next(d.proto.columns for d in at.dataframe if "λ_max" in d.value.columns)
+    assert SHORT["avg_sharpness"] == "average" and "random" in SHARPNESS_HELP["avg_sharpness"]
+    assert "so tiny values are expected" in cfg  # the column help explains the tiny values

@@ -85,6 +85,12 @@ class Entry:
             return f"{ck.kind} {'x'.join(map(str, ck.input_shape))}"
         return ck.spec.arch
 
+    @property
+    def n_classes(self) -> int:
+        """Number of classes the model predicts (chance accuracy is 1 / n_classes)."""
+        ck = self.loaded.checkpoint
+        return int(ck.n_classes if isinstance(ck, ImportedModel) else ck.spec.n_classes)
+
     def signature(self) -> tuple:
         """What must match for paired faults: the architecture and the parameter shapes."""
         if self.imported:

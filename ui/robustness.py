@@ -7,6 +7,7 @@ record. The page itself is widgets -> ``run_report`` -> ``show_*``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
@@ -26,14 +27,29 @@ from ui import registry
 from ui.compute import bit_layer_grid, double_win_table, sweep_iter
 from ui.compute_landscape import sharpness_of
 from ui.defenses import attack_flips, report_html
-from ui.inputs import rate_of_format
+from ui.inputs import format_ber, rate_of_format
 from ui.jobs import finish_job, start_job, stop_button
 from ui.layout import percent_columns
 from ui.registry import Entry
 from ui.results import latency_text, short_name, sweep_curves
-from ui.widgets import BER_GRID, carried, fault_label, fmt_ber, fmt_ci, show_errors
+from ui.widgets import BER_GRID, carried, fault_label, fmt_ber, fmt_ci, fmt_pct, show_errors
 
 SETTING_NAMES = {"ber": "bit error rate", "range": "BER sweep range", "heat": "heatmap settings"}
+SHARPNESS_HELP = {
+    "fault_sharpness": "expected loss increase L(faulty w) − L(w), averaged over the fault "
+    "patterns of the chosen fault model; 'not finite': in at least one pattern the logits "
+    "overflowed (Inf or NaN), so the loss and its mean are infinite",
+    "lambda_max": "largest eigenvalue of the loss Hessian (Lanczos): the curvature along the "
+    "sharpest direction",
+    "trace": "sum of the Hessian's eigenvalues (Hutchinson estimate): the total curvature",
+    "sam_sharpness": "worst loss increase within distance ρ = 0.05 of the weights, "
+    "max L(w+ε) − L(w) over ‖ε‖ ≤ 0.05 (gradient ascent)",
+    "asam_sharpness": "as SAM, with each weight's neighbourhood scaled by its magnitude |w| "
+    "(ρ = 0.05)",
+    "avg_sharpness": "average-case sharpness: the mean loss increase L(w+ε) − L(w) over random "
+    "directions ε of length ρ = 0.05 (the typical, not the worst, nearby loss; about "
+    "ρ²·trace/(2·parameters), so tiny values are expected)",
+}
 SHORT = {
     "fault_sharpness": "fault",
     "lambda_max": "λ_max",
@@ -81,6 +97,8 @@ def run_report(
         sources=[m.source for m in models],
         fault_label=fault_label(fm),
         scope=fault_label(fm, with_rate=False),
+        fault=fm.to_dict(),
+        classes=models[0].n_classes,
         settings=dict(settings),
         levels=[],
     )
@@ -132,9 +150,13 @@ def show_sweep(rec: Mapping) -> None:
     )
 
 
+UNDER = "under faults"  # the fault model is in the heading and the column's help (a long
+# column name pushed "training time vs SGD" off the table's right edge)
+
+
 def double_win_frame(rec: Mapping) -> pd.DataFrame:
     """The double-win table as shown (one row per model; columns of analysis.robustness)."""
-    under = f"under faults ({rec['fault_label']})"
+    under = UNDER
     rows = []
     for r in rec["table"]:
         d = r["paired_difference"]
@@ -161,22 +183,28 @@ def show_double_win(rec: Mapping) -> None:
     """The double-win table, its figure and the latency note."""
     st.subheader("The double win")
     st.markdown(
-        "Clean accuracy, accuracy under the fault model, and the inference cost. SAR changes "
-        "only training: the architecture, the parameter count and the latency are the same."
+        f"Clean accuracy, accuracy under the fault model (**{rec['fault_label']}**), and the "
+        "inference cost. SAR changes only training: the architecture, the parameter count and "
+        "the latency are the same."
     )
-    under = f"under faults ({rec['fault_label']})"
+    under = UNDER
+    destroyed_note(rec)
     st.dataframe(
         percent_columns(double_win_frame(rec), ("clean accuracy", "deployed", under)),
         hide_index=True,
         key="double_win",
         column_config={
             "deployed": st.column_config.NumberColumn(help="stored in the number format, no flips"),
+            under: st.column_config.NumberColumn(
+                help=f"mean accuracy under {rec['fault_label']}, over the paired trials"
+            ),
             "vs first (pt)": st.column_config.NumberColumn(format="%+.1f"),
             "verdict": st.column_config.TextColumn(
                 help="▲ / ▼: the paired 95% CI of the difference from the first model is above "
                 "/ below 0; · : it spans 0"
             ),
             "training time vs SGD": st.column_config.NumberColumn(
+                "train time ÷ SGD",
                 format="%.2fx",
                 help="training seconds / those of the SGD model of the same data, architecture "
                 "and epochs (checkpoint metadata)",
@@ -241,20 +269,72 @@ def show_sharpness(rec: Mapping) -> None:
     labels = [short_name(n) for n in rec["models"]]
     points = sharpness_points(labels, rec["methods"], rec["table"], rec["sharpness"], measure)
     y_title = f"accuracy under faults, {rec['fault_label']} (%)"
-    fig = sharpness_scatter(points, x_title=SHARPNESS_MEASURES[measure], y_title=y_title)
-    st.plotly_chart(fig, key="scatter")
-    frame = pd.DataFrame(
-        [
-            {"model": n, **{SHORT[k]: sharpness_value(sh, k) for k in SHARPNESS_MEASURES}}
-            for n, sh in zip(labels, rec["sharpness"])
-        ]
-    )
+    name = SHARPNESS_MEASURES[measure]
+    bad = [p["label"] for p in points if not _finite(p["x"])]
+    if bad and len(bad) == len(points):
+        st.warning(f"**Nothing to plot: the {name} is not finite for any model.** {_why(rec)}")
+    else:
+        if bad:
+            st.caption(f"Not drawn ({name} not finite): {', '.join(bad)}. {_why(rec)}")
+        fig = sharpness_scatter(points, x_title=name, y_title=y_title)
+        st.plotly_chart(fig, key="scatter")
+    frame = sharpness_frame(labels, rec["sharpness"])
     st.dataframe(
         frame,
         hide_index=True,
         key="sharp_table",
-        column_config={
-            SHORT[k]: st.column_config.NumberColumn(format="%.4g", help=v)
-            for k, v in SHARPNESS_MEASURES.items()
+        column_config={  # a column made text ("not finite") must not be drawn as numbers
+            SHORT[k]: st.column_config.TextColumn(help=SHARPNESS_HELP[k])
+            if frame[SHORT[k]].dtype == object
+            else st.column_config.NumberColumn(format="%.4g", help=SHARPNESS_HELP[k])
+            for k in SHARPNESS_MEASURES
         },
+    )
+
+
+def _finite(x) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def _why(rec: Mapping) -> str:
+    return (
+        f"At {rec['fault_label']} some fault patterns make the logits overflow (Inf or NaN): "
+        "the loss there is infinite, and so is its mean. Choose another measure, or a lower "
+        "bit error rate or fewer bits for the fault model."
+    )
+
+
+def sharpness_frame(labels: Sequence[str], reports: Sequence[Mapping]) -> pd.DataFrame:
+    """The sharpness table: one row per model; a column with a value that is not finite is
+    text ("not finite", never a bare "Infinity")."""
+    frame = pd.DataFrame(
+        [
+            {"model": n, **{SHORT[k]: sharpness_value(sh, k) for k in SHARPNESS_MEASURES}}
+            for n, sh in zip(labels, reports)
+        ]
+    )
+    for col in list(frame.columns)[1:]:
+        values = list(frame[col])
+        if not all(_finite(v) for v in values):
+            frame[col] = [
+                f"{v:.4g}" if _finite(v) else "" if v is None else "not finite" for v in values
+            ]
+    return frame
+
+
+def destroyed_note(rec: Mapping) -> None:
+    """A warning when every model is at or below chance under the fault model (the table's
+    zeros and '+0.0' differences then mean destroyed, not equal)."""
+    classes = rec.get("classes")
+    acc = [r["fault_accuracy"] for r in rec["table"]]
+    if not classes or not acc or max(acc) > 1 / classes:
+        return
+    fmt = rec.get("fault", {}).get("format", "")
+    scale = f" ({fmt}'s own scale is about {fmt_ber(format_ber(fmt))})" if fmt else ""
+    st.warning(
+        f"**At this fault model ({rec['fault_label']}) every model is destroyed:** accuracy "
+        f"under faults is {fmt_pct(min(acc))}–{fmt_pct(max(acc))}, at or below chance "
+        f"({fmt_pct(1 / classes)} on {classes} classes), so the differences between models are "
+        f"0. Choose a lower bit error rate{scale} or fewer bits.",
+        icon=":material/warning:",
     )

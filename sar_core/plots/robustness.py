@@ -3,6 +3,7 @@ sharpness against robustness, and the clean-vs-faulty "double win" bars."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -199,9 +200,12 @@ def sharpness_scatter(
     """One marker per model: sharpness (x) against accuracy under faults (y, with 95% CI bars).
 
     ``points``: dicts with ``label``, ``method``, ``x``, ``y`` and optionally ``lo``, ``hi``
-    (accuracies in [0, 1]).
+    (accuracies in [0, 1]). A point whose x or y is missing or not finite (an infinite fault
+    loss) cannot be placed: it is named in a note on the figure instead of vanishing.
     """
     fig = go.Figure()
+    skipped = [p for p in points if not (_finite(p.get("x")) and _finite(p.get("y")))]
+    points = [p for p in points if p not in skipped]
     # no text next to the markers (labels of close points overlap): one legend entry per point,
     # the method's colour, and a marker shape per point within a method
     symbols = ["circle", "square", "diamond", "triangle-up", "cross", "star"]
@@ -236,6 +240,18 @@ def sharpness_scatter(
                 ),
             )
         )
+    if skipped:
+        names = ", ".join(p.get("label") or method_label(p.get("method", "")) for p in skipped)
+        fig.add_annotation(
+            text=f"not finite, not drawn: {names}",
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5 if not points else 1.0,
+            yanchor="middle" if not points else "bottom",
+            showarrow=False,
+            font=dict(size=13),
+        )
     fig.update_layout(
         title=dict(text=title or "Flatter minimum, more robust? (one point per model)"),
         xaxis=dict(title=dict(text=x_title), type="log" if log_x else "linear"),
@@ -244,6 +260,14 @@ def sharpness_scatter(
         height=460,
     )
     return fig
+
+
+def _finite(v) -> bool:
+    """A number that is not None, NaN or ±inf."""
+    try:
+        return v is not None and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
 
 
 def double_win_figure(rows: Sequence[Mapping], *, fault_label: str) -> go.Figure:
