@@ -623,7 +623,9 @@ def test_train_shows_what_sar_derives_before_training():
         rho=at.number_input(key="rho").value,
         seed=0,
     )
-    assert f"{desc['expected_flips']:.3g} bits flip" in texts
+    from ui.training import fmt_count
+
+    assert f"{fmt_count(desc['expected_flips'])} bits flip" in texts
     table = table_with(at, "parameter")
     assert list(table["parameter"]) == [r["name"] for r in desc["layers"] if r["eligible"]]
 

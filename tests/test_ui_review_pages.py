@@ -144,3 +144,50 @@ def test_robustness_at_a_destroying_fault_model_says_so():
     cfg = next(d.proto.columns for d in at.dataframe if "λ_max" in d.value.columns)
     assert SHORT["avg_sharpness"] == "average" and "random" in SHARPNESS_HELP["avg_sharpness"]
     assert "so tiny values are expected" in cfg  # the column help explains the tiny values
+
+
+def test_training_curves_keep_the_last_epoch_and_label_the_log_axis_sparsely():
+    """Defect 9: right margin 0 clipped the last epoch's tick; the log loss axis labelled
+    '1.0 0.90 0.80 0.70 ...' on top of each other."""
+    from sar_core.plots.training import log_ticks, training_curves_figure
+
+    hist = [{"epoch": e, "test_acc": 0.5 + e / 20, "train_loss": 1.0 - e / 20} for e in (1, 2, 5)]
+    fig = training_curves_figure([{"label": "SGD", "method": "sgd", "history": hist}])
+    assert fig.layout.margin.r >= 20
+    loss = fig.data[1]
+    assert "markers" in loss.mode  # plotly pads the x range around markers: epoch 5 is inside
+    ticks = list(fig.layout.yaxis2.tickvals)
+    assert ticks == log_ticks([h["train_loss"] for h in hist]) and 3 <= len(ticks) <= 6
+    assert all(0.75 <= t <= 0.95 for t in ticks) and list(fig.layout.yaxis2.ticktext) == [
+        f"{t:g}" for t in ticks
+    ]
+    assert log_ticks([2.3, 0.05]) == [0.05, 0.1, 0.2, 0.5, 1.0, 2.0]
+    assert log_ticks([1.97, 1.25]) == [1.3, 1.5, 1.7, 1.9]
+    assert log_ticks([0.5, 0.5]) == []
+
+
+def test_numbers_in_prose_and_intervals_read_as_numbers():
+    """Defect 13: 'about 1.36e+03 bits flip'; Home's CI '96–96%'."""
+    from ui.layout import fmt_ci
+    from ui.training import fmt_count
+
+    assert (
+        fmt_count(1361.2) == "1,361"
+        and fmt_count(12.54) == "12.5"
+        and fmt_count(0.0341) == "0.0341"
+    )
+    assert fmt_ci([0.9612, 0.9648], 0) == "96.1–96.5%"
+    assert fmt_ci([0.90, 0.95], 0) == "90–95%" and fmt_ci([0.5, 0.5], 0) == "50–50%"
+    at = AppTest.from_file(str(ROOT / "app_pages" / "train.py"), default_timeout=TIMEOUT).run()
+    texts = " ".join(m.value for m in at.markdown)
+    assert "bits flip" in texts and "e+0" not in texts
+
+
+def test_both_uploaders_take_the_same_largest_file():
+    """Defect 13: Train's uploader said 20MB per file, Your model's 64MB (both take .onnx)."""
+    from sar_core import limits
+
+    at = _go(_app(), "train")
+    up = next(u for u in at.get("file_uploader") if u.proto.label.startswith("Upload a SAR Lab"))
+    assert up.proto.max_upload_size_mb == limits.MAX_MODEL_BYTES // (1024 * 1024)
+    assert "Your model" in up.proto.help and "20 MB" in up.proto.help

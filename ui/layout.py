@@ -98,13 +98,17 @@ def percent_columns(df, columns: Sequence[str]):
 
 
 def fmt_ci(ci: Sequence[float] | None, digits: int = 1) -> str:
-    """A 95% CI in [0, 1] as '91.2–94.0%', clamped to [0, 100]%; 'n/a' when undefined."""
+    """A 95% CI in [0, 1] as '91.2–94.0%', clamped to [0, 100]%; 'n/a' when undefined; ends
+    that would round equal get more decimals ('96.1–96.4%', not '96–96%')."""
     if ci is None or len(ci) != 2:
         return "n/a"
     lo, hi = as_number(ci[0]), as_number(ci[1])
     if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
         return "n/a"
     lo, hi = clip01(lo), clip01(hi)
+    # ends that round equal ('96–96%') get more decimals, up to 3, until they differ
+    while digits < 3 and lo != hi and f"{100 * lo:.{digits}f}" == f"{100 * hi:.{digits}f}":
+        digits += 1
     return f"{100 * lo:.{digits}f}–{100 * hi:.{digits}f}%"
 
 

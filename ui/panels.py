@@ -43,12 +43,16 @@ def upload_box(*, key: str = "upload") -> None:
     Call it before ``models_panel``: the upload is registered in this run, so the table below
     already lists it (drawn after it, the table was one upload behind).
     """
+    mb = max(1, limits.MAX_UPLOAD_BYTES // (1024 * 1024))
     up = st.file_uploader(
         "Upload a SAR Lab checkpoint (.safetensors)",
         type=["safetensors", "onnx"],  # an .onnx gets a message naming it (not a silent refusal)
         key=key,
-        max_upload_size=max(1, limits.MAX_UPLOAD_BYTES // (1024 * 1024)),
-        help="Files downloaded from this page (or saved by `python -m sar_core train`).",
+        # the Your model page's limit: an .onnx of any size it takes reaches the message here
+        max_upload_size=max(mb, limits.MAX_MODEL_BYTES // (1024 * 1024)),
+        help=f"Files downloaded from this page (or saved by `python -m sar_core train`), up to "
+        f"{mb} MB. An ONNX model is measured on your own data: upload it with its data on the "
+        "*Your model* page.",
     )
     if up is None:
         return

@@ -207,11 +207,17 @@ def describe_rows(desc: Mapping) -> list[dict]:
     return rows
 
 
+def fmt_count(x: float) -> str:
+    """An expected count for prose: '1,360', '12.5', '0.034' (never '1.36e+03')."""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
 def describe_text(desc: Mapping) -> str:
     """Plain sentences about what SAR v2 derives from the target fault model."""
     cov, exc = desc["covered_bits"], desc["excluded_bits"]
     text = (
-        f"At this fault model about **{desc['expected_flips']:.3g} bits flip** per pass over the "
+        f"At this fault model about **{fmt_count(desc['expected_flips'])} bits flip** per pass "
+        "over the "
         f"{desc['eligible_weights']:,} eligible weights. SAR's *fault* geometry scales each "
         "weight's neighbourhood by how far a flip moves it (the intensity T below) and sets the "
         f"radius to ρ × √E[n] = {desc['multiplier']:g} × {desc['fault_radius']:.3g} = "

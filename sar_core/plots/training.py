@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import plotly.graph_objects as go
@@ -13,6 +14,37 @@ from sar_core.plots.style import method_color, method_label, rgba
 def run_color(run: Mapping, index: int = 0) -> str:
     """Colour of a run: its own ``color`` when given, else its method's colour."""
     return run.get("color") or method_color(run.get("method", ""), index)
+
+
+# mantissas per decade, coarse to fine: the first giving 3 ticks in the data's range is used
+_MANTISSAS = (
+    (1,),
+    (1, 2, 5),
+    (1, 2, 3, 5, 7),
+    tuple(range(1, 10)),
+    tuple(m / 10 for m in range(10, 100)),
+    tuple(m / 100 for m in range(100, 1000)),
+)
+
+
+def log_ticks(values: Sequence[float], *, most: int = 6) -> list[float]:
+    """At most ``most`` round tick values within the range of the positive finite ``values``
+    (for a log axis; [] when there is no range to label)."""
+    v = [x for x in values if x is not None and math.isfinite(x) and x > 0]
+    if not v or min(v) == max(v):
+        return []
+    lo, hi = min(v), max(v)
+    decades = range(math.floor(math.log10(lo)), math.floor(math.log10(hi)) + 1)
+    for mantissas in _MANTISSAS:
+        ticks = [
+            float(f"{m * 10.0**d:.3g}")
+            for d in decades
+            for m in mantissas
+            if lo <= m * 10.0**d <= hi
+        ]
+        if len(ticks) >= 3:
+            return ticks[:: math.ceil(len(ticks) / most)]
+    return []
 
 
 def training_curves_figure(runs: Sequence[Mapping], *, title: str | None = None) -> go.Figure:
@@ -51,7 +83,8 @@ def training_curves_figure(runs: Sequence[Mapping], *, title: str | None = None)
             go.Scatter(
                 x=epochs,
                 y=[h["train_loss"] for h in hist],
-                mode="lines",
+                mode="lines+markers" if len(hist) < 30 else "lines",  # markers pad the x range
+                marker=dict(size=5),
                 name=label,
                 legendgroup=label,
                 showlegend=False,
@@ -64,14 +97,21 @@ def training_curves_figure(runs: Sequence[Mapping], *, title: str | None = None)
     fig.update_xaxes(title_text="epoch", row=1, col=1)
     fig.update_xaxes(title_text="epoch", row=1, col=2)
     fig.update_yaxes(title_text="test accuracy (%)", row=1, col=1)
-    fig.update_yaxes(
-        title_text="cross-entropy loss (log scale)", type="log", tickformat=".2g", row=1, col=2
+    ticks = log_ticks([h["train_loss"] for run in runs for h in run.get("history", [])])
+    fig.update_yaxes(  # plotly's own ticks label a narrow log range densely (overlapping)
+        title_text="cross-entropy loss (log scale)",
+        type="log",
+        tickformat=".2g",
+        tickvals=ticks or None,
+        ticktext=[f"{t:g}" for t in ticks] or None,
+        row=1,
+        col=2,
     )
     fig.update_layout(
         title=dict(text=title or "Training curves (same data, seed and initial weights)"),
         legend=dict(title=dict(text="run"), orientation="h", yanchor="top", y=-0.2, x=0),
         height=420,
-        margin=dict(t=80, b=40),
+        margin=dict(t=80, b=40, l=60, r=30),  # r > 0: the last epoch's tick is not clipped
     )
     return fig
 
