@@ -25,6 +25,7 @@ from torch import nn
 from torch.func import functional_call
 
 from sar_core import limits
+from sar_core.engine.checks import check_model
 from sar_core.engine.evaluate import as_tensors, evaluate, logits_of, model_device
 from sar_core.faults.injector import Injector
 from sar_core.faults.model import FaultModel, FaultPattern
@@ -275,6 +276,7 @@ def progressive_bit_search(
     """
     cfg = replace(settings or SearchSettings(), **overrides)
     fm = cfg.fault_model()
+    check_model(model)
     inj = Injector(model, fm)
     dev = model_device(model)
     Xa, ya = as_tensors(*attack_batch(X_attack, y_attack, cfg.batch_size, cfg.seed), dev)

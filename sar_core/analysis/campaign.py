@@ -12,11 +12,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import torch
 from torch import nn
 
 from sar_core import limits
-from sar_core.engine.evaluate import as_tensors, model_device
+from sar_core.engine.checks import model_data
 from sar_core.engine.montecarlo import MonteCarlo
 from sar_core.faults.model import FaultModel
 from sar_core.stats.intervals import clamp_unit, summarize
@@ -83,9 +82,8 @@ class CampaignResult:
 
 
 def model_tensors(model: nn.Module, X, y):
-    if isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor):
-        return X, y
-    return as_tensors(X, y, model_device(model))
+    """(X, y) as checked tensors on the model's device (``sar_core.engine.checks.model_data``)."""
+    return model_data(model, X, y)
 
 
 def iter_compare(
@@ -122,6 +120,7 @@ def _grow(models, X, y, fm, *, trials, seed, engine, **options) -> Iterator[list
         engine = MonteCarlo(models, X, y, fm, **options)
     else:
         engine = _engine_at(engine, models, fm, options)
+        _check_engine_data(engine, *model_tensors(models[0], X, y))
     results = [
         CampaignResult(engine.fm, c[0], d[0], engine.n_sites)
         for c, d in zip(engine.clean, engine.deployed)
@@ -158,6 +157,22 @@ def _engine_at(
             f"Invalid fm={fm}: the engine's fault model {engine.fm} differs in more than the rate "
             "(ber / count / ber_01 / ber_10); build a new engine (engine=None)"
         ) from e
+
+
+def _check_engine_data(engine: MonteCarlo, X, y) -> None:
+    """ValueError unless (X, y) hold the data the engine was built on (its clean scores)."""
+    same = (
+        X.shape == engine.X.shape
+        and y.shape == engine.y.shape
+        and bool((X == engine.X).all())
+        and bool((y == engine.y).all())
+    )
+    if not same:
+        raise ValueError(
+            f"Invalid X, y with engine=: the engine was built on {engine.X.shape[0]} other rows "
+            f"(shape {tuple(engine.X.shape)}), got shape {tuple(X.shape)}; pass the engine's own "
+            "X and y, or engine=None to build one on these"
+        )
 
 
 def _last(it, progress: Callable[[int], None] | None = None):

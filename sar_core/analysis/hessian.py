@@ -17,7 +17,7 @@ from torch import nn
 from torch.func import functional_call, grad, jvp
 
 from sar_core import limits
-from sar_core.engine.evaluate import as_tensors, model_device
+from sar_core.engine.checks import model_data
 from sar_core.stats.intervals import summarize
 from sar_core.validate import check_float, check_int
 
@@ -29,8 +29,7 @@ def flat_loss(model: nn.Module, X, y, *, dtype: torch.dtype | None = None) -> Fl
 
     ``dtype=torch.float64`` evaluates in double precision (copies; the model is untouched).
     """
-    if not (isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor)):
-        X, y = as_tensors(X, y, model_device(model))
+    X, y = model_data(model, X, y, float64=True)
     params = {n: p.detach().to(dtype or p.dtype) for n, p in model.named_parameters()}
     X = X.to(dtype) if dtype is not None else X
     names = list(params)

@@ -17,7 +17,8 @@ from torch import nn
 
 from sar_core import limits
 from sar_core.engine import combinations as C
-from sar_core.engine.evaluate import as_tensors, evaluate, model_device
+from sar_core.engine.checks import model_data
+from sar_core.engine.evaluate import evaluate
 from sar_core.faults.injector import Injector
 from sar_core.faults.model import FaultModel
 from sar_core.validate import check_choice, check_float, check_int
@@ -48,9 +49,8 @@ def _weights(model: nn.Module) -> Params:
 
 
 def _xy(model: nn.Module, X, y) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor):
-        return X, y
-    return as_tensors(X, y, model_device(model))
+    """Checked model and data (``sar_core.engine.checks.model_data``)."""
+    return model_data(model, X, y)
 
 
 def random_direction(

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from sar_core.data.models import ACTIVATIONS
+from sar_core.faults.chain import sequence
 from sar_core.faults.model import FaultModel, FaultPattern, eligible_parameters
 from sar_core.formats import bits as B
 from sar_core.validate import check_choice, check_int
@@ -96,7 +97,7 @@ def profile_bounds(
     """Smallest and largest output of every activation module on X (with ``params`` if given)."""
     twin = _copy_with(model, params)
     X = torch.as_tensor(np.asarray(X, dtype=np.float32))
-    names = [n for n, m in twin.named_children() if isinstance(m, _ACTIVATION_TYPES)]
+    names = [n for n, m in sequence(twin) if isinstance(m, _ACTIVATION_TYPES)]
     if not names:
         raise ValueError("Invalid model: it has no activation module (ReLU/Tanh/GELU) to clamp")
     low = {n: math.inf for n in names}
@@ -104,7 +105,7 @@ def profile_bounds(
     with torch.no_grad():
         for i in range(0, X.shape[0], batch_size):
             h = X[i : i + batch_size]
-            for n, m in twin.named_children():
+            for n, m in sequence(twin):
                 h = m(h)
                 if n in low:
                     low[n] = min(low[n], float(h.min()))
@@ -119,7 +120,7 @@ def range_restricted(model: nn.Module, bounds: ActivationBounds) -> nn.Sequentia
     twin = _copy_with(model, None)
     lookup = dict(zip(bounds.layers, zip(bounds.low, bounds.high)))
     layers: list[tuple[str, nn.Module]] = []
-    for n, m in twin.named_children():
+    for n, m in sequence(twin):
         layers.append((n, m))
         if n in lookup:
             layers.append((f"{n}_clamp", Clamp(*lookup[n])))

@@ -78,7 +78,7 @@ def finetune_model(model, data, config, *, on_epoch=None, should_stop=None):
     import numpy as np
     import torch
 
-    from sar_core.engine.evaluate import as_tensors, evaluate
+    from sar_core.engine.evaluate import as_tensors, logits_of, score_logits
     from sar_core.training import loop
 
     model = model.float_weights() if hasattr(model, "float_weights") else copy.deepcopy(model)
@@ -103,7 +103,7 @@ def finetune_model(model, data, config, *, on_epoch=None, should_stop=None):
         model.eval()
         if rec is None:
             break
-        score = evaluate(model, Xv, yv)
+        score = score_logits(logits_of(model, None, Xv), yv)  # unchecked: may have diverged
         rec = {"epoch": epoch, **rec, "val_acc": score.accuracy, "val_loss": score.loss}
         history.append(rec)
         if on_epoch is not None:

@@ -28,6 +28,7 @@ from torch.func import functional_call, vmap
 from torch.overrides import TorchFunctionMode
 
 from sar_core.engine.evaluate import evaluate, score_batch
+from sar_core.faults.chain import sequence
 from sar_core.validate import check_int
 
 Params = dict[str, torch.Tensor]
@@ -76,7 +77,7 @@ def _split_head(model: nn.Module, names: list[str]):
     """(prefix, head name, rest) when the first parameterized layer is affine, else None."""
     if not isinstance(model, nn.Sequential):
         return None
-    children = list(model.named_children())
+    children = sequence(model)
     for i, (name, module) in enumerate(children):
         if any(True for _ in module.parameters()):
             owned = {f"{name}.{n}" for n, _ in module.named_parameters()}

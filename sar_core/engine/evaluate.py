@@ -126,7 +126,13 @@ def evaluate(
     y: torch.Tensor | np.ndarray,
     params: Mapping[str, torch.Tensor] | None = None,
 ) -> Score:
-    """Score of ``model`` on (X, y), optionally with substituted parameters; never mutates."""
-    if not isinstance(X, torch.Tensor) or not isinstance(y, torch.Tensor):
-        X, y = as_tensors(X, y, model_device(model))
-    return score_logits(logits_of(model, params, X), y)
+    """Score of ``model`` on (X, y), optionally with substituted parameters; never mutates.
+
+    The model and data are checked first (``sar_core.engine.checks``): ValueError on a model
+    that cannot be evaluated as deployed, on bad data and on labels the output cannot hold."""
+    from sar_core.engine.checks import check_logits, model_data
+
+    X, y = model_data(model, X, y)
+    logits = logits_of(model, params, X)
+    check_logits(logits, y)
+    return score_logits(logits, y)

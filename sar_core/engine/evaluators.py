@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from sar_core.engine.evaluate import logits_of, score_batch, score_logits
-from sar_core.faults.chain import CachedChain, owner
+from sar_core.faults.chain import CachedChain, owner, sequence
 from sar_core.faults.injector import ChunkDelta, Delta
 
 EVALUATORS = ("auto", "full", "resume", "batched")
@@ -120,7 +120,7 @@ class Batched:
     """
 
     def __init__(self, model, params: dict[str, torch.Tensor], X, y, memory_mb: float) -> None:
-        self.children = list(model.named_children())
+        self.children = sequence(model)
         self.params, self.X, self.y = params, X, y
         self.linear = [i for i, (_, m) in enumerate(self.children) if isinstance(m, nn.Linear)]
         with torch.no_grad():
@@ -148,7 +148,7 @@ class Batched:
         """True for a Sequential of Linear/elementwise children on 2-D input with finite weights.
 
         Children must be of these exact types (a subclass may override ``forward``)."""
-        ch = list(model.named_children()) if isinstance(model, nn.Sequential) else None
+        ch = sequence(model) if isinstance(model, nn.Sequential) else None
         ok_child = all(type(m) in (nn.Linear, *ELEMENTWISE) for _, m in ch or [])
         finite = all(bool(torch.isfinite(p).all()) for p in params.values())
         return bool(ch) and ok_child and X.dim() == 2 and finite and X.shape[0] <= 65536

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from sar_core.engine.evaluate import as_tensors, logits_of, model_device, score_logits
+from sar_core.engine.checks import check_logits, check_model, model_data
+from sar_core.engine.evaluate import logits_of, score_logits
 from sar_core.engine.evaluators import EVALUATORS, make_evaluator
 from sar_core.faults.injector import Injector
 from sar_core.faults.model import FaultModel, FaultPattern, parameter_shapes
@@ -107,11 +108,18 @@ class MonteCarlo:
         self.pattern_filter = pattern_filter
         memory_mb = check_float("memory_mb", memory_mb, low=1.0, high=1e6)
         self.models, self.fm = list(models), fm
+        if not self.models:
+            raise ValueError("Invalid models=[]: give at least one model")
+        for i, m in enumerate(self.models):
+            check_model(m, name=f"models[{i}]" if len(self.models) > 1 else "model")
         check_same_architecture(self.models)
-        if not (isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor)):
-            X, y = as_tensors(X, y, model_device(self.models[0]))
+        X, y = model_data(self.models[0], X, y)
         self.X, self.y = X, y
-        self.clean = [_score(logits_of(m, None, X), y) for m in self.models]
+        self.clean = []
+        for m in self.models:
+            logits = logits_of(m, None, X)
+            check_logits(logits, y)
+            self.clean.append(_score(logits, y))
         if fm.target == "activations":
             from sar_core.faults.activations import ActivationFaults
 

@@ -24,6 +24,12 @@ from torch import nn
 from torch.func import functional_call
 
 
+def sequence(model: nn.Sequential) -> list[tuple[str, nn.Module]]:
+    """(name, child) of a Sequential in call order. Unlike ``named_children()``, which yields a
+    module once, a module registered twice (a shared activation) appears at each position."""
+    return [(n, m) for n, m in model._modules.items() if m is not None]
+
+
 def owner(name: str) -> str:
     """The child of a Sequential that owns parameter ``name`` ("2.0.weight" -> "2")."""
     return name.split(".", 1)[0]
@@ -52,7 +58,7 @@ class CachedChain:
     """Children of a Sequential, their parameters and the clean activations on X (copies)."""
 
     def __init__(self, model: nn.Sequential, params: Mapping[str, torch.Tensor], X) -> None:
-        self.children = list(model.named_children())
+        self.children = sequence(model)
         names = [n for n, _ in self.children]
         self.index = {n: i for i, n in enumerate(names)}
         self.own = [

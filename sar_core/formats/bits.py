@@ -324,6 +324,15 @@ def flip_value(
                 f"Invalid scale={s}: int8 needs a scale that is a positive finite float32 "
                 "(>= 1.4e-45); use a larger value or a float format"
             )
+    if f.kind == "float":
+        e, m = f.exponent_bits, f.mantissa_bits
+        largest = (2.0 - 2.0**-m) * 2.0 ** (2 ** (e - 1) - 1)  # all-ones mantissa, top exponent
+        # round to nearest: from half an ulp above the largest finite value on, it stores inf
+        if np.isfinite(value) and abs(value) >= (2.0 - 2.0 ** -(m + 1)) * 2.0 ** (2 ** (e - 1) - 1):
+            raise ValueError(
+                f"Invalid value={value:g}: {fmt} holds finite values up to {largest:.6g} in "
+                f"magnitude; it would be stored as {'-' if value < 0 else ''}inf"
+            )
     arr = np.array([value], dtype=np.float32)
     before = encode(arr, fmt, s)
     after = before.copy()

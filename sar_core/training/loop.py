@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +24,7 @@ from torch.func import functional_call
 
 from sar_core.data.datasets import Dataset
 from sar_core.data.models import ModelSpec, build_model
-from sar_core.engine.evaluate import as_tensors, evaluate
+from sar_core.engine.evaluate import as_tensors, logits_of, score_logits
 from sar_core.engine.montecarlo import faulty_parameters
 from sar_core.faults.model import FaultModel
 from sar_core.training.calibrate import Calibration, calibrate_rho
@@ -144,7 +145,8 @@ def _batch_step(model, opt, config: TrainConfig, xb, yb, aux, bounds=None):
     if isinstance(opt, SAM):  # ascent at w, descent with the gradient at w + e(w)
         loss, out = closure()
         opt.first_step(zero_grad=True)
-        loss_up, _ = closure()
+        with _running_stats_kept(model):  # statistics move once per step, at w
+            loss_up, _ = closure()
         opt.second_step()
         if not getattr(opt, "diverged", None) and not bool(torch.isfinite(loss_up)):
             # the first non-finite loss appeared at w + e(w) while L(w) was finite: the radius
@@ -168,19 +170,43 @@ def _batch_step(model, opt, config: TrainConfig, xb, yb, aux, bounds=None):
     return loss, out
 
 
+@contextmanager
+def _running_stats_kept(model: nn.Module):
+    """BatchNorm running statistics (and batch counts) as they were before the block: the
+    forward pass at the ascent point w + e(w) must not update them (davda54/sam disables them
+    there too), or a SAM-family step would move them twice, once at perturbed weights."""
+    saved = [
+        (b, b.clone())
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._NormBase)
+        for b in m.buffers(recurse=False)
+    ]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, v in saved:
+                b.copy_(v)
+
+
 def _calibrate(model, opt, config: TrainConfig, Xtr, ytr, epoch: int) -> Calibration:
     n = Xtr.shape[0]
     sub = torch.randperm(n, generator=torch.Generator().manual_seed(config.seed + epoch))[:512]
-    cal = calibrate_rho(
-        model,
-        Xtr[sub],
-        ytr[sub],
-        config.target,
-        geometry=opt.param_groups[0]["geometry"],
-        eta=config.eta,
-        seed=config.seed + epoch,
-        rho_max=config.rho_max,
-    )
+    was_training = model.training
+    model.eval()  # the faults hit the deployed network (no Dropout, frozen BatchNorm)
+    try:
+        cal = calibrate_rho(
+            model,
+            Xtr[sub],
+            ytr[sub],
+            config.target,
+            geometry=opt.param_groups[0]["geometry"],
+            eta=config.eta,
+            seed=config.seed + epoch,
+            rho_max=config.rho_max,
+        )
+    finally:
+        model.train(was_training)
     opt.set_rho(cal.rho)
     return cal
 
@@ -233,7 +259,7 @@ def train(
                 model.load_state_dict(completed)
             break
         model.eval()
-        score = evaluate(model, Xte, yte)
+        score = score_logits(logits_of(model, None, Xte), yte)  # unchecked: may have diverged
         rec = {"epoch": epoch, "method": config.method, **rec}
         rec.update(
             test_acc=score.accuracy, test_loss=score.loss, rho=opt.param_groups[0].get("rho")
