@@ -100,7 +100,16 @@ def test_v3_terms_need_the_fault_geometry_and_an_int8_target():
             lr=0.1,
         )
     cfg = TrainConfig(method="sar", fault_model=FaultModel(format="float16", ber=1e-4))
-    assert cfg.sar_v3 == {"range_grad": False, "fault_sample": False}  # floats: v2 intensity only
+    off = {"range_grad": False, "fault_sample": False, "fault_mean": 0.0, "fault_mean_alt": False}
+    assert cfg.sar_v3 == off  # floats: v2 intensity only
+    with pytest.raises(ValueError, match="fault_mean"):
+        SAR(
+            model.parameters(),
+            geometry="fault",
+            fault_mean=0.5,
+            lr=0.1,
+            fault_model=FaultModel(format="float16", ber=1e-4),
+        )
 
 
 def test_default_sar_targets_give_different_weights_and_rho_zero_is_sgd(digits):
@@ -237,3 +246,33 @@ def test_fat_trains_at_a_fraction_of_the_target_rate_and_reports_it():
     assert "fat_scale" not in TrainConfig(method="sgd").to_dict()
     with pytest.raises(ValueError, match="fat_scale"):
         TrainConfig(method="fat", fat_scale=0.0)
+
+
+def test_fault_mean_moves_the_ascent_point_by_the_expected_int8_fault():
+    """E[dq | q] over independent flips of all 8 bits at rate p is -p (2q + 1) (closed form,
+    two's complement); kappa = 1 adds that times the scale s at the ascent point."""
+    torch.manual_seed(0)
+    lin = nn.Linear(6, 4)
+    w0 = lin.weight.detach().clone()
+    p = 0.1
+    opt = SAR(
+        lin.parameters(),
+        geometry="fault",
+        rho=1e-12,
+        fault_mean=1.0,
+        lr=0.1,
+        fault_model=FaultModel(format="int8", ber=p),
+    )
+    x = torch.randn(8, 6)
+    lin(x).square().mean().backward()
+    opt.first_step(zero_grad=True)
+    s = float(w0.abs().max()) / 127
+    q = np.round(w0.numpy().astype(np.float64) / s)
+    expected = -p * (2 * q + 1) * s
+    assert np.allclose(lin.weight.detach().numpy() - w0.numpy(), expected, atol=1e-6)
+    # a Monte Carlo of the same flips on the int8 codes agrees with the closed form
+    rng = np.random.default_rng(0)
+    codes = q.astype(np.int8).view(np.uint8)
+    hits = (rng.random((20000, *codes.shape, 8)) < p) * (1 << np.arange(8))
+    flipped = (codes ^ hits.sum(-1).astype(np.uint8)).view(np.int8).astype(np.float64)
+    assert np.allclose(flipped.mean(0) - q, -p * (2 * q + 1), atol=1.5)  # ~4.5 MC sigma

@@ -49,6 +49,10 @@ class TrainConfig:
     w_max_rel: float = DEFAULT_W_MAX_REL  # used when w_max is None: x each tensor's initial max|w|
     range_grad: bool | None = None  # SAR v3 (geometry fault, int8 target): gradient into s(w)
     fault_sample: bool | None = None  # SAR v3: a sampled target fault added at the ascent point
+    # SAR v3, int8 target: kappa of the expected fault E[D|w] = -p (2q + 1) s (flips shrink every
+    # code by 1 - 2p on average) added at the ascent point; fault_mean_alt: 2 kappa every other step
+    fault_mean: float = 0.0
+    fault_mean_alt: bool = False
     fat_scale: float = DEFAULT_FAT_SCALE  # fat trains at this x the target's BER (1x collapses)
     eta: float = 0.01  # offset in T = |w| + eta
     rho_mode: str = "fixed"  # sar: "fixed" or "calibrated" to fault_model
@@ -73,6 +77,7 @@ class TrainConfig:
             check_float("w_max", self.w_max, low=0.0, high=100.0, low_open=True)
         check_float("w_max_rel", self.w_max_rel, low=0.0, high=100.0, low_open=True)
         check_float("fat_scale", self.fat_scale, low=0.0, high=1e6, low_open=True)
+        check_float("fault_mean", self.fault_mean, low=0.0, high=1.0)
         check_float("eta", self.eta, low=0.0)
         check_choice("rho_mode", self.rho_mode, ("fixed", "calibrated"))
         check_int("calibrate_every", self.calibrate_every, low=1, high=limits.MAX_EPOCHS)
@@ -148,7 +153,8 @@ class TrainConfig:
 
     @property
     def sar_v3(self) -> dict:
-        """SAR v3's range terms actually used: {"range_grad", "fault_sample"} (False off v3)."""
+        """SAR v3's terms actually used: range_grad, fault_sample, fault_mean (κ), fault_mean_alt
+        (off v3: False / 0)."""
         t = self.target
         on = (
             self.method in ("sar", "sar_clip")
@@ -161,6 +167,8 @@ class TrainConfig:
         return {
             "range_grad": bool(on and rg),
             "fault_sample": bool(on and fs and t.ber is not None),
+            "fault_mean": float(self.fault_mean) if on else 0.0,
+            "fault_mean_alt": bool(on and self.fault_mean_alt),
         }
 
     @property

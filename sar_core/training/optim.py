@@ -106,6 +106,8 @@ class SAR(SAM):
         fault_model: FaultModel | None = None,
         range_grad: bool = False,
         fault_sample: bool = False,
+        fault_mean: float = 0.0,
+        fault_mean_alt: bool = False,
         seed: int = 0,
         **base_kwargs: Any,
     ) -> None:
@@ -124,6 +126,19 @@ class SAR(SAM):
             raise ValueError("Invalid fault_model for fault_sample=True: give a ber, not a count")
         self.range_grad = bool(range_grad)
         self.fault_sample = bool(fault_sample)
+        # fraction of the expected target fault E[D | w] added to the ascent point (int8 only):
+        # E[dq | q] = p sum_b dq_b(q), a (1 - 2p) shrink of every code for all 8 bits
+        self.fault_mean = float(fault_mean)
+        if self.fault_mean and (
+            geometry != "fault" or fault_model is None or fault_model.format != "int8"
+        ):
+            raise ValueError(
+                f"Invalid fault_mean={fault_mean}: needs geometry 'fault' and an int8 target"
+            )
+        self._mean_shift: list = []
+        # alternate: 2 kappa E[D] every other step, none between (mean of the two losses, unbiased)
+        self.fault_mean_alt = bool(fault_mean_alt)
+        self._mean_steps = 0
         self._gen = torch.Generator().manual_seed(int(seed) + 7919)  # SAR's own fault draws
         if geometry == "fault":
             self._setup_fault_geometry()
@@ -160,6 +175,8 @@ class SAR(SAM):
             self._int8_rms_dq = math.sqrt(
                 sum((128.0 if b == 7 else 2.0**b) ** 2 for b in kept) / len(kept)
             )
+            self._int8_bits = tuple(kept)
+            self._site_rate = expected_flips(fm, n_elem)[0] / max(1, n_elem * len(kept))
 
     def _group_ts(self, group: dict, ps: list[torch.Tensor]) -> list[torch.Tensor] | None:
         """T of a group's parameters once per step; the fault geometry computes every eligible
@@ -303,6 +320,27 @@ class SAR(SAM):
         else:
             torch._foreach_addcmul_(elig, plan.ts, tgs, value=scales)  # w + r T (T g) / ||Tg||
         self._int8_step = layouts
+        self._mean_shift = []
+        kappa = self.fault_mean
+        if self.fault_mean_alt:
+            self._mean_steps += 1
+            kappa = 2 * kappa if self._mean_steps % 2 == 0 else 0.0
+        if kappa:
+            at = {
+                id(p): (w, s)
+                for rows in layouts
+                for p, w, s in zip(rows.params, rows.views, rows.scale_views)
+            }
+            for p in elig:
+                w, s = at[id(p)]
+                u = int8_quantize(w, s).to(torch.int16) & 0xFF
+                dq = torch.zeros_like(w)
+                for b in self._int8_bits:
+                    ub = ((u >> b) & 1).to(w.dtype)
+                    dq += (-128.0 if b == 7 else 2.0**b) * (1 - 2 * ub)
+                m = dq.mul_(self._site_rate * kappa) * s  # kappa E[D | w]
+                p.add_(m)
+                self._mean_shift.append((p, m))
         if self.fault_sample:
             fm = self.fault_model
             at = {
@@ -319,6 +357,9 @@ class SAR(SAM):
     def _descend(self) -> None:
         """Back to w; v3: add d L / d s · d s / d w, then the base optimizer's step."""
         layouts, self._int8_step = getattr(self, "_int8_step", None), None
+        for p, m in self._mean_shift:  # the mean fault does not scale with s: not in the range term
+            p.sub_(m)
+        self._mean_shift = []
         if self.range_grad and layouts:
             for rows in layouts:
                 ps = rows.params
