@@ -238,3 +238,23 @@ def test_flip_refuses_a_value_the_format_stores_as_inf(fmt, np_type):
     for v in (over, -over):
         with pytest.raises(ValueError, match=rf"Invalid value=.*{fmt} holds finite values up to"):
             flip_value(v, fmt, 0)
+
+
+def test_layer_lists_name_real_layers_once():
+    with pytest.raises(ValueError, match=r"'' is not a layer name"):
+        FaultModel(format="int8", ber=0.01, layers=("0", "", "2"))
+    assert FaultModel(format="int8", ber=0.01, layers=("0", "0", "2")).layers == ("0", "2")
+
+
+def test_a_cli_sweep_reports_its_rates_once(capsys):
+    """The sweep's JSON held the fault model of its first rate (ber 0.001 for 0.001,0.01,0.03)."""
+    import json
+    from pathlib import Path
+
+    from sar_core.cli import main
+
+    path = Path(__file__).resolve().parents[1] / "assets" / "digits_mlp_sgd.safetensors"
+    argv = ["sweep", "--models", str(path), "--format", "int8", "--ber", "0.001,0.01,0.03"]
+    assert main([*argv, "--trials", "3", "--json", "--quiet"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["ber"] == [0.001, 0.01, 0.03] and "ber" not in out["fault_model"]

@@ -80,6 +80,12 @@ class FaultModel:
             layers = (self.layers,) if isinstance(self.layers, str) else tuple(self.layers)
             if not layers:
                 raise ValueError("Invalid layers=[]: select at least one layer, or None for all")
+            bad = [lay for lay in layers if not isinstance(lay, str) or not lay.strip()]
+            if bad:
+                raise ValueError(
+                    f"Invalid layers={list(layers)}: {bad[0]!r} is not a layer name (e.g. 'fc1')"
+                )
+            layers = tuple(dict.fromkeys(layers))  # each layer once, in the order given
             object.__setattr__(self, "layers", layers)
         check_choice("granularity", self.granularity, GRANULARITIES)
         if not isinstance(self.include_bias, (bool, np.bool_)):
