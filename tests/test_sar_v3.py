@@ -276,3 +276,18 @@ def test_fault_mean_moves_the_ascent_point_by_the_expected_int8_fault():
     hits = (rng.random((20000, *codes.shape, 8)) < p) * (1 << np.arange(8))
     flipped = (codes ^ hits.sum(-1).astype(np.uint8)).view(np.int8).astype(np.float64)
     assert np.allclose(flipped.mean(0) - q, -p * (2 * q + 1), atol=1.5)  # ~4.5 MC sigma
+
+
+@pytest.mark.parametrize("bits", [tuple(range(8)), (7,), (0, 1, 2, 6)])
+def test_expected_int8_fault_equals_a_numpy_sum_over_the_bits(bits):
+    from sar_core.training.randbet import expected_int8_fault
+
+    torch.manual_seed(3)
+    w = torch.randn(5, 7)
+    s = w.abs().max() / 127
+    q = np.clip(np.round(w.numpy() / float(s)), -128, 127).astype(np.int8)
+    dq = np.zeros(q.shape)
+    for b in bits:  # flipping bit b of the code, read back as int8
+        dq += (q.view(np.uint8) ^ np.uint8(1 << b)).view(np.int8).astype(np.float64) - q
+    got = expected_int8_fault(w, s, bits, 0.1).numpy()
+    assert np.allclose(got, 0.1 * dq * float(s), atol=1e-6)

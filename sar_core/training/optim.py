@@ -54,7 +54,7 @@ from sar_core.training.fault_geometry import (
     expected_flips,
     fault_intensities,
 )
-from sar_core.training.randbet import int8_quantize, random_bit_errors
+from sar_core.training.randbet import expected_int8_fault, int8_quantize, random_bit_errors
 from sar_core.training.sam import ASAM, SAM, _ascent_scale, _host
 
 # SAM and ASAM live in sar_core.training.sam; the family is imported from here
@@ -333,12 +333,7 @@ class SAR(SAM):
             }
             for p in elig:
                 w, s = at[id(p)]
-                u = int8_quantize(w, s).to(torch.int16) & 0xFF
-                dq = torch.zeros_like(w)
-                for b in self._int8_bits:
-                    ub = ((u >> b) & 1).to(w.dtype)
-                    dq += (-128.0 if b == 7 else 2.0**b) * (1 - 2 * ub)
-                m = dq.mul_(self._site_rate * kappa) * s  # kappa E[D | w]
+                m = expected_int8_fault(w, s, self._int8_bits, self._site_rate * kappa)
                 p.add_(m)
                 self._mean_shift.append((p, m))
         if self.fault_sample:

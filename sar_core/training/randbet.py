@@ -96,3 +96,19 @@ class RandBET:
         finite = torch.isfinite(out_f).all(dim=1)
         loss_f = F.cross_entropy(out_f[finite], yb[finite]) if finite.any() else out_f.sum() * 0
         return 0.5 * (F.cross_entropy(out, yb) + loss_f), out
+
+
+def expected_int8_fault(w: torch.Tensor, s: torch.Tensor, bits, rate: float) -> torch.Tensor:
+    """E[D | w] = rate * sum_b dq_b(q) * s: the mean change of int8-stored weights when each bit
+    of ``bits`` flips independently at ``rate`` (dq_b = +2^b where bit b is 0, -2^b where it is
+    1; the sign bit weighs -128). Over all 8 bits the sum is -(2q + 1): every code shrinks by
+    1 - 2 rate on average."""
+    q = int8_quantize(w, s)
+    if len(set(bits)) == 8:
+        dq = q.to(w.dtype).mul_(-2.0).sub_(1.0)
+    else:
+        u, dq = q.to(torch.int16) & 0xFF, torch.zeros_like(w)
+        for b in bits:
+            ub = ((u >> b) & 1).to(w.dtype)
+            dq += (-128.0 if b == 7 else 2.0**b) * (1 - 2 * ub)
+    return dq.mul_(rate) * s
