@@ -63,6 +63,14 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
         action="store_true",
         help="SAR v3: also add a fault sampled from the target at the ascent point",
     )
+    t.add_argument(
+        "--fault-mean",
+        default=None,
+        metavar="KAPPA",
+        help="SAR v3, int8 target: kappa in [0, 1] of the expected fault E[D|w] (the (1 - 2p) "
+        "shrink of every code) at the ascent point, 2 kappa every other step (default 0.5; "
+        "0 = off)",
+    )
     t.add_argument("--out", required=True)
 
 
@@ -95,6 +103,7 @@ def _config(a: argparse.Namespace, seed: int):
         fault_model=target if a.method in TARGETED else None,
         range_grad=False if a.no_range_grad else None,
         fault_sample=True if a.fault_sample else None,
+        fault_mean=optional("fault-mean", a.fault_mean),
     )
 
 

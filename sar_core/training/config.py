@@ -12,6 +12,8 @@ from sar_core import limits
 from sar_core.faults.model import FaultModel
 from sar_core.names import METHODS, TARGETED  # defined once (TARGETED: read a target fault model)
 from sar_core.training.optim import (
+    SAR_DEFAULT_FAULT_MEAN,
+    SAR_DEFAULT_FAULT_MEAN_ALT,
     SAR_DEFAULT_FAULT_SAMPLE,
     SAR_DEFAULT_GEOMETRY,
     SAR_DEFAULT_RANGE_GRAD,
@@ -50,9 +52,10 @@ class TrainConfig:
     range_grad: bool | None = None  # SAR v3 (geometry fault, int8 target): gradient into s(w)
     fault_sample: bool | None = None  # SAR v3: a sampled target fault added at the ascent point
     # SAR v3, int8 target: kappa of the expected fault E[D|w] = -p (2q + 1) s (flips shrink every
-    # code by 1 - 2p on average) added at the ascent point; fault_mean_alt: 2 kappa every other step
-    fault_mean: float = 0.0
-    fault_mean_alt: bool = False
+    # code by 1 - 2p on average) added at the ascent point; fault_mean_alt: 2 kappa every other
+    # step, none between; None: the SAR preset (0.5, alternating)
+    fault_mean: float | None = None
+    fault_mean_alt: bool | None = None
     fat_scale: float = DEFAULT_FAT_SCALE  # fat trains at this x the target's BER (1x collapses)
     eta: float = 0.01  # offset in T = |w| + eta
     rho_mode: str = "fixed"  # sar: "fixed" or "calibrated" to fault_model
@@ -77,7 +80,8 @@ class TrainConfig:
             check_float("w_max", self.w_max, low=0.0, high=100.0, low_open=True)
         check_float("w_max_rel", self.w_max_rel, low=0.0, high=100.0, low_open=True)
         check_float("fat_scale", self.fat_scale, low=0.0, high=1e6, low_open=True)
-        check_float("fault_mean", self.fault_mean, low=0.0, high=1.0)
+        if self.fault_mean is not None:
+            check_float("fault_mean", self.fault_mean, low=0.0, high=1.0)
         check_float("eta", self.eta, low=0.0)
         check_choice("rho_mode", self.rho_mode, ("fixed", "calibrated"))
         check_int("calibrate_every", self.calibrate_every, low=1, high=limits.MAX_EPOCHS)
@@ -164,11 +168,13 @@ class TrainConfig:
         )
         rg = SAR_DEFAULT_RANGE_GRAD if self.range_grad is None else self.range_grad
         fs = SAR_DEFAULT_FAULT_SAMPLE if self.fault_sample is None else self.fault_sample
+        km = SAR_DEFAULT_FAULT_MEAN if self.fault_mean is None else self.fault_mean
+        alt = SAR_DEFAULT_FAULT_MEAN_ALT if self.fault_mean_alt is None else self.fault_mean_alt
         return {
             "range_grad": bool(on and rg),
             "fault_sample": bool(on and fs and t.ber is not None),
-            "fault_mean": float(self.fault_mean) if on else 0.0,
-            "fault_mean_alt": bool(on and self.fault_mean_alt),
+            "fault_mean": float(km) if on else 0.0,
+            "fault_mean_alt": bool(on and km and alt),
         }
 
     @property
@@ -207,7 +213,10 @@ class TrainConfig:
             version = "v3" if any(v3.values()) else ("v2" if geo == "fault" else "v1")
             name = f"{self.method} {version}"
             parts.insert(0, f"geometry={geo}")
-            parts += [k.replace("_", " ") for k, on in v3.items() if on]
+            parts += [k.replace("_", " ") for k in ("range_grad", "fault_sample") if v3[k]]
+            if v3["fault_mean"]:
+                alt = " alt" if v3["fault_mean_alt"] else ""
+                parts.append(f"fault mean {v3['fault_mean']:g}{alt}")
         t = self.target
         if t is not None:
             gran = "/channel" if t.format == "int8" and t.granularity == "channel" else ""
