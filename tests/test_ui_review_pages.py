@@ -3,6 +3,8 @@ tested as a user moves: one session, page to page, settings carried along."""
 
 from __future__ import annotations
 
+import json
+
 from test_pages import ROOT, TIMEOUT, AppTest
 
 
@@ -144,6 +146,7 @@ def test_robustness_at_a_destroying_fault_model_says_so():
     cfg = next(d.proto.columns for d in at.dataframe if "λ_max" in d.value.columns)
     assert SHORT["avg_sharpness"] == "average" and "random" in SHARPNESS_HELP["avg_sharpness"]
     assert "so tiny values are expected" in cfg  # the column help explains the tiny values
+    assert json.loads(cfg)["fault"]["type_config"]["type"] == "text"  # not drawn as numbers
 
 
 def test_training_curves_keep_the_last_epoch_and_label_the_log_axis_sparsely():

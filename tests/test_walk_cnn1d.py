@@ -47,9 +47,9 @@ def test_train_a_1d_cnn_on_mnist1d_and_analyse_it_on_every_page():
     at.slider(key="points").set_value(2)
     at.button(key="play").click().run()
     ok(at)
-    table = next(d.value for d in at.dataframe if "mean_accuracy" in d.value.columns)
+    table = next(d.value for d in at.dataframe if "mean_accuracy_pct" in d.value.columns)
     assert len(table) == 4 and set(table["model"]) == set(NAMES)  # 2 levels x 2 models
-    assert table["mean_accuracy"].notna().all()
+    assert table["mean_accuracy_pct"].notna().all()
 
     at.switch_page("app_pages/robustness.py").run()
     at.multiselect(key="models").set_value(NAMES)

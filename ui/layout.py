@@ -91,9 +91,11 @@ def percent_columns(df, columns: Sequence[str]):
     formats the display only: the values (sorting, the CSV, ``.value``) stay fractions. A column
     with a missing value becomes text (``text_where_missing``). The columns' ``column_config``
     must set no format: it would win over the Styler."""
+    from pandas.api.types import is_numeric_dtype
+
     cols = [c for c in columns if c in df.columns]
     df = text_where_missing(df, dict.fromkeys(cols, "{:.2%}"))
-    numeric = [c for c in cols if df[c].dtype != object]
+    numeric = [c for c in cols if is_numeric_dtype(df[c])]
     return df.style.format("{:.2%}", subset=numeric, na_rep="")
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import streamlit as st
+from pandas.api.types import is_numeric_dtype
 
 from sar_core.analysis.robustness import SHARPNESS_MEASURES, sharpness_points, sharpness_value
 from sar_core.faults.model import FaultModel
@@ -285,7 +286,7 @@ def show_sharpness(rec: Mapping) -> None:
         key="sharp_table",
         column_config={  # a column made text ("not finite") must not be drawn as numbers
             SHORT[k]: st.column_config.TextColumn(help=SHARPNESS_HELP[k])
-            if frame[SHORT[k]].dtype == object
+            if not is_numeric_dtype(frame[SHORT[k]])
             else st.column_config.NumberColumn(format="%.4g", help=SHARPNESS_HELP[k])
             for k in SHARPNESS_MEASURES
         },
