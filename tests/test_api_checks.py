@@ -226,18 +226,34 @@ def test_a_sam_family_step_moves_batchnorm_statistics_once():
 
 
 @pytest.mark.parametrize("fmt, np_type", [("float16", np.float16), ("float32", np.float32)])
-def test_flip_refuses_a_value_the_format_stores_as_inf(fmt, np_type):
-    from sar_core import flip_value
+def test_a_value_a_format_stores_as_inf_is_said_so(fmt, np_type):
+    """flip stored 1e6 in float16 as inf and said nothing (value_before "inf", exit 0): the CLI
+    now adds a note from the same rounding boundary as NumPy's cast (the Bit anatomy page shows
+    the stored inf itself)."""
+    from sar_core.formats.bits import flip_value, overflow_note
 
     big = float(np.finfo(np_type).max)
     ulp = big - float(np.nextafter(np_type(big), np_type(0)))
     ok, over = big + 0.49 * ulp, big + 0.5 * ulp  # round to nearest: the first stores max
     with np.errstate(over="ignore"):
         assert np.isfinite(np_type(ok)) and not np.isfinite(np_type(over))
-    assert flip_value(ok, fmt, 0).value_before == big
+    assert flip_value(ok, fmt, 0).value_before == big and overflow_note(ok, fmt) is None
     for v in (over, -over):
-        with pytest.raises(ValueError, match=rf"Invalid value=.*{fmt} holds finite values up to"):
-            flip_value(v, fmt, 0)
+        assert np.isinf(flip_value(v, fmt, 0).value_before)
+        assert f"beyond {fmt}'s largest finite value" in overflow_note(v, fmt)
+    assert overflow_note(1e39, "int8") is None  # int8 scales to its value
+
+
+def test_cli_flip_notes_an_overflow(capsys):
+    import json
+
+    from sar_core.cli import main
+
+    assert main(["flip", "--format", "float16", "--value", "1e6", "--bit", "0", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["value_before"] == "inf" and "stored as inf" in out["note"]
+    assert main(["flip", "--format", "float16", "--value", "1.5", "--bit", "0", "--json"]) == 0
+    assert "note" not in json.loads(capsys.readouterr().out)
 
 
 def test_layer_lists_name_real_layers_once():

@@ -141,3 +141,46 @@ def test_readme_float_geometry_numbers_come_from_its_result_file():
     for case in ("sar (every flip)", "sar (rule)", "sgd"):
         assert len(clean[case]) == 2, clean
         assert f"{clean[case][0]} % / {clean[case][1]} %" in readme, case
+
+
+def test_readme_fault_mean_numbers_come_from_their_result_files():
+    """The README's fault-mean paragraphs quote fault_mean_mechanism.md (mean-only and noise-only
+    accuracy per variant) and the held-out variants run (fault_mean_heldout.json, tabulated by
+    scripts/variants_table.py)."""
+    import json
+    import re
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from variants_table import table
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    mech = {}
+    for line in (
+        (ROOT / "benchmarks" / "results" / "fault_mean_mechanism.md").read_text().splitlines()
+    ):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 4 and re.match(r"0\.\d{3}", cells[1]):
+            mech[cells[0]] = (float(cells[2].split()[0]), float(cells[3]))
+    order = ("sgd", "sar v3 without the fault mean", "sar (default: fault mean 0.5 alt)")
+    assert f"the mean alone left SGD {100 * mech[order[0]][0]:.1f} %" in readme
+    assert f"SAR v3 without this term {100 * mech[order[1]][0]:.1f} %" in readme
+    assert f"with it {100 * mech[order[2]][0]:.1f} %" in readme
+    noise = " / ".join(f"{100 * mech[k][1]:.1f}" for k in order)
+    assert f"the zero-mean rest {noise} %" in readme
+    rows = json.loads((ROOT / "benchmarks" / "results" / "fault_mean_heldout.json").read_text())
+    lines = table(rows)
+    means = re.findall(
+        r"\*\*([+-][\d.]+)\*\* \(▲/·/▼ (\d+/\d+/\d+)\) / clean ([+-][\d.]+), "
+        r"worst ([+-][\d.]+)",
+        lines[-1],
+    )
+    (old, new) = means  # columns: sar (the previous default), sar_mean
+    for mean, counts, clean, worst in (new, old):
+        assert mean in readme and counts in readme, (mean, counts)
+        assert clean.replace("-", "−") in readme and worst.replace("-", "−") in readme
+    circles = next(line for line in lines if line.startswith("| circles_mlp"))
+    cis = re.findall(r"([+-][\d.]+ \[[+-][\d.]+, [+-][\d.]+\])", circles)
+    assert len(cis) == 2
+    for ci in cis:
+        assert ci.replace("-", "−") in readme, ci

@@ -23,9 +23,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(a: argparse.Namespace) -> dict:
     """Flip the bit; the FlipResult as a dict."""
     from sar_core.cli.common import number, optional
-    from sar_core.formats.bits import flip_value
+    from sar_core.formats.bits import flip_value, overflow_note
     from sar_core.validate import check_float
 
     value = check_float("value", number("value", a.value))
     bit = number("bit", a.bit, kind=int)
-    return flip_value(value, a.format, bit, optional("scale", a.scale)).to_dict()
+    out = flip_value(value, a.format, bit, optional("scale", a.scale)).to_dict()
+    note = overflow_note(value, a.format)
+    return out if note is None else {**out, "note": note}

@@ -302,6 +302,23 @@ def _jsonable(x: float) -> float | str:
     return "nan" if np.isnan(x) else ("inf" if x > 0 else "-inf")
 
 
+def overflow_note(value: float, fmt: str) -> str | None:
+    """A sentence when a float format stores the finite ``value`` as +-inf, else None."""
+    f = get_format(fmt)
+    if f.kind != "float" or not np.isfinite(value):
+        return None
+    e, m = f.exponent_bits, f.mantissa_bits
+    top = 2.0 ** (2 ** (e - 1) - 1)
+    # round to nearest: from half an ulp above the largest finite value on, the code is inf
+    if abs(value) < (2.0 - 2.0 ** -(m + 1)) * top:
+        return None
+    sign = "-" if value < 0 else ""
+    return (
+        f"{value:g} is beyond {fmt}'s largest finite value {(2.0 - 2.0**-m) * top:.6g}: it is "
+        f"stored as {sign}inf"
+    )
+
+
 def flip_value(
     value: float, fmt: str, bit: int | Sequence[int], scale: float | None = None
 ) -> FlipResult:
@@ -324,16 +341,8 @@ def flip_value(
                 f"Invalid scale={s}: int8 needs a scale that is a positive finite float32 "
                 "(>= 1.4e-45); use a larger value or a float format"
             )
-    if f.kind == "float":
-        e, m = f.exponent_bits, f.mantissa_bits
-        largest = (2.0 - 2.0**-m) * 2.0 ** (2 ** (e - 1) - 1)  # all-ones mantissa, top exponent
-        # round to nearest: from half an ulp above the largest finite value on, it stores inf
-        if np.isfinite(value) and abs(value) >= (2.0 - 2.0 ** -(m + 1)) * 2.0 ** (2 ** (e - 1) - 1):
-            raise ValueError(
-                f"Invalid value={value:g}: {fmt} holds finite values up to {largest:.6g} in "
-                f"magnitude; it would be stored as {'-' if value < 0 else ''}inf"
-            )
-    arr = np.array([value], dtype=np.float32)
+    with np.errstate(over="ignore"):  # beyond float32: stored as +-inf (see overflow_note)
+        arr = np.array([value], dtype=np.float32)
     before = encode(arr, fmt, s)
     after = before.copy()
     for b in positions:
