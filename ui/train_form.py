@@ -146,8 +146,10 @@ def _more(checks: Checks, mode: str) -> dict:
             index=SAR_GEOMETRIES.index(SAR_DEFAULT_GEOMETRY),
             key="geometry",
             help=(
-                "fault (default, SAR v3): the neighbourhood follows the target fault model, and "
-                "for int8 the range max|W|/127 gets a gradient too. plain / elementwise / layer: "
+                "fault (default, SAR v3): the neighbourhood follows the target fault model; for "
+                "int8 the range max|W|/127 gets a gradient too, and every other step the ascent "
+                "starts from the fault's mean (flips shrink int8 codes by 1 - 2p on average). "
+                "plain / elementwise / layer: "
                 "SAM-style shapes that ignore the target (their ρ is in other units: SAR v1 used "
                 "ρ = 1.0 with elementwise)."
             ),
