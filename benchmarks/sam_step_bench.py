@@ -34,6 +34,7 @@ METHODS = {
     "sam": dict(method="sam"),
     "asam": dict(method="asam"),
     "sar (default: v3 int8)": dict(method="sar"),
+    "sar v3 without the fault mean": dict(method="sar", fault_mean=0.0),
     "sar v3 int8 per channel": dict(
         method="sar", fault_model=FaultModel("int8", ber=1e-2, granularity="channel")
     ),

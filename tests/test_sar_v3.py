@@ -291,3 +291,19 @@ def test_expected_int8_fault_equals_a_numpy_sum_over_the_bits(bits):
         dq += (q.view(np.uint8) ^ np.uint8(1 << b)).view(np.int8).astype(np.float64) - q
     got = expected_int8_fault(w, s, bits, 0.1).numpy()
     assert np.allclose(got, 0.1 * dq * float(s), atol=1e-6)
+
+
+@pytest.mark.parametrize("granularity", ["tensor", "channel"])
+def test_mean_fault_on_the_buffers_equals_the_per_tensor_function_bit_for_bit(granularity):
+    from sar_core.training.fault_geometry import Int8Rows
+    from sar_core.training.randbet import expected_int8_fault
+
+    torch.manual_seed(4)
+    ps = [torch.randn(6, 5), torch.randn(3, 2, 3, 3), torch.zeros(4, 4), torch.randn(9) * 1e-3]
+    rows = Int8Rows(ps, granularity)
+    torch._foreach_copy_(rows.views, ps)
+    rows.find_max()
+    rows.set_t(1.0)
+    got = rows.mean_fault(0.0123)
+    for p, g, w, s in zip(ps, got, rows.views, rows.scale_views):
+        assert torch.equal(g, expected_int8_fault(w, s, tuple(range(8)), 0.0123)), p.shape

@@ -321,6 +321,18 @@ class Int8Rows:
         B.int8_scale_of_max(self.amax, out=self.scale, kept=self.pos)
         torch.mul(self.scale, rms_dq, out=self.t)
 
+    def mean_fault(self, c: float) -> list[torch.Tensor]:
+        """Per tensor, c * sum over all 8 bits of E[dq_b] * s = -c (2q + 1) s, q = clip(round(w /
+        s), -127, 127) (``randbet.expected_int8_fault`` with every bit, rate c), computed on
+        whole buffers into the scratch (free after ``set_t`` until the next ``find_max``); views
+        in ``params`` order. The same IEEE operations in the same order as the per-tensor
+        function, so the same bits."""
+        for buf, scratch, k in zip(self.buffers, self.scratch, self._buffer_rows):
+            s = self.scale[k]  # (R_b, 1): one step per row
+            torch.div(buf, s, out=scratch).round_().clamp_(-127, 127)  # q
+            scratch.mul_(-2.0).sub_(1.0).mul_(c).mul_(s)  # -(2q + 1) exactly, then c, then s
+        return self._scratch_views
+
     def gather_top(self) -> torch.Tensor:
         """``w_top``: w at every row's first argmax of |w| (read from the buffers)."""
         if self.host:

@@ -328,17 +328,15 @@ class SAR(SAM):
         if self.fault_mean_alt:
             self._mean_steps += 1
             kappa = 2 * kappa if self._mean_steps % 2 == 0 else 0.0
-        if kappa:
-            at = {
-                id(p): (w, s)
-                for rows in layouts
-                for p, w, s in zip(rows.params, rows.views, rows.scale_views)
-            }
-            for p in elig:
-                w, s = at[id(p)]
-                m = expected_int8_fault(w, s, self._int8_bits, self._site_rate * kappa)
-                p.add_(m)
-                self._mean_shift.append((p, m))
+        for rows in layouts if kappa else ():  # kappa E[D | w], every eligible int8 tensor
+            c = self._site_rate * kappa
+            if len(self._int8_bits) == 8:  # closed form on whole buffers
+                ms = rows.mean_fault(c)
+            else:
+                ms = [expected_int8_fault(w, s, self._int8_bits, c)
+                      for w, s in zip(rows.views, rows.scale_views)]  # fmt: skip
+            torch._foreach_add_(rows.params, ms)
+            self._mean_shift.append((rows.params, ms))
         if self.fault_sample:
             fm = self.fault_model
             at = {
@@ -355,8 +353,11 @@ class SAR(SAM):
     def _descend(self) -> None:
         """Back to w; v3: add d L / d s · d s / d w, then the base optimizer's step."""
         layouts, self._int8_step = getattr(self, "_int8_step", None), None
-        for p, m in self._mean_shift:  # the mean fault does not scale with s: not in the range term
-            p.sub_(m)
+        for (
+            ps,
+            ms,
+        ) in self._mean_shift:  # the mean fault does not scale with s: not in the range term
+            torch._foreach_sub_(ps, ms)
         self._mean_shift = []
         if self.range_grad and layouts:
             for rows in layouts:
