@@ -5,8 +5,9 @@ Run:  python scripts/make_demo_assets.py              (about two minutes on 2 CP
       python scripts/make_demo_assets.py --bundle     (only the lesson's precomputed bundle)
 
 assets/digits_{mlp,cnn}_{sgd,sam,sar}.safetensors: the demo models every page offers.
-assets/lesson/digits_mlp_{clip,randbet,asam}.safetensors: the defenses the held-out suite ranks
-above SAR at int8, shown next to SGD and SAR on the lesson only (each method at its DEFAULT
+assets/lesson/digits_mlp_{clip,randbet,asam}.safetensors: the defenses the held-out suite compares
+SAR with at int8 (the range bounded by hand; sharpness alone), shown next to SGD and SAR on the
+lesson only (each method at its DEFAULT
 settings, the same data, seed and epochs as the demo SGD / SAR: no tuning on this task).
 assets/lesson/quick.json: the lesson's quick numbers for every fault choice and offered rate at
 seed 0 (sar_core.analysis.lesson.build_bundle), so the page answers without computing; it names
