@@ -312,10 +312,9 @@ def overflow_note(value: float, fmt: str) -> str | None:
     # round to nearest: from half an ulp above the largest finite value on, the code is inf
     if abs(value) < (2.0 - 2.0 ** -(m + 1)) * top:
         return None
-    sign = "-" if value < 0 else ""
+    largest, sign = (2.0 - 2.0**-m) * top, "-" if value < 0 else ""
     return (
-        f"{value:g} is beyond {fmt}'s largest finite value {(2.0 - 2.0**-m) * top:.6g}: it is "
-        f"stored as {sign}inf"
+        f"{value:g} is beyond {fmt}'s largest finite value {largest:.6g}: it is stored as {sign}inf"
     )
 
 
