@@ -115,8 +115,7 @@ def _grow(models, X, y, fm, *, trials, seed, engine, **options) -> Iterator[list
     seed = check_int("seed", seed, low=0, high=2**63 - 1)
     if not models:
         raise ValueError("Invalid models=[]: give at least one model")
-    if engine is None:
-        X, y = model_tensors(models[0], X, y)
+    if engine is None:  # MonteCarlo checks the models and the data
         engine = MonteCarlo(models, X, y, fm, **options)
     else:
         engine = _engine_at(engine, models, fm, options)

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sar_core.engine.checks import check_logits, check_model, model_data
+from sar_core.engine.checks import check_logits, check_model, data_of
 from sar_core.engine.evaluate import logits_of, score_logits
 from sar_core.engine.evaluators import EVALUATORS, make_evaluator
 from sar_core.faults.injector import Injector
@@ -113,7 +113,7 @@ class MonteCarlo:
         for i, m in enumerate(self.models):
             check_model(m, name=f"models[{i}]" if len(self.models) > 1 else "model")
         check_same_architecture(self.models)
-        X, y = model_data(self.models[0], X, y)
+        X, y = data_of(self.models[0], X, y)
         self.X, self.y = X, y
         self.clean = []
         for m in self.models:
