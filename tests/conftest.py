@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from collections import OrderedDict
 from pathlib import Path
 
@@ -119,3 +120,28 @@ def cli(capsys):
         return rc, out, err
 
     return run
+
+
+ONNX_ROWS = 200  # rows of the digits test split uploaded with an ONNX model in page tests
+
+
+@pytest.fixture(scope="module")
+def uploads(trained, digits):
+    """(an ONNX export of the trained SGD MLP, an .npz of ONNX_ROWS test rows): what a user
+    uploads on the Your model page."""
+    from test_onnx import export
+
+    buf = io.BytesIO()
+    np.savez(buf, X=digits.X_test[:ONNX_ROWS], y=digits.y_test[:ONNX_ROWS])
+    return export(trained["sgd"].model, (64,)), buf.getvalue()
+
+
+def upload_on_your_model(raw: bytes, data: bytes, timeout: int):
+    """A fresh session that uploads a model and its data on the Your model page."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout).run()
+    at.switch_page("app_pages/your_model.py").run()
+    at.file_uploader(key="byom_model").set_value(("net.onnx", raw, "application/octet-stream"))
+    at.file_uploader(key="byom_data").set_value(("d.npz", data, "application/octet-stream"))
+    return at.run()

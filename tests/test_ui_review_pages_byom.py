@@ -4,23 +4,11 @@ fine-tuning in words (method names, not keys)."""
 
 from __future__ import annotations
 
-import io
-
-import numpy as np
-import pytest
-from conftest import ROOT
+from conftest import ONNX_ROWS, upload_on_your_model
 from streamlit.testing.v1 import AppTest
-from test_onnx import export
 
 TIMEOUT = 240
-ROWS = 200
-
-
-@pytest.fixture(scope="module")
-def uploads(trained, digits):
-    buf = io.BytesIO()
-    np.savez(buf, X=digits.X_test[:ROWS], y=digits.y_test[:ROWS])
-    return export(trained["sgd"].model, (64,)), buf.getvalue()
+ROWS = ONNX_ROWS
 
 
 def _texts(at: AppTest) -> str:
@@ -33,11 +21,7 @@ def test_uploaded_model_walk_your_model_then_train(uploads, digits):
     from sar_core.faults.model import FaultModel
 
     raw, data = uploads
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
-    at.switch_page("app_pages/your_model.py").run()
-    at.file_uploader(key="byom_model").set_value(("net.onnx", raw, "application/octet-stream"))
-    at.file_uploader(key="byom_data").set_value(("d.npz", data, "application/octet-stream"))
-    at.run()
+    at = upload_on_your_model(raw, data, TIMEOUT)
     assert not at.exception and not at.error, [e.value for e in at.error]
 
     # defect 7: the model table shows the clean accuracy the Measure metric shows, no "None"
