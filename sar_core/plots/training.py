@@ -94,8 +94,11 @@ def training_curves_figure(runs: Sequence[Mapping], *, title: str | None = None)
             row=1,
             col=2,
         )
-    fig.update_xaxes(title_text="epoch", row=1, col=1)
-    fig.update_xaxes(title_text="epoch", row=1, col=2)
+    # epochs are whole numbers: one tick per epoch on a short run (not 1.2, 1.4, ...)
+    last = max((h["epoch"] for r in runs for h in r.get("history", [])), default=0)
+    ticks = {"dtick": 1} if last <= 12 else {}
+    fig.update_xaxes(title_text="epoch", row=1, col=1, **ticks)
+    fig.update_xaxes(title_text="epoch", row=1, col=2, **ticks)
     fig.update_yaxes(title_text="test accuracy (%)", row=1, col=1)
     ticks = log_ticks([h["train_loss"] for run in runs for h in run.get("history", [])])
     fig.update_yaxes(  # plotly's own ticks label a narrow log range densely (overlapping)
