@@ -194,3 +194,11 @@ def test_both_uploaders_take_the_same_largest_file():
     up = next(u for u in at.get("file_uploader") if u.proto.label.startswith("Upload a SAR Lab"))
     assert up.proto.max_upload_size_mb == limits.MAX_MODEL_BYTES // (1024 * 1024)
     assert "Your model" in up.proto.help and "20 MB" in up.proto.help
+
+
+def test_the_rate_grid_of_every_rate_slider_rises_strictly():
+    """It ended 0.2, 0.5, 0.1: a select slider whose last step went back to 0.1."""
+    from ui.widgets import BER_GRID
+
+    assert all(a < b for a, b in zip(BER_GRID, BER_GRID[1:]))
+    assert BER_GRID[0] == 1e-7 and BER_GRID[-1] == 0.5

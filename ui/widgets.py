@@ -25,7 +25,7 @@ from ui.registry import Entry
 T = TypeVar("T")
 
 FIELD_MD = {"sign": "red", "exponent": "blue", "mantissa": "green", "integer": "green"}
-BER_GRID = tuple(float(f"{m}e{e}") for e in range(-7, 0) for m in (1, 2, 5)) + (0.1,)
+BER_GRID = tuple(float(f"{m}e{e}") for e in range(-7, 0) for m in (1, 2, 5))  # 1e-7 .. 5e-1
 DEFAULT_MODELS = ("digits MLP · SGD", "digits MLP · SAM", "digits MLP · SAR")
 
 
