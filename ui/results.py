@@ -16,7 +16,7 @@ from sar_core.plots.robustness import sweep_figure
 from sar_core.plots.style import method_label
 from sar_core.stats.verdicts import symbol, verdict
 from ui.layout import clip01, text_where_missing
-from ui.widgets import compact_bits, finite_or_none
+from ui.widgets import compact_bits, finite_or_none, fmt_ber
 
 
 def short_name(name: str) -> str:
@@ -107,14 +107,17 @@ def flips_table(rows: list[dict], rate: str) -> None:
         for r in rows
     ]
     frame = text_where_missing(pd.DataFrame(shown), dict.fromkeys(PCT, "{:.2f}"))
+    name = {"ber": "BER", "count": "flips", "asym": "1→0 rate"}[rate]
+    if rate != "count":  # rates as every page writes them ("1e-6", not 0.000001)
+        frame["level"] = frame["level"].map(fmt_ber)
     st.dataframe(
         frame,
         hide_index=True,
         key="flips_table",
         column_config={
-            "level": st.column_config.NumberColumn(
-                {"ber": "BER", "count": "flips", "asym": "1→0 rate"}[rate], format="%.3g"
-            ),
+            "level": st.column_config.TextColumn(name)
+            if rate != "count"
+            else st.column_config.NumberColumn(name, format="%d"),
             **{
                 k: st.column_config.NumberColumn(_label(k), format="%.2f", help=_help(k))
                 for k in PCT
