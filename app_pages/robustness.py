@@ -37,7 +37,6 @@ with st.spinner(LOADING):  # the title is on screen before torch loads
     )
     from ui.suite_view import suite_section
     from ui.widgets import (
-        BER_GRID,
         ber_select,
         bit_picker,
         carried,
@@ -132,8 +131,7 @@ run, stop_slot = run_controls(
 )
 checks.waiting_note()
 if run and checks.ok:
-    bers = [b for b in BER_GRID if lo <= b <= hi]
-    previous = run_report(models, fm, count_fm, bers=bers, settings=settings, stop_slot=stop_slot)
+    previous = run_report(models, fm, count_fm, settings=settings, stop_slot=stop_slot)
 
 previous = require_result(
     previous,

@@ -82,12 +82,14 @@ def run_report(
     fm: FaultModel,
     count_fm: FaultModel,
     *,
-    bers: Sequence[float],
     settings: Mapping,
     stop_slot,
 ) -> dict:
-    """Measure the report into this session's job record (sections appear as they finish)."""
+    """Measure the report into this session's job record (sections appear as they finish); the
+    sweep's rates are the grid's steps within ``settings["range"]``."""
     trials, seed = settings["trials"], settings["seed"]
+    lo, hi = settings["range"]
+    bers = [b for b in BER_GRID if lo <= b <= hi]
     heat_name, heat_flips, heat_trials = settings["heat"]
     with show_errors():
         stream = sweep_iter(models, fm, bers=bers, trials=trials, seed=seed)

@@ -81,11 +81,6 @@ class CampaignResult:
         ]
 
 
-def model_tensors(model: nn.Module, X, y):
-    """(X, y) as checked tensors on the model's device (``sar_core.engine.checks.model_data``)."""
-    return model_data(model, X, y)
-
-
 def iter_compare(
     models: Sequence[nn.Module],
     X,
@@ -119,7 +114,7 @@ def _grow(models, X, y, fm, *, trials, seed, engine, **options) -> Iterator[list
         engine = MonteCarlo(models, X, y, fm, **options)
     else:
         engine = _engine_at(engine, models, fm, options)
-        _check_engine_data(engine, *model_tensors(models[0], X, y))
+        _check_engine_data(engine, *model_data(models[0], X, y))
     results = [
         CampaignResult(engine.fm, c[0], d[0], engine.n_sites)
         for c, d in zip(engine.clean, engine.deployed)

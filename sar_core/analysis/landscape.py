@@ -48,11 +48,6 @@ def _weights(model: nn.Module) -> Params:
     return {n: p.detach() for n, p in model.named_parameters()}
 
 
-def _xy(model: nn.Module, X, y) -> tuple[torch.Tensor, torch.Tensor]:
-    """Checked model and data (``sar_core.engine.checks.model_data``)."""
-    return model_data(model, X, y)
-
-
 def random_direction(
     model: nn.Module, seed: int, *, include_bias: bool = False, normalize: str = "filter"
 ) -> Params:
@@ -112,7 +107,7 @@ def evaluate_combinations(
     A zero coefficient contributes exactly nothing, even where its vector is not finite. The
     batched engine is ``sar_core.engine.combinations``.
     """
-    X, y = _xy(model, X, y)
+    X, y = model_data(model, X, y)
     return C.evaluate_combinations(model, X, y, vectors, coeffs, chunk_size=chunk_size)
 
 
@@ -159,7 +154,7 @@ def slice_2d(
     coeffs = [[1.0, a, b] for b in axis for a in axis]  # row-major: beta outer, alpha inner
     loss, acc = evaluate_combinations(model, X, y, [w, d1, d2], coeffs, chunk_size=chunk_size)
     n = len(axis)
-    X, y = _xy(model, X, y)
+    X, y = model_data(model, X, y)
     center = evaluate(model, X, y)
     return {
         "alphas": axis,
@@ -196,7 +191,7 @@ def interpolate(
         ts[np.isclose(ts, exact, rtol=0.0, atol=1e-12)] = exact
     coeffs = [[1.0 - t, t] for t in ts]
     loss, acc = evaluate_combinations(model_a, X, y, [wa, wb], coeffs, chunk_size=chunk_size)
-    X, y = _xy(model_a, X, y)
+    X, y = model_data(model_a, X, y)
     sa, sb = evaluate(model_a, X, y), evaluate(model_b, X, y)
     return {
         "t": ts.tolist(),
@@ -228,7 +223,7 @@ def fault_direction_slice(
     """
     seed = check_int("seed", seed, low=0, high=2**63 - 1)
     alphas = grid_axis(steps, span)
-    X, y = _xy(model, X, y)
+    X, y = model_data(model, X, y)
     inj = Injector(model, fault_model)
     pattern = inj.sample(np.random.default_rng([seed, 0]))
     base, faulty = inj.deployed(), inj.apply(pattern)

@@ -14,7 +14,8 @@ import numpy as np
 from torch import nn
 
 from sar_core import limits
-from sar_core.analysis.campaign import check_trials, compare, model_tensors, run_campaign
+from sar_core.analysis.campaign import check_trials, compare, run_campaign
+from sar_core.engine.checks import model_data
 from sar_core.engine.montecarlo import MonteCarlo
 from sar_core.faults.model import FaultModel, eligible_parameters, parameter_shapes
 from sar_core.validate import check_float, check_int
@@ -61,7 +62,7 @@ def iter_sweep(
     for level in levels:
         fm_l = fm.with_rate(ber=level) if bers is not None else fm.with_rate(count=int(level))
         if engine is None:
-            X, y = model_tensors(models[0], X, y) if models else (X, y)
+            X, y = model_data(models[0], X, y) if models else (X, y)
             engine = MonteCarlo(models, X, y, fm_l, **options)
         res = compare(models, X, y, fm_l, trials=trials, seed=seed, engine=engine)
         out = []

@@ -59,10 +59,10 @@ def check_model(model: nn.Module, *, name: str = "model", float64: bool = False)
     for path, m in model.named_modules():
         for kind, effect in _TRAIN_MODE.items():
             if m.training and isinstance(m, kind):
+                where = repr(path) if path else "the model"
                 raise ValueError(
-                    f"Invalid {name}: {repr(path) if path else 'the model'} ({type(m).__name__}) is in training "
-                    f"mode, where it {effect}; analyses evaluate the deployed network: call "
-                    f"{name}.eval() first"
+                    f"Invalid {name}: {where} ({type(m).__name__}) is in training mode, where it "
+                    f"{effect}; analyses evaluate the deployed network: call {name}.eval() first"
                 )
     return model
 
@@ -117,7 +117,8 @@ def check_data(X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Te
             f"Invalid y {shape}: expected ({X.shape[0]},), one integer label per row of X"
         )
     X = X.float()
-    bad = [] if bool(torch.isfinite(X.sum())) else torch.nonzero(~torch.isfinite(X))
+    # a NaN or inf element makes the sum non-finite (a finite sum can also overflow: then scan)
+    bad = () if bool(torch.isfinite(X.sum())) else torch.nonzero(~torch.isfinite(X))
     if len(bad):
         at = tuple(bad[0].tolist())
         raise ValueError(f"Invalid X: value {float(X[at])} at index {at}; inputs must be finite")

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from sar_core.engine.checks import check_logits, model_data
+
 
 @dataclass(frozen=True)
 class Score:
@@ -130,8 +132,6 @@ def evaluate(
 
     The model and data are checked first (``sar_core.engine.checks``): ValueError on a model
     that cannot be evaluated as deployed, on bad data and on labels the output cannot hold."""
-    from sar_core.engine.checks import check_logits, model_data
-
     X, y = model_data(model, X, y)
     logits = logits_of(model, params, X)
     check_logits(logits, y)

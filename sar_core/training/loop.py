@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -132,8 +131,9 @@ def _fat_grads(model: nn.Module, xb, yb, fm: FaultModel, rng: np.random.Generato
     return float(loss.detach())
 
 
-def _batch_step(model, opt, config: TrainConfig, xb, yb, aux, bounds=None):
-    """One optimizer step on a batch; returns (loss at w, logits at w); clamps to ``bounds``."""
+def _batch_step(model, opt, config: TrainConfig, xb, yb, aux, bounds=None, bn=None):
+    """One optimizer step on a batch; returns (loss at w, logits at w); clamps to ``bounds``.
+    ``bn``: the model's ``_bn_buffers`` (found here when None)."""
 
     def closure():
         out = model(xb)
@@ -145,8 +145,12 @@ def _batch_step(model, opt, config: TrainConfig, xb, yb, aux, bounds=None):
     if isinstance(opt, SAM):  # ascent at w, descent with the gradient at w + e(w)
         loss, out = closure()
         opt.first_step(zero_grad=True)
-        with _running_stats_kept(model):  # statistics move once per step, at w
-            loss_up, _ = closure()
+        bn = _bn_buffers(model) if bn is None else bn
+        saved = [b.clone() for b in bn]
+        loss_up, _ = closure()
+        with torch.no_grad():  # the pass at w + e(w) must not move them: once per step, at w
+            for b, v in zip(bn, saved):
+                b.copy_(v)
         opt.second_step()
         if not getattr(opt, "diverged", None) and not bool(torch.isfinite(loss_up)):
             # the first non-finite loss appeared at w + e(w) while L(w) was finite: the radius
@@ -170,23 +174,16 @@ def _batch_step(model, opt, config: TrainConfig, xb, yb, aux, bounds=None):
     return loss, out
 
 
-@contextmanager
-def _running_stats_kept(model: nn.Module):
-    """BatchNorm running statistics (and batch counts) as they were before the block: the
-    forward pass at the ascent point w + e(w) must not update them (davda54/sam disables them
-    there too), or a SAM-family step would move them twice, once at perturbed weights."""
-    saved = [
-        (b, b.clone())
+def _bn_buffers(model: nn.Module) -> list[torch.Tensor]:
+    """BatchNorm running statistics and batch counts: what a training-mode forward pass updates.
+    A SAM-family step keeps them across its pass at the ascent point w + e(w) (davda54/sam
+    disables them there too), or it would move them twice, once at perturbed weights."""
+    return [
+        b
         for m in model.modules()
         if isinstance(m, nn.modules.batchnorm._NormBase)
         for b in m.buffers(recurse=False)
     ]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for b, v in saved:
-                b.copy_(v)
 
 
 def _calibrate(model, opt, config: TrainConfig, Xtr, ytr, epoch: int) -> Calibration:
@@ -311,7 +308,7 @@ def divergence_message(result: TrainResult) -> str | None:
 def _epoch(model, opt, config, Xtr, ytr, gen, aux, should_stop, bounds=None) -> dict | None:
     """One pass over the training set; None when stopped mid-epoch."""
     model.train()
-    n = Xtr.shape[0]
+    n, bn = Xtr.shape[0], _bn_buffers(model)
     perm = torch.randperm(n, generator=gen).to(Xtr.device)
     tot_loss, tot_correct = 0.0, 0
     if isinstance(aux, RandBET):
@@ -321,7 +318,7 @@ def _epoch(model, opt, config, Xtr, ytr, gen, aux, should_stop, bounds=None) -> 
             return None
         idx = perm[i : i + config.batch_size]
         xb, yb = Xtr[idx], ytr[idx]
-        loss, out = _batch_step(model, opt, config, xb, yb, aux, bounds)
+        loss, out = _batch_step(model, opt, config, xb, yb, aux, bounds, bn)
         tot_loss += float(loss.detach()) * len(idx)
         ok = (out.argmax(1) == yb) & torch.isfinite(out).all(dim=1)  # NaN/Inf rows: wrong
         tot_correct += int(ok.sum())

@@ -328,15 +328,16 @@ class SAR(SAM):
         if self.fault_mean_alt:
             self._mean_steps += 1
             kappa = 2 * kappa if self._mean_steps % 2 == 0 else 0.0
-        for rows in layouts if kappa else ():  # kappa E[D | w], every eligible int8 tensor
+        if kappa:  # kappa E[D | w] = c sum_b dq_b s on every eligible int8 tensor
             c = self._site_rate * kappa
-            if len(self._int8_bits) == 8:  # closed form on whole buffers
-                ms = rows.mean_fault(c)
-            else:
-                ms = [expected_int8_fault(w, s, self._int8_bits, c)
-                      for w, s in zip(rows.views, rows.scale_views)]  # fmt: skip
-            torch._foreach_add_(rows.params, ms)
-            self._mean_shift.append((rows.params, ms))
+            for rows in layouts:
+                if len(self._int8_bits) == 8:  # closed form on whole buffers
+                    ms = rows.mean_fault(c)
+                else:
+                    ms = [expected_int8_fault(w, s, self._int8_bits, c)
+                          for w, s in zip(rows.views, rows.scale_views)]  # fmt: skip
+                torch._foreach_add_(rows.params, ms)
+                self._mean_shift.append((rows.params, ms))
         if self.fault_sample:
             fm = self.fault_model
             at = {
@@ -353,10 +354,8 @@ class SAR(SAM):
     def _descend(self) -> None:
         """Back to w; v3: add d L / d s · d s / d w, then the base optimizer's step."""
         layouts, self._int8_step = getattr(self, "_int8_step", None), None
-        for (
-            ps,
-            ms,
-        ) in self._mean_shift:  # the mean fault does not scale with s: not in the range term
+        # the mean fault does not scale with s: it stays out of the range term
+        for ps, ms in self._mean_shift:
             torch._foreach_sub_(ps, ms)
         self._mean_shift = []
         if self.range_grad and layouts:
